@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, openraft's storage suite for each engine, and the
+# process tests that start real kahuna-server clusters. Exits non-zero on failure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+. scripts/env.sh
+scripts/install-deps.sh
+build_workspace
+# Two test threads: each process test runs a cluster, and more at once on two
+# cores would starve heartbeats and cause elections the tests did not ask for.
+cargo test --workspace --all-targets -- --test-threads 2

@@ -1,0 +1,80 @@
+//! The one mapping from server-side failures to gRPC statuses.
+//!
+//! Every error carries a stable gRPC code and a `kahuna-error` metadata entry naming
+//! the Kahuna error (INVALID_ARGUMENT, NOT_LEADER, NO_LEADER, COMPACTED,
+//! FUTURE_REVISION, MEMBERSHIP, UNAVAILABLE, INTERNAL), so clients can branch on
+//! it without parsing messages. NOT_LEADER also carries `kahuna-leader`: the
+//! leader's client address, when known.
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::BasicNode;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::raft::types::NodeId;
+
+pub const ERROR_KEY: &str = "kahuna-error";
+pub const LEADER_KEY: &str = "kahuna-leader";
+
+pub fn status(code: Code, kind: &'static str, message: impl Into<String>) -> Status {
+    let mut s = Status::new(code, message.into());
+    s.metadata_mut().insert(ERROR_KEY, MetadataValue::from_static(kind));
+    s
+}
+
+pub fn invalid(message: impl Into<String>) -> Status {
+    status(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+}
+
+pub fn not_leader(leader_client_addr: Option<String>) -> Status {
+    let msg = match &leader_client_addr {
+        Some(addr) => format!("this member is not the leader; the leader is at {addr}"),
+        None => "this member is not the leader and knows no leader's address".to_owned(),
+    };
+    let mut s = status(Code::Unavailable, "NOT_LEADER", msg);
+    if let Some(v) = leader_client_addr.and_then(|a| MetadataValue::try_from(a.as_str()).ok()) {
+        s.metadata_mut().insert(LEADER_KEY, v);
+    }
+    s
+}
+
+pub fn no_leader() -> Status {
+    status(Code::Unavailable, "NO_LEADER", "no leader is elected at the moment; retry shortly")
+}
+
+pub fn internal(message: impl Into<String>) -> Status {
+    status(Code::Internal, "INTERNAL", message)
+}
+
+/// What went wrong with a proposal or read barrier, before it becomes a Status
+/// (NOT_LEADER needs the leader's address, which takes an async lookup).
+pub enum RaftFailure {
+    NotLeader,
+    Status(Status),
+}
+
+impl From<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>> for RaftFailure {
+    fn from(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Self::NotLeader,
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                Self::Status(status(Code::FailedPrecondition, "MEMBERSHIP", e.to_string()))
+            }
+            RaftError::Fatal(f) => Self::Status(status(Code::Unavailable, "UNAVAILABLE", format!("raft stopped: {f}"))),
+        }
+    }
+}
+
+impl From<RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>> for RaftFailure {
+    fn from(e: RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>) -> Self {
+        match e {
+            RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)) => Self::NotLeader,
+            RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => Self::Status(status(
+                Code::Unavailable,
+                "UNAVAILABLE",
+                format!("leadership could not be confirmed by a quorum: {q}"),
+            )),
+            RaftError::Fatal(f) => Self::Status(status(Code::Unavailable, "UNAVAILABLE", format!("raft stopped: {f}"))),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Server configuration: one struct, from flags or `KAHUNA_*` environment variables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::store::StorageKind;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "kahuna-server", version, about = "Kahuna coordination service: one member of a Raft cluster")]
+pub struct Config {
+    /// This member's id, unique in the cluster.
+    #[arg(long, env = "KAHUNA_NODE_ID", default_value_t = 1)]
+    pub node_id: u64,
+
+    /// Address for clients (gRPC).
+    #[arg(long, env = "KAHUNA_LISTEN", default_value = "127.0.0.1:2070")]
+    pub listen: String,
+
+    /// Address for other members (Raft traffic).
+    #[arg(long, env = "KAHUNA_PEER_LISTEN", default_value = "127.0.0.1:2071")]
+    pub peer_listen: String,
+
+    /// Client address other members and clients are told to use (default: --listen).
+    #[arg(long, env = "KAHUNA_ADVERTISE_CLIENT")]
+    pub advertise_client: Option<String>,
+
+    /// Where state lives; created if missing.
+    #[arg(long, env = "KAHUNA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Storage engine for the log and state.
+    #[arg(long, env = "KAHUNA_STORAGE", value_enum, default_value = "rocksdb")]
+    pub storage: StorageKind,
+
+    /// The founding members as "ID=PEER_ADDR,..." (default: this member alone).
+    /// Used once, when the data directory is new; ignored afterwards.
+    #[arg(long, env = "KAHUNA_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+
+    /// Start empty and wait to be added to an existing cluster (add-learner).
+    #[arg(long, env = "KAHUNA_JOIN")]
+    pub join: bool,
+
+    /// Leader heartbeat interval in milliseconds.
+    #[arg(long, env = "KAHUNA_HEARTBEAT_MS", default_value_t = 150)]
+    pub heartbeat_ms: u64,
+
+    /// Minimum election timeout in milliseconds (the maximum is twice this).
+    #[arg(long, env = "KAHUNA_ELECTION_TIMEOUT_MS", default_value_t = 1500)]
+    pub election_timeout_ms: u64,
+
+    /// Build a snapshot (and purge the log) after this many entries.
+    #[arg(long, env = "KAHUNA_SNAPSHOT_THRESHOLD", default_value_t = 10_000)]
+    pub snapshot_threshold: u64,
+}
+
+impl Config {
+    pub fn client_addr(&self) -> String {
+        self.advertise_client.clone().unwrap_or_else(|| self.listen.clone())
+    }
+
+    /// The founding members, from --initial-cluster or this member alone.
+    pub fn initial_members(&self) -> anyhow::Result<BTreeMap<u64, String>> {
+        let Some(spec) = &self.initial_cluster else {
+            return Ok(BTreeMap::from([(self.node_id, self.peer_listen.clone())]));
+        };
+        let mut members = BTreeMap::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--initial-cluster entry {part:?} is not ID=HOST:PORT"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--initial-cluster entry {part:?}: {id:?} is not a node id"))?;
+            if members.insert(id, addr.trim().to_owned()).is_some() {
+                anyhow::bail!("--initial-cluster names node {id} twice");
+            }
+        }
+        if !members.contains_key(&self.node_id) {
+            anyhow::bail!("--initial-cluster does not include this node ({})", self.node_id);
+        }
+        Ok(members)
+    }
+
+    pub fn raft_config(&self) -> anyhow::Result<openraft::Config> {
+        let config = openraft::Config {
+            cluster_name: "kahuna".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_ms,
+            election_timeout_max: self.election_timeout_ms * 2,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
+            max_in_snapshot_log_to_keep: 1000.min(self.snapshot_threshold),
+            max_payload_entries: 64,
+            ..Default::default()
+        };
+        Ok(config.validate()?)
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+}

@@ -1,0 +1,14 @@
+//! Kahuna server: a Raft-replicated coordination service.
+//!
+//! Layout: [`api`] (client gRPC services), [`raft`] (openraft types, peer network,
+//! node), [`sm`] (the deterministic state machine), [`store`] (log and snapshot
+//! storage on RocksDB, SQLite or memory).
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod raft;
+pub mod server;
+pub mod sm;
+pub mod store;
+pub mod sweeper;

@@ -1,0 +1,6 @@
+//! Raft plumbing: openraft types, the peer network (both directions) and the node.
+
+pub mod network;
+pub mod node;
+pub mod peer_service;
+pub mod types;

@@ -1,0 +1,121 @@
+//! A running member: its Raft instance, state machine, clock, and what it knows of
+//! the other members (their client addresses, learned over the peer port).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kahuna_proto::v1::ResponseHeader;
+use openraft::{BasicNode, ServerState};
+use tonic::transport::Channel;
+
+use super::network::{channel, peer_info};
+use super::types::{NodeId, Raft};
+use crate::clock::Clock;
+use crate::store::StateMachineStore;
+
+pub struct Node {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    pub clock: Clock,
+    pub client_addr: String,
+    pub storage: &'static str,
+    /// node id -> (peer address it was learned for, client address).
+    client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
+    /// client address -> channel, for forwarding to the leader.
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// Where a client request should be served.
+pub enum Route {
+    /// This member is the leader.
+    Local,
+    /// Forward to the leader's client address over this channel.
+    Forward(Channel),
+}
+
+impl Node {
+    pub fn new(id: NodeId, raft: Raft, sm: StateMachineStore, client_addr: String, storage: &'static str) -> Self {
+        Self {
+            id,
+            raft,
+            sm,
+            clock: Clock::default(),
+            client_addr,
+            storage,
+            client_addrs: Mutex::default(),
+            channels: Mutex::default(),
+        }
+    }
+
+    pub fn header(&self) -> ResponseHeader {
+        let m = self.raft.metrics().borrow().clone();
+        ResponseHeader {
+            revision: m.last_applied.map_or(0, |l| l.index),
+            term: m.current_term,
+            leader_id: m.current_leader.unwrap_or(0),
+            member_id: self.id,
+        }
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// The members of the current configuration: id, peer address, voter or not.
+    pub fn members(&self) -> Vec<(NodeId, String, bool)> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let nodes: BTreeMap<NodeId, BasicNode> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        nodes
+            .into_iter()
+            .map(|(id, n)| (id, n.addr, voters.contains(&id)))
+            .collect()
+    }
+
+    /// The client address of member `id`, asking it over its peer port when not known.
+    pub async fn client_addr_of(&self, id: NodeId) -> Option<String> {
+        if id == self.id {
+            return Some(self.client_addr.clone());
+        }
+        let peer_addr = self.members().into_iter().find(|(m, _, _)| *m == id)?.1;
+        if let Ok(cache) = self.client_addrs.lock() {
+            if let Some((p, c)) = cache.get(&id) {
+                if *p == peer_addr {
+                    return Some(c.clone());
+                }
+            }
+        }
+        let info = peer_info(&peer_addr, Duration::from_millis(500)).await.ok()?;
+        if info.node_id != id {
+            tracing::warn!(id, peer_addr, answered = info.node_id, "peer address answers as another node");
+            return None;
+        }
+        if let Ok(mut cache) = self.client_addrs.lock() {
+            cache.insert(id, (peer_addr, info.client_addr.clone()));
+        }
+        Some(info.client_addr)
+    }
+
+    /// The leader's client address, if there is a leader and it can be reached.
+    pub async fn leader_client_addr(&self) -> Option<String> {
+        self.client_addr_of(self.leader()?).await
+    }
+
+    pub fn channel_to(&self, client_addr: &str) -> Option<Channel> {
+        let mut map = self.channels.lock().ok()?;
+        if let Some(ch) = map.get(client_addr) {
+            return Some(ch.clone());
+        }
+        let ch = channel(client_addr).ok()?;
+        map.insert(client_addr.to_owned(), ch.clone());
+        Some(ch)
+    }
+}

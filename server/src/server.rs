@@ -1,0 +1,118 @@
+//! Starts a member: storage, Raft, the peer and client ports, the sweeper.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use anyhow::Context;
+use kahuna_proto::v1::cluster_server::ClusterServer;
+use kahuna_proto::v1::kv_server::KvServer;
+use kahuna_proto::v1::peer_server::PeerServer;
+use kahuna_proto::v1::InfoResponse;
+use openraft::error::{InitializeError, RaftError};
+use openraft::BasicNode;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::api::limits::MAX_REQUEST_BYTES;
+use crate::api::Api;
+use crate::config::Config;
+use crate::raft::network::{PeerNetwork, MAX_PEER_MESSAGE_BYTES};
+use crate::raft::node::Node;
+use crate::raft::peer_service::PeerService;
+use crate::raft::types::Raft;
+use crate::{store, sweeper};
+
+fn resolve(what: &str, addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("{what} {addr:?} is not HOST:PORT"))?
+        .next()
+        .with_context(|| format!("{what} {addr:?} resolves to no address"))
+}
+
+/// Runs the member until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let (log_store, sm_store) = store::open(config.storage, &config.data_dir)
+        .with_context(|| format!("cannot open {:?} storage in {}", config.storage, config.data_dir.display()))?;
+    let storage_name = match config.storage {
+        store::StorageKind::Rocksdb => "rocksdb",
+        store::StorageKind::Sqlite => "sqlite",
+        store::StorageKind::Memory => "memory",
+    };
+    let raft = Raft::new(
+        config.node_id,
+        Arc::new(config.raft_config()?),
+        PeerNetwork,
+        log_store,
+        sm_store.clone(),
+    )
+    .await?;
+    let node = Arc::new(Node::new(
+        config.node_id,
+        raft.clone(),
+        sm_store,
+        config.client_addr(),
+        storage_name,
+    ));
+
+    // Bind both ports before anything else so a taken port fails the start at once.
+    let peer_incoming = TcpIncoming::bind(resolve("--peer-listen", &config.peer_listen)?)
+        .with_context(|| format!("cannot listen on {}", config.peer_listen))?
+        .with_nodelay(Some(true));
+    let client_incoming = TcpIncoming::bind(resolve("--listen", &config.listen)?)
+        .with_context(|| format!("cannot listen on {}", config.listen))?
+        .with_nodelay(Some(true));
+
+    let info = InfoResponse {
+        node_id: config.node_id,
+        client_addr: config.client_addr(),
+        peer_addr: config.peer_listen.clone(),
+    };
+    let peer = PeerServer::new(PeerService::new(raft.clone(), info))
+        .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
+    let peer_server = tokio::spawn(Server::builder().add_service(peer).serve_with_incoming(peer_incoming));
+
+    let api = Api::new(node.clone());
+    let client_server = tokio::spawn(
+        Server::builder()
+            .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
+            .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(ClusterServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .serve_with_incoming(client_incoming),
+    );
+
+    if !config.join {
+        let members: std::collections::BTreeMap<u64, BasicNode> = config
+            .initial_members()?
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        match raft.initialize(members).await {
+            Ok(()) => tracing::info!("initialized a new cluster"),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                tracing::info!("already part of a cluster; --initial-cluster ignored")
+            }
+            Err(e) => return Err(e).context("cannot initialize the cluster"),
+        }
+    }
+    tokio::spawn(sweeper::run(node.clone()));
+    tracing::info!(
+        node_id = config.node_id,
+        listen = %config.listen,
+        peer_listen = %config.peer_listen,
+        storage = storage_name,
+        "kahuna-server started"
+    );
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+        r = peer_server => anyhow::bail!("peer server stopped: {r:?}"),
+        r = client_server => anyhow::bail!("client server stopped: {r:?}"),
+    }
+    raft.shutdown().await.map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! The key/value store: live keys, their expiry index and a bounded change history.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Conditions, DeleteOp, Reply, SetOp};
+
+/// Changes older than this many revisions are dropped from the history.
+pub const HISTORY_RETENTION_REVISIONS: u64 = 10_000;
+
+/// A key as clients see it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub mod_revision: u64,
+    pub create_revision: u64,
+    pub version: u64,
+    /// Unix ms in the leader's clock; 0 = never.
+    pub expires_at_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+    Expire,
+}
+
+/// One change of a key. For removals `kv` is the key as it was when removed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub revision: u64,
+    pub kv: KeyValue,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Stored {
+    value: Vec<u8>,
+    mod_revision: u64,
+    create_revision: u64,
+    version: u64,
+    expires_at_ms: u64,
+}
+
+impl Stored {
+    fn live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+    }
+
+    fn to_kv(&self, key: &[u8]) -> KeyValue {
+        KeyValue {
+            key: key.to_vec(),
+            value: self.value.clone(),
+            mod_revision: self.mod_revision,
+            create_revision: self.create_revision,
+            version: self.version,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+}
+
+/// Why a read at a past revision cannot be answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HistoryError {
+    /// The revision is older than the retention window; the oldest retained is given.
+    Compacted { retained_from: u64 },
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KvStore {
+    keys: BTreeMap<Vec<u8>, Stored>,
+    /// (expires_at_ms, key) for every key with an expiry.
+    expiry: BTreeSet<(u64, Vec<u8>)>,
+    /// Per key, its retained changes, oldest first.
+    history: BTreeMap<Vec<u8>, VecDeque<Event>>,
+    /// Every retained change in revision order, to prune the oldest first.
+    history_order: VecDeque<(u64, Vec<u8>)>,
+}
+
+fn expiry_at(now_ms: u64, ttl_ms: u64) -> u64 {
+    if ttl_ms == 0 {
+        0
+    } else {
+        now_ms.saturating_add(ttl_ms)
+    }
+}
+
+/// The first revision still covered by the history once `revision` is applied.
+pub fn retained_from(revision: u64) -> u64 {
+    revision.saturating_sub(HISTORY_RETENTION_REVISIONS).max(1)
+}
+
+impl KvStore {
+    /// The live key, if any.
+    pub fn get(&self, now_ms: u64, key: &[u8]) -> Option<KeyValue> {
+        self.live(now_ms, key).map(|s| s.to_kv(key))
+    }
+
+    fn live(&self, now_ms: u64, key: &[u8]) -> Option<&Stored> {
+        self.keys.get(key).filter(|s| s.live(now_ms))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The earliest expiry of any stored key, to know when a sweep is due.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.expiry.first().map(|(at, _)| *at)
+    }
+
+    fn check(&self, now_ms: u64, key: &[u8], c: &Conditions) -> bool {
+        let current = self.live(now_ms, key);
+        if c.if_not_exists && current.is_some() {
+            return false;
+        }
+        if c.if_exists && current.is_none() {
+            return false;
+        }
+        if let Some(expected) = &c.compare_value {
+            if current.map(|s| &s.value) != Some(expected) {
+                return false;
+            }
+        }
+        if let Some(expected) = c.compare_revision {
+            if current.map_or(0, |s| s.mod_revision) != expected {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn set(&mut self, revision: u64, now_ms: u64, op: &SetOp) -> Reply {
+        if !self.check(now_ms, &op.key, &op.conditions) {
+            return Reply::Write {
+                succeeded: false,
+                kv: self.get(now_ms, &op.key),
+            };
+        }
+        let previous = self.live(now_ms, &op.key).cloned();
+        let stored = Stored {
+            value: op.value.clone(),
+            mod_revision: revision,
+            create_revision: previous.as_ref().map_or(revision, |p| p.create_revision),
+            version: previous.as_ref().map_or(1, |p| p.version + 1),
+            expires_at_ms: expiry_at(now_ms, op.ttl_ms),
+        };
+        let kv = stored.to_kv(&op.key);
+        self.replace(&op.key, Some(stored));
+        self.record(EventKind::Put, revision, kv.clone());
+        Reply::Write {
+            succeeded: true,
+            kv: Some(kv),
+        }
+    }
+
+    pub fn delete(&mut self, revision: u64, now_ms: u64, op: &DeleteOp) -> Reply {
+        let current = self.get(now_ms, &op.key);
+        if !self.check(now_ms, &op.key, &op.conditions) {
+            return Reply::Delete {
+                succeeded: false,
+                deleted: false,
+                kv: current,
+            };
+        }
+        if let Some(kv) = &current {
+            self.replace(&op.key, None);
+            self.record(EventKind::Delete, revision, kv.clone());
+        }
+        Reply::Delete {
+            succeeded: true,
+            deleted: current.is_some(),
+            kv: current,
+        }
+    }
+
+    /// Gives a live key a new time to live from now (0 = none). Not a write of the
+    /// value: revision and version stay as they are.
+    pub fn extend(&mut self, now_ms: u64, key: &[u8], ttl_ms: u64) -> Reply {
+        let Some(mut stored) = self.live(now_ms, key).cloned() else {
+            return Reply::Write {
+                succeeded: false,
+                kv: None,
+            };
+        };
+        stored.expires_at_ms = expiry_at(now_ms, ttl_ms);
+        let kv = stored.to_kv(key);
+        self.replace(key, Some(stored));
+        Reply::Write {
+            succeeded: true,
+            kv: Some(kv),
+        }
+    }
+
+    /// Removes up to `limit` keys whose expiry is at or before `now_ms`.
+    pub fn sweep(&mut self, revision: u64, now_ms: u64, limit: u32) -> u32 {
+        let due: Vec<Vec<u8>> = self
+            .expiry
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(limit as usize)
+            .map(|(_, key)| key.clone())
+            .collect();
+        for key in &due {
+            if let Some(stored) = self.keys.get(key) {
+                let kv = stored.to_kv(key);
+                self.replace(key, None);
+                self.record(EventKind::Expire, revision, kv);
+            }
+        }
+        due.len() as u32
+    }
+
+    /// Puts `stored` under `key` (or removes it), keeping the expiry index in step.
+    fn replace(&mut self, key: &[u8], stored: Option<Stored>) {
+        let old = match stored {
+            Some(s) => self.keys.insert(key.to_vec(), s),
+            None => self.keys.remove(key),
+        };
+        if let Some(old) = old.filter(|o| o.expires_at_ms != 0) {
+            self.expiry.remove(&(old.expires_at_ms, key.to_vec()));
+        }
+        if let Some(new) = self.keys.get(key).filter(|n| n.expires_at_ms != 0) {
+            self.expiry.insert((new.expires_at_ms, key.to_vec()));
+        }
+    }
+
+    fn record(&mut self, kind: EventKind, revision: u64, kv: KeyValue) {
+        self.history_order.push_back((revision, kv.key.clone()));
+        self.history
+            .entry(kv.key.clone())
+            .or_default()
+            .push_back(Event { kind, revision, kv });
+    }
+
+    /// Drops changes that fell out of the retention window once `revision` is applied.
+    pub fn prune_history(&mut self, revision: u64) {
+        let keep_from = retained_from(revision);
+        while let Some((rev, _)) = self.history_order.front() {
+            if *rev >= keep_from {
+                break;
+            }
+            let Some((_, key)) = self.history_order.pop_front() else {
+                break;
+            };
+            if let Some(events) = self.history.get_mut(&key) {
+                events.pop_front();
+                if events.is_empty() {
+                    self.history.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The retained changes of `key`, oldest first: the newest `limit` of them, fewer
+    /// if their values pass `max_bytes`.
+    pub fn history(&self, key: &[u8], limit: usize, max_bytes: usize) -> Vec<Event> {
+        let Some(events) = self.history.get(key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for e in events.iter().rev().take(limit) {
+            bytes += e.kv.value.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(e.clone());
+        }
+        out.reverse();
+        out
+    }
+
+    /// The key as it was at `at_revision`, given that `applied` is the latest revision.
+    pub fn get_at(&self, applied: u64, now_ms: u64, key: &[u8], at_revision: u64) -> Result<Option<KeyValue>, HistoryError> {
+        let retained = retained_from(applied);
+        if at_revision >= applied {
+            return Ok(self.get(now_ms, key));
+        }
+        if at_revision < retained {
+            return Err(HistoryError::Compacted { retained_from: retained });
+        }
+        let events = self.history.get(key);
+        if let Some(e) = events.and_then(|ev| ev.iter().rev().find(|e| e.revision <= at_revision)) {
+            return Ok(match e.kind {
+                EventKind::Put => Some(e.kv.clone()),
+                EventKind::Delete | EventKind::Expire => None,
+            });
+        }
+        // No retained change at or before `at_revision`: decide from the first one after.
+        if let Some(first) = events.and_then(|ev| ev.front()) {
+            return match first.kind {
+                // A removal: until then the key was what it removed.
+                EventKind::Delete | EventKind::Expire if at_revision >= first.kv.mod_revision => Ok(Some(first.kv.clone())),
+                _ if at_revision < first.kv.create_revision => Ok(None),
+                _ => Err(HistoryError::Compacted { retained_from: retained }),
+            };
+        }
+        // Unchanged within the window: the stored key is the answer, if it was there.
+        Ok(self.keys.get(key).filter(|s| s.mod_revision <= at_revision).map(|s| s.to_kv(key)))
+    }
+
+    /// Live keys starting with `prefix` and after `after` (exclusive), in key order: at
+    /// most `limit`, fewer if their values pass `max_bytes`. Also says whether more follow.
+    pub fn scan(
+        &self,
+        now_ms: u64,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        max_bytes: usize,
+        keys_only: bool,
+    ) -> (Vec<KeyValue>, bool) {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        let mut bytes = 0;
+        for (key, stored) in self.keys.range((start, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if !stored.live(now_ms) {
+                continue;
+            }
+            bytes += if keys_only { 0 } else { stored.value.len() };
+            if out.len() == limit || (bytes > max_bytes && !out.is_empty()) {
+                more = true;
+                break;
+            }
+            let mut kv = stored.to_kv(key);
+            if keys_only {
+                kv.value.clear();
+            }
+            out.push(kv);
+        }
+        (out, more)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(kv: &mut KvStore, rev: u64, now: u64, key: &str, value: &str, ttl_ms: u64) -> Reply {
+        kv.set(
+            rev,
+            now,
+            &SetOp {
+                key: key.into(),
+                value: value.into(),
+                ttl_ms,
+                conditions: Conditions::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn versions_and_revisions() {
+        let mut kv = KvStore::default();
+        put(&mut kv, 3, 0, "a", "1", 0);
+        put(&mut kv, 5, 0, "a", "2", 0);
+        let got = kv.get(0, b"a").expect("present");
+        assert_eq!((got.create_revision, got.mod_revision, got.version), (3, 5, 2));
+        assert_eq!(got.value, b"2");
+    }
+
+    #[test]
+    fn failed_compare_is_an_answer_with_current_value() {
+        let mut kv = KvStore::default();
+        put(&mut kv, 1, 0, "a", "1", 0);
+        let reply = kv.set(
+            2,
+            0,
+            &SetOp {
+                key: "a".into(),
+                value: "x".into(),
+                ttl_ms: 0,
+                conditions: Conditions {
+                    compare_value: Some("nope".into()),
+                    ..Default::default()
+                },
+            },
+        );
+        match reply {
+            Reply::Write { succeeded, kv: Some(cur) } => {
+                assert!(!succeeded);
+                assert_eq!(cur.value, b"1");
+                assert_eq!(cur.mod_revision, 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let reply = kv.set(
+            3,
+            0,
+            &SetOp {
+                key: "a".into(),
+                value: "y".into(),
+                ttl_ms: 0,
+                conditions: Conditions {
+                    compare_revision: Some(1),
+                    ..Default::default()
+                },
+            },
+        );
+        assert!(matches!(reply, Reply::Write { succeeded: true, .. }));
+    }
+
+    #[test]
+    fn expired_key_is_invisible_then_swept() {
+        let mut kv = KvStore::default();
+        put(&mut kv, 1, 1000, "a", "1", 100);
+        assert!(kv.get(1099, b"a").is_some());
+        assert!(kv.get(1100, b"a").is_none());
+        assert_eq!(kv.scan(1100, b"", None, 10, usize::MAX, false).0.len(), 0);
+        // An expired key does not block if_not_exists.
+        let reply = kv.set(
+            2,
+            1100,
+            &SetOp {
+                key: "b".into(),
+                value: "x".into(),
+                ttl_ms: 0,
+                conditions: Conditions {
+                    if_not_exists: true,
+                    ..Default::default()
+                },
+            },
+        );
+        assert!(matches!(reply, Reply::Write { succeeded: true, .. }));
+        assert_eq!(kv.sweep(3, 1100, 100), 1);
+        assert!(kv.next_expiry().is_none());
+        assert_eq!(kv.len(), 1);
+        let h = kv.history(b"a", 10, usize::MAX);
+        assert_eq!(h.last().map(|e| e.kind), Some(EventKind::Expire));
+    }
+
+    #[test]
+    fn rewrite_with_same_expiry_keeps_index() {
+        let mut kv = KvStore::default();
+        put(&mut kv, 1, 1000, "a", "1", 100);
+        put(&mut kv, 2, 1000, "a", "2", 100);
+        assert_eq!(kv.next_expiry(), Some(1100));
+        put(&mut kv, 3, 1000, "a", "3", 0);
+        assert_eq!(kv.next_expiry(), None);
+    }
+
+    #[test]
+    fn read_at_past_revision() {
+        let mut kv = KvStore::default();
+        put(&mut kv, 2, 0, "a", "1", 0);
+        put(&mut kv, 4, 0, "a", "2", 0);
+        kv.delete(
+            6,
+            0,
+            &DeleteOp {
+                key: "a".into(),
+                conditions: Conditions::default(),
+            },
+        );
+        assert_eq!(kv.get_at(7, 0, b"a", 1), Ok(None));
+        assert_eq!(kv.get_at(7, 0, b"a", 3).map(|k| k.map(|k| k.value)), Ok(Some(b"1".to_vec())));
+        assert_eq!(kv.get_at(7, 0, b"a", 5).map(|k| k.map(|k| k.value)), Ok(Some(b"2".to_vec())));
+        assert_eq!(kv.get_at(7, 0, b"a", 6), Ok(None));
+    }
+
+    #[test]
+    fn history_is_bounded_by_retention() {
+        let mut kv = KvStore::default();
+        let n = HISTORY_RETENTION_REVISIONS + 500;
+        for rev in 1..=n {
+            put(&mut kv, rev, 0, "a", "v", 0);
+            kv.prune_history(rev);
+        }
+        let h = kv.history(b"a", usize::MAX, usize::MAX);
+        assert_eq!(h.first().map(|e| e.revision), Some(retained_from(n)));
+        assert_eq!(
+            kv.get_at(n, 0, b"a", 3),
+            Err(HistoryError::Compacted {
+                retained_from: retained_from(n)
+            })
+        );
+    }
+
+    #[test]
+    fn scan_pages() {
+        let mut kv = KvStore::default();
+        for (i, k) in ["a/1", "a/2", "a/3", "b/1"].iter().enumerate() {
+            put(&mut kv, i as u64 + 1, 0, k, "v", 0);
+        }
+        let (page, more) = kv.scan(0, b"a/", None, 2, usize::MAX, false);
+        assert!(more);
+        assert_eq!(page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(), vec![b"a/1".to_vec(), b"a/2".to_vec()]);
+        let (page, more) = kv.scan(0, b"a/", Some(b"a/2"), 2, usize::MAX, true);
+        assert!(!more);
+        assert_eq!(page.len(), 1);
+        assert!(page[0].value.is_empty());
+    }
+}

@@ -1,0 +1,176 @@
+//! The deterministic state machine.
+//!
+//! Every replica applies the same log to the same initial state and reaches the same
+//! state: nothing here reads a clock, a random source or the environment. Time comes
+//! from the leader's stamp on each command ([`Command::time_ms`]) and only moves
+//! forward (`now = max(now, stamp)`). The revision of a change is the Raft log index
+//! of the entry that made it.
+
+mod dedupe;
+mod kv;
+
+use serde::{Deserialize, Serialize};
+
+pub use dedupe::Dedupe;
+pub use kv::{retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, HISTORY_RETENTION_REVISIONS};
+
+/// A state-machine command as stored in the Raft log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Command {
+    /// The proposing leader's wall clock (Unix ms), made monotonic by the leader.
+    pub time_ms: u64,
+    /// `(client_id, request_id)` for exactly-once retries; `None` disables dedupe.
+    pub request: Option<(String, u64)>,
+    pub op: Op,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Op {
+    Set(SetOp),
+    Delete(DeleteOp),
+    Extend { key: Vec<u8>, ttl_ms: u64 },
+    /// Proposed by the leader: remove keys whose expiry has passed, at most `limit`.
+    Sweep { limit: u32 },
+}
+
+/// Conditions a write is subject to; all given ones must hold.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Conditions {
+    pub if_not_exists: bool,
+    pub if_exists: bool,
+    pub compare_value: Option<Vec<u8>>,
+    /// `Some(0)` means "must not exist".
+    pub compare_revision: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SetOp {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub ttl_ms: u64,
+    pub conditions: Conditions,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeleteOp {
+    pub key: Vec<u8>,
+    pub conditions: Conditions,
+}
+
+/// The answer to a command, returned to the proposer and kept for dedupe.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Reply {
+    /// Membership changes and blank entries.
+    #[default]
+    None,
+    /// Set and extend: whether it happened, and the key as it now stands.
+    Write { succeeded: bool, kv: Option<KeyValue> },
+    /// Delete: whether the compare held, whether a key was removed, and the key
+    /// before the delete (or as it stands, when the compare failed).
+    Delete { succeeded: bool, deleted: bool, kv: Option<KeyValue> },
+    Sweep { removed: u32 },
+}
+
+/// All replicated application state, snapshotted as a whole.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StateMachine {
+    /// Deterministic time: the largest leader stamp applied so far.
+    pub now_ms: u64,
+    pub kv: KvStore,
+    pub dedupe: Dedupe,
+}
+
+impl StateMachine {
+    /// Applies `cmd`, the entry at log index `revision`.
+    pub fn apply(&mut self, revision: u64, cmd: &Command) -> Reply {
+        self.now_ms = self.now_ms.max(cmd.time_ms);
+        if let Some((client, request_id)) = &cmd.request {
+            if let Some(reply) = self.dedupe.lookup(client, *request_id) {
+                return reply;
+            }
+        }
+        let now = self.now_ms;
+        let reply = match &cmd.op {
+            Op::Set(op) => self.kv.set(revision, now, op),
+            Op::Delete(op) => self.kv.delete(revision, now, op),
+            Op::Extend { key, ttl_ms } => self.kv.extend(now, key, *ttl_ms),
+            Op::Sweep { limit } => Reply::Sweep {
+                removed: self.kv.sweep(revision, now, *limit),
+            },
+        };
+        self.kv.prune_history(revision);
+        if let Some((client, request_id)) = &cmd.request {
+            self.dedupe.record(client, *request_id, now, &reply);
+        }
+        if matches!(cmd.op, Op::Sweep { .. }) {
+            self.dedupe.forget_idle(now);
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str, time_ms: u64) -> Command {
+        Command {
+            time_ms,
+            request: None,
+            op: Op::Set(SetOp {
+                key: key.into(),
+                value: value.into(),
+                ttl_ms: 0,
+                conditions: Conditions::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn same_log_same_state() {
+        let log: Vec<Command> = (0..200u64)
+            .map(|i| {
+                let mut c = set(&format!("k{}", i % 7), &format!("v{i}"), 1000 + i * 10);
+                if let Op::Set(op) = &mut c.op {
+                    op.ttl_ms = if i % 3 == 0 { 25 } else { 0 };
+                }
+                if i % 11 == 0 {
+                    c.op = Op::Sweep { limit: 10 };
+                }
+                c
+            })
+            .collect();
+        let mut a = StateMachine::default();
+        let mut b = StateMachine::default();
+        for (i, c) in log.iter().enumerate() {
+            assert_eq!(a.apply(i as u64 + 1, c), b.apply(i as u64 + 1, c));
+        }
+        assert_eq!(a, b);
+        let bytes = bincode::serialize(&a).expect("serialize");
+        let c: StateMachine = bincode::deserialize(&bytes).expect("deserialize");
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn time_never_goes_backwards() {
+        let mut sm = StateMachine::default();
+        sm.apply(1, &set("a", "1", 5000));
+        sm.apply(2, &set("b", "1", 4000));
+        assert_eq!(sm.now_ms, 5000);
+    }
+
+    #[test]
+    fn retried_request_gets_first_answer() {
+        let mut sm = StateMachine::default();
+        let mut c = set("a", "1", 10);
+        c.request = Some(("client-1".into(), 7));
+        if let Op::Set(op) = &mut c.op {
+            op.conditions.if_not_exists = true;
+        }
+        let first = sm.apply(1, &c);
+        let again = sm.apply(2, &c);
+        assert_eq!(first, again);
+        assert!(matches!(first, Reply::Write { succeeded: true, .. }));
+        assert_eq!(sm.kv.get(10, b"a").map(|kv| kv.version), Some(1));
+    }
+}

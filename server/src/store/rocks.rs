@@ -1,0 +1,86 @@
+//! RocksDB backend (the default): one column family per key space, synced writes
+//! (`WriteOptions::set_sync`) for everything Raft must not lose.
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use super::backend::{Backend, BackendError, Result, Space, WriteOp};
+
+pub struct RocksBackend {
+    db: DB,
+}
+
+fn cf_name(space: Space) -> &'static str {
+    match space {
+        Space::Log => "log",
+        Space::Meta => "meta",
+    }
+}
+
+fn err(e: rocksdb::Error) -> BackendError {
+    BackendError(format!("rocksdb: {e}"))
+}
+
+impl RocksBackend {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [Space::Log, Space::Meta].map(|s| ColumnFamilyDescriptor::new(cf_name(s), Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(err)?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self, space: Space) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(cf_name(space))
+            .ok_or_else(|| BackendError(format!("rocksdb: column family {} missing", cf_name(space))))
+    }
+}
+
+impl Backend for RocksBackend {
+    fn name(&self) -> &'static str {
+        "rocksdb"
+    }
+
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(space)?, key).map_err(err)
+    }
+
+    fn range(&self, space: Space, from: &[u8], to: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(space)?, IteratorMode::From(from, Direction::Forward)) {
+            let (k, v) = item.map_err(err)?;
+            if to.is_some_and(|t| k.as_ref() >= t) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn last(&self, space: Space) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        match self.db.iterator_cf(self.cf(space)?, IteratorMode::End).next() {
+            Some(item) => {
+                let (k, v) = item.map_err(err)?;
+                Ok(Some((k.to_vec(), v.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                WriteOp::Put(s, k, v) => batch.put_cf(self.cf(s)?, k, v),
+                WriteOp::Delete(s, k) => batch.delete_cf(self.cf(s)?, k),
+                WriteOp::DeleteRange(s, from, to) => batch.delete_range_cf(self.cf(s)?, from, to),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(durable);
+        self.db.write_opt(batch, &wo).map_err(err)
+    }
+}

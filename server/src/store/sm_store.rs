@@ -1,0 +1,180 @@
+//! Openraft's view of the state machine: applies entries to the in-memory
+//! [`StateMachine`], builds and installs snapshots, and keeps the latest snapshot
+//! durable in the backend. After a restart the state is the last snapshot plus the
+//! committed log that openraft re-applies on start.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError, StoredMembership};
+use serde::{Deserialize, Serialize};
+
+use super::backend::{Backend, Space, WriteOp};
+use crate::raft::types::{Entry, LogId, Membership, NodeId, StorageError, TypeConfig};
+use crate::sm::{Reply, StateMachine};
+
+const SNAPSHOT_META: &[u8] = b"snapshot_meta";
+const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+
+/// Everything applied so far: the application state plus what openraft needs back.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Applied {
+    pub last_applied: Option<LogId>,
+    pub membership: Membership,
+    pub sm: StateMachine,
+}
+
+impl Applied {
+    pub fn revision(&self) -> u64 {
+        self.last_applied.map_or(0, |l| l.index)
+    }
+}
+
+type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+
+#[derive(Clone)]
+pub struct StateMachineStore {
+    backend: Arc<dyn Backend>,
+    state: Arc<RwLock<Applied>>,
+    snapshots_built: Arc<AtomicU64>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::<NodeId>::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::<NodeId>::write_snapshot(None, AnyError::error(e.to_string())).into()
+}
+
+impl StateMachineStore {
+    /// Opens the state machine at the backend's latest snapshot (empty if none).
+    pub fn open(backend: Arc<dyn Backend>) -> Result<Self, StorageError> {
+        let store = Self {
+            backend,
+            state: Arc::default(),
+            snapshots_built: Arc::default(),
+        };
+        if let Some((_, data)) = store.load_snapshot()? {
+            let applied: Applied = bincode::deserialize(&data).map_err(snap_err)?;
+            *store.write_state()? = applied;
+        }
+        Ok(store)
+    }
+
+    /// The applied state, for reads. Hold it briefly: applying waits for readers.
+    pub fn read(&self) -> Result<RwLockReadGuard<'_, Applied>, StorageError> {
+        self.state.read().map_err(|_| sm_err("state machine lock poisoned"))
+    }
+
+    fn write_state(&self) -> Result<RwLockWriteGuard<'_, Applied>, StorageError> {
+        self.state.write().map_err(|_| sm_err("state machine lock poisoned"))
+    }
+
+    fn load_snapshot(&self) -> Result<Option<(Meta, Vec<u8>)>, StorageError> {
+        let read = |key| self.backend.get(Space::Meta, key).map_err(snap_err);
+        match (read(SNAPSHOT_META)?, read(SNAPSHOT_DATA)?) {
+            (Some(meta), Some(data)) => Ok(Some((bincode::deserialize(&meta).map_err(snap_err)?, data))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn save_snapshot(&self, meta: &Meta, data: Vec<u8>) -> Result<(), StorageError> {
+        let ops = vec![
+            WriteOp::Put(Space::Meta, SNAPSHOT_META.to_vec(), bincode::serialize(meta).map_err(snap_err)?),
+            WriteOp::Put(Space::Meta, SNAPSHOT_DATA.to_vec(), data),
+        ];
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || backend.write(ops, true))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (data, last_log_id, last_membership) = {
+            let st = self.read()?;
+            (bincode::serialize(&*st).map_err(snap_err)?, st.last_applied, st.membership.clone())
+        };
+        let seq = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match last_log_id {
+            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
+            None => format!("none-{seq}"),
+        };
+        let meta = Meta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        self.save_snapshot(&meta, data.clone()).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        let st = self.read()?;
+        Ok((st.last_applied, st.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut st = self.write_state()?;
+        let mut replies = Vec::new();
+        for entry in entries {
+            st.last_applied = Some(entry.log_id);
+            let reply = match entry.payload {
+                EntryPayload::Blank => Reply::None,
+                EntryPayload::Normal(cmd) => st.sm.apply(entry.log_id.index, &cmd),
+                EntryPayload::Membership(m) => {
+                    st.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Reply::None
+                }
+            };
+            replies.push(reply);
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let applied: Applied = bincode::deserialize(&data).map_err(snap_err)?;
+        if applied.last_applied != meta.last_log_id {
+            return Err(snap_err(format!(
+                "snapshot {} claims {:?} but holds state at {:?}",
+                meta.snapshot_id, meta.last_log_id, applied.last_applied
+            )));
+        }
+        // Durable first: once installed, openraft may purge the log it replaces.
+        self.save_snapshot(meta, data).await?;
+        *self.write_state()? = applied;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.load_snapshot()?.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

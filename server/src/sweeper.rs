@@ -1,0 +1,42 @@
+//! The leader's expiry sweeper: proposes a `Sweep` entry when a key's expiry has
+//! passed, so expired keys are removed by the log (the state machine never reads a
+//! clock of its own). Followers run the loop too and do nothing until they lead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::raft::node::Node;
+use crate::sm::{Command, Op};
+
+const INTERVAL: Duration = Duration::from_millis(200);
+/// Keys removed per sweep entry, so one entry stays small.
+const SWEEP_LIMIT: u32 = 1000;
+/// Also sweep this often with nothing expiring, to let the dedupe table forget idle clients.
+const IDLE_SWEEP: Duration = Duration::from_secs(60);
+
+pub async fn run(node: Arc<Node>) {
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        if !node.is_leader() {
+            continue;
+        }
+        let now = node.clock.now_ms();
+        let due = match node.sm.read() {
+            Ok(st) => st.sm.kv.next_expiry().is_some_and(|at| at <= now),
+            Err(_) => false,
+        };
+        if !due && last_sweep.elapsed() < IDLE_SWEEP {
+            continue;
+        }
+        last_sweep = tokio::time::Instant::now();
+        let cmd = Command {
+            time_ms: now,
+            request: None,
+            op: Op::Sweep { limit: SWEEP_LIMIT },
+        };
+        if let Err(e) = node.raft.client_write(cmd).await {
+            tracing::debug!("sweep not proposed: {e}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! A cluster of real `kahuna-server` processes on loopback ports, for tests.
+//! Every process is killed when the `Cluster` is dropped, also when a test fails.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kahuna_proto::v1::cluster_client::ClusterClient;
+use kahuna_proto::v1::kv_client::KvClient;
+use kahuna_proto::v1::{GetRequest, ReadConsistency, SetRequest, StatusRequest, StatusResponse};
+use tonic::transport::Channel;
+
+pub const STORAGES: [&str; 3] = ["rocksdb", "sqlite", "memory"];
+
+pub struct Member {
+    pub id: u64,
+    pub client_addr: String,
+    pub peer_addr: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub members: Vec<Member>,
+    pub storage: String,
+    extra_args: Vec<String>,
+    initial_cluster: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+impl Cluster {
+    /// Starts `n` members with `storage`, plus `extra_args` for every member.
+    pub async fn start(n: u64, storage: &str, extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members: Vec<Member> = (1..=n)
+            .map(|id| Member {
+                id,
+                client_addr: format!("127.0.0.1:{}", free_port()),
+                peer_addr: format!("127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("node{id}")),
+                child: None,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.id, m.peer_addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            members,
+            storage: storage.to_owned(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            initial_cluster,
+            _dir: dir,
+        };
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c.wait_leader(Duration::from_secs(30)).await;
+        c
+    }
+
+    fn member(&mut self, id: u64) -> &mut Member {
+        &mut self.members[(id - 1) as usize]
+    }
+
+    /// Starts member `id` (again), on the same ports and data directory.
+    pub fn spawn(&mut self, id: u64) {
+        let storage = self.storage.clone();
+        let initial = self.initial_cluster.clone();
+        let extra = self.extra_args.clone();
+        let m = self.member(id);
+        assert!(m.child.is_none(), "member {id} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{}.log", m.data_dir.display()))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kahuna-server"))
+            .args(["--node-id", &id.to_string()])
+            .args(["--listen", &m.client_addr])
+            .args(["--peer-listen", &m.peer_addr])
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--storage", &storage])
+            .args(["--initial-cluster", &initial])
+            .args(["--heartbeat-ms", "100", "--election-timeout-ms", "1000"])
+            .args(&extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kahuna-server");
+        m.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.member(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn signal(&mut self, id: u64, sig: &str) {
+        if let Some(child) = &self.member(id).child {
+            let status = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        }
+    }
+
+    pub async fn kv(&self, id: u64) -> KvClient<Channel> {
+        KvClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+    }
+
+    pub async fn admin(&self, id: u64) -> ClusterClient<Channel> {
+        ClusterClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+    }
+
+    pub async fn status(&self, id: u64) -> Option<StatusResponse> {
+        let mut c = self.admin(id).await;
+        let mut req = tonic::Request::new(StatusRequest {});
+        req.set_timeout(Duration::from_secs(1));
+        c.status(req).await.ok().map(|r| r.into_inner())
+    }
+
+    /// Waits until a running member reports itself leader and returns its id.
+    pub async fn wait_leader(&self, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            for m in &self.members {
+                if m.child.is_none() {
+                    continue;
+                }
+                if let Some(s) = self.status(m.id).await {
+                    if s.state == "leader" {
+                        return m.id;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within {within:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.members.iter().filter(|m| m.child.is_some()).map(|m| m.id).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            if let Some(mut c) = m.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+pub fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("address")
+        .connect_timeout(Duration::from_millis(500))
+        .connect_lazy()
+}
+
+/// Retries `f` on UNAVAILABLE (no leader yet, leader moved, member down) until `within`.
+pub async fn retry<T, F, Fut>(within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::DeadlineExceeded => {
+                assert!(Instant::now() < deadline, "still unavailable after {within:?}: {s:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("unexpected error: {s:?}"),
+        }
+    }
+}
+
+pub fn set_req(key: &str, value: &str) -> SetRequest {
+    SetRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
+pub fn get_req(key: &str) -> GetRequest {
+    GetRequest {
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
+pub fn stale_get_req(key: &str) -> GetRequest {
+    GetRequest {
+        key: key.into(),
+        consistency: ReadConsistency::Stale as i32,
+        ..Default::default()
+    }
+}
+
+/// Sets `key` through member `id`, retrying until acknowledged.
+pub async fn put(cluster: &Cluster, id: u64, key: &str, value: &str) {
+    let kv = cluster.kv(id).await;
+    let resp = retry(Duration::from_secs(30), || {
+        let mut kv = kv.clone();
+        let req = set_req(key, value);
+        async move { kv.set(req).await }
+    })
+    .await;
+    assert!(resp.into_inner().succeeded);
+}
+
+/// Reads `key` through member `id` (linearizable), retrying while unavailable.
+pub async fn get(cluster: &Cluster, id: u64, key: &str) -> Option<Vec<u8>> {
+    let kv = cluster.kv(id).await;
+    let resp = retry(Duration::from_secs(30), || {
+        let mut kv = kv.clone();
+        let req = get_req(key);
+        async move { kv.get(req).await }
+    })
+    .await;
+    resp.into_inner().kv.map(|k| k.value)
+}
