@@ -5,8 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kahuna/v1/cluster.proto",
         "kahuna/v1/peer.proto",
     ];
-    tonic_prost_build::configure()
-        .compile_protos(&protos, &["."])?;
+    tonic_prost_build::configure().compile_protos(&protos, &["."])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

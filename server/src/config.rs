@@ -9,7 +9,11 @@ use clap::Parser;
 use crate::store::StorageKind;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "kahuna-server", version, about = "Kahuna coordination service: one member of a Raft cluster")]
+#[command(
+    name = "kahuna-server",
+    version,
+    about = "Kahuna coordination service: one member of a Raft cluster"
+)]
 pub struct Config {
     /// This member's id, unique in the cluster.
     #[arg(long, env = "KAHUNA_NODE_ID", default_value_t = 1)]

@@ -33,8 +33,13 @@ fn resolve(what: &str, addr: &str) -> anyhow::Result<SocketAddr> {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let (log_store, sm_store) = store::open(config.storage, &config.data_dir)
-        .with_context(|| format!("cannot open {:?} storage in {}", config.storage, config.data_dir.display()))?;
+    let (log_store, sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
+        format!(
+            "cannot open {:?} storage in {}",
+            config.storage,
+            config.data_dir.display()
+        )
+    })?;
     let storage_name = match config.storage {
         store::StorageKind::Rocksdb => "rocksdb",
         store::StorageKind::Sqlite => "sqlite",
@@ -113,6 +118,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         r = peer_server => anyhow::bail!("peer server stopped: {r:?}"),
         r = client_server => anyhow::bail!("client server stopped: {r:?}"),
     }
-    raft.shutdown().await.map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    raft.shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
     Ok(())
 }

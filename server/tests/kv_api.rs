@@ -131,7 +131,10 @@ async fn conditional_writes_answer_with_current_value() {
         .expect("history")
         .into_inner();
     let kinds: Vec<i32> = hist.events.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, vec![EventKind::Put as i32, EventKind::Put as i32, EventKind::Delete as i32]);
+    assert_eq!(
+        kinds,
+        vec![EventKind::Put as i32, EventKind::Put as i32, EventKind::Delete as i32]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,7 +146,16 @@ async fn expired_keys_vanish_and_are_swept() {
     })
     .await
     .expect("set");
-    assert!(kv.exists(ExistsRequest { key: "ttl".into(), ..Default::default() }).await.expect("exists").into_inner().exists);
+    assert!(
+        kv.exists(ExistsRequest {
+            key: "ttl".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("exists")
+        .into_inner()
+        .exists
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(kv.get(get_req("ttl")).await.expect("get").into_inner().kv.is_none());
 
@@ -279,7 +291,11 @@ async fn bad_input_is_invalid_argument_and_harms_nothing() {
         let err = kv.set(req).await.expect_err("must be rejected");
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         assert_eq!(error_kind(&err), "INVALID_ARGUMENT");
-        assert!(err.message().contains(needle), "message {:?} should mention {needle:?}", err.message());
+        assert!(
+            err.message().contains(needle),
+            "message {:?} should mention {needle:?}",
+            err.message()
+        );
     }
 
     let err = kv
@@ -324,7 +340,13 @@ async fn bad_input_is_invalid_argument_and_harms_nothing() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("2097152"), "{}", err.message());
 
-    let got = kv.get(get_req("keep")).await.expect("get").into_inner().kv.expect("kept");
+    let got = kv
+        .get(get_req("keep"))
+        .await
+        .expect("get")
+        .into_inner()
+        .kv
+        .expect("kept");
     assert_eq!((got.value.as_slice(), got.version), (b"safe".as_slice(), 1));
 }
 
@@ -340,15 +362,23 @@ async fn follower_answers_not_leader_to_a_forwarded_request() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let mut req = tonic::Request::new(set_req("k", "v2"));
-        req.metadata_mut().insert("kahuna-forwarded", "1".parse().expect("metadata"));
+        req.metadata_mut()
+            .insert("kahuna-forwarded", "1".parse().expect("metadata"));
         let err = kv.set(req).await.expect_err("a follower does not serve writes");
         assert_eq!(err.code(), Code::Unavailable);
         if error_kind(&err) == "NOT_LEADER" {
-            let hint = err.metadata().get("kahuna-leader").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let hint = err
+                .metadata()
+                .get("kahuna-leader")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             assert_eq!(hint, Some(leader_addr));
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "follower never named the leader: {err:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "follower never named the leader: {err:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

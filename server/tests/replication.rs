@@ -23,7 +23,11 @@ async fn single_node_keeps_acknowledged_writes_across_sigkill(storage: &str) {
     for i in 0..100 {
         let got = get(&c, 1, &format!("k/{i}")).await;
         if durable {
-            assert_eq!(got, Some(format!("v{i}").into_bytes()), "k/{i} lost after SIGKILL on {storage}");
+            assert_eq!(
+                got,
+                Some(format!("v{i}").into_bytes()),
+                "k/{i} lost after SIGKILL on {storage}"
+            );
         } else {
             assert_eq!(got, None, "memory storage cannot survive a restart");
         }
@@ -34,7 +38,9 @@ async fn write_through_one_member_read_through_another(storage: &str) {
     let c = Cluster::start(3, storage, &[]).await;
     let leader = c.wait_leader(WAIT).await;
     let follower = (1..=3).find(|i| *i != leader).expect("a follower");
-    let other = (1..=3).find(|i| *i != leader && *i != follower).expect("another follower");
+    let other = (1..=3)
+        .find(|i| *i != leader && *i != follower)
+        .expect("another follower");
     // Written through a follower (forwarded to the leader), read through the other.
     put(&c, follower, "shared", "from-follower").await;
     assert_eq!(get(&c, other, "shared").await, Some(b"from-follower".to_vec()));
@@ -94,7 +100,10 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
         put(&c, leader, &format!("snap/{i}"), &format!("{i}")).await;
     }
     let mut admin = c.admin(leader).await;
-    admin.trigger_snapshot(TriggerSnapshotRequest {}).await.expect("snapshot");
+    admin
+        .trigger_snapshot(TriggerSnapshotRequest {})
+        .await
+        .expect("snapshot");
     // Wait until the leader has a snapshot and has purged the log the lagging member needs.
     let deadline = std::time::Instant::now() + WAIT;
     while c.status(leader).await.map_or(0, |s| s.snapshot_index) < 150 {
@@ -117,7 +126,11 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
     assert!(status.snapshot_index > 0, "lagging member caught up without a snapshot");
     for i in [0, 57, 123, 199] {
         let mut kv = c.kv(lagging).await;
-        let got = kv.get(stale_get_req(&format!("snap/{i}"))).await.expect("read").into_inner();
+        let got = kv
+            .get(stale_get_req(&format!("snap/{i}")))
+            .await
+            .expect("read")
+            .into_inner();
         assert_eq!(got.kv.map(|k| k.value), Some(format!("{i}").into_bytes()));
     }
     // And it survives its own restart from snapshot plus log.
@@ -132,7 +145,10 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
                     break;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "restarted member lost its snapshot");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "restarted member lost its snapshot"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -39,7 +39,11 @@ pub fn not_leader(leader_client_addr: Option<String>) -> Status {
 }
 
 pub fn no_leader() -> Status {
-    status(Code::Unavailable, "NO_LEADER", "no leader is elected at the moment; retry shortly")
+    status(
+        Code::Unavailable,
+        "NO_LEADER",
+        "no leader is elected at the moment; retry shortly",
+    )
 }
 
 pub fn internal(message: impl Into<String>) -> Status {

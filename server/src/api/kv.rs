@@ -88,10 +88,8 @@ impl Kv for Api {
                         format!("revision {} is ahead of the latest revision {applied}", r.revision),
                     ));
                 }
-                st.sm
-                    .kv
-                    .get_at(applied, now, &r.key, r.revision)
-                    .map_err(|sm::HistoryError::Compacted { retained_from }| {
+                st.sm.kv.get_at(applied, now, &r.key, r.revision).map_err(
+                    |sm::HistoryError::Compacted { retained_from }| {
                         status(
                             Code::OutOfRange,
                             "COMPACTED",
@@ -100,7 +98,8 @@ impl Kv for Api {
                                 r.revision
                             ),
                         )
-                    })
+                    },
+                )
             })
             .await?;
         Ok(Response::new(pb::GetResponse {
@@ -153,7 +152,9 @@ impl Kv for Api {
         }
         let r = req.into_inner();
         limits::key(&r.key)?;
-        let (kv, header) = self.read(r.consistency, |st, now| Ok(st.sm.kv.get(now, &r.key))).await?;
+        let (kv, header) = self
+            .read(r.consistency, |st, now| Ok(st.sm.kv.get(now, &r.key)))
+            .await?;
         Ok(Response::new(pb::ExistsResponse {
             header: Some(header),
             exists: kv.is_some(),
@@ -179,7 +180,10 @@ impl Kv for Api {
         };
         let ((kvs, more), header) = self
             .read(r.consistency, |st, now| {
-                Ok(st.sm.kv.scan(now, &r.prefix, after, limit, limits::MAX_PAGE_BYTES, r.keys_only))
+                Ok(st
+                    .sm
+                    .kv
+                    .scan(now, &r.prefix, after, limit, limits::MAX_PAGE_BYTES, r.keys_only))
             })
             .await?;
         let next_page_token = if more {
@@ -200,7 +204,12 @@ impl Kv for Api {
         }
         let r = req.into_inner();
         limits::key(&r.key)?;
-        let limit = limits::page("limit", r.limit, limits::DEFAULT_HISTORY_LIMIT, limits::MAX_HISTORY_LIMIT)?;
+        let limit = limits::page(
+            "limit",
+            r.limit,
+            limits::DEFAULT_HISTORY_LIMIT,
+            limits::MAX_HISTORY_LIMIT,
+        )?;
         let ((events, retained_from_revision), header) = self
             .read(r.consistency, |st, _| {
                 Ok((

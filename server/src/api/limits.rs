@@ -24,7 +24,10 @@ pub fn text<'a>(what: &str, bytes: &'a [u8], max: usize, allow_empty: bool) -> R
         return Err(invalid(format!("{what} must not be empty")));
     }
     if bytes.len() > max {
-        return Err(invalid(format!("{what} is {} bytes; the limit is {max} bytes", bytes.len())));
+        return Err(invalid(format!(
+            "{what} is {} bytes; the limit is {max} bytes",
+            bytes.len()
+        )));
     }
     std::str::from_utf8(bytes).map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
 }
@@ -46,7 +49,9 @@ pub fn value(bytes: &[u8]) -> Result<(), Status> {
 /// A key's time to live: 0 (none) up to [`MAX_TTL_MS`].
 pub fn key_ttl(ttl_ms: u64) -> Result<(), Status> {
     if ttl_ms > MAX_TTL_MS {
-        return Err(invalid(format!("ttl_ms is {ttl_ms}; the limit is {MAX_TTL_MS} ms (365 days)")));
+        return Err(invalid(format!(
+            "ttl_ms is {ttl_ms}; the limit is {MAX_TTL_MS} ms (365 days)"
+        )));
     }
     Ok(())
 }

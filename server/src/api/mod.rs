@@ -46,7 +46,8 @@ pub(crate) use forward_unless_leader;
 /// The same request, marked as forwarded, with a bounded deadline.
 pub fn forwarded<T>(req: Request<T>) -> Request<T> {
     let mut out = Request::new(req.into_inner());
-    out.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
+    out.metadata_mut()
+        .insert(FORWARDED_KEY, MetadataValue::from_static("1"));
     out.set_timeout(FORWARD_TIMEOUT);
     out
 }

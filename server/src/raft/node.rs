@@ -2,7 +2,7 @@
 //! the other members (their client addresses, learned over the peer port).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kahuna_proto::v1::ResponseHeader;
@@ -95,7 +95,12 @@ impl Node {
         }
         let info = peer_info(&peer_addr, Duration::from_millis(500)).await.ok()?;
         if info.node_id != id {
-            tracing::warn!(id, peer_addr, answered = info.node_id, "peer address answers as another node");
+            tracing::warn!(
+                id,
+                peer_addr,
+                answered = info.node_id,
+                "peer address answers as another node"
+            );
             return None;
         }
         if let Ok(mut cache) = self.client_addrs.lock() {

@@ -20,7 +20,8 @@ impl PeerService {
 }
 
 fn decode<T: DeserializeOwned>(req: Request<PeerMessage>) -> Result<T, Status> {
-    bincode::deserialize(&req.into_inner().data).map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
+    bincode::deserialize(&req.into_inner().data)
+        .map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Response<PeerMessage>, Status> {

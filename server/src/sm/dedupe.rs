@@ -27,7 +27,10 @@ pub struct Dedupe {
 impl Dedupe {
     pub fn lookup(&self, client: &str, request_id: u64) -> Option<Reply> {
         let c = self.clients.get(client)?;
-        c.answers.iter().find(|(id, _)| *id == request_id).map(|(_, r)| r.clone())
+        c.answers
+            .iter()
+            .find(|(id, _)| *id == request_id)
+            .map(|(_, r)| r.clone())
     }
 
     pub fn record(&mut self, client: &str, request_id: u64, now_ms: u64, reply: &Reply) {
@@ -40,7 +43,8 @@ impl Dedupe {
     }
 
     pub fn forget_idle(&mut self, now_ms: u64) {
-        self.clients.retain(|_, c| now_ms.saturating_sub(c.last_seen_ms) < CLIENT_IDLE_MS);
+        self.clients
+            .retain(|_, c| now_ms.saturating_sub(c.last_seen_ms) < CLIENT_IDLE_MS);
     }
 
     pub fn clients(&self) -> usize {

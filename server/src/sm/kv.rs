@@ -279,13 +279,21 @@ impl KvStore {
     }
 
     /// The key as it was at `at_revision`, given that `applied` is the latest revision.
-    pub fn get_at(&self, applied: u64, now_ms: u64, key: &[u8], at_revision: u64) -> Result<Option<KeyValue>, HistoryError> {
+    pub fn get_at(
+        &self,
+        applied: u64,
+        now_ms: u64,
+        key: &[u8],
+        at_revision: u64,
+    ) -> Result<Option<KeyValue>, HistoryError> {
         let retained = retained_from(applied);
         if at_revision >= applied {
             return Ok(self.get(now_ms, key));
         }
         if at_revision < retained {
-            return Err(HistoryError::Compacted { retained_from: retained });
+            return Err(HistoryError::Compacted {
+                retained_from: retained,
+            });
         }
         let events = self.history.get(key);
         if let Some(e) = events.and_then(|ev| ev.iter().rev().find(|e| e.revision <= at_revision)) {
@@ -298,13 +306,21 @@ impl KvStore {
         if let Some(first) = events.and_then(|ev| ev.front()) {
             return match first.kind {
                 // A removal: until then the key was what it removed.
-                EventKind::Delete | EventKind::Expire if at_revision >= first.kv.mod_revision => Ok(Some(first.kv.clone())),
+                EventKind::Delete | EventKind::Expire if at_revision >= first.kv.mod_revision => {
+                    Ok(Some(first.kv.clone()))
+                }
                 _ if at_revision < first.kv.create_revision => Ok(None),
-                _ => Err(HistoryError::Compacted { retained_from: retained }),
+                _ => Err(HistoryError::Compacted {
+                    retained_from: retained,
+                }),
             };
         }
         // Unchanged within the window: the stored key is the answer, if it was there.
-        Ok(self.keys.get(key).filter(|s| s.mod_revision <= at_revision).map(|s| s.to_kv(key)))
+        Ok(self
+            .keys
+            .get(key)
+            .filter(|s| s.mod_revision <= at_revision)
+            .map(|s| s.to_kv(key)))
     }
 
     /// Live keys starting with `prefix` and after `after` (exclusive), in key order: at
@@ -393,7 +409,10 @@ mod tests {
             },
         );
         match reply {
-            Reply::Write { succeeded, kv: Some(cur) } => {
+            Reply::Write {
+                succeeded,
+                kv: Some(cur),
+            } => {
                 assert!(!succeeded);
                 assert_eq!(cur.value, b"1");
                 assert_eq!(cur.mod_revision, 1);
@@ -469,8 +488,14 @@ mod tests {
             },
         );
         assert_eq!(kv.get_at(7, 0, b"a", 1), Ok(None));
-        assert_eq!(kv.get_at(7, 0, b"a", 3).map(|k| k.map(|k| k.value)), Ok(Some(b"1".to_vec())));
-        assert_eq!(kv.get_at(7, 0, b"a", 5).map(|k| k.map(|k| k.value)), Ok(Some(b"2".to_vec())));
+        assert_eq!(
+            kv.get_at(7, 0, b"a", 3).map(|k| k.map(|k| k.value)),
+            Ok(Some(b"1".to_vec()))
+        );
+        assert_eq!(
+            kv.get_at(7, 0, b"a", 5).map(|k| k.map(|k| k.value)),
+            Ok(Some(b"2".to_vec()))
+        );
         assert_eq!(kv.get_at(7, 0, b"a", 6), Ok(None));
     }
 
@@ -500,7 +525,10 @@ mod tests {
         }
         let (page, more) = kv.scan(0, b"a/", None, 2, usize::MAX, false);
         assert!(more);
-        assert_eq!(page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(), vec![b"a/1".to_vec(), b"a/2".to_vec()]);
+        assert_eq!(
+            page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
+            vec![b"a/1".to_vec(), b"a/2".to_vec()]
+        );
         let (page, more) = kv.scan(0, b"a/", Some(b"a/2"), 2, usize::MAX, true);
         assert!(!more);
         assert_eq!(page.len(), 1);

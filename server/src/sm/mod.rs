@@ -28,9 +28,14 @@ pub struct Command {
 pub enum Op {
     Set(SetOp),
     Delete(DeleteOp),
-    Extend { key: Vec<u8>, ttl_ms: u64 },
+    Extend {
+        key: Vec<u8>,
+        ttl_ms: u64,
+    },
     /// Proposed by the leader: remove keys whose expiry has passed, at most `limit`.
-    Sweep { limit: u32 },
+    Sweep {
+        limit: u32,
+    },
 }
 
 /// Conditions a write is subject to; all given ones must hold.
@@ -64,11 +69,20 @@ pub enum Reply {
     #[default]
     None,
     /// Set and extend: whether it happened, and the key as it now stands.
-    Write { succeeded: bool, kv: Option<KeyValue> },
+    Write {
+        succeeded: bool,
+        kv: Option<KeyValue>,
+    },
     /// Delete: whether the compare held, whether a key was removed, and the key
     /// before the delete (or as it stands, when the compare failed).
-    Delete { succeeded: bool, deleted: bool, kv: Option<KeyValue> },
-    Sweep { removed: u32 },
+    Delete {
+        succeeded: bool,
+        deleted: bool,
+        kv: Option<KeyValue>,
+    },
+    Sweep {
+        removed: u32,
+    },
 }
 
 /// All replicated application state, snapshotted as a whole.

@@ -25,7 +25,7 @@ fn index_key(index: u64) -> Vec<u8> {
     index.to_be_bytes().to_vec()
 }
 
-fn io(make: fn(AnyError) -> StorageIOError<NodeId>, e: impl std::error::Error) -> StorageError {
+fn io(make: fn(AnyError) -> StorageIOError<NodeId>, e: impl std::error::Error + 'static) -> StorageError {
     make(AnyError::new(&e)).into()
 }
 
@@ -52,7 +52,11 @@ impl LogStore {
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.backend.get(Space::Meta, key).map_err(|e| io(StorageIOError::read, e))? {
+        match self
+            .backend
+            .get(Space::Meta, key)
+            .map_err(|e| io(StorageIOError::read, e))?
+        {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
@@ -60,7 +64,9 @@ impl LogStore {
 
     async fn write(&self, ops: Vec<WriteOp>, make: fn(AnyError) -> StorageIOError<NodeId>) -> Result<(), StorageError> {
         let backend = self.backend.clone();
-        blocking(move || backend.write(ops, true)).await.map_err(|e| io(make, e))
+        blocking(move || backend.write(ops, true))
+            .await
+            .map_err(|e| io(make, e))
     }
 }
 
@@ -92,7 +98,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.read_meta(LAST_PURGED)?;
-        let last = match self.backend.last(Space::Log).map_err(|e| io(StorageIOError::read_logs, e))? {
+        let last = match self
+            .backend
+            .last(Space::Log)
+            .map_err(|e| io(StorageIOError::read_logs, e))?
+        {
             Some((_, v)) => Some(decode::<Entry>(&v)?.log_id),
             None => last_purged,
         };

@@ -2,6 +2,10 @@
 //! or memory. Every engine implements the small [`Backend`] interface; the Raft
 //! log store and the snapshot store are written once on top of it.
 
+// openraft's traits return its own StorageError (over 200 bytes); the helpers here
+// return the same type rather than boxing and unboxing at every trait method.
+#![allow(clippy::result_large_err)]
+
 mod backend;
 mod log_store;
 mod memory;

@@ -50,7 +50,10 @@ impl Backend for RocksBackend {
 
     fn range(&self, space: Space, from: &[u8], to: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(space)?, IteratorMode::From(from, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(space)?, IteratorMode::From(from, Direction::Forward))
+        {
             let (k, v) = item.map_err(err)?;
             if to.is_some_and(|t| k.as_ref() >= t) {
                 break;

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::RaftStateMachine;
-use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError, StoredMembership};
+use openraft::{
+    AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError, StoredMembership,
+};
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, Space, WriteOp};
@@ -83,7 +85,11 @@ impl StateMachineStore {
 
     async fn save_snapshot(&self, meta: &Meta, data: Vec<u8>) -> Result<(), StorageError> {
         let ops = vec![
-            WriteOp::Put(Space::Meta, SNAPSHOT_META.to_vec(), bincode::serialize(meta).map_err(snap_err)?),
+            WriteOp::Put(
+                Space::Meta,
+                SNAPSHOT_META.to_vec(),
+                bincode::serialize(meta).map_err(snap_err)?,
+            ),
             WriteOp::Put(Space::Meta, SNAPSHOT_DATA.to_vec(), data),
         ];
         let backend = self.backend.clone();
@@ -98,7 +104,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (data, last_log_id, last_membership) = {
             let st = self.read()?;
-            (bincode::serialize(&*st).map_err(snap_err)?, st.last_applied, st.membership.clone())
+            (
+                bincode::serialize(&*st).map_err(snap_err)?,
+                st.last_applied,
+                st.membership.clone(),
+            )
         };
         let seq = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {

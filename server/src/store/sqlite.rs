@@ -37,7 +37,9 @@ impl SqliteBackend {
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
-        self.conn.lock().map_err(|_| BackendError("sqlite connection lock poisoned".into()))
+        self.conn
+            .lock()
+            .map_err(|_| BackendError("sqlite connection lock poisoned".into()))
     }
 }
 

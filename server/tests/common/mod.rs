@@ -156,7 +156,11 @@ impl Cluster {
     }
 
     pub fn running(&self) -> Vec<u64> {
-        self.members.iter().filter(|m| m.child.is_some()).map(|m| m.id).collect()
+        self.members
+            .iter()
+            .filter(|m| m.child.is_some())
+            .map(|m| m.id)
+            .collect()
     }
 }
 
