@@ -1,11 +1,9 @@
 //! The key/value API through gRPC against a real single-node server: conditional
 //! writes, revisions, expiry, scans, history, routing and the input limits.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use kahuna_testkit::*;
 use kahuna_proto::v1::kv_client::KvClient;
 use kahuna_proto::v1::*;
 use tonic::transport::Channel;

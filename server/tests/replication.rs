@@ -2,11 +2,9 @@
 //! SIGKILL and restart, reads through another member, leader failover, catch-up
 //! through a snapshot.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use kahuna_testkit::*;
 use kahuna_proto::v1::TriggerSnapshotRequest;
 
 const WAIT: Duration = Duration::from_secs(30);

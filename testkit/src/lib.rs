@@ -1,7 +1,6 @@
-//! A cluster of real `kahuna-server` processes on loopback ports, for tests.
-//! Every process is killed when the `Cluster` is dropped, also when a test fails.
-
-#![allow(dead_code)]
+//! A cluster of real `kahuna-server` processes on loopback ports, for tests of the
+//! server, the client and the bindings. Every process is killed when the `Cluster`
+//! is dropped, also when a test fails.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -29,6 +28,23 @@ pub struct Cluster {
     extra_args: Vec<String>,
     initial_cluster: String,
     _dir: tempfile::TempDir,
+}
+
+/// The server binary: `$KAHUNA_SERVER_BIN`, or `kahuna-server` in the target
+/// directory of the running test (`target/debug/deps/<test>` -> `target/debug`).
+pub fn server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KAHUNA_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let bin = dir.join("kahuna-server");
+    assert!(
+        bin.exists(),
+        "{} not found: build the workspace first (cargo build --workspace) or set KAHUNA_SERVER_BIN",
+        bin.display()
+    );
+    bin
 }
 
 fn free_port() -> u16 {
@@ -86,7 +102,7 @@ impl Cluster {
             .append(true)
             .open(format!("{}.log", m.data_dir.display()))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kahuna-server"))
+        let child = Command::new(server_bin())
             .args(["--node-id", &id.to_string()])
             .args(["--listen", &m.client_addr])
             .args(["--peer-listen", &m.peer_addr])
