@@ -56,6 +56,15 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_ELECTION_TIMEOUT_MS", default_value_t = 1500)]
     pub election_timeout_ms: u64,
 
+    /// Longest TTL of an ephemeral lock or key, in milliseconds. After a leader change
+    /// no ephemeral lock is granted for this long.
+    #[arg(long, env = "KAHUNA_MAX_EPHEMERAL_TTL_MS", default_value_t = 30_000)]
+    pub max_ephemeral_ttl_ms: u64,
+
+    /// How long a sequence idempotency key returns the same range, in milliseconds.
+    #[arg(long, env = "KAHUNA_IDEMPOTENCY_WINDOW_MS", default_value_t = 24 * 60 * 60 * 1000)]
+    pub idempotency_window_ms: u64,
+
     /// Build a snapshot (and purge the log) after this many entries.
     #[arg(long, env = "KAHUNA_SNAPSHOT_THRESHOLD", default_value_t = 10_000)]
     pub snapshot_threshold: u64,

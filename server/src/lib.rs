@@ -7,6 +7,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod ephemeral;
 pub mod raft;
 pub mod server;
 pub mod sm;

@@ -2,11 +2,14 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use kahuna_proto::v1::cluster_server::ClusterServer;
 use kahuna_proto::v1::kv_server::KvServer;
+use kahuna_proto::v1::locks_server::LocksServer;
 use kahuna_proto::v1::peer_server::PeerServer;
+use kahuna_proto::v1::sequences_server::SequencesServer;
 use kahuna_proto::v1::InfoResponse;
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
@@ -17,10 +20,22 @@ use crate::api::limits::MAX_REQUEST_BYTES;
 use crate::api::Api;
 use crate::config::Config;
 use crate::raft::network::{PeerNetwork, MAX_PEER_MESSAGE_BYTES};
-use crate::raft::node::Node;
+use crate::raft::node::{Limits, Node};
 use crate::raft::peer_service::PeerService;
 use crate::raft::types::Raft;
 use crate::{store, sweeper};
+
+/// Starts a fresh ephemeral tier (and its grace period) as soon as the term changes.
+async fn watch_term(node: Arc<Node>) {
+    let mut metrics = node.raft.metrics();
+    loop {
+        let term = metrics.borrow_and_update().current_term;
+        node.ephemeral.observe_term(term);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 fn resolve(what: &str, addr: &str) -> anyhow::Result<SocketAddr> {
     addr.to_socket_addrs()
@@ -59,7 +74,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sm_store,
         config.client_addr(),
         storage_name,
+        Limits {
+            max_ephemeral_ttl: Duration::from_millis(config.max_ephemeral_ttl_ms),
+            idempotency_window: Duration::from_millis(config.idempotency_window_ms),
+        },
     ));
+    tokio::spawn(watch_term(node.clone()));
 
     // Bind both ports before anything else so a taken port fails the start at once.
     let peer_incoming = TcpIncoming::bind(resolve("--peer-listen", &config.peer_listen)?)
@@ -84,7 +104,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Server::builder()
             .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
             .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(ClusterServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(SequencesServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming(client_incoming),
     );
 

@@ -1,5 +1,5 @@
-//! The leader's expiry sweeper: proposes a `Sweep` entry when a key's expiry has
-//! passed, so expired keys are removed by the log (the state machine never reads a
+//! The leader's expiry sweeper: proposes a `Sweep` entry when a key's or lock's
+//! expiry has passed, so expired state is removed by the log (the state machine never reads a
 //! clock of its own). Followers run the loop too and do nothing until they lead.
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub async fn run(node: Arc<Node>) {
         }
         let now = node.clock.now_ms();
         let due = match node.sm.read() {
-            Ok(st) => st.sm.kv.next_expiry().is_some_and(|at| at <= now),
+            Ok(st) => st.sm.next_expiry().is_some_and(|at| at <= now),
             Err(_) => false,
         };
         if !due && last_sweep.elapsed() < IDLE_SWEEP {
@@ -33,6 +33,7 @@ pub async fn run(node: Arc<Node>) {
         let cmd = Command {
             time_ms: now,
             request: None,
+            fence: None,
             op: Op::Sweep { limit: SWEEP_LIMIT },
         };
         if let Err(e) = node.raft.client_write(cmd).await {

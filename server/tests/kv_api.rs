@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use kahuna_testkit::*;
 use kahuna_proto::v1::kv_client::KvClient;
 use kahuna_proto::v1::*;
+use kahuna_testkit::*;
 use tonic::transport::Channel;
 use tonic::Code;
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use kahuna_testkit::*;
 use kahuna_proto::v1::TriggerSnapshotRequest;
+use kahuna_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -52,9 +52,30 @@ pub fn internal(message: impl Into<String>) -> Status {
 
 /// What went wrong with a proposal or read barrier, before it becomes a Status
 /// (NOT_LEADER needs the leader's address, which takes an async lookup).
+#[derive(Clone, Debug)]
 pub enum RaftFailure {
     NotLeader,
     Status(Status),
+}
+
+impl RaftFailure {
+    pub fn internal(message: &str) -> Self {
+        Self::Status(internal(message))
+    }
+}
+
+/// A write refused because its fence did not hold.
+pub fn fenced(resource: &[u8], expected: u64, current: u64) -> Status {
+    let resource = String::from_utf8_lossy(resource);
+    let msg = if current == 0 {
+        format!("write fenced: lock {resource:?} is not held (fencing token {expected} is stale)")
+    } else {
+        format!("write fenced: lock {resource:?} is held with fencing token {current}, not {expected}")
+    };
+    let mut s = status(Code::FailedPrecondition, "FENCED", msg);
+    s.metadata_mut()
+        .insert("kahuna-fencing-token", MetadataValue::from(current));
+    s
 }
 
 impl From<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>> for RaftFailure {

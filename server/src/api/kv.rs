@@ -3,11 +3,13 @@
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::kv_client::KvClient;
 use kahuna_proto::v1::kv_server::Kv;
+use kahuna_proto::v1::Durability;
 use tonic::{Code, Request, Response, Status};
 
 use super::errors::{internal, invalid, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
+use crate::sm::txn::{CmpOp, Compare, Step, Target, Txn};
 use crate::sm::{self, Conditions, DeleteOp, EventKind, Op, Reply, SetOp};
 
 fn to_pb(kv: sm::KeyValue) -> pb::KeyValue {
@@ -45,6 +47,85 @@ fn unexpected(reply: Reply) -> Status {
     internal(format!("state machine gave an unexpected answer: {reply:?}"))
 }
 
+fn durability(raw: i32) -> Result<Durability, Status> {
+    limits::enumeration::<Durability>("durability", raw)
+}
+
+/// Ephemeral keys live only on the leader: every request for one goes there.
+fn needs_leader(consistency: i32, durability: i32) -> bool {
+    Api::needs_leader(consistency) || durability == Durability::Ephemeral as i32
+}
+
+fn write_response(reply: Reply) -> Result<(bool, Option<pb::KeyValue>), Status> {
+    match reply {
+        Reply::Write { succeeded, kv } => Ok((succeeded, kv.map(to_pb))),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn txn_step(op: pb::TxnOp) -> Result<Step, Status> {
+    use pb::txn_op::Op as O;
+    Ok(match op.op {
+        Some(O::Set(s)) => {
+            limits::key(&s.key)?;
+            limits::value(&s.value)?;
+            limits::key_ttl(s.ttl_ms)?;
+            Step::Set {
+                key: s.key,
+                value: s.value,
+                ttl_ms: s.ttl_ms,
+            }
+        }
+        Some(O::Delete(d)) => {
+            limits::key(&d.key)?;
+            Step::Delete { key: d.key }
+        }
+        Some(O::Get(g)) => {
+            limits::key(&g.key)?;
+            Step::Get { key: g.key }
+        }
+        Some(O::Extend(e)) => {
+            limits::key(&e.key)?;
+            limits::key_ttl(e.ttl_ms)?;
+            Step::Extend {
+                key: e.key,
+                ttl_ms: e.ttl_ms,
+            }
+        }
+        None => return Err(invalid("a transaction operation names no operation")),
+    })
+}
+
+fn txn_compare(c: pb::Compare) -> Result<Compare, Status> {
+    let target = match limits::enumeration::<pb::CompareTarget>("compare.target", c.target)? {
+        pb::CompareTarget::Value => Target::Value,
+        pb::CompareTarget::ModRevision => Target::ModRevision,
+        pb::CompareTarget::CreateRevision => Target::CreateRevision,
+        pb::CompareTarget::Version => Target::Version,
+        pb::CompareTarget::Exists => Target::Exists,
+        pb::CompareTarget::LockToken => Target::LockToken,
+    };
+    if target == Target::LockToken {
+        limits::resource("compare.key", &c.key)?;
+    } else {
+        limits::key(&c.key)?;
+    }
+    limits::value(&c.value)?;
+    let op = match limits::enumeration::<pb::CompareOp>("compare.op", c.op)? {
+        pb::CompareOp::Equal => CmpOp::Equal,
+        pb::CompareOp::NotEqual => CmpOp::NotEqual,
+        pb::CompareOp::Greater => CmpOp::Greater,
+        pb::CompareOp::Less => CmpOp::Less,
+    };
+    Ok(Compare {
+        key: c.key,
+        target,
+        op,
+        value: c.value,
+        number: c.number,
+    })
+}
+
 #[tonic::async_trait]
 impl Kv for Api {
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
@@ -53,28 +134,54 @@ impl Kv for Api {
         limits::key(&r.key)?;
         limits::value(&r.value)?;
         limits::key_ttl(r.ttl_ms)?;
-        let op = Op::Set(SetOp {
+        let tier = durability(r.durability)?;
+        let op = SetOp {
             key: r.key,
             value: r.value,
             ttl_ms: r.ttl_ms,
             conditions: conditions(r.if_not_exists, r.if_exists, r.compare_value, r.compare_revision)?,
-        });
-        match self.propose(op, limits::request_id(r.request_id.as_ref())?).await? {
-            (Reply::Write { succeeded, kv }, header) => Ok(Response::new(pb::SetResponse {
-                header: Some(header),
-                succeeded,
-                kv: kv.map(to_pb),
-            })),
-            (other, _) => Err(unexpected(other)),
-        }
+        };
+        let (reply, header) = match tier {
+            Durability::Persistent => {
+                let fence = self.fence(r.fence.as_ref(), false).await?;
+                let request = limits::request_id(r.request_id.as_ref())?;
+                let p = self.propose(Op::Set(op), fence, request).await?;
+                (p.reply, p.header)
+            }
+            Durability::Ephemeral => {
+                self.fence(r.fence.as_ref(), true).await?;
+                let (reply, header, _) = self
+                    .ephemeral(|t, term, now| t.write(term, now, |kv, rev| kv.set(rev, now, &op)))
+                    .await?;
+                (reply, header)
+            }
+        };
+        let (succeeded, kv) = write_response(reply)?;
+        Ok(Response::new(pb::SetResponse {
+            header: Some(header),
+            succeeded,
+            kv,
+        }))
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        if Api::needs_leader(req.get_ref().consistency) {
+        if needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, get);
         }
         let r = req.into_inner();
         limits::key(&r.key)?;
+        if durability(r.durability)? == Durability::Ephemeral {
+            if r.revision != 0 {
+                return Err(invalid("reads at a revision are for persistent keys only"));
+            }
+            let (kv, header, _) = self
+                .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.get(now, &r.key)))
+                .await?;
+            return Ok(Response::new(pb::GetResponse {
+                header: Some(header),
+                kv: kv.map(to_pb),
+            }));
+        }
         let (kv, header) = self
             .read(r.consistency, |st, now| {
                 if r.revision == 0 {
@@ -112,18 +219,33 @@ impl Kv for Api {
         forward_unless_leader!(self, req, KvClient, delete);
         let r = req.into_inner();
         limits::key(&r.key)?;
-        let op = Op::Delete(DeleteOp {
+        let op = DeleteOp {
             key: r.key,
             conditions: conditions(false, false, r.compare_value, r.compare_revision)?,
-        });
-        match self.propose(op, limits::request_id(r.request_id.as_ref())?).await? {
-            (Reply::Delete { succeeded, deleted, kv }, header) => Ok(Response::new(pb::DeleteResponse {
+        };
+        let (reply, header) = match durability(r.durability)? {
+            Durability::Persistent => {
+                let fence = self.fence(r.fence.as_ref(), false).await?;
+                let request = limits::request_id(r.request_id.as_ref())?;
+                let p = self.propose(Op::Delete(op), fence, request).await?;
+                (p.reply, p.header)
+            }
+            Durability::Ephemeral => {
+                self.fence(r.fence.as_ref(), true).await?;
+                let (reply, header, _) = self
+                    .ephemeral(|t, term, now| t.write(term, now, |kv, rev| kv.delete(rev, now, &op)))
+                    .await?;
+                (reply, header)
+            }
+        };
+        match reply {
+            Reply::Delete { succeeded, deleted, kv } => Ok(Response::new(pb::DeleteResponse {
                 header: Some(header),
                 succeeded,
                 deleted,
                 kv: kv.map(to_pb),
             })),
-            (other, _) => Err(unexpected(other)),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -132,29 +254,50 @@ impl Kv for Api {
         let r = req.into_inner();
         limits::key(&r.key)?;
         limits::key_ttl(r.ttl_ms)?;
-        let op = Op::Extend {
-            key: r.key,
-            ttl_ms: r.ttl_ms,
+        let (reply, header) = match durability(r.durability)? {
+            Durability::Persistent => {
+                let op = Op::Extend {
+                    key: r.key,
+                    ttl_ms: r.ttl_ms,
+                };
+                let p = self
+                    .propose(op, None, limits::request_id(r.request_id.as_ref())?)
+                    .await?;
+                (p.reply, p.header)
+            }
+            Durability::Ephemeral => {
+                let (reply, header, _) = self
+                    .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.extend(now, &r.key, r.ttl_ms)))
+                    .await?;
+                (reply, header)
+            }
         };
-        match self.propose(op, limits::request_id(r.request_id.as_ref())?).await? {
-            (Reply::Write { succeeded, kv }, header) => Ok(Response::new(pb::ExtendResponse {
-                header: Some(header),
-                succeeded,
-                kv: kv.map(to_pb),
-            })),
-            (other, _) => Err(unexpected(other)),
-        }
+        let (succeeded, kv) = write_response(reply)?;
+        Ok(Response::new(pb::ExtendResponse {
+            header: Some(header),
+            succeeded,
+            kv,
+        }))
     }
 
     async fn exists(&self, req: Request<pb::ExistsRequest>) -> Result<Response<pb::ExistsResponse>, Status> {
-        if Api::needs_leader(req.get_ref().consistency) {
+        if needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, exists);
         }
         let r = req.into_inner();
         limits::key(&r.key)?;
-        let (kv, header) = self
-            .read(r.consistency, |st, now| Ok(st.sm.kv.get(now, &r.key)))
-            .await?;
+        let (kv, header) = match durability(r.durability)? {
+            Durability::Persistent => {
+                self.read(r.consistency, |st, now| Ok(st.sm.kv.get(now, &r.key)))
+                    .await?
+            }
+            Durability::Ephemeral => {
+                let (kv, header, _) = self
+                    .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.get(now, &r.key)))
+                    .await?;
+                (kv, header)
+            }
+        };
         Ok(Response::new(pb::ExistsResponse {
             header: Some(header),
             exists: kv.is_some(),
@@ -163,7 +306,7 @@ impl Kv for Api {
     }
 
     async fn scan(&self, req: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {
-        if Api::needs_leader(req.get_ref().consistency) {
+        if needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, scan);
         }
         let r = req.into_inner();
@@ -178,14 +321,16 @@ impl Kv for Api {
             }
             Some(r.page_token.as_slice())
         };
-        let ((kvs, more), header) = self
-            .read(r.consistency, |st, now| {
-                Ok(st
-                    .sm
-                    .kv
-                    .scan(now, &r.prefix, after, limit, limits::MAX_PAGE_BYTES, r.keys_only))
-            })
-            .await?;
+        let scan = |kv: &sm::KvStore, now| kv.scan(now, &r.prefix, after, limit, limits::MAX_PAGE_BYTES, r.keys_only);
+        let ((kvs, more), header) = match durability(r.durability)? {
+            Durability::Persistent => self.read(r.consistency, |st, now| Ok(scan(&st.sm.kv, now))).await?,
+            Durability::Ephemeral => {
+                let (page, header, _) = self
+                    .ephemeral(|t, term, now| t.with(term, now, |tier| scan(&tier.kv, now)))
+                    .await?;
+                (page, header)
+            }
+        };
         let next_page_token = if more {
             kvs.last().map(|k| k.key.clone()).unwrap_or_default()
         } else {
@@ -197,7 +342,6 @@ impl Kv for Api {
             next_page_token,
         }))
     }
-
     async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
         if Api::needs_leader(req.get_ref().consistency) {
             forward_unless_leader!(self, req, KvClient, history);
@@ -235,5 +379,40 @@ impl Kv for Api {
             events,
             retained_from_revision,
         }))
+    }
+
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        forward_unless_leader!(self, req, KvClient, txn);
+        let r = req.into_inner();
+        let ops = r.compare.len() + r.then.len() + r.otherwise.len();
+        if ops > limits::MAX_TXN_OPS {
+            return Err(invalid(format!(
+                "transaction has {ops} compares and operations; the limit is {}",
+                limits::MAX_TXN_OPS
+            )));
+        }
+        let txn = Txn {
+            compares: r.compare.into_iter().map(txn_compare).collect::<Result<_, _>>()?,
+            then: r.then.into_iter().map(txn_step).collect::<Result<_, _>>()?,
+            otherwise: r.otherwise.into_iter().map(txn_step).collect::<Result<_, _>>()?,
+        };
+        let fence = self.fence(r.fence.as_ref(), false).await?;
+        let p = self
+            .propose(Op::Txn(txn), fence, limits::request_id(r.request_id.as_ref())?)
+            .await?;
+        match p.reply {
+            Reply::Txn { succeeded, results } => Ok(Response::new(pb::TxnResponse {
+                header: Some(p.header),
+                succeeded,
+                results: results
+                    .into_iter()
+                    .map(|s| pb::TxnOpResult {
+                        succeeded: s.succeeded,
+                        kv: s.kv.map(to_pb),
+                    })
+                    .collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
     }
 }

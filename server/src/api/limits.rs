@@ -17,6 +17,14 @@ pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
 pub const MAX_CLIENT_ID_BYTES: usize = 128;
+pub const MAX_RESOURCE_BYTES: usize = 1024;
+pub const MAX_OWNER_BYTES: usize = 1024;
+pub const MAX_LOCK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+pub const MAX_SEQUENCE_NAME_BYTES: usize = 1024;
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
+pub const MAX_SEQUENCE_COUNT: u64 = 1_000_000;
+/// Compares plus operations of both branches of one transaction.
+pub const MAX_TXN_OPS: usize = 128;
 
 /// Checks UTF-8 text of at most `max` bytes; `what` names the field in the error.
 pub fn text<'a>(what: &str, bytes: &'a [u8], max: usize, allow_empty: bool) -> Result<&'a str, Status> {
@@ -41,6 +49,48 @@ pub fn value(bytes: &[u8]) -> Result<(), Status> {
         return Err(invalid(format!(
             "value is {} bytes; the limit is {MAX_VALUE_BYTES} bytes",
             bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A lock resource name: UTF-8 text, 1..=[`MAX_RESOURCE_BYTES`].
+pub fn resource(what: &str, bytes: &[u8]) -> Result<(), Status> {
+    text(what, bytes, MAX_RESOURCE_BYTES, false).map(|_| ())
+}
+
+/// A lock owner: any bytes, 1..=[`MAX_OWNER_BYTES`].
+pub fn owner(bytes: &[u8]) -> Result<(), Status> {
+    if bytes.is_empty() {
+        return Err(invalid("owner must not be empty"));
+    }
+    if bytes.len() > MAX_OWNER_BYTES {
+        return Err(invalid(format!(
+            "owner is {} bytes; the limit is {MAX_OWNER_BYTES} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A lock's time to live: 1 ms up to `max_ms`.
+pub fn lock_ttl(ttl_ms: u64, max_ms: u64, tier: &str) -> Result<(), Status> {
+    if ttl_ms == 0 {
+        return Err(invalid("ttl_ms must be at least 1 ms"));
+    }
+    if ttl_ms > max_ms {
+        return Err(invalid(format!(
+            "ttl_ms is {ttl_ms}; the limit for {tier} locks is {max_ms} ms"
+        )));
+    }
+    Ok(())
+}
+
+/// A sequence reservation size: 1..=[`MAX_SEQUENCE_COUNT`].
+pub fn sequence_count(count: u64) -> Result<(), Status> {
+    if count == 0 || count > MAX_SEQUENCE_COUNT {
+        return Err(invalid(format!(
+            "count is {count}; it must be between 1 and {MAX_SEQUENCE_COUNT}"
         )));
     }
     Ok(())

@@ -5,19 +5,21 @@ pub mod cluster;
 pub mod errors;
 pub mod kv;
 pub mod limits;
+pub mod locks;
 pub mod oversize;
+pub mod sequences;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kahuna_proto::v1::{ReadConsistency, ResponseHeader};
+use kahuna_proto::v1::{Durability, Fence, ReadConsistency, ResponseHeader};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
 use crate::raft::node::{Node, Route};
 use crate::sm::{Command, Op, Reply};
 use crate::store::Applied;
-use errors::{internal, no_leader, not_leader, RaftFailure};
+use errors::{fenced, internal, no_leader, not_leader, RaftFailure};
 
 /// Set on a request a member forwards to the leader, so it is never forwarded twice.
 pub const FORWARDED_KEY: &str = "kahuna-forwarded";
@@ -84,21 +86,48 @@ impl Api {
         }
     }
 
-    /// Proposes `op` through Raft and waits for it to be applied.
-    pub async fn propose(&self, op: Op, request: Option<(String, u64)>) -> Result<(Reply, ResponseHeader), Status> {
+    /// Proposes `op` through Raft and waits for it to be applied. A fence that did not
+    /// hold comes back as the FENCED error.
+    pub async fn propose(
+        &self,
+        op: Op,
+        fence: Option<(Vec<u8>, u64)>,
+        request: Option<(String, u64)>,
+    ) -> Result<Proposed, Status> {
+        let time_ms = self.node.clock.now_ms();
         let cmd = Command {
-            time_ms: self.node.clock.now_ms(),
+            time_ms,
             request,
+            fence: fence.clone(),
             op,
         };
         match self.node.raft.client_write(cmd).await {
             Ok(resp) => {
+                if let (Reply::Fenced { current }, Some((resource, token))) = (&resp.data, &fence) {
+                    return Err(fenced(resource, *token, *current));
+                }
                 let mut header = self.node.header();
                 header.revision = resp.log_id.index;
-                Ok((resp.data, header))
+                Ok(Proposed {
+                    reply: resp.data,
+                    header,
+                    time_ms,
+                })
             }
             Err(e) => Err(self.fail(e.into()).await),
         }
+    }
+
+    /// Confirms (batched read-index) that this member leads, after the call began and
+    /// with everything committed before applied; returns the term it leads in.
+    pub async fn confirm_leader(&self) -> Result<u64, Status> {
+        if let Err(f) = self.node.read_index.confirm().await {
+            return Err(self.fail(f).await);
+        }
+        if !self.node.is_leader() {
+            return Err(self.fail(RaftFailure::NotLeader).await);
+        }
+        Ok(self.node.term())
     }
 
     /// Reads the applied state after the read barrier `consistency` asks for. `f` gets
@@ -113,9 +142,7 @@ impl Api {
             ReadConsistency::Stale => false,
         };
         if linearizable {
-            if let Err(e) = self.node.raft.ensure_linearizable().await {
-                return Err(self.fail(e.into()).await);
-            }
+            self.confirm_leader().await?;
         }
         let mut header = self.node.header();
         let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
@@ -131,8 +158,67 @@ impl Api {
         Ok((out, header))
     }
 
+    /// Runs `f` on the ephemeral tier of the confirmed leader term, with the leader's
+    /// time. `f` answers `None` when the tier ran out of tokens for this term.
+    pub async fn ephemeral<R>(
+        &self,
+        f: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<R>,
+    ) -> Result<(R, ResponseHeader, u64), Status> {
+        let term = self.confirm_leader().await?;
+        let now = self.node.clock.now_ms();
+        let out = f(&self.node.ephemeral, term, now).ok_or_else(|| {
+            errors::status(
+                tonic::Code::ResourceExhausted,
+                "UNAVAILABLE",
+                "the ephemeral tier handed out all tokens of this leader term; it resumes after the next election",
+            )
+        })?;
+        Ok((out, self.node.header(), now))
+    }
+
+    /// Checks a fence. A persistent fence is returned to travel in the command, where
+    /// the state machine checks it atomically with the write; an ephemeral fence is
+    /// checked here, on the confirmed leader, since ephemeral locks are not in the log.
+    /// With `check_now`, a persistent fence is also checked here (for writes that do
+    /// not go through the log).
+    pub async fn fence(&self, fence: Option<&Fence>, check_now: bool) -> Result<Option<(Vec<u8>, u64)>, Status> {
+        let Some(f) = fence else {
+            return Ok(None);
+        };
+        limits::resource("fence.resource", &f.resource)?;
+        let durability = limits::enumeration::<Durability>("fence.durability", f.durability)?;
+        if durability == Durability::Persistent && !check_now {
+            return Ok(Some((f.resource.clone(), f.token)));
+        }
+        let term = self.confirm_leader().await?;
+        let now = self.node.clock.now_ms();
+        let current = match durability {
+            Durability::Persistent => {
+                let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+                st.sm.locks.token_of(st.sm.now_ms.max(now), &f.resource)
+            }
+            Durability::Ephemeral => self
+                .node
+                .ephemeral
+                .with(term, now, |t| t.locks.token_of(now, &f.resource))
+                .unwrap_or(0),
+        };
+        if current != f.token {
+            return Err(fenced(&f.resource, f.token, current));
+        }
+        Ok(None)
+    }
+
     /// Whether a read of this consistency has to be served by the leader.
     pub fn needs_leader(consistency: i32) -> bool {
         consistency != ReadConsistency::Stale as i32
     }
+}
+
+/// An applied proposal: the state machine's answer, the header, and the time the
+/// command was stamped with (the lease clock for anything it granted).
+pub struct Proposed {
+    pub reply: Reply,
+    pub header: ResponseHeader,
+    pub time_ms: u64,
 }

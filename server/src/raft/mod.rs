@@ -3,4 +3,5 @@
 pub mod network;
 pub mod node;
 pub mod peer_service;
+pub mod read_index;
 pub mod types;

@@ -10,9 +10,17 @@ use openraft::{BasicNode, ServerState};
 use tonic::transport::Channel;
 
 use super::network::{channel, peer_info};
+use super::read_index::ReadIndex;
 use super::types::{NodeId, Raft};
 use crate::clock::Clock;
+use crate::ephemeral::EphemeralTier;
 use crate::store::StateMachineStore;
+
+/// Settings the API needs from the configuration.
+pub struct Limits {
+    pub max_ephemeral_ttl: Duration,
+    pub idempotency_window: Duration,
+}
 
 pub struct Node {
     pub id: NodeId,
@@ -21,6 +29,9 @@ pub struct Node {
     pub clock: Clock,
     pub client_addr: String,
     pub storage: &'static str,
+    pub read_index: std::sync::Arc<ReadIndex>,
+    pub ephemeral: EphemeralTier,
+    pub idempotency_window: Duration,
     /// node id -> (peer address it was learned for, client address).
     client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
     /// client address -> channel, for forwarding to the leader.
@@ -36,14 +47,24 @@ pub enum Route {
 }
 
 impl Node {
-    pub fn new(id: NodeId, raft: Raft, sm: StateMachineStore, client_addr: String, storage: &'static str) -> Self {
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        sm: StateMachineStore,
+        client_addr: String,
+        storage: &'static str,
+        limits: Limits,
+    ) -> Self {
         Self {
             id,
+            read_index: ReadIndex::new(raft.clone()),
             raft,
             sm,
             clock: Clock::default(),
             client_addr,
             storage,
+            ephemeral: EphemeralTier::new(limits.max_ephemeral_ttl),
+            idempotency_window: limits.idempotency_window,
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
         }
@@ -57,6 +78,10 @@ impl Node {
             leader_id: m.current_leader.unwrap_or(0),
             member_id: self.id,
         }
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     pub fn leader(&self) -> Option<NodeId> {

@@ -8,11 +8,16 @@
 
 mod dedupe;
 mod kv;
+pub mod locks;
+pub mod sequences;
+pub mod txn;
 
 use serde::{Deserialize, Serialize};
 
 pub use dedupe::Dedupe;
 pub use kv::{retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, HISTORY_RETENTION_REVISIONS};
+pub use locks::{LockReply, LockTable, LockView, Refusal};
+pub use sequences::{Range, Sequences};
 
 /// A state-machine command as stored in the Raft log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -21,6 +26,8 @@ pub struct Command {
     pub time_ms: u64,
     /// `(client_id, request_id)` for exactly-once retries; `None` disables dedupe.
     pub request: Option<(String, u64)>,
+    /// `(resource, token)`: apply only while that persistent lock is held with that token.
+    pub fence: Option<(Vec<u8>, u64)>,
     pub op: Op,
 }
 
@@ -32,7 +39,30 @@ pub enum Op {
         key: Vec<u8>,
         ttl_ms: u64,
     },
-    /// Proposed by the leader: remove keys whose expiry has passed, at most `limit`.
+    Txn(txn::Txn),
+    TryLock {
+        resource: Vec<u8>,
+        owner: Vec<u8>,
+        ttl_ms: u64,
+    },
+    ExtendLock {
+        resource: Vec<u8>,
+        owner: Vec<u8>,
+        ttl_ms: u64,
+    },
+    Unlock {
+        resource: Vec<u8>,
+        owner: Vec<u8>,
+    },
+    /// Reserve `count` identifiers; `key` is remembered for `window_ms`.
+    SeqNext {
+        name: String,
+        count: u64,
+        key: Option<String>,
+        window_ms: u64,
+    },
+    /// Proposed by the leader: remove what has expired (keys, locks, idempotency
+    /// keys), at most `limit` of each.
     Sweep {
         limit: u32,
     },
@@ -83,6 +113,18 @@ pub enum Reply {
     Sweep {
         removed: u32,
     },
+    Txn {
+        succeeded: bool,
+        results: Vec<txn::StepResult>,
+    },
+    Lock(LockReply),
+    /// `None` when the sequence is exhausted.
+    Seq(Option<Range>),
+    /// The fence did not hold: the lock is not held with the given token. `current`
+    /// is the live token (0 when free).
+    Fenced {
+        current: u64,
+    },
 }
 
 /// All replicated application state, snapshotted as a whole.
@@ -90,36 +132,81 @@ pub enum Reply {
 pub struct StateMachine {
     /// Deterministic time: the largest leader stamp applied so far.
     pub now_ms: u64,
+    /// The leader term whose first command last extended every lease.
+    pub lease_term: u64,
     pub kv: KvStore,
+    pub locks: LockTable,
+    pub sequences: Sequences,
     pub dedupe: Dedupe,
 }
 
 impl StateMachine {
-    /// Applies `cmd`, the entry at log index `revision`.
-    pub fn apply(&mut self, revision: u64, cmd: &Command) -> Reply {
+    /// Applies `cmd`, the entry at log index `revision` written in leader term `term`.
+    pub fn apply(&mut self, revision: u64, term: u64, cmd: &Command) -> Reply {
         self.now_ms = self.now_ms.max(cmd.time_ms);
+        let now = self.now_ms;
+        if term > self.lease_term {
+            // The first command of a new leader: no lease may end sooner than one
+            // full TTL of the new leader's time.
+            self.lease_term = term;
+            self.locks.extend_all_leases(now);
+        }
         if let Some((client, request_id)) = &cmd.request {
             if let Some(reply) = self.dedupe.lookup(client, *request_id) {
                 return reply;
             }
         }
-        let now = self.now_ms;
-        let reply = match &cmd.op {
-            Op::Set(op) => self.kv.set(revision, now, op),
-            Op::Delete(op) => self.kv.delete(revision, now, op),
-            Op::Extend { key, ttl_ms } => self.kv.extend(now, key, *ttl_ms),
-            Op::Sweep { limit } => Reply::Sweep {
-                removed: self.kv.sweep(revision, now, *limit),
+        let reply = match &cmd.fence {
+            Some((resource, token)) if self.locks.token_of(now, resource) != *token => Reply::Fenced {
+                current: self.locks.token_of(now, resource),
             },
+            _ => self.run(revision, now, &cmd.op),
         };
         self.kv.prune_history(revision);
         if let Some((client, request_id)) = &cmd.request {
             self.dedupe.record(client, *request_id, now, &reply);
         }
-        if matches!(cmd.op, Op::Sweep { .. }) {
-            self.dedupe.forget_idle(now);
-        }
         reply
+    }
+
+    fn run(&mut self, revision: u64, now: u64, op: &Op) -> Reply {
+        match op {
+            Op::Set(op) => self.kv.set(revision, now, op),
+            Op::Delete(op) => self.kv.delete(revision, now, op),
+            Op::Extend { key, ttl_ms } => self.kv.extend(now, key, *ttl_ms),
+            Op::Txn(t) => txn::apply(&mut self.kv, &self.locks, revision, now, t),
+            Op::TryLock {
+                resource,
+                owner,
+                ttl_ms,
+            } => Reply::Lock(self.locks.try_lock(revision, now, resource, owner, *ttl_ms)),
+            Op::ExtendLock {
+                resource,
+                owner,
+                ttl_ms,
+            } => Reply::Lock(self.locks.extend(now, resource, owner, *ttl_ms)),
+            Op::Unlock { resource, owner } => Reply::Lock(self.locks.unlock(now, resource, owner)),
+            Op::SeqNext {
+                name,
+                count,
+                key,
+                window_ms,
+            } => Reply::Seq(self.sequences.next(now, name, *count, key.as_deref(), *window_ms)),
+            Op::Sweep { limit } => {
+                let removed = self.kv.sweep(revision, now, *limit) + self.locks.sweep(now, *limit);
+                self.sequences.forget_expired(now);
+                self.dedupe.forget_idle(now);
+                Reply::Sweep { removed }
+            }
+        }
+    }
+
+    /// The earliest time something expires, to know when a sweep is due.
+    pub fn next_expiry(&self) -> Option<u64> {
+        [self.kv.next_expiry(), self.locks.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -131,6 +218,7 @@ mod tests {
         Command {
             time_ms,
             request: None,
+            fence: None,
             op: Op::Set(SetOp {
                 key: key.into(),
                 value: value.into(),
@@ -157,7 +245,7 @@ mod tests {
         let mut a = StateMachine::default();
         let mut b = StateMachine::default();
         for (i, c) in log.iter().enumerate() {
-            assert_eq!(a.apply(i as u64 + 1, c), b.apply(i as u64 + 1, c));
+            assert_eq!(a.apply(i as u64 + 1, 1, c), b.apply(i as u64 + 1, 1, c));
         }
         assert_eq!(a, b);
         let bytes = bincode::serialize(&a).expect("serialize");
@@ -168,8 +256,8 @@ mod tests {
     #[test]
     fn time_never_goes_backwards() {
         let mut sm = StateMachine::default();
-        sm.apply(1, &set("a", "1", 5000));
-        sm.apply(2, &set("b", "1", 4000));
+        sm.apply(1, 1, &set("a", "1", 5000));
+        sm.apply(2, 1, &set("b", "1", 4000));
         assert_eq!(sm.now_ms, 5000);
     }
 
@@ -181,8 +269,8 @@ mod tests {
         if let Op::Set(op) = &mut c.op {
             op.conditions.if_not_exists = true;
         }
-        let first = sm.apply(1, &c);
-        let again = sm.apply(2, &c);
+        let first = sm.apply(1, 1, &c);
+        let again = sm.apply(2, 1, &c);
         assert_eq!(first, again);
         assert!(matches!(first, Reply::Write { succeeded: true, .. }));
         assert_eq!(sm.kv.get(10, b"a").map(|kv| kv.version), Some(1));

@@ -147,7 +147,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.last_applied = Some(entry.log_id);
             let reply = match entry.payload {
                 EntryPayload::Blank => Reply::None,
-                EntryPayload::Normal(cmd) => st.sm.apply(entry.log_id.index, &cmd),
+                EntryPayload::Normal(cmd) => st.sm.apply(entry.log_id.index, entry.log_id.leader_id.term, &cmd),
                 EntryPayload::Membership(m) => {
                     st.membership = StoredMembership::new(Some(entry.log_id), m);
                     Reply::None

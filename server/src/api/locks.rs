@@ -1,0 +1,208 @@
+//! The `Locks` service: persistent locks go through the log; ephemeral locks live
+//! in the confirmed leader's memory (see `ephemeral`).
+
+use kahuna_proto::v1 as pb;
+use kahuna_proto::v1::locks_client::LocksClient;
+use kahuna_proto::v1::locks_server::Locks;
+use kahuna_proto::v1::Durability;
+use tonic::{Request, Response, Status};
+
+use super::errors::internal;
+use super::limits;
+use super::{forward_unless_leader, Api};
+use crate::ephemeral::EphemeralLock;
+use crate::sm::{LockReply, LockView, Op, Refusal, Reply};
+
+fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::LockInfo {
+    pb::LockInfo {
+        resource: view.resource,
+        owner: view.owner,
+        fencing_token: view.token,
+        expires_at_ms: view.expires_at_ms,
+        remaining_ms: view.expires_at_ms.saturating_sub(now_ms),
+        durability: durability as i32,
+    }
+}
+
+fn refusal(r: Refusal) -> i32 {
+    let r = match r {
+        Refusal::None => pb::LockRefusal::None,
+        Refusal::NotHeld => pb::LockRefusal::NotHeld,
+        Refusal::HeldByOther => pb::LockRefusal::HeldByOther,
+    };
+    r as i32
+}
+
+/// A lock operation's outcome, whichever tier answered it.
+struct Outcome {
+    reply: LockReply,
+    header: pb::ResponseHeader,
+    now_ms: u64,
+    retry_after_ms: u64,
+}
+
+impl Api {
+    fn lock_args(&self, resource: &[u8], owner: Option<&[u8]>, durability: i32) -> Result<Durability, Status> {
+        limits::resource("resource", resource)?;
+        if let Some(owner) = owner {
+            limits::owner(owner)?;
+        }
+        limits::enumeration::<Durability>("durability", durability)
+    }
+
+    fn check_ttl(&self, durability: Durability, ttl_ms: u64) -> Result<(), Status> {
+        match durability {
+            Durability::Persistent => limits::lock_ttl(ttl_ms, limits::MAX_LOCK_TTL_MS, "persistent"),
+            Durability::Ephemeral => {
+                limits::lock_ttl(ttl_ms, self.node.ephemeral.max_ttl().as_millis() as u64, "ephemeral")
+            }
+        }
+    }
+
+    /// Runs a lock operation on the tier `durability` names.
+    async fn lock_op(
+        &self,
+        durability: Durability,
+        op: Op,
+        request: Option<&pb::RequestId>,
+        ephemeral: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<EphemeralLock>,
+    ) -> Result<Outcome, Status> {
+        match durability {
+            Durability::Persistent => {
+                let p = self.propose(op, None, limits::request_id(request)?).await?;
+                match p.reply {
+                    Reply::Lock(reply) => Ok(Outcome {
+                        reply,
+                        header: p.header,
+                        now_ms: p.time_ms,
+                        retry_after_ms: 0,
+                    }),
+                    other => Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),
+                }
+            }
+            Durability::Ephemeral => {
+                let (answer, header, now_ms) = self.ephemeral(ephemeral).await?;
+                Ok(match answer {
+                    EphemeralLock::Reply(reply) => Outcome {
+                        reply,
+                        header,
+                        now_ms,
+                        retry_after_ms: 0,
+                    },
+                    EphemeralLock::RetryAfter(d) => Outcome {
+                        reply: LockReply::default(),
+                        header,
+                        now_ms,
+                        retry_after_ms: (d.as_millis() as u64).max(1),
+                    },
+                })
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Locks for Api {
+    async fn try_lock(&self, req: Request<pb::TryLockRequest>) -> Result<Response<pb::TryLockResponse>, Status> {
+        forward_unless_leader!(self, req, LocksClient, try_lock);
+        let r = req.into_inner();
+        let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
+        self.check_ttl(durability, r.ttl_ms)?;
+        let op = Op::TryLock {
+            resource: r.resource.clone(),
+            owner: r.owner.clone(),
+            ttl_ms: r.ttl_ms,
+        };
+        let o = self
+            .lock_op(durability, op, r.request_id.as_ref(), |tier, term, now| {
+                tier.try_lock(term, now, &r.resource, &r.owner, r.ttl_ms)
+            })
+            .await?;
+        Ok(Response::new(pb::TryLockResponse {
+            header: Some(o.header),
+            acquired: o.reply.ok,
+            lock: o.reply.lock.map(|v| info(v, o.now_ms, durability)),
+            retry_after_ms: o.retry_after_ms,
+        }))
+    }
+
+    async fn extend(&self, req: Request<pb::ExtendLockRequest>) -> Result<Response<pb::ExtendLockResponse>, Status> {
+        forward_unless_leader!(self, req, LocksClient, extend);
+        let r = req.into_inner();
+        let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
+        self.check_ttl(durability, r.ttl_ms)?;
+        let op = Op::ExtendLock {
+            resource: r.resource.clone(),
+            owner: r.owner.clone(),
+            ttl_ms: r.ttl_ms,
+        };
+        let o = self
+            .lock_op(durability, op, r.request_id.as_ref(), |tier, term, now| {
+                tier.with(term, now, |t| {
+                    EphemeralLock::Reply(t.locks.extend(now, &r.resource, &r.owner, r.ttl_ms))
+                })
+            })
+            .await?;
+        Ok(Response::new(pb::ExtendLockResponse {
+            header: Some(o.header),
+            extended: o.reply.ok,
+            refusal: refusal(o.reply.refusal),
+            lock: o.reply.lock.map(|v| info(v, o.now_ms, durability)),
+        }))
+    }
+
+    async fn unlock(&self, req: Request<pb::UnlockRequest>) -> Result<Response<pb::UnlockResponse>, Status> {
+        forward_unless_leader!(self, req, LocksClient, unlock);
+        let r = req.into_inner();
+        let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
+        let op = Op::Unlock {
+            resource: r.resource.clone(),
+            owner: r.owner.clone(),
+        };
+        let o = self
+            .lock_op(durability, op, r.request_id.as_ref(), |tier, term, now| {
+                tier.with(term, now, |t| {
+                    EphemeralLock::Reply(t.locks.unlock(now, &r.resource, &r.owner))
+                })
+            })
+            .await?;
+        Ok(Response::new(pb::UnlockResponse {
+            header: Some(o.header),
+            unlocked: o.reply.ok,
+            refusal: refusal(o.reply.refusal),
+            lock: o.reply.lock.map(|v| info(v, o.now_ms, durability)),
+        }))
+    }
+
+    async fn get_lock(&self, req: Request<pb::GetLockRequest>) -> Result<Response<pb::GetLockResponse>, Status> {
+        let r = req.get_ref();
+        let durability = self.lock_args(&r.resource, None, r.durability)?;
+        // Ephemeral locks exist only on the leader, whatever consistency is asked for.
+        if durability == Durability::Ephemeral || Api::needs_leader(r.consistency) {
+            forward_unless_leader!(self, req, LocksClient, get_lock);
+        }
+        let r = req.into_inner();
+        let (lock, header) = match durability {
+            Durability::Persistent => {
+                self.read(r.consistency, |st, now| {
+                    Ok(st.sm.locks.get(now, &r.resource).map(|v| info(v, now, durability)))
+                })
+                .await?
+            }
+            Durability::Ephemeral => {
+                let (lock, header, _) = self
+                    .ephemeral(|tier, term, now| {
+                        tier.with(term, now, |t| {
+                            t.locks.get(now, &r.resource).map(|v| info(v, now, durability))
+                        })
+                    })
+                    .await?;
+                (lock, header)
+            }
+        };
+        Ok(Response::new(pb::GetLockResponse {
+            header: Some(header),
+            lock,
+        }))
+    }
+}

@@ -1,0 +1,70 @@
+//! The `Sequences` service.
+
+use kahuna_proto::v1 as pb;
+use kahuna_proto::v1::sequences_client::SequencesClient;
+use kahuna_proto::v1::sequences_server::Sequences;
+use tonic::{Code, Request, Response, Status};
+
+use super::errors::{internal, status};
+use super::limits;
+use super::{forward_unless_leader, Api};
+use crate::sm::{Op, Reply};
+
+#[tonic::async_trait]
+impl Sequences for Api {
+    async fn next(&self, req: Request<pb::NextRequest>) -> Result<Response<pb::NextResponse>, Status> {
+        forward_unless_leader!(self, req, SequencesClient, next);
+        let r = req.into_inner();
+        let name = limits::text("name", &r.name, limits::MAX_SEQUENCE_NAME_BYTES, false)?.to_owned();
+        limits::sequence_count(r.count)?;
+        let key = if r.idempotency_key.is_empty() {
+            None
+        } else {
+            Some(
+                limits::text(
+                    "idempotency_key",
+                    &r.idempotency_key,
+                    limits::MAX_IDEMPOTENCY_KEY_BYTES,
+                    false,
+                )?
+                .to_owned(),
+            )
+        };
+        let op = Op::SeqNext {
+            name: name.clone(),
+            count: r.count,
+            key,
+            window_ms: self.node.idempotency_window.as_millis() as u64,
+        };
+        let p = self
+            .propose(op, None, limits::request_id(r.request_id.as_ref())?)
+            .await?;
+        match p.reply {
+            Reply::Seq(Some(range)) => Ok(Response::new(pb::NextResponse {
+                header: Some(p.header),
+                first: range.first,
+                count: range.count,
+                replayed: range.replayed,
+            })),
+            Reply::Seq(None) => Err(status(
+                Code::OutOfRange,
+                "SEQUENCE_EXHAUSTED",
+                format!("sequence {name:?} cannot hand out {} more identifiers", r.count),
+            )),
+            other => Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),
+        }
+    }
+
+    async fn peek(&self, req: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {
+        if Api::needs_leader(req.get_ref().consistency) {
+            forward_unless_leader!(self, req, SequencesClient, peek);
+        }
+        let r = req.into_inner();
+        let name = limits::text("name", &r.name, limits::MAX_SEQUENCE_NAME_BYTES, false)?;
+        let (next, header) = self.read(r.consistency, |st, _| Ok(st.sm.sequences.peek(name))).await?;
+        Ok(Response::new(pb::PeekResponse {
+            header: Some(header),
+            next,
+        }))
+    }
+}
