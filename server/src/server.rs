@@ -63,7 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let raft = Raft::new(
         config.node_id,
         Arc::new(config.raft_config()?),
-        PeerNetwork,
+        PeerNetwork::default(),
         log_store,
         sm_store.clone(),
     )

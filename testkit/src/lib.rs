@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::cluster_client::ClusterClient;
 use kahuna_proto::v1::kv_client::KvClient;
+use kahuna_proto::v1::locks_client::LocksClient;
+use kahuna_proto::v1::sequences_client::SequencesClient;
 use kahuna_proto::v1::{GetRequest, ReadConsistency, SetRequest, StatusRequest, StatusResponse};
 use tonic::transport::Channel;
 
@@ -139,6 +141,14 @@ impl Cluster {
 
     pub async fn kv(&self, id: u64) -> KvClient<Channel> {
         KvClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+    }
+
+    pub async fn locks(&self, id: u64) -> LocksClient<Channel> {
+        LocksClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+    }
+
+    pub async fn sequences(&self, id: u64) -> SequencesClient<Channel> {
+        SequencesClient::new(channel(&self.members[(id - 1) as usize].client_addr))
     }
 
     pub async fn admin(&self, id: u64) -> ClusterClient<Channel> {

@@ -39,7 +39,8 @@ macro_rules! forward_unless_leader {
             return $client::new(channel)
                 .max_decoding_message_size(usize::MAX)
                 .$method(crate::api::forwarded($req))
-                .await;
+                .await
+                .map_err(crate::api::forward_failed);
         }
     };
 }
@@ -52,6 +53,22 @@ pub fn forwarded<T>(req: Request<T>) -> Request<T> {
         .insert(FORWARDED_KEY, MetadataValue::from_static("1"));
     out.set_timeout(FORWARD_TIMEOUT);
     out
+}
+
+/// An error from the leader passes through as it is; a failure to reach the leader
+/// at all (no `kahuna-error` entry) becomes a retryable UNAVAILABLE.
+pub fn forward_failed(s: Status) -> Status {
+    if s.metadata().contains_key(errors::ERROR_KEY) {
+        return s;
+    }
+    match s.code() {
+        tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled => errors::status(
+            tonic::Code::Unavailable,
+            "UNAVAILABLE",
+            format!("the leader could not be reached: {}", s.message()),
+        ),
+        _ => s,
+    }
 }
 
 impl Api {
@@ -81,6 +98,8 @@ impl Api {
 
     pub async fn fail(&self, f: RaftFailure) -> Status {
         match f {
+            // Just elected and not yet accepted by a quorum: no one leads yet.
+            RaftFailure::NotLeader if self.node.leader() == Some(self.node.id) => no_leader(),
             RaftFailure::NotLeader => not_leader(self.node.leader_client_addr().await),
             RaftFailure::Status(s) => s,
         }

@@ -1,6 +1,8 @@
 //! Outgoing Raft RPCs: openraft's messages, bincode-encoded, over the `Peer` gRPC
 //! service of the target member.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kahuna_proto::v1::peer_client::PeerClient;
@@ -43,8 +45,28 @@ pub async fn peer_info(peer_addr: &str, timeout: Duration) -> Result<InfoRespons
     Ok(peer_client(ch).info(req).await?.into_inner())
 }
 
+/// Hands out connections to members. openraft asks for a new client for every
+/// replication stream and every read-index round; they all share one HTTP/2
+/// channel per address instead of opening a TCP connection each time.
 #[derive(Clone, Default)]
-pub struct PeerNetwork;
+pub struct PeerNetwork {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl PeerNetwork {
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let mut map = self
+            .channels
+            .lock()
+            .map_err(|_| "peer channel table poisoned".to_owned())?;
+        if let Some(ch) = map.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = channel(addr).map_err(|e| e.to_string())?;
+        map.insert(addr.to_owned(), ch.clone());
+        Ok(ch)
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
@@ -52,7 +74,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         PeerConnection {
             target,
-            client: channel(&node.addr).map(peer_client).map_err(|e| e.to_string()),
+            client: self.channel(&node.addr).map(peer_client),
         }
     }
 }
