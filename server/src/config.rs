@@ -65,6 +65,12 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_IDEMPOTENCY_WINDOW_MS", default_value_t = 24 * 60 * 60 * 1000)]
     pub idempotency_window_ms: u64,
 
+    /// TEST ONLY, debug builds only: answer linearizable reads from the local state
+    /// machine without a read-index or forwarding. Unsafe by design; it exists so the
+    /// fault-injection checkers can prove they catch stale reads.
+    #[arg(long, env = "KAHUNA_TEST_UNSAFE_LOCAL_READS", hide = true)]
+    pub test_unsafe_local_reads: bool,
+
     /// Build a snapshot (and purge the log) after this many entries.
     #[arg(long, env = "KAHUNA_SNAPSHOT_THRESHOLD", default_value_t = 10_000)]
     pub snapshot_threshold: u64,
@@ -97,6 +103,14 @@ impl Config {
             anyhow::bail!("--initial-cluster does not include this node ({})", self.node_id);
         }
         Ok(members)
+    }
+
+    /// Refuses settings that must not reach a production build.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.test_unsafe_local_reads && !cfg!(debug_assertions) {
+            anyhow::bail!("--test-unsafe-local-reads exists only in debug (test) builds");
+        }
+        Ok(())
     }
 
     pub fn raft_config(&self) -> anyhow::Result<openraft::Config> {

@@ -46,6 +46,10 @@ fn resolve(what: &str, addr: &str) -> anyhow::Result<SocketAddr> {
 
 /// Runs the member until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    config.check()?;
+    if config.test_unsafe_local_reads {
+        tracing::warn!("--test-unsafe-local-reads: reads are NOT linearizable (test mode)");
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let (log_store, sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
@@ -75,6 +79,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.client_addr(),
         storage_name,
         Limits {
+            unsafe_local_reads: config.test_unsafe_local_reads,
             max_ephemeral_ttl: Duration::from_millis(config.max_ephemeral_ttl_ms),
             idempotency_window: Duration::from_millis(config.idempotency_window_ms),
         },

@@ -51,9 +51,11 @@ fn durability(raw: i32) -> Result<Durability, Status> {
     limits::enumeration::<Durability>("durability", raw)
 }
 
-/// Ephemeral keys live only on the leader: every request for one goes there.
-fn needs_leader(consistency: i32, durability: i32) -> bool {
-    Api::needs_leader(consistency) || durability == Durability::Ephemeral as i32
+impl Api {
+    /// Ephemeral keys live only on the leader: every request for one goes there.
+    fn kv_needs_leader(&self, consistency: i32, durability: i32) -> bool {
+        self.needs_leader(consistency) || durability == Durability::Ephemeral as i32
+    }
 }
 
 fn write_response(reply: Reply) -> Result<(bool, Option<pb::KeyValue>), Status> {
@@ -165,7 +167,7 @@ impl Kv for Api {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        if needs_leader(req.get_ref().consistency, req.get_ref().durability) {
+        if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, get);
         }
         let r = req.into_inner();
@@ -281,7 +283,7 @@ impl Kv for Api {
     }
 
     async fn exists(&self, req: Request<pb::ExistsRequest>) -> Result<Response<pb::ExistsResponse>, Status> {
-        if needs_leader(req.get_ref().consistency, req.get_ref().durability) {
+        if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, exists);
         }
         let r = req.into_inner();
@@ -306,7 +308,7 @@ impl Kv for Api {
     }
 
     async fn scan(&self, req: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {
-        if needs_leader(req.get_ref().consistency, req.get_ref().durability) {
+        if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, scan);
         }
         let r = req.into_inner();
@@ -343,7 +345,7 @@ impl Kv for Api {
         }))
     }
     async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
-        if Api::needs_leader(req.get_ref().consistency) {
+        if self.needs_leader(req.get_ref().consistency) {
             forward_unless_leader!(self, req, KvClient, history);
         }
         let r = req.into_inner();

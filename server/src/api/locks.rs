@@ -178,7 +178,7 @@ impl Locks for Api {
         let r = req.get_ref();
         let durability = self.lock_args(&r.resource, None, r.durability)?;
         // Ephemeral locks exist only on the leader, whatever consistency is asked for.
-        if durability == Durability::Ephemeral || Api::needs_leader(r.consistency) {
+        if durability == Durability::Ephemeral || self.needs_leader(r.consistency) {
             forward_unless_leader!(self, req, LocksClient, get_lock);
         }
         let r = req.into_inner();

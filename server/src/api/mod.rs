@@ -160,7 +160,7 @@ impl Api {
             ReadConsistency::Linearizable => true,
             ReadConsistency::Stale => false,
         };
-        if linearizable {
+        if linearizable && !self.node.unsafe_local_reads {
             self.confirm_leader().await?;
         }
         let mut header = self.node.header();
@@ -229,8 +229,8 @@ impl Api {
     }
 
     /// Whether a read of this consistency has to be served by the leader.
-    pub fn needs_leader(consistency: i32) -> bool {
-        consistency != ReadConsistency::Stale as i32
+    pub fn needs_leader(&self, consistency: i32) -> bool {
+        consistency != ReadConsistency::Stale as i32 && !self.node.unsafe_local_reads
     }
 }
 

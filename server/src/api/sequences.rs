@@ -56,7 +56,7 @@ impl Sequences for Api {
     }
 
     async fn peek(&self, req: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {
-        if Api::needs_leader(req.get_ref().consistency) {
+        if self.needs_leader(req.get_ref().consistency) {
             forward_unless_leader!(self, req, SequencesClient, peek);
         }
         let r = req.into_inner();

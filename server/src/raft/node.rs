@@ -18,6 +18,8 @@ use crate::store::StateMachineStore;
 
 /// Settings the API needs from the configuration.
 pub struct Limits {
+    /// Test mode: serve linearizable reads locally, without a read-index.
+    pub unsafe_local_reads: bool,
     pub max_ephemeral_ttl: Duration,
     pub idempotency_window: Duration,
 }
@@ -32,6 +34,7 @@ pub struct Node {
     pub read_index: std::sync::Arc<ReadIndex>,
     pub ephemeral: EphemeralTier,
     pub idempotency_window: Duration,
+    pub unsafe_local_reads: bool,
     /// node id -> (peer address it was learned for, client address).
     client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
     /// client address -> channel, for forwarding to the leader.
@@ -65,6 +68,7 @@ impl Node {
             storage,
             ephemeral: EphemeralTier::new(limits.max_ephemeral_ttl),
             idempotency_window: limits.idempotency_window,
+            unsafe_local_reads: limits.unsafe_local_reads,
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
         }
