@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kahuna_proto::v1::TriggerSnapshotRequest;
+use kahuna_proto::v1::{AddLearnerRequest, ChangeMembershipRequest, MemberRole, TriggerSnapshotRequest};
 use kahuna_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -152,6 +152,50 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
     }
 }
 
+async fn a_joined_member_becomes_a_voter(storage: &str) {
+    let mut c = Cluster::start(3, storage, &[]).await;
+    put(&c, 1, "before-join", "x").await;
+    let new = c.spawn_joining();
+    let peer_addr = c.members[(new - 1) as usize].peer_addr.clone();
+    let admin = c.admin(1).await;
+    let added = retry(WAIT, || {
+        let mut a = admin.clone();
+        let peer_addr = peer_addr.clone();
+        async move {
+            a.add_learner(AddLearnerRequest {
+                node_id: new,
+                peer_addr,
+                blocking: true,
+            })
+            .await
+        }
+    })
+    .await
+    .into_inner();
+    let learner = added.members.iter().find(|m| m.id == new).expect("learner listed");
+    assert_eq!(learner.role, MemberRole::Learner as i32);
+    let changed = retry(WAIT, || {
+        let mut a = admin.clone();
+        async move {
+            a.change_membership(ChangeMembershipRequest {
+                voters: vec![1, 2, 3, new],
+                retain: false,
+            })
+            .await
+        }
+    })
+    .await
+    .into_inner();
+    let voter = changed.members.iter().find(|m| m.id == new).expect("voter listed");
+    assert_eq!(voter.role, MemberRole::Voter as i32);
+    // Members learned the new member's client address over its peer port.
+    assert_eq!(voter.client_addr, c.members[(new - 1) as usize].client_addr);
+    // The new member serves reads and writes, and has the old data.
+    assert_eq!(get(&c, new, "before-join").await, Some(b"x".to_vec()));
+    put(&c, new, "after-join", "y").await;
+    assert_eq!(get(&c, 2, "after-join").await, Some(b"y".to_vec()));
+}
+
 macro_rules! for_each_storage {
     ($($name:ident),*) => {
         mod rocksdb { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name("rocksdb").await } )* }
@@ -164,5 +208,6 @@ for_each_storage!(
     single_node_keeps_acknowledged_writes_across_sigkill,
     write_through_one_member_read_through_another,
     leader_kill_elects_new_leader_and_keeps_writes,
-    lagging_member_catches_up_through_a_snapshot
+    lagging_member_catches_up_through_a_snapshot,
+    a_joined_member_becomes_a_voter
 );

@@ -28,6 +28,7 @@ pub struct Cluster {
     pub members: Vec<Member>,
     pub storage: String,
     extra_args: Vec<String>,
+    extra_args_for_next: Vec<String>,
     initial_cluster: String,
     _dir: tempfile::TempDir,
 }
@@ -78,6 +79,7 @@ impl Cluster {
             members,
             storage: storage.to_owned(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_args_for_next: Vec::new(),
             initial_cluster,
             _dir: dir,
         };
@@ -92,11 +94,30 @@ impl Cluster {
         &mut self.members[(id - 1) as usize]
     }
 
+    /// Adds a member started with `--join` (empty, waiting to be added through the
+    /// cluster API) and returns its id.
+    pub fn spawn_joining(&mut self) -> u64 {
+        let id = self.members.len() as u64 + 1;
+        let data_dir = self._dir.path().join(format!("node{id}"));
+        self.members.push(Member {
+            id,
+            client_addr: format!("127.0.0.1:{}", free_port()),
+            peer_addr: format!("127.0.0.1:{}", free_port()),
+            data_dir,
+            child: None,
+        });
+        self.extra_args_for_next.push("--join".into());
+        self.spawn(id);
+        self.extra_args_for_next.clear();
+        id
+    }
+
     /// Starts member `id` (again), on the same ports and data directory.
     pub fn spawn(&mut self, id: u64) {
         let storage = self.storage.clone();
         let initial = self.initial_cluster.clone();
-        let extra = self.extra_args.clone();
+        let mut extra = self.extra_args.clone();
+        extra.extend(self.extra_args_for_next.iter().cloned());
         let m = self.member(id);
         assert!(m.child.is_none(), "member {id} is already running");
         let log = std::fs::OpenOptions::new()

@@ -228,29 +228,125 @@ mod tests {
         }
     }
 
+    /// A mixed log of every kind of command, with leader changes, fences and retries.
+    fn mixed_log() -> Vec<(u64, Command)> {
+        (0..400u64)
+            .map(|i| {
+                let key = format!("k{}", i % 7).into_bytes();
+                let resource = format!("r{}", i % 3).into_bytes();
+                let owner = format!("o{}", i % 4).into_bytes();
+                let op = match i % 9 {
+                    0 => Op::Sweep { limit: 10 },
+                    1 => Op::TryLock {
+                        resource,
+                        owner,
+                        ttl_ms: 40,
+                    },
+                    2 => Op::ExtendLock {
+                        resource,
+                        owner,
+                        ttl_ms: 40,
+                    },
+                    3 => Op::Unlock { resource, owner },
+                    4 => Op::SeqNext {
+                        name: "s".into(),
+                        count: 1 + i % 5,
+                        key: (i % 2 == 0).then(|| format!("idem{}", i % 10)),
+                        window_ms: 100,
+                    },
+                    5 => Op::Txn(txn::Txn {
+                        compares: vec![txn::Compare {
+                            key: key.clone(),
+                            target: txn::Target::Version,
+                            op: txn::CmpOp::Less,
+                            value: Vec::new(),
+                            number: 3,
+                        }],
+                        then: vec![txn::Step::Set {
+                            key: key.clone(),
+                            value: format!("t{i}").into_bytes(),
+                            ttl_ms: 30,
+                        }],
+                        otherwise: vec![txn::Step::Delete { key }],
+                    }),
+                    6 => Op::Delete(DeleteOp {
+                        key,
+                        conditions: Conditions::default(),
+                    }),
+                    _ => Op::Set(SetOp {
+                        key,
+                        value: format!("v{i}").into_bytes(),
+                        ttl_ms: if i % 3 == 0 { 25 } else { 0 },
+                        conditions: Conditions::default(),
+                    }),
+                };
+                let cmd = Command {
+                    time_ms: 1000 + i * 7 - (i % 5) * 11,
+                    request: (i % 4 == 0).then(|| ("c".to_owned(), i / 8)),
+                    fence: (i % 13 == 0).then(|| (b"r1".to_vec(), i)),
+                    op,
+                };
+                // A leader change every 50 entries.
+                (1 + i / 50, cmd)
+            })
+            .collect()
+    }
+
     #[test]
     fn same_log_same_state() {
-        let log: Vec<Command> = (0..200u64)
-            .map(|i| {
-                let mut c = set(&format!("k{}", i % 7), &format!("v{i}"), 1000 + i * 10);
-                if let Op::Set(op) = &mut c.op {
-                    op.ttl_ms = if i % 3 == 0 { 25 } else { 0 };
-                }
-                if i % 11 == 0 {
-                    c.op = Op::Sweep { limit: 10 };
-                }
-                c
-            })
-            .collect();
         let mut a = StateMachine::default();
         let mut b = StateMachine::default();
-        for (i, c) in log.iter().enumerate() {
-            assert_eq!(a.apply(i as u64 + 1, 1, c), b.apply(i as u64 + 1, 1, c));
+        for (i, (term, c)) in mixed_log().iter().enumerate() {
+            assert_eq!(a.apply(i as u64 + 1, *term, c), b.apply(i as u64 + 1, *term, c));
         }
         assert_eq!(a, b);
-        let bytes = bincode::serialize(&a).expect("serialize");
-        let c: StateMachine = bincode::deserialize(&bytes).expect("deserialize");
+        // A replica restored from a snapshot mid-way ends in the same state too.
+        let mut c = StateMachine::default();
+        let log = mixed_log();
+        for (i, (term, cmd)) in log.iter().enumerate().take(200) {
+            c.apply(i as u64 + 1, *term, cmd);
+        }
+        let bytes = bincode::serialize(&c).expect("serialize");
+        let mut c: StateMachine = bincode::deserialize(&bytes).expect("deserialize");
+        for (i, (term, cmd)) in log.iter().enumerate().skip(200) {
+            c.apply(i as u64 + 1, *term, cmd);
+        }
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn new_term_extends_leases_before_anything_else() {
+        let mut sm = StateMachine::default();
+        let lock = |owner: &str, time_ms| Command {
+            time_ms,
+            request: None,
+            fence: None,
+            op: Op::TryLock {
+                resource: b"r".to_vec(),
+                owner: owner.into(),
+                ttl_ms: 100,
+            },
+        };
+        assert!(matches!(
+            sm.apply(1, 1, &lock("A", 1000)),
+            Reply::Lock(LockReply { ok: true, .. })
+        ));
+        // A new leader whose clock is 90 ms ahead: without the extension A's lease
+        // would have 10 ms left in B's request; with it, A keeps a full TTL.
+        assert!(matches!(
+            sm.apply(2, 2, &lock("B", 1090)),
+            Reply::Lock(LockReply { ok: false, .. })
+        ));
+        assert_eq!(sm.locks.get(1090, b"r").map(|l| l.expires_at_ms), Some(1190));
+        // A fence with A's token holds; with any other it does not.
+        let fenced = |token| Command {
+            time_ms: 1100,
+            request: None,
+            fence: Some((b"r".to_vec(), token)),
+            op: Op::Sweep { limit: 0 },
+        };
+        assert_eq!(sm.apply(3, 2, &fenced(2)), Reply::Fenced { current: 1 });
+        assert!(matches!(sm.apply(4, 2, &fenced(1)), Reply::Sweep { .. }));
     }
 
     #[test]
