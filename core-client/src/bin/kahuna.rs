@@ -1,0 +1,684 @@
+//! `kahuna`: the command-line client.
+//!
+//! Exit codes: 0 success; 1 error; 2 not acquired / compare failed; 3 not found;
+//! 4 the lock was lost while `lock run` was running the command (which was stopped).
+//! `lock run` otherwise exits with the command's own exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+use kahuna_client::{
+    Client, ClientOptions, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions, HistoryEvent,
+    KeyValue, LockInfo, LockOptions, Member, ScanOptions, SetCondition, SetOptions,
+};
+use serde_json::{json, Value};
+
+const EXIT_NEGATIVE: u8 = 2;
+const EXIT_NOT_FOUND: u8 = 3;
+const EXIT_LOST: u8 = 4;
+
+#[derive(Parser)]
+#[command(name = "kahuna", version, about = "Command-line client for Kahuna")]
+struct Cli {
+    /// Members to talk to, comma-separated HOST:PORT.
+    #[arg(long, env = "KAHUNA_ENDPOINTS", default_value = kahuna_client::DEFAULT_ENDPOINT, value_delimiter = ',', global = true)]
+    endpoints: Vec<String>,
+    /// One JSON object per result instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Deadline of each request, retries included (e.g. 500ms, 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
+    timeout: Duration,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Keys and values.
+    #[command(subcommand)]
+    Kv(KvCmd),
+    /// Locks.
+    #[command(subcommand)]
+    Lock(LockCmd),
+    /// Sequences.
+    #[command(subcommand)]
+    Seq(SeqCmd),
+    /// Cluster status and membership.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+}
+
+#[derive(Args, Clone, Copy)]
+struct Tier {
+    /// Use the ephemeral (leader-memory) tier instead of the persistent one.
+    #[arg(long)]
+    ephemeral: bool,
+}
+
+impl Tier {
+    fn durability(self) -> Durability {
+        if self.ephemeral {
+            Durability::Ephemeral
+        } else {
+            Durability::Persistent
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KvCmd {
+    /// Set a key (exit 2 when a condition does not hold).
+    Set {
+        key: String,
+        value: String,
+        /// Expire after this long.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        /// Only if the key does not exist.
+        #[arg(long, conflicts_with_all = ["if_exists", "if_value", "if_revision"])]
+        if_not_exists: bool,
+        /// Only if the key exists.
+        #[arg(long, conflicts_with_all = ["if_value", "if_revision"])]
+        if_exists: bool,
+        /// Only if the current value is this (compare-and-set).
+        #[arg(long, conflicts_with = "if_revision")]
+        if_value: Option<String>,
+        /// Only if the key's mod revision is this (0: only if it does not exist).
+        #[arg(long)]
+        if_revision: Option<u64>,
+        #[command(flatten)]
+        tier: Tier,
+    },
+    /// Read a key (exit 3 when it does not exist).
+    Get {
+        key: String,
+        /// Read as of this revision.
+        #[arg(long)]
+        revision: Option<u64>,
+        #[command(flatten)]
+        tier: Tier,
+    },
+    /// Delete a key (exit 2 when a condition does not hold, 3 when there was none).
+    Del {
+        key: String,
+        /// Only if the current value is this.
+        #[arg(long, conflicts_with = "if_revision")]
+        if_value: Option<String>,
+        /// Only if the key's mod revision is this.
+        #[arg(long)]
+        if_revision: Option<u64>,
+        #[command(flatten)]
+        tier: Tier,
+    },
+    /// List keys by prefix (all pages, or at most --limit keys).
+    Scan {
+        #[arg(default_value = "")]
+        prefix: String,
+        /// At most this many keys.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Leave values out.
+        #[arg(long)]
+        keys_only: bool,
+        #[command(flatten)]
+        tier: Tier,
+    },
+    /// Show the retained changes of a key.
+    History {
+        key: String,
+        /// At most this many events (newest).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum LockCmd {
+    /// Run COMMAND while holding RESOURCE; the fencing token is in KAHUNA_FENCING_TOKEN.
+    /// The command is stopped (SIGTERM, then SIGKILL) if the lock is lost (exit 4).
+    Run {
+        resource: String,
+        /// Lease length; renewed at about a third of it.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Duration,
+        /// Keep trying this long while someone else holds it (exit 2 if never acquired).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Pause between tries while waiting.
+        #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+        retry: Duration,
+        #[command(flatten)]
+        tier: Tier,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show who holds RESOURCE (exit 3 when nobody).
+    Info {
+        resource: String,
+        #[command(flatten)]
+        tier: Tier,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeqCmd {
+    /// Reserve the next COUNT identifiers of NAME.
+    Next {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Retrying with the same key returns the same range.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show the next identifier NAME would hand out.
+    Peek { name: String },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Leader, term, indexes and members.
+    Status,
+    /// List the members.
+    Members,
+    /// Add a member (started with --join) as a learner.
+    AddLearner {
+        id: u64,
+        /// Its peer address, HOST:PORT.
+        peer_addr: String,
+    },
+    /// Make a learner a voter.
+    Promote { id: u64 },
+    /// Remove a member.
+    Remove { id: u64 },
+}
+
+/// `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s, 1m"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "us" => n / 1_000_000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit {other:?} in {s:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn emit(&self, v: Value, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{v}");
+        } else {
+            let text = human();
+            if !text.is_empty() {
+                println!("{text}");
+            }
+        }
+    }
+}
+
+fn kv_json(kv: &KeyValue) -> Value {
+    json!({
+        "key": kv.key,
+        "value": kv.value_str(),
+        "mod_revision": kv.mod_revision,
+        "create_revision": kv.create_revision,
+        "version": kv.version,
+        "expires_at_ms": kv.expires_at_ms,
+    })
+}
+
+fn lock_json(l: &LockInfo) -> Value {
+    json!({
+        "resource": l.resource,
+        "owner": l.owner,
+        "fencing_token": l.fencing_token,
+        "expires_at_ms": l.expires_at_ms,
+        "remaining_ms": l.remaining.as_millis() as u64,
+        "durability": l.durability.as_str(),
+    })
+}
+
+fn member_json(m: &Member) -> Value {
+    json!({
+        "id": m.id,
+        "peer_addr": m.peer_addr,
+        "client_addr": m.client_addr,
+        "role": if m.voter { "voter" } else { "learner" },
+    })
+}
+
+fn members_human(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|m| {
+            format!(
+                "{}\t{}\tclient={}\tpeer={}",
+                m.id,
+                if m.voter { "voter" } else { "learner" },
+                m.client_addr,
+                m.peer_addr
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn status_json(s: &ClusterStatus) -> Value {
+    json!({
+        "member_id": s.member_id,
+        "state": s.state,
+        "leader_id": s.leader_id,
+        "term": s.term,
+        "committed_index": s.committed_index,
+        "applied_index": s.applied_index,
+        "last_log_index": s.last_log_index,
+        "snapshot_index": s.snapshot_index,
+        "storage": s.storage,
+        "members": s.members.iter().map(member_json).collect::<Vec<_>>(),
+    })
+}
+
+fn event_json(e: &HistoryEvent) -> Value {
+    json!({ "kind": e.kind.as_str(), "revision": e.revision, "kv": kv_json(&e.kv) })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KAHUNA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kahuna: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kahuna: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let options = ClientOptions {
+        timeout: cli.timeout,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect(&cli.endpoints, options)
+        .await
+        .with_context(|| format!("connecting to {}", cli.endpoints.join(",")))?;
+    let out = Out { json: cli.json };
+    match cli.command {
+        Command::Kv(cmd) => kv(&client, &out, cmd).await,
+        Command::Lock(cmd) => lock(&client, &out, cmd).await,
+        Command::Seq(cmd) => seq(&client, &out, cmd).await,
+        Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
+    }
+}
+
+async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
+    match cmd {
+        KvCmd::Set {
+            key,
+            value,
+            ttl,
+            if_not_exists,
+            if_exists,
+            if_value,
+            if_revision,
+            tier,
+        } => {
+            let condition = if if_not_exists {
+                SetCondition::IfNotExists
+            } else if if_exists {
+                SetCondition::IfExists
+            } else if let Some(v) = if_value {
+                SetCondition::IfValue(v.into_bytes())
+            } else if let Some(r) = if_revision {
+                SetCondition::IfRevision(r)
+            } else {
+                SetCondition::Always
+            };
+            let options = SetOptions {
+                ttl,
+                condition,
+                durability: tier.durability(),
+                fence: None,
+            };
+            let r = client.set_with(&key, value, options).await?;
+            out.emit(
+                json!({ "succeeded": r.succeeded, "revision": r.revision, "kv": r.kv.as_ref().map(kv_json) }),
+                || match (&r.succeeded, &r.kv) {
+                    (true, Some(kv)) => format!("OK revision={}", kv.mod_revision),
+                    (true, None) => "OK".into(),
+                    (false, Some(kv)) => format!(
+                        "compare failed: current value {:?} at revision {}",
+                        kv.value_str(),
+                        kv.mod_revision
+                    ),
+                    (false, None) => "compare failed: the key does not exist".into(),
+                },
+            );
+            Ok(if r.succeeded { 0 } else { EXIT_NEGATIVE })
+        }
+        KvCmd::Get { key, revision, tier } => {
+            let options = GetOptions {
+                revision,
+                durability: tier.durability(),
+                ..GetOptions::default()
+            };
+            let kv = client.get_with(&key, options).await?;
+            out.emit(
+                json!({ "key": key, "found": kv.is_some(), "kv": kv.as_ref().map(kv_json) }),
+                || match &kv {
+                    Some(kv) => kv.value_str().into_owned(),
+                    None => String::new(),
+                },
+            );
+            if kv.is_none() && !out.json {
+                eprintln!("kahuna: {key}: not found");
+            }
+            Ok(if kv.is_some() { 0 } else { EXIT_NOT_FOUND })
+        }
+        KvCmd::Del {
+            key,
+            if_value,
+            if_revision,
+            tier,
+        } => {
+            let condition = match (if_value, if_revision) {
+                (Some(v), _) => DeleteCondition::IfValue(v.into_bytes()),
+                (None, Some(r)) => DeleteCondition::IfRevision(r),
+                (None, None) => DeleteCondition::Always,
+            };
+            let options = DeleteOptions {
+                condition,
+                durability: tier.durability(),
+                fence: None,
+            };
+            let r = client.delete_with(&key, options).await?;
+            out.emit(
+                json!({ "key": key, "succeeded": r.succeeded, "deleted": r.deleted, "revision": r.revision, "kv": r.kv.as_ref().map(kv_json) }),
+                || match (r.succeeded, r.deleted) {
+                    (false, _) => "compare failed".into(),
+                    (true, true) => "deleted".into(),
+                    (true, false) => "not found".into(),
+                },
+            );
+            Ok(match (r.succeeded, r.deleted) {
+                (false, _) => EXIT_NEGATIVE,
+                (true, false) => EXIT_NOT_FOUND,
+                (true, true) => 0,
+            })
+        }
+        KvCmd::Scan {
+            prefix,
+            limit,
+            keys_only,
+            tier,
+        } => {
+            let mut options = ScanOptions {
+                keys_only,
+                durability: tier.durability(),
+                ..ScanOptions::default()
+            };
+            let mut left = limit.unwrap_or(usize::MAX);
+            while left > 0 {
+                options.limit = left.min(1000) as u32;
+                let page = client.scan(&prefix, options.clone()).await?;
+                for kv in page.kvs.iter().take(left) {
+                    out.emit(kv_json(kv), || {
+                        if keys_only {
+                            kv.key.clone()
+                        } else {
+                            format!("{}\t{}", kv.key, kv.value_str())
+                        }
+                    });
+                }
+                left = left.saturating_sub(page.kvs.len());
+                match page.next_page_token {
+                    Some(t) => options.page_token = Some(t),
+                    None => break,
+                }
+            }
+            Ok(0)
+        }
+        KvCmd::History { key, limit } => {
+            let h = client.history(&key, limit).await?;
+            for e in &h.events {
+                out.emit(event_json(e), || {
+                    format!("{}\t{}\t{}", e.revision, e.kind.as_str(), e.kv.value_str())
+                });
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
+    match cmd {
+        LockCmd::Info { resource, tier } => {
+            let info = client.lock_info(&resource, tier.durability()).await?;
+            out.emit(
+                json!({ "resource": resource, "held": info.is_some(), "lock": info.as_ref().map(lock_json) }),
+                || match &info {
+                    Some(l) => format!(
+                        "held by {} token={} remaining={}ms",
+                        l.owner,
+                        l.fencing_token,
+                        l.remaining.as_millis()
+                    ),
+                    None => "free".into(),
+                },
+            );
+            Ok(if info.is_some() { 0 } else { EXIT_NOT_FOUND })
+        }
+        LockCmd::Run {
+            resource,
+            ttl,
+            wait,
+            retry,
+            tier,
+            command,
+        } => {
+            let options = LockOptions {
+                ttl,
+                wait,
+                retry,
+                durability: tier.durability(),
+                owner: None,
+            };
+            let guard = client.lock(&resource, options).await?;
+            let Some(token) = guard.fencing_token().filter(|_| guard.is_acquired()) else {
+                out.emit(
+                    json!({ "resource": resource, "acquired": false, "holder": guard.holder().map(lock_json) }),
+                    || match guard.holder() {
+                        Some(h) => format!("not acquired: held by {} (token {})", h.owner, h.fencing_token),
+                        None => "not acquired".into(),
+                    },
+                );
+                return Ok(EXIT_NEGATIVE);
+            };
+            let (program, args) = command.split_first().ok_or_else(|| anyhow!("no command given"))?;
+            let mut child = tokio::process::Command::new(program)
+                .args(args)
+                .env("KAHUNA_FENCING_TOKEN", token.to_string())
+                .env("KAHUNA_LOCK_RESOURCE", &resource)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {program}"))?;
+            let lost = guard.lost();
+            let code = tokio::select! {
+                status = child.wait() => {
+                    let status = status.context("waiting for the command")?;
+                    guard.release().await.ok();
+                    // A command killed by a signal exits like a shell reports it.
+                    status.code().map_or_else(|| 128 + signal_of(&status), |c| c as u8 as i32) as u8
+                }
+                _ = lost => {
+                    let why = guard.lost_reason().unwrap_or_else(|| "lost".into());
+                    eprintln!("kahuna: lock {resource} lost ({why}); stopping the command");
+                    stop(&mut child).await;
+                    out.emit(json!({ "resource": resource, "lost": true, "reason": why, "fencing_token": token }), String::new);
+                    EXIT_LOST
+                }
+            };
+            Ok(code)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn signal_of(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal().unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn signal_of(_: &std::process::ExitStatus) -> i32 {
+    0
+}
+
+/// SIGTERM, then SIGKILL if the command has not exited within a second.
+async fn stop(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on the pid of our own child process.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(1), child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+async fn seq(client: &Client, out: &Out, cmd: SeqCmd) -> anyhow::Result<u8> {
+    match cmd {
+        SeqCmd::Next {
+            name,
+            count,
+            idempotency_key,
+        } => {
+            let r = client.next(&name, count, idempotency_key.as_deref()).await?;
+            out.emit(
+                json!({ "name": name, "first": r.first, "count": r.count, "replayed": r.replayed }),
+                || {
+                    if r.count <= 1 {
+                        r.first.to_string()
+                    } else {
+                        format!("{}..{}", r.first, r.first + r.count - 1)
+                    }
+                },
+            );
+            Ok(0)
+        }
+        SeqCmd::Peek { name } => {
+            let next = client.peek_sequence(&name).await?;
+            out.emit(json!({ "name": name, "next": next }), || next.to_string());
+            Ok(0)
+        }
+    }
+}
+
+async fn cluster(client: &Client, out: &Out, cmd: ClusterCmd) -> anyhow::Result<u8> {
+    match cmd {
+        ClusterCmd::Status => {
+            let s = client.status().await?;
+            out.emit(status_json(&s), || {
+                format!(
+                    "member {} is {}; leader {} term {}\ncommitted {} applied {} last log {} snapshot {} storage {}\n{}",
+                    s.member_id,
+                    s.state,
+                    s.leader_id,
+                    s.term,
+                    s.committed_index,
+                    s.applied_index,
+                    s.last_log_index,
+                    s.snapshot_index,
+                    s.storage,
+                    members_human(&s.members)
+                )
+            });
+            Ok(0)
+        }
+        ClusterCmd::Members => {
+            let members = client.members().await?;
+            for m in &members {
+                out.emit(member_json(m), || members_human(std::slice::from_ref(m)));
+            }
+            Ok(0)
+        }
+        ClusterCmd::AddLearner { id, peer_addr } => {
+            if !peer_addr.contains(':') {
+                bail!("peer address {peer_addr:?} is not HOST:PORT");
+            }
+            let members = client.add_learner(id, &peer_addr).await?;
+            membership(out, members);
+            Ok(0)
+        }
+        ClusterCmd::Promote { id } => {
+            let members = client.promote(id).await?;
+            membership(out, members);
+            Ok(0)
+        }
+        ClusterCmd::Remove { id } => {
+            let members = client.remove_member(id).await?;
+            membership(out, members);
+            Ok(0)
+        }
+    }
+}
+
+fn membership(out: &Out, members: Vec<Member>) {
+    out.emit(
+        json!({ "members": members.iter().map(member_json).collect::<Vec<_>>() }),
+        || members_human(&members),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! Cluster administration: status and membership.
+
+use kahuna_proto::v1 as pb;
+use kahuna_proto::v1::cluster_client::ClusterClient;
+
+use crate::client::{request, Client};
+use crate::error::{Error, Result};
+use crate::retry::Safety;
+
+/// A member of the cluster.
+///
+/// ```
+/// # use kahuna_client::Member;
+/// let m = Member { id: 1, peer_addr: "10.0.0.1:2071".into(), client_addr: "10.0.0.1:2070".into(), voter: true };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member's id.
+    pub id: u64,
+    /// Raft traffic address.
+    pub peer_addr: String,
+    /// Client address (empty when it could not be learned).
+    pub client_addr: String,
+    /// A voter (true) or a learner.
+    pub voter: bool,
+}
+
+impl Member {
+    fn from_pb(m: pb::Member) -> Member {
+        Member {
+            id: m.id,
+            peer_addr: m.peer_addr,
+            client_addr: m.client_addr,
+            voter: m.role != pb::MemberRole::Learner as i32,
+        }
+    }
+}
+
+/// A member's view of the cluster.
+///
+/// ```
+/// # use kahuna_client::ClusterStatus;
+/// # fn f(s: ClusterStatus) {
+/// println!("leader {} in term {}", s.leader_id, s.term);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// The member that answered.
+    pub member_id: u64,
+    /// The leader it knows (0 when none).
+    pub leader_id: u64,
+    /// Its Raft term.
+    pub term: u64,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub state: String,
+    /// Every member.
+    pub members: Vec<Member>,
+    /// Committed log index.
+    pub committed_index: u64,
+    /// Applied log index.
+    pub applied_index: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Index of the latest snapshot.
+    pub snapshot_index: u64,
+    /// Storage engine.
+    pub storage: String,
+}
+
+impl ClusterStatus {
+    fn from_pb(s: pb::StatusResponse) -> ClusterStatus {
+        ClusterStatus {
+            member_id: s.header.as_ref().map_or(0, |h| h.member_id),
+            leader_id: s.leader_id,
+            term: s.term,
+            state: s.state,
+            members: s.members.into_iter().map(Member::from_pb).collect(),
+            committed_index: s.committed_index,
+            applied_index: s.applied_index,
+            last_log_index: s.last_log_index,
+            snapshot_index: s.snapshot_index,
+            storage: s.storage,
+        }
+    }
+}
+
+impl Client {
+    /// The status of the cluster as the leader (or, without one, any member) sees it.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let s = client.status().await?;
+    /// println!("{} members, leader {}", s.members.len(), s.leader_id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(&self) -> Result<ClusterStatus> {
+        let r = self
+            .call("cluster.status", Safety::Idempotent, |ch, t| async move {
+                ClusterClient::new(ch).status(request(pb::StatusRequest {}, t)).await
+            })
+            .await?;
+        Ok(ClusterStatus::from_pb(r))
+    }
+
+    /// The members of the cluster.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// for m in client.members().await? { println!("{} {}", m.id, m.client_addr); }
+    /// # Ok(()) }
+    /// ```
+    pub async fn members(&self) -> Result<Vec<Member>> {
+        Ok(self.status().await?.members)
+    }
+
+    /// Adds member `node_id` (peer address `peer_addr`, started with `--join`) as a
+    /// learner, waiting until it has caught up. Not retried once it may have been applied.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// client.add_learner(4, "10.0.0.4:2071").await?;
+    /// client.promote(4).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_learner(&self, node_id: u64, peer_addr: &str) -> Result<Vec<Member>> {
+        let msg = pb::AddLearnerRequest {
+            node_id,
+            peer_addr: peer_addr.to_owned(),
+            blocking: true,
+        };
+        let r = self
+            .call("cluster.add_learner", Safety::Unsafe, |ch, t| {
+                let msg = msg.clone();
+                async move { ClusterClient::new(ch).add_learner(request(msg, t)).await }
+            })
+            .await?;
+        Ok(r.members.into_iter().map(Member::from_pb).collect())
+    }
+
+    /// Sets the complete set of voters. Removed voters are kept as learners when `retain`.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// client.change_membership(&[1, 2, 3], false).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn change_membership(&self, voters: &[u64], retain: bool) -> Result<Vec<Member>> {
+        let msg = pb::ChangeMembershipRequest {
+            voters: voters.to_vec(),
+            retain,
+        };
+        let r = self
+            .call("cluster.change_membership", Safety::Unsafe, |ch, t| {
+                let msg = msg.clone();
+                async move { ClusterClient::new(ch).change_membership(request(msg, t)).await }
+            })
+            .await?;
+        Ok(r.members.into_iter().map(Member::from_pb).collect())
+    }
+
+    /// Makes learner `node_id` a voter (the current voters plus it).
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// client.promote(4).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn promote(&self, node_id: u64) -> Result<Vec<Member>> {
+        let members = self.members().await?;
+        if !members.iter().any(|m| m.id == node_id) {
+            return Err(Error::InvalidArgument(format!(
+                "member {node_id} is not in the cluster; add it as a learner first"
+            )));
+        }
+        let mut voters: Vec<u64> = members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+        if !voters.contains(&node_id) {
+            voters.push(node_id);
+        }
+        self.change_membership(&voters, true).await
+    }
+
+    /// Removes member `node_id` from the cluster (voter or learner).
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// client.remove_member(3).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_member(&self, node_id: u64) -> Result<Vec<Member>> {
+        let members = self.members().await?;
+        if !members.iter().any(|m| m.id == node_id) {
+            return Err(Error::InvalidArgument(format!(
+                "member {node_id} is not in the cluster"
+            )));
+        }
+        let voters: Vec<u64> = members
+            .iter()
+            .filter(|m| m.voter && m.id != node_id)
+            .map(|m| m.id)
+            .collect();
+        self.change_membership(&voters, false).await
+    }
+
+    /// Asks the member the client is talking to for a snapshot of its state.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// client.trigger_snapshot().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn trigger_snapshot(&self) -> Result<()> {
+        self.call("cluster.trigger_snapshot", Safety::Idempotent, |ch, t| async move {
+            ClusterClient::new(ch)
+                .trigger_snapshot(request(pb::TriggerSnapshotRequest {}, t))
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+}

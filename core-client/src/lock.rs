@@ -1,0 +1,682 @@
+//! Leased locks with fencing tokens, renewed in the background.
+//!
+//! The client trusts a lease only by its own monotonic clock: a grant or renewal whose
+//! request was *sent* at `t` is trusted until `t + ttl` (or less, if the server reports
+//! less time left). The server starts the lease later than `t` — when it applies the
+//! grant — and on a leader change extends every live lease to a full TTL, so whenever
+//! the client still trusts its lease, the server still has it. When the lease can no
+//! longer be trusted (renewals failed until the trusted time ran out, or the server
+//! refused a renewal), the guard's **lost** signal fires.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kahuna_proto::v1 as pb;
+use kahuna_proto::v1::locks_client::LocksClient;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::client::{request, Client};
+use crate::error::{Error, Result};
+use crate::kv::{Consistency, Durability, Fence};
+use crate::retry::Safety;
+
+/// How to take a lock: lease length, how long to keep trying, tier.
+///
+/// `wait` and `retry` work like the C# API: the lock is tried once, then again every
+/// `retry` until `wait` has passed since the first try. `wait == 0` makes one attempt.
+///
+/// ```
+/// use std::time::Duration;
+/// use kahuna_client::{LockOptions, Durability};
+///
+/// let o = LockOptions {
+///     ttl: Duration::from_secs(5),
+///     wait: Duration::from_secs(30),
+///     retry: Duration::from_millis(200),
+///     durability: Durability::Ephemeral,
+///     ..LockOptions::default()
+/// };
+/// ```
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// Lease length; the guard renews it at about a third of this.
+    pub ttl: Duration,
+    /// How long to keep trying while someone else holds the lock (0 = one attempt).
+    pub wait: Duration,
+    /// Pause between attempts while waiting.
+    pub retry: Duration,
+    /// Persistent (replicated) or ephemeral (leader memory) lock.
+    pub durability: Durability,
+    /// The owner name to lock as; `None` makes one unique to this guard. Locking again
+    /// with the same owner while it holds the lock refreshes it and keeps the token.
+    pub owner: Option<String>,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            ttl: Duration::from_secs(10),
+            wait: Duration::ZERO,
+            retry: Duration::from_millis(100),
+            durability: Durability::Persistent,
+            owner: None,
+        }
+    }
+}
+
+/// A lock as the server reports it.
+///
+/// ```
+/// # use kahuna_client::LockInfo;
+/// # fn f(info: LockInfo) {
+/// println!("{} holds {} with token {}", info.owner, info.resource, info.fencing_token);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The resource name.
+    pub resource: String,
+    /// The holder's owner name.
+    pub owner: String,
+    /// The holder's fencing token.
+    pub fencing_token: u64,
+    /// Expiry in the leader's clock, Unix ms (an estimate for ephemeral locks).
+    pub expires_at_ms: u64,
+    /// Lease time left when the server answered.
+    pub remaining: Duration,
+    /// The lock's tier.
+    pub durability: Durability,
+}
+
+impl LockInfo {
+    fn from_pb(l: pb::LockInfo) -> LockInfo {
+        LockInfo {
+            resource: String::from_utf8_lossy(&l.resource).into_owned(),
+            owner: String::from_utf8_lossy(&l.owner).into_owned(),
+            fencing_token: l.fencing_token,
+            expires_at_ms: l.expires_at_ms,
+            remaining: Duration::from_millis(l.remaining_ms),
+            durability: Durability::from_pb(l.durability),
+        }
+    }
+}
+
+struct Lease {
+    /// Until when the client trusts the lease (monotonic).
+    trusted_until: Instant,
+    ttl: Duration,
+    /// False once lost or released.
+    held: bool,
+    released: bool,
+    lost_reason: Option<String>,
+}
+
+struct Shared {
+    resource: String,
+    owner: String,
+    durability: Durability,
+    token: u64,
+    lease: Mutex<Lease>,
+    /// Cancelled when the guard stops holding the lock (lost, expired or released).
+    gone: CancellationToken,
+    /// Cancelled to stop the renewal task.
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn lease(&self) -> MutexGuard<'_, Lease> {
+        self.lease.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mark_lost(&self, reason: String) {
+        {
+            let mut l = self.lease();
+            if !l.held {
+                return;
+            }
+            l.held = false;
+            l.lost_reason = Some(reason.clone());
+        }
+        warn!(resource = %self.resource, token = self.token, %reason, "lock lost");
+        self.stop.cancel();
+        self.gone.cancel();
+    }
+
+    /// Records a successful grant or renewal whose request was sent at `sent`.
+    fn renewed(&self, sent: Instant, ttl: Duration, info: Option<&pb::LockInfo>) -> bool {
+        let mut trusted = ttl;
+        if let Some(i) = info {
+            if i.remaining_ms > 0 {
+                trusted = trusted.min(Duration::from_millis(i.remaining_ms));
+            }
+        }
+        let mut l = self.lease();
+        if !l.held {
+            return false;
+        }
+        l.trusted_until = l.trusted_until.max(sent + trusted);
+        true
+    }
+}
+
+/// A lock attempt's result. When [`is_acquired`](LockGuard::is_acquired), the guard holds
+/// the lock, renews it in the background at about a third of its TTL, and releases it when
+/// dropped (in a spawned task) or on [`release`](LockGuard::release).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kahuna_client::{Client, ClientOptions, LockOptions};
+///
+/// # async fn run(client: Client) -> kahuna_client::Result<()> {
+/// let guard = client.lock("jobs/nightly", LockOptions { ttl: Duration::from_secs(10), ..LockOptions::default() }).await?;
+/// if guard.is_acquired() {
+///     let token = guard.fencing_token().unwrap_or(0);
+///     tokio::select! {
+///         _ = guard.lost() => eprintln!("lost the lock; stopping"),
+///         _ = async { /* work, passing `token` to every fenced write */ } => {}
+///     }
+///     guard.release().await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub struct LockGuard {
+    client: Client,
+    shared: Option<Arc<Shared>>,
+    holder: Option<LockInfo>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("acquired", &self.is_acquired())
+            .field("resource", &self.shared.as_ref().map(|s| s.resource.clone()))
+            .field("token", &self.fencing_token())
+            .field("holder", &self.holder)
+            .finish()
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> Result<u64> {
+    if ttl < Duration::from_millis(1) {
+        return Err(Error::InvalidArgument("lock ttl must be at least 1 ms".into()));
+    }
+    Ok(ttl.as_millis().min(u64::MAX as u128) as u64)
+}
+
+impl Client {
+    /// Tries to take the lock on `resource`, waiting and retrying as `options` say.
+    /// Someone else holding it is not an error: the guard then has
+    /// `is_acquired() == false` and [`holder`](LockGuard::holder) names the holder.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use kahuna_client::LockOptions;
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let options = LockOptions { ttl: Duration::from_secs(5), wait: Duration::from_secs(20), ..LockOptions::default() };
+    /// let guard = client.lock("printer", options).await?;
+    /// println!("acquired: {}", guard.is_acquired());
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock(&self, resource: &str, options: LockOptions) -> Result<LockGuard> {
+        let ttl = ttl_ms(options.ttl)?;
+        let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
+        let started = Instant::now();
+        loop {
+            let msg = pb::TryLockRequest {
+                resource: resource.as_bytes().to_vec(),
+                owner: owner.as_bytes().to_vec(),
+                ttl_ms: ttl,
+                durability: options.durability.pb(),
+                request_id: Some(self.request_id()),
+            };
+            // The lease is measured from before the first attempt is sent.
+            let sent = Instant::now();
+            let answer = self
+                .call("lock.try_lock", Safety::Deduplicated, |ch, t| {
+                    let msg = msg.clone();
+                    async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
+                })
+                .await;
+            let (holder, retry_after) = match answer {
+                Ok(r) if r.acquired => return Ok(self.guard(resource, owner, &options, sent, r.lock)),
+                Ok(r) => (r.lock.map(LockInfo::from_pb), Duration::from_millis(r.retry_after_ms)),
+                Err(e) if e.is_retryable() && started.elapsed() < options.wait => (None, Duration::ZERO),
+                Err(e) => return Err(e),
+            };
+            let waited = started.elapsed();
+            if waited >= options.wait {
+                return Ok(LockGuard {
+                    client: self.clone(),
+                    shared: None,
+                    holder,
+                    renewer: None,
+                });
+            }
+            let pause = options.retry.max(retry_after).min(options.wait - waited);
+            tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    fn guard(
+        &self,
+        resource: &str,
+        owner: String,
+        options: &LockOptions,
+        sent: Instant,
+        info: Option<pb::LockInfo>,
+    ) -> LockGuard {
+        let token = info.as_ref().map_or(0, |i| i.fencing_token);
+        let shared = Arc::new(Shared {
+            resource: resource.to_owned(),
+            owner,
+            durability: options.durability,
+            token,
+            lease: Mutex::new(Lease {
+                trusted_until: sent,
+                ttl: options.ttl,
+                held: true,
+                released: false,
+                lost_reason: None,
+            }),
+            gone: CancellationToken::new(),
+            stop: CancellationToken::new(),
+        });
+        shared.renewed(sent, options.ttl, info.as_ref());
+        debug!(resource, token, "lock acquired");
+        let renewer = self.inner.runtime.spawn(renew(self.clone(), shared.clone()));
+        LockGuard {
+            client: self.clone(),
+            shared: Some(shared),
+            holder: info.map(LockInfo::from_pb),
+            renewer: Some(renewer),
+        }
+    }
+
+    /// Who holds the lock on `resource` right now, if anyone.
+    ///
+    /// ```no_run
+    /// # use kahuna_client::Durability;
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// match client.lock_info("printer", Durability::Persistent).await? {
+    ///     Some(l) => println!("held by {} (token {})", l.owner, l.fencing_token),
+    ///     None => println!("free"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock_info(&self, resource: &str, durability: Durability) -> Result<Option<LockInfo>> {
+        let msg = pb::GetLockRequest {
+            resource: resource.as_bytes().to_vec(),
+            durability: durability.pb(),
+            consistency: Consistency::Linearizable.pb(),
+        };
+        let r = self
+            .call("lock.get", Safety::Idempotent, |ch, t| {
+                let msg = msg.clone();
+                async move { LocksClient::new(ch).get_lock(request(msg, t)).await }
+            })
+            .await?;
+        Ok(r.lock.map(LockInfo::from_pb))
+    }
+
+    /// Sends one ExtendLock (retried within `self`'s deadline).
+    async fn extend_lock(&self, shared: &Shared, ttl: Duration) -> Result<pb::ExtendLockResponse> {
+        let msg = pb::ExtendLockRequest {
+            resource: shared.resource.as_bytes().to_vec(),
+            owner: shared.owner.as_bytes().to_vec(),
+            ttl_ms: ttl_ms(ttl)?,
+            durability: shared.durability.pb(),
+            request_id: Some(self.request_id()),
+        };
+        self.call("lock.extend", Safety::Deduplicated, |ch, t| {
+            let msg = msg.clone();
+            async move { LocksClient::new(ch).extend(request(msg, t)).await }
+        })
+        .await
+    }
+}
+
+fn refusal_text(r: &pb::ExtendLockResponse) -> String {
+    match pb::LockRefusal::try_from(r.refusal) {
+        Ok(pb::LockRefusal::HeldByOther) => format!(
+            "held by {}",
+            r.lock.as_ref().map_or_else(
+                || "another owner".into(),
+                |l| String::from_utf8_lossy(&l.owner).into_owned()
+            )
+        ),
+        Ok(pb::LockRefusal::NotHeld) => "the lease had expired on the server".into(),
+        _ => "the server refused the renewal".into(),
+    }
+}
+
+/// Keeps the lease alive: renews at about a third of the TTL, and declares it lost the
+/// moment the trusted time runs out or the server refuses.
+async fn renew(client: Client, shared: Arc<Shared>) {
+    loop {
+        let (trusted_until, ttl) = {
+            let l = shared.lease();
+            if !l.held {
+                return;
+            }
+            (l.trusted_until, l.ttl)
+        };
+        // Renew when two thirds of the trusted time are left.
+        let due = trusted_until.checked_sub(ttl * 2 / 3).unwrap_or(trusted_until);
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        let sent = Instant::now();
+        let trusted_until = shared.lease().trusted_until;
+        let Some(left) = trusted_until.checked_duration_since(sent).filter(|d| !d.is_zero()) else {
+            shared.mark_lost("the lease expired before it could be renewed".into());
+            return;
+        };
+        // Each attempt gets a slice of the trusted time, so a hung member does not use it all.
+        let mut c = client.with_timeout(left);
+        c.call.attempt_timeout = c
+            .call
+            .attempt_timeout
+            .min((ttl / 3).max(Duration::from_millis(100)))
+            .min(left);
+        let outcome = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = tokio::time::sleep_until(trusted_until.into()) => {
+                shared.mark_lost("the lease expired while renewals failed".into());
+                return;
+            }
+            r = c.extend_lock(&shared, ttl) => r,
+        };
+        match outcome {
+            Ok(r) if r.extended => {
+                if !shared.renewed(sent, ttl, r.lock.as_ref()) {
+                    return;
+                }
+            }
+            Ok(r) => {
+                shared.mark_lost(format!("renewal refused: {}", refusal_text(&r)));
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                // Out of time for this round; the loop re-checks the trusted time.
+                debug!(resource = %shared.resource, error = %e, "renewal failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                shared.mark_lost(format!("renewal failed: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+impl LockGuard {
+    /// Whether this guard holds the lock: it was acquired, and has been neither lost nor
+    /// released, and its lease is still trusted.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// if !guard.is_acquired() { println!("busy: {:?}", guard.holder()); }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_acquired(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| {
+            let l = s.lease();
+            l.held && Instant::now() < l.trusted_until
+        })
+    }
+
+    /// The fencing token of this grant (`None` when not acquired). Pass it with every
+    /// write the lock protects; tokens of a resource strictly increase.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// if let Some(token) = guard.fencing_token() { println!("token {token}"); }
+    /// # Ok(()) }
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.shared.as_ref().map(|s| s.token)
+    }
+
+    /// A [`Fence`] for writes protected by this lock (`None` when not acquired).
+    ///
+    /// ```no_run
+    /// # use kahuna_client::{SetOptions};
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("jobs/report", Default::default()).await?;
+    /// let options = SetOptions { fence: guard.fence(), ..SetOptions::default() };
+    /// client.set_with("reports/today", "done", options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fence(&self) -> Option<Fence> {
+        self.shared.as_ref().map(|s| Fence {
+            resource: s.resource.clone(),
+            token: s.token,
+            durability: s.durability,
+        })
+    }
+
+    /// The current holder when the lock was not acquired (or this guard's own grant).
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// if let Some(h) = guard.holder() { println!("{} until {}", h.owner, h.expires_at_ms); }
+    /// # Ok(()) }
+    /// ```
+    pub fn holder(&self) -> Option<&LockInfo> {
+        self.holder.as_ref()
+    }
+
+    /// The owner name this guard locked as (`None` when not acquired).
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// println!("{:?}", guard.owner());
+    /// # Ok(()) }
+    /// ```
+    pub fn owner(&self) -> Option<&str> {
+        self.shared.as_ref().map(|s| s.owner.as_str())
+    }
+
+    /// How much longer the lease is trusted by the client's own clock (zero when not held).
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// println!("safe for another {:?}", guard.trusted_for());
+    /// # Ok(()) }
+    /// ```
+    pub fn trusted_for(&self) -> Duration {
+        self.shared.as_ref().map_or(Duration::ZERO, |s| {
+            let l = s.lease();
+            if l.held {
+                l.trusted_until.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            }
+        })
+    }
+
+    /// Why the lock was lost, once it has been (`None` while held or after a release).
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// guard.lost().await;
+    /// println!("{:?}", guard.lost_reason());
+    /// # Ok(()) }
+    /// ```
+    pub fn lost_reason(&self) -> Option<String> {
+        self.shared.as_ref().and_then(|s| s.lease().lost_reason.clone())
+    }
+
+    /// Completes when the guard stops holding the lock: the lease could no longer be
+    /// trusted, the server refused a renewal, or the guard was released. Completes at once
+    /// for a guard that was never acquired.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// tokio::select! {
+    ///     _ = guard.lost() => println!("lost"),
+    ///     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => println!("still ours"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let token = self.lost_token();
+        async move { token.cancelled().await }
+    }
+
+    /// A cancellation token cancelled under the same conditions as [`lost`](LockGuard::lost)
+    /// (already cancelled for a guard that was never acquired). Cancelling it yourself
+    /// does not affect the lock.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// let token = guard.lost_token();
+    /// tokio::spawn(async move { token.cancelled().await; eprintln!("stop work"); });
+    /// # Ok(()) }
+    /// ```
+    pub fn lost_token(&self) -> CancellationToken {
+        match &self.shared {
+            Some(s) => s.gone.child_token(),
+            None => {
+                let t = CancellationToken::new();
+                t.cancel();
+                t
+            }
+        }
+    }
+
+    /// Renews the lease now, for `ttl` (`None`: the current TTL), which also becomes the
+    /// TTL of later background renewals. Fails with [`Error::LockNotHeld`] when the lock
+    /// is no longer this guard's (then the lost signal fires).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// guard.extend(Some(Duration::from_secs(60))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend(&self, ttl: Option<Duration>) -> Result<()> {
+        let s = self.held()?;
+        let ttl = match ttl {
+            Some(t) => t,
+            None => s.lease().ttl,
+        };
+        let sent = Instant::now();
+        let r = self.client.extend_lock(s, ttl).await?;
+        if !r.extended {
+            let why = refusal_text(&r);
+            s.mark_lost(format!("extend refused: {why}"));
+            return Err(Error::LockNotHeld(why));
+        }
+        s.lease().ttl = ttl;
+        if !s.renewed(sent, ttl, r.lock.as_ref()) {
+            return Err(Error::LockNotHeld("the lock was released or lost meanwhile".into()));
+        }
+        Ok(())
+    }
+
+    fn held(&self) -> Result<&Shared> {
+        match &self.shared {
+            None => Err(Error::LockNotHeld("the lock was not acquired".into())),
+            Some(s) => {
+                let l = s.lease();
+                if l.released {
+                    Err(Error::LockNotHeld("the lock was released".into()))
+                } else if !l.held {
+                    Err(Error::LockNotHeld(
+                        l.lost_reason.clone().unwrap_or_else(|| "the lock was lost".into()),
+                    ))
+                } else {
+                    Ok(s)
+                }
+            }
+        }
+    }
+
+    /// Releases the lock and stops renewing it. Returns whether the server released it
+    /// (false when it had already expired or was never acquired). Calling it again
+    /// returns `Ok(false)`.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let guard = client.lock("r", Default::default()).await?;
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn release(&self) -> Result<bool> {
+        let Some(s) = &self.shared else {
+            return Ok(false);
+        };
+        {
+            let mut l = s.lease();
+            if l.released {
+                return Ok(false);
+            }
+            l.released = true;
+            l.held = false;
+        }
+        s.stop.cancel();
+        s.gone.cancel();
+        unlock(&self.client, s).await
+    }
+}
+
+async fn unlock(client: &Client, s: &Shared) -> Result<bool> {
+    let msg = pb::UnlockRequest {
+        resource: s.resource.as_bytes().to_vec(),
+        owner: s.owner.as_bytes().to_vec(),
+        durability: s.durability.pb(),
+        request_id: Some(client.request_id()),
+    };
+    let r = client
+        .call("lock.unlock", Safety::Deduplicated, |ch, t| {
+            let msg = msg.clone();
+            async move { LocksClient::new(ch).unlock(request(msg, t)).await }
+        })
+        .await?;
+    debug!(resource = %s.resource, token = s.token, unlocked = r.unlocked, "lock released");
+    Ok(r.unlocked)
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        let Some(s) = self.shared.take() else {
+            return;
+        };
+        let release = {
+            let mut l = s.lease();
+            let release = !l.released && (l.held || l.lost_reason.is_some());
+            l.released = true;
+            l.held = false;
+            release
+        };
+        s.stop.cancel();
+        s.gone.cancel();
+        if release {
+            let client = self.client.clone();
+            let runtime = tokio::runtime::Handle::try_current().unwrap_or_else(|_| client.inner.runtime.clone());
+            runtime.spawn(async move {
+                if let Err(e) = unlock(&client, &s).await {
+                    debug!(resource = %s.resource, error = %e, "release on drop failed; the lease will expire");
+                }
+            });
+        }
+    }
+}
