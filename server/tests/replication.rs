@@ -188,8 +188,25 @@ async fn a_joined_member_becomes_a_voter(storage: &str) {
     .into_inner();
     let voter = changed.members.iter().find(|m| m.id == new).expect("voter listed");
     assert_eq!(voter.role, MemberRole::Voter as i32);
-    // Members learned the new member's client address over its peer port.
-    assert_eq!(voter.client_addr, c.members[(new - 1) as usize].client_addr);
+    // Members learn the new member's client address over its peer port.
+    let expected = c.members[(new - 1) as usize].client_addr.clone();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = c.status(1).await.expect("status");
+        let seen = status
+            .members
+            .iter()
+            .find(|m| m.id == new)
+            .map(|m| m.client_addr.clone());
+        if seen.as_deref() == Some(expected.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client address never learned: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The new member serves reads and writes, and has the old data.
     assert_eq!(get(&c, new, "before-join").await, Some(b"x".to_vec()));
     put(&c, new, "after-join", "y").await;

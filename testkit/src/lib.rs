@@ -179,7 +179,7 @@ impl Cluster {
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
         let mut c = self.admin(id).await;
         let mut req = tonic::Request::new(StatusRequest {});
-        req.set_timeout(Duration::from_secs(1));
+        req.set_timeout(Duration::from_secs(5));
         c.status(req).await.ok().map(|r| r.into_inner())
     }
 

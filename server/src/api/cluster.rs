@@ -13,21 +13,27 @@ use super::errors::{invalid, status};
 use super::{forward_unless_leader, Api};
 
 impl Api {
+    /// The members with their client addresses, asked of all members at once so one
+    /// unreachable member costs one timeout, not one each.
     async fn member_list(&self) -> Vec<pb::Member> {
-        let mut out = Vec::new();
-        for (id, peer_addr, voter) in self.node.members() {
-            out.push(pb::Member {
-                id,
-                peer_addr,
-                client_addr: self.node.client_addr_of(id).await.unwrap_or_default(),
-                role: if voter {
+        let lookups = self
+            .node
+            .members()
+            .into_iter()
+            .map(|(id, peer_addr, voter)| async move {
+                let role = if voter {
                     pb::MemberRole::Voter
                 } else {
                     pb::MemberRole::Learner
-                } as i32,
+                };
+                pb::Member {
+                    id,
+                    peer_addr,
+                    client_addr: self.node.client_addr_of(id).await.unwrap_or_default(),
+                    role: role as i32,
+                }
             });
-        }
-        out
+        futures::future::join_all(lookups).await
     }
 
     async fn membership_response(&self) -> Response<pb::MembershipResponse> {

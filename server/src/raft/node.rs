@@ -122,7 +122,7 @@ impl Node {
                 }
             }
         }
-        let info = peer_info(&peer_addr, Duration::from_millis(500)).await.ok()?;
+        let info = peer_info(&peer_addr, Duration::from_secs(2)).await.ok()?;
         if info.node_id != id {
             tracing::warn!(
                 id,
