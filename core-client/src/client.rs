@@ -17,8 +17,16 @@ use crate::error::{classify, Error, Failure, Result};
 use crate::retry::{RetryPolicy, Safety};
 
 /// The port a member listens on for clients when none is given.
+///
+/// ```
+/// assert_eq!(kahuna_client::DEFAULT_PORT, 2070);
+/// ```
 pub const DEFAULT_PORT: u16 = 2070;
 /// The endpoint used when none is given.
+///
+/// ```
+/// assert!(kahuna_client::DEFAULT_ENDPOINT.ends_with(":2070"));
+/// ```
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:2070";
 
 /// Options of a [`Client`], with defaults suited to a cluster on a LAN.

@@ -77,6 +77,13 @@ pub enum Error {
 }
 
 /// The client's `Result`.
+///
+/// ```
+/// fn parse(s: &str) -> kahuna_client::Result<u64> {
+///     s.parse().map_err(|_| kahuna_client::Error::InvalidArgument(format!("{s:?} is not a number")))
+/// }
+/// assert!(parse("x").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
