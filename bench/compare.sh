@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Runs every workload at 1, 16 and 64 clients against a 3-node Kahuna cluster and a
+# 3-node etcd cluster (Debian's etcd-server) on loopback, in the same run on the
+# same machine, and prints Kahuna/etcd ratios:
+#   RATIO <workload> <clients> throughput=<kahuna/etcd> p99=<kahuna/etcd>
+# Both fsync on commit (Kahuna: RocksDB synced writes; etcd: its default) and keep
+# their data on the same disk.
+#
+#   bench/compare.sh [--quick] [--duration SECONDS] [--workloads "put get ..."] [--clients "1 16 64"]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/env.sh"
+"$root/scripts/install-deps.sh"
+
+duration=10
+workloads="put get cas lock ephemeral-lock seq mixed"
+clients="1 16 64"
+profile=release
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) duration=1.5 ;;
+    --duration) duration="$2"; shift ;;
+    --workloads) workloads="$2"; shift ;;
+    --clients) clients="$2"; shift ;;
+    --debug) profile=debug ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ! command -v etcd >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
+fi
+
+cd "$root"
+if [ "$profile" = release ]; then
+  cargo build --release --workspace --bins >&2
+else
+  build_workspace >&2
+fi
+bin="$CARGO_TARGET_DIR/$profile"
+
+work="$(mktemp -d "${TMPDIR:-/var/tmp}/kahuna-compare.XXXXXX")"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+kahuna_eps="127.0.0.1:5070,127.0.0.1:5170,127.0.0.1:5270"
+initial="1=127.0.0.1:5071,2=127.0.0.1:5171,3=127.0.0.1:5271"
+for n in 1 2 3; do
+  base=$((4970 + n * 100))
+  "$bin/kahuna-server" --node-id "$n" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
+    --data-dir "$work/kahuna$n" --initial-cluster "$initial" --max-ephemeral-ttl-ms 5000 \
+    >"$work/kahuna$n.log" 2>&1 &
+  pids+=($!)
+done
+
+etcd_eps="127.0.0.1:6079,127.0.0.1:6179,127.0.0.1:6279"
+etcd_initial="e1=http://127.0.0.1:6080,e2=http://127.0.0.1:6180,e3=http://127.0.0.1:6280"
+for n in 1 2 3; do
+  base=$((5979 + n * 100))
+  etcd --name "e$n" --data-dir "$work/etcd$n" \
+    --listen-client-urls "http://127.0.0.1:$base" --advertise-client-urls "http://127.0.0.1:$base" \
+    --listen-peer-urls "http://127.0.0.1:$((base + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((base + 1))" \
+    --initial-cluster "$etcd_initial" --initial-cluster-state new \
+    >"$work/etcd$n.log" 2>&1 &
+  pids+=($!)
+done
+sleep 5
+
+declare -A result
+run() { # target workload clients
+  local eps=$kahuna_eps
+  [ "$1" = etcd ] && eps=$etcd_eps
+  local line
+  line=$("$bin/kahuna-bench" --target "$1" --endpoints "$eps" --workload "$2" --clients "$3" \
+    --connections 8 --duration "$duration" 2>"$work/bench-err.log" | grep '^RESULT' || true)
+  if [ -z "$line" ]; then
+    echo "bench failed: $1 $2 $3: $(tail -3 "$work/bench-err.log")" >&2
+    line="RESULT target=$1 workload=$2 clients=$3 ops=0 errors=0 seconds=0 throughput=0 p50_us=0 p99_us=0 p999_us=0"
+  fi
+  echo "$line"
+  result["$1 $2 $3"]="$line"
+}
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+for w in $workloads; do
+  for c in $clients; do
+    run kahuna "$w" "$c"
+    run etcd "$w" "$c"
+  done
+done
+
+echo
+printf '%-15s %7s %14s %14s %10s %10s %10s %10s\n' workload clients kahuna_ops/s etcd_ops/s k_p50_us e_p50_us k_p99_us e_p99_us
+for w in $workloads; do
+  for c in $clients; do
+    k="${result["kahuna $w $c"]}"; e="${result["etcd $w $c"]}"
+    printf '%-15s %7s %14s %14s %10s %10s %10s %10s\n' "$w" "$c" "$(field "$k" throughput)" "$(field "$e" throughput)" \
+      "$(field "$k" p50_us)" "$(field "$e" p50_us)" "$(field "$k" p99_us)" "$(field "$e" p99_us)"
+  done
+done
+echo
+for w in $workloads; do
+  for c in $clients; do
+    k="${result["kahuna $w $c"]}"; e="${result["etcd $w $c"]}"
+    awk -v w="$w" -v c="$c" -v kt="$(field "$k" throughput)" -v et="$(field "$e" throughput)" \
+        -v kp="$(field "$k" p99_us)" -v ep="$(field "$e" p99_us)" 'BEGIN {
+      t = (et > 0) ? sprintf("%.2f", kt / et) : "n/a"; p = (ep > 0) ? sprintf("%.2f", kp / ep) : "n/a";
+      printf "RATIO %s %s throughput=%s p99=%s\n", w, c, t, p }'
+  done
+done
+for n in 1 2 3; do
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$((n - 1))]}/status" 2>/dev/null || echo 0)
+  echo "MEMORY kahuna$n rss_kib=$rss"
+done

@@ -1,0 +1,101 @@
+//! The workloads on Kahuna, through the core client.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use kahuna_client::{Client, ClientOptions, Durability, LockOptions};
+
+use crate::workload::Workload;
+
+pub struct Worker {
+    client: Client,
+    id: usize,
+    cas_revision: u64,
+    lock_ttl: Duration,
+}
+
+pub async fn connect(endpoints: &[String]) -> Result<Client> {
+    Ok(Client::connect(endpoints.to_vec(), ClientOptions::default()).await?)
+}
+
+impl Worker {
+    pub fn new(client: Client, id: usize, lock_ttl: Duration) -> Self {
+        Worker {
+            client,
+            id,
+            cas_revision: 0,
+            lock_ttl,
+        }
+    }
+
+    /// Learns the current revision of this worker's compare-and-set key.
+    pub async fn init(&mut self) -> Result<()> {
+        let own = format!("bench/cas/{}", self.id);
+        self.cas_revision = self.client.get(&own).await?.map_or(0, |kv| kv.mod_revision);
+        Ok(())
+    }
+
+    pub async fn put(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.client.set(key, value).await?;
+        Ok(())
+    }
+
+    async fn lock(&self, durability: Durability) -> Result<()> {
+        let options = LockOptions {
+            ttl: self.lock_ttl,
+            durability,
+            ..LockOptions::default()
+        };
+        let guard = self.client.lock(&format!("bench/lock/{}", self.id), options).await?;
+        if !guard.is_acquired() {
+            bail!("lock not acquired");
+        }
+        guard.release().await?;
+        Ok(())
+    }
+
+    /// Waits until ephemeral locks are granted (none are for one maximum ephemeral
+    /// TTL after a leader change).
+    pub async fn wait_for_ephemeral_grants(&self, within: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let last = match self.lock(Durability::Ephemeral).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() > deadline {
+                bail!("ephemeral locks not granted within {within:?}: {last:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub async fn op(&mut self, w: Workload, key: &str, value: &[u8]) -> Result<()> {
+        match w {
+            Workload::Put => self.put(key, value).await,
+            Workload::Get => {
+                self.client.get(key).await?;
+                Ok(())
+            }
+            Workload::Cas => {
+                let own = format!("bench/cas/{}", self.id);
+                let r = self
+                    .client
+                    .compare_revision_and_set(&own, self.cas_revision, value)
+                    .await?;
+                self.cas_revision = r.kv.map_or(0, |kv| kv.mod_revision);
+                if !r.succeeded {
+                    bail!("compare-and-set lost to a concurrent writer");
+                }
+                Ok(())
+            }
+            Workload::Lock => self.lock(Durability::Persistent).await,
+            Workload::EphemeralLock => self.lock(Durability::Ephemeral).await,
+            Workload::Seq => {
+                self.client.next("bench/seq", 1, None).await?;
+                Ok(())
+            }
+            Workload::Mixed => bail!("mixed is resolved into single operations before it runs"),
+        }
+    }
+}
