@@ -56,3 +56,27 @@ pub use retry::RetryPolicy;
 pub use seq::IdRange;
 pub use tokio_util::sync::CancellationToken;
 pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResult, TxnResult};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<F: std::future::Future + Send>(_: F) {}
+
+    /// The bindings move clients, guards and futures across threads.
+    #[tokio::test]
+    async fn handles_and_futures_are_send() {
+        send_sync::<Client>();
+        send_sync::<LockGuard>();
+        send_sync::<Error>();
+        let Ok(c) = Client::connect_lazy(["127.0.0.1:1"], ClientOptions::default()) else {
+            panic!("lazy client");
+        };
+        send(c.get("k"));
+        send(c.set("k", "v"));
+        send(c.lock("r", LockOptions::default()));
+        send(c.txn().commit());
+        send(c.next("s", 1, None));
+    }
+}

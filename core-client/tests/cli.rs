@@ -294,6 +294,36 @@ async fn every_cli_command() {
 async fn lock_run_stops_the_command_when_the_lock_is_lost() {
     let mut cluster = Cluster::start(1, "memory", &[]).await;
     let ep = common::endpoints(&cluster).join(",");
+
+    // SIGTERM to `kahuna lock run` stops the command and gives the lock back at once.
+    let mut run = Command::new(env!("CARGO_BIN_EXE_kahuna"))
+        .args([
+            "--endpoints",
+            &ep,
+            "lock",
+            "run",
+            "term",
+            "--ttl",
+            "30s",
+            "--",
+            "sleep",
+            "60",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("lock run");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while kahuna(&ep, &["lock", "info", "term"]).status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "lock run never took the lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(run.wait().expect("wait").code(), Some(128 + 15));
+    ok(&ep, &["lock", "info", "term"], 3);
     let mut run = Command::new(env!("CARGO_BIN_EXE_kahuna"))
         .args([
             "--endpoints",

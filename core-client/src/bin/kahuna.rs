@@ -537,6 +537,7 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
                 .spawn()
                 .with_context(|| format!("starting {program}"))?;
             let lost = guard.lost();
+            let interrupted = interrupted();
             let code = tokio::select! {
                 status = child.wait() => {
                     let status = status.context("waiting for the command")?;
@@ -551,10 +552,35 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
                     out.emit(json!({ "resource": resource, "lost": true, "reason": why, "fencing_token": token }), String::new);
                     EXIT_LOST
                 }
+                sig = interrupted => {
+                    // Stop the command first, then give the lock back.
+                    stop(&mut child).await;
+                    guard.release().await.ok();
+                    128 + sig as u8
+                }
             };
             Ok(code)
         }
     }
+}
+
+/// Completes with the signal number when this process gets SIGINT or SIGTERM.
+#[cfg(unix)]
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn interrupted() -> i32 {
+    let _ = tokio::signal::ctrl_c().await;
+    2
 }
 
 #[cfg(unix)]
