@@ -105,7 +105,7 @@ impl Worker {
                     }
                 }
             }
-            Workload::Mixed => bail!("mixed is resolved into single operations before it runs"),
+            Workload::Mixed | Workload::Load => bail!("{w:?} is not a single operation"),
         }
     }
 }

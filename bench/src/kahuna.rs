@@ -54,6 +54,22 @@ impl Worker {
         Ok(())
     }
 
+    /// Triggers a snapshot on the leader and returns how long it took to build it.
+    pub async fn snapshot(&self) -> Result<Duration> {
+        let target = self.client.status().await?.applied_index;
+        let started = tokio::time::Instant::now();
+        self.client.trigger_snapshot().await?;
+        loop {
+            if self.client.status().await?.snapshot_index >= target {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("no snapshot at revision {target} after 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until ephemeral locks are granted (none are for one maximum ephemeral
     /// TTL after a leader change).
     pub async fn wait_for_ephemeral_grants(&self, within: Duration) -> Result<()> {
@@ -95,7 +111,7 @@ impl Worker {
                 self.client.next("bench/seq", 1, None).await?;
                 Ok(())
             }
-            Workload::Mixed => bail!("mixed is resolved into single operations before it runs"),
+            Workload::Mixed | Workload::Load => bail!("{w:?} is not a single operation"),
         }
     }
 }

@@ -52,6 +52,10 @@ struct Args {
     /// Value size in bytes.
     #[arg(long, default_value_t = 128)]
     value_size: usize,
+    /// After the run, trigger a snapshot on the leader and report how long it took
+    /// (Kahuna only).
+    #[arg(long)]
+    snapshot: bool,
     /// Lease of the locks Kahuna's lock workloads take, in milliseconds (etcd's locks
     /// hang off one session lease per client).
     #[arg(long, default_value_t = 5000)]
@@ -144,6 +148,20 @@ async fn main() -> Result<()> {
     for w in workers.iter_mut() {
         w.init().await.context("prepare worker")?;
     }
+    if args.workload == Workload::Load {
+        let started = Instant::now();
+        preload(&mut workers, args.keys, &value).await.context("load keys")?;
+        let elapsed = started.elapsed();
+        println!(
+            "RESULT target={} workload=load clients={} ops={} errors=0 seconds={:.2} throughput={:.1}",
+            target_name(args.target),
+            args.clients,
+            args.keys,
+            elapsed.as_secs_f64(),
+            args.keys as f64 / elapsed.as_secs_f64().max(1e-9)
+        );
+        return report_snapshot(&args, &workers).await;
+    }
     if args.workload.needs_preload() {
         preload(&mut workers, args.keys, &value).await.context("preload keys")?;
     }
@@ -199,12 +217,9 @@ async fn main() -> Result<()> {
     }
     let elapsed = started.elapsed();
     let s = Summary::of(all, elapsed);
-    let target = match args.target {
-        Target::Kahuna => "kahuna",
-        Target::Etcd => "etcd",
-    };
     println!(
-        "RESULT target={target} workload={} clients={} ops={} errors={} seconds={:.2} throughput={:.1} p50_us={} p99_us={} p999_us={}",
+        "RESULT target={} workload={} clients={} ops={} errors={} seconds={:.2} throughput={:.1} p50_us={} p99_us={} p999_us={}",
+        target_name(args.target),
         args.workload.name(),
         args.clients,
         s.ops,
@@ -215,5 +230,24 @@ async fn main() -> Result<()> {
         s.p99_us,
         s.p999_us
     );
+    Ok(())
+}
+
+fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Kahuna => "kahuna",
+        Target::Etcd => "etcd",
+    }
+}
+
+async fn report_snapshot(args: &Args, workers: &[Worker]) -> Result<()> {
+    if !args.snapshot {
+        return Ok(());
+    }
+    let Some(Worker::Kahuna(k)) = workers.first() else {
+        anyhow::bail!("--snapshot is for the kahuna target");
+    };
+    let took = k.snapshot().await?;
+    println!("SNAPSHOT keys={} build_ms={}", args.keys, took.as_millis());
     Ok(())
 }

@@ -18,6 +18,8 @@ pub enum Workload {
     Seq,
     /// 50% get, 20% put, 10% cas, 10% lock+release, 10% seq.
     Mixed,
+    /// Write keys 0..--keys once each (to build a data set of a given size).
+    Load,
 }
 
 impl Workload {
@@ -30,6 +32,7 @@ impl Workload {
             Workload::EphemeralLock => "ephemeral-lock",
             Workload::Seq => "seq",
             Workload::Mixed => "mixed",
+            Workload::Load => "load",
         }
     }
 

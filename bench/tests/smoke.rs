@@ -39,4 +39,29 @@ async fn every_workload_runs_and_reports() {
         assert!(field("p99_us") >= field("p50_us"), "{line}");
         assert!(line.contains(&format!("workload={workload}")));
     }
+    // Loading a data set and timing a snapshot of it.
+    let out = Command::new(env!("CARGO_BIN_EXE_kahuna-bench"))
+        .args([
+            "--endpoints",
+            &endpoint,
+            "--workload",
+            "load",
+            "--keys",
+            "200",
+            "--clients",
+            "4",
+            "--snapshot",
+        ])
+        .output()
+        .expect("run kahuna-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("workload=load") && stdout.contains("ops=200"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("SNAPSHOT keys=200 build_ms=")),
+        "{stdout}"
+    );
 }
