@@ -35,7 +35,7 @@ fi
 
 cd "$root"
 if [ "$profile" = release ]; then
-  cargo build --release -p kahuna-server -p kahuna-bench >&2
+  cargo build --release -p kahuna-server -p kahuna-bench -p kahuna-client >&2
 else
   build_workspace >&2
 fi
