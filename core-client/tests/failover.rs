@@ -14,7 +14,7 @@ async fn writes_continue_through_a_leader_kill() {
     let client = common::client_with(
         &cluster,
         ClientOptions {
-            timeout: Duration::from_secs(15),
+            timeout: Duration::from_secs(30),
             ..ClientOptions::default()
         },
     )
