@@ -75,7 +75,8 @@ impl Node {
     }
 
     pub fn header(&self) -> ResponseHeader {
-        let m = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         ResponseHeader {
             revision: m.last_applied.map_or(0, |l| l.index),
             term: m.current_term,
@@ -93,7 +94,8 @@ impl Node {
     }
 
     pub fn is_leader(&self) -> bool {
-        let m = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
