@@ -12,7 +12,8 @@ use kahuna_proto::v1::peer_server::PeerServer;
 use kahuna_proto::v1::sequences_server::SequencesServer;
 use kahuna_proto::v1::InfoResponse;
 use openraft::error::{InitializeError, RaftError};
-use openraft::BasicNode;
+use openraft::storage::RaftLogStorage;
+use openraft::{BasicNode, Vote};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
@@ -52,7 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let (log_store, sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
+    let (mut log_store, sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
         format!(
             "cannot open {:?} storage in {}",
             config.storage,
@@ -64,6 +65,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store::StorageKind::Sqlite => "sqlite",
         store::StorageKind::Memory => "memory",
     };
+    // openraft 0.9 restarts a member whose saved vote is a committed vote for itself
+    // as leader at once, in the same term. Lease extension on a new leader's first
+    // entry and the ephemeral tier (fresh tokens, grace period) both key on a new
+    // term, so such a restart would skip them: a leader restarted with a clock that
+    // jumped ahead expired live leases, and its ephemeral tier handed out tokens it had
+    // already granted. Saving the vote uncommitted (still for itself, so it cannot vote
+    // for anyone else in that term) makes a restarted leader stand for election in a
+    // new term instead.
+    let vote = log_store.read_vote().await.context("cannot read the saved vote")?;
+    if let Some(v) = vote.filter(|v| v.committed && v.leader_id.voted_for() == Some(config.node_id)) {
+        log_store
+            .save_vote(&Vote::new(v.leader_id.term, config.node_id))
+            .await
+            .context("cannot save the vote")?;
+        tracing::info!(
+            term = v.leader_id.term,
+            "was leader before the restart; standing for election in a new term"
+        );
+    }
     let raft = Raft::new(
         config.node_id,
         Arc::new(config.raft_config()?),
