@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use kahuna_client::{Client, ClientOptions, Durability, Error, Fence, LockGuard, LockOptions, SetCondition, SetOptions};
+use kahuna_client::{
+    Client, ClientOptions, Durability, Error, Fence, LockGuard, LockOptions, SetCondition, SetOptions,
+};
 
 /// What became of a call.
 #[derive(Debug, Clone)]

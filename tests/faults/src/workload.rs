@@ -277,7 +277,9 @@ impl Locks {
                 n += 1;
                 let value = format!("{owner}-w{n}");
                 let w_sent = now_ns();
-                let o = db.set(&data_key, value.as_bytes(), None, Some((&resource, token, tier))).await;
+                let o = db
+                    .set(&data_key, value.as_bytes(), None, Some((&resource, token, tier)))
+                    .await;
                 self.counts.count(&o);
                 let result = match &o {
                     Outcome::Ok((true, rev)) => WriteResult::Ok(*rev),
