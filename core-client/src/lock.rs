@@ -231,16 +231,28 @@ impl Client {
                 owner: owner.as_bytes().to_vec(),
                 ttl_ms: ttl,
                 durability: options.durability.pb(),
-                request_id: Some(self.request_id()),
+                request_id: None,
             };
-            // The lease is measured from before the first attempt is sent.
-            let sent = Instant::now();
+            // Locking again as the same owner refreshes the lease from when it is applied,
+            // so each attempt is a fresh request and the lease is measured from the moment
+            // the attempt that answered was sent.
+            let mut sent = Instant::now();
             let answer = self
-                .call("lock.try_lock", Safety::Deduplicated, |ch, t| {
-                    let msg = msg.clone();
+                .call("lock.try_lock", Safety::Idempotent, |ch, t| {
+                    let mut msg = msg.clone();
+                    msg.request_id = Some(self.request_id());
+                    sent = Instant::now();
                     async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
                 })
                 .await;
+            if answer.as_ref().is_err_and(Error::is_retryable) && options.owner.is_none() {
+                // An attempt may have been granted: give it back rather than wait for expiry.
+                let (client, owner, resource, durability) =
+                    (self.clone(), owner.clone(), resource.to_owned(), options.durability);
+                self.inner.runtime.spawn(async move {
+                    let _ = unlock_as(&client, &resource, &owner, durability).await;
+                });
+            }
             let (holder, retry_after) = match answer {
                 Ok(r) if r.acquired => return Ok(self.guard(resource, owner, &options, sent, r.lock)),
                 Ok(r) => (r.lock.map(LockInfo::from_pb), Duration::from_millis(r.retry_after_ms)),
@@ -322,20 +334,27 @@ impl Client {
         Ok(r.lock.map(LockInfo::from_pb))
     }
 
-    /// Sends one ExtendLock (retried within `self`'s deadline).
-    async fn extend_lock(&self, shared: &Shared, ttl: Duration) -> Result<pb::ExtendLockResponse> {
+    /// Sends ExtendLock (retried within `self`'s deadline); also returns when the attempt
+    /// that answered was sent. Extending as the owner is idempotent, so each attempt is a
+    /// fresh request and the renewed lease is measured from that attempt.
+    async fn extend_lock(&self, shared: &Shared, ttl: Duration) -> Result<(pb::ExtendLockResponse, Instant)> {
         let msg = pb::ExtendLockRequest {
             resource: shared.resource.as_bytes().to_vec(),
             owner: shared.owner.as_bytes().to_vec(),
             ttl_ms: ttl_ms(ttl)?,
             durability: shared.durability.pb(),
-            request_id: Some(self.request_id()),
+            request_id: None,
         };
-        self.call("lock.extend", Safety::Deduplicated, |ch, t| {
-            let msg = msg.clone();
-            async move { LocksClient::new(ch).extend(request(msg, t)).await }
-        })
-        .await
+        let mut sent = Instant::now();
+        let r = self
+            .call("lock.extend", Safety::Idempotent, |ch, t| {
+                let mut msg = msg.clone();
+                msg.request_id = Some(self.request_id());
+                sent = Instant::now();
+                async move { LocksClient::new(ch).extend(request(msg, t)).await }
+            })
+            .await?;
+        Ok((r, sent))
     }
 }
 
@@ -370,9 +389,9 @@ async fn renew(client: Client, shared: Arc<Shared>) {
             _ = shared.stop.cancelled() => return,
             _ = tokio::time::sleep_until(due.into()) => {}
         }
-        let sent = Instant::now();
+        let now = Instant::now();
         let trusted_until = shared.lease().trusted_until;
-        let Some(left) = trusted_until.checked_duration_since(sent).filter(|d| !d.is_zero()) else {
+        let Some(left) = trusted_until.checked_duration_since(now).filter(|d| !d.is_zero()) else {
             shared.mark_lost("the lease expired before it could be renewed".into());
             return;
         };
@@ -392,12 +411,12 @@ async fn renew(client: Client, shared: Arc<Shared>) {
             r = c.extend_lock(&shared, ttl) => r,
         };
         match outcome {
-            Ok(r) if r.extended => {
+            Ok((r, sent)) if r.extended => {
                 if !shared.renewed(sent, ttl, r.lock.as_ref()) {
                     return;
                 }
             }
-            Ok(r) => {
+            Ok((r, _)) => {
                 shared.mark_lost(format!("renewal refused: {}", refusal_text(&r)));
                 return;
             }
@@ -575,8 +594,7 @@ impl LockGuard {
             Some(t) => t,
             None => s.lease().ttl,
         };
-        let sent = Instant::now();
-        let r = self.client.extend_lock(s, ttl).await?;
+        let (r, sent) = self.client.extend_lock(s, ttl).await?;
         if !r.extended {
             let why = refusal_text(&r);
             s.mark_lost(format!("extend refused: {why}"));
@@ -636,10 +654,16 @@ impl LockGuard {
 }
 
 async fn unlock(client: &Client, s: &Shared) -> Result<bool> {
+    let unlocked = unlock_as(client, &s.resource, &s.owner, s.durability).await?;
+    debug!(resource = %s.resource, token = s.token, unlocked, "lock released");
+    Ok(unlocked)
+}
+
+async fn unlock_as(client: &Client, resource: &str, owner: &str, durability: Durability) -> Result<bool> {
     let msg = pb::UnlockRequest {
-        resource: s.resource.as_bytes().to_vec(),
-        owner: s.owner.as_bytes().to_vec(),
-        durability: s.durability.pb(),
+        resource: resource.as_bytes().to_vec(),
+        owner: owner.as_bytes().to_vec(),
+        durability: durability.pb(),
         request_id: Some(client.request_id()),
     };
     let r = client
@@ -648,7 +672,6 @@ async fn unlock(client: &Client, s: &Shared) -> Result<bool> {
             async move { LocksClient::new(ch).unlock(request(msg, t)).await }
         })
         .await?;
-    debug!(resource = %s.resource, token = s.token, unlocked = r.unlocked, "lock released");
     Ok(r.unlocked)
 }
 

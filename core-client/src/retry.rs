@@ -7,7 +7,7 @@
 //! classified by the `kahuna-error` metadata the server sends (or the gRPC code when a
 //! member could not be reached), and retried according to this table:
 //!
-//! | failure of an attempt | what it means | reads (idempotent) | mutations (deduplicated) | membership changes |
+//! | failure of an attempt | what it means | reads, try-lock, extend-lock (idempotent) | other mutations (deduplicated) | membership changes |
 //! |---|---|---|---|---|
 //! | could not connect (`tcp connect error`) | nothing was sent | retry, next endpoint | retry, next endpoint | retry, next endpoint |
 //! | `NO_LEADER` | refused before proposing | retry after backoff | retry after backoff | retry after backoff |
@@ -17,10 +17,14 @@
 //! | `INVALID_ARGUMENT`, `FENCED`, `COMPACTED`, `FUTURE_REVISION`, `MEMBERSHIP`, `INTERNAL`, `UNIMPLEMENTED`, anything unknown | a definite answer | never | never | never |
 //! | the call's deadline passed | | return [`Error::Timeout`](crate::Error::Timeout) | return `Timeout` | return `Timeout` |
 //!
-//! "Deduplicated" means every mutation (set, delete, extend, txn, try-lock, extend-lock,
-//! unlock, sequence next) carries `(client_id, request_id)`; a retry reuses the request id,
-//! and the server answers a repeat with its first answer, so a retried mutation is applied
-//! exactly once. Compare failures, a lock held by someone else and missing keys are answers,
+//! "Deduplicated" means every mutation (set, delete, extend, txn, unlock, sequence next)
+//! carries `(client_id, request_id)`; a retry reuses the request id, and the server answers
+//! a repeat with its first answer, so a retried mutation is applied exactly once (the server
+//! remembers the newest 256 answers per client id). Try-lock and extend-lock are idempotent
+//! for their owner (locking or extending again refreshes the lease and keeps the token), so
+//! each of their attempts is a fresh request, and the lease is measured from the moment the
+//! attempt that answered was sent; a deduplicated replay would carry a lease that started
+//! at an earlier, unknown time. Compare failures, a lock held by someone else and missing keys are answers,
 //! not errors, and are never retried by this layer (the lock `wait`/`retry` loop is separate
 //! and sends a fresh request id each time). Membership changes carry no request id, so they
 //! are retried only when they certainly were not applied.

@@ -25,9 +25,21 @@ async fn key_value_transactions_and_sequences() {
         timeout: Duration::from_secs(20),
         ..ClientOptions::default()
     };
-    let client = Client::connect([cluster.members[(follower - 1) as usize].client_addr.clone()], options)
+    // (A member may not have learned every address yet on a loaded machine: ask again.)
+    let mut tries = 0;
+    let client = loop {
+        tries += 1;
+        let c = Client::connect(
+            [cluster.members[(follower - 1) as usize].client_addr.clone()],
+            options.clone(),
+        )
         .await
         .expect("connect");
+        if c.endpoints().len() == 3 || tries == 10 {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     assert_eq!(client.endpoints().len(), 3, "{:?}", client.endpoints());
     assert_eq!(
         client.leader().as_deref(),

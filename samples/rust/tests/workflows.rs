@@ -1,4 +1,4 @@
-//! Each workflow against a real single-member server.
+//! Each workflow against a real single-member server, one test per workflow.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,10 +18,9 @@ async fn client(cluster: &Cluster) -> Client {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_four_workflows() {
+async fn rate_limiting() {
     let cluster = Cluster::start(1, "memory", &[]).await;
     let c = client(&cluster).await;
-
     // Rate limiting: 12 concurrent attempts against a limit of 5 per (long) window.
     let limiter = RateLimiter::new(c.clone(), 5, Duration::from_secs(60));
     let attempts: Vec<_> = (0..12)
@@ -38,6 +37,12 @@ async fn the_four_workflows() {
     }
     assert_eq!(allowed, 5);
     assert!(limiter.try_acquire("user-2").await.expect("other key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_owned_job_with_fenced_writes() {
+    let cluster = Cluster::start(1, "memory", &[]).await;
+    let c = client(&cluster).await;
 
     // Leader-owned job: two workers race; one runs the job, the other is not leader.
     let (a, b) = tokio::join!(
@@ -70,7 +75,12 @@ async fn the_four_workflows() {
         c.set_with("jobs/report/progress", "stale", stale).await,
         Err(kahuna_client::Error::Fenced(_))
     ));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_id_allocation() {
+    let cluster = Cluster::start(1, "memory", &[]).await;
+    let c = client(&cluster).await;
     // Idempotent allocation: retries return the same block; blocks never overlap.
     let first = allocate_ids::invoice_numbers_for_batch(&c, "b1", 10)
         .await
@@ -91,7 +101,12 @@ async fn the_four_workflows() {
             assert!(seen.insert(id), "{id} handed out twice");
         }
     }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_compare_and_set() {
+    let cluster = Cluster::start(1, "memory", &[]).await;
+    let c = client(&cluster).await;
     // Transactional compare-and-set: concurrent transfers keep the total.
     for (name, amount) in [("alice", 100), ("bob", 100), ("carol", 100)] {
         assert!(transfer::open(&c, name, amount).await.expect("open"));
