@@ -10,3 +10,7 @@ build_workspace
 # Two test threads: each process test runs a cluster, and more at once on two
 # cores would starve heartbeats and cause elections the tests did not ask for.
 cargo test --workspace --all-targets -- --test-threads 2
+# Fault injection (tests/faults): every workload under every fault kind for a short
+# while, then the negative control, which must be caught (--expect fail).
+tests/faults/run --time 150
+tests/faults/run --time 30 --workload register --faults partition,pause --unsafe-local-reads --expect fail

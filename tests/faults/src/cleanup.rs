@@ -81,7 +81,23 @@ pub fn cleanup() {
         quiet("ip", &["netns", "del", &ns]);
     }
     for link in links {
+        if link == BRIDGE {
+            remove_forward_rule();
+        }
         quiet("ip", &["link", "del", &link]);
+    }
+}
+
+/// The rule that lets bridged traffic through the host's FORWARD chain.
+pub const FORWARD_RULE: [&str; 6] = ["-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"];
+
+fn remove_forward_rule() {
+    for _ in 0..8 {
+        let mut args = vec!["-w", "-D", "FORWARD"];
+        args.extend(FORWARD_RULE);
+        if !quiet("iptables", &args) {
+            break;
+        }
     }
 }
 
@@ -114,6 +130,7 @@ pub fn remove_leftovers() {
             }
         }
     }
+    remove_forward_rule();
     quiet("ip", &["link", "del", BRIDGE]);
 }
 

@@ -106,19 +106,14 @@ fn setup_netns(n: u64) -> Result<()> {
     }
     // Bridged traffic may pass the host's FORWARD chain (br_netfilter); let ours through.
     if quiet("iptables", &["-w", "-S", "FORWARD"]) {
-        quiet(
-            "iptables",
-            &["-w", "-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"],
-        );
+        let mut args = vec!["-w", "-I", "FORWARD"];
+        args.extend(cleanup::FORWARD_RULE);
+        quiet("iptables", &args);
     }
     Ok(())
 }
 
 fn teardown_netns() {
-    quiet(
-        "iptables",
-        &["-w", "-D", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"],
-    );
     cleanup::cleanup();
 }
 
