@@ -63,7 +63,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(400),
+            max_backoff: Duration::from_millis(250),
             multiplier: 2.0,
             max_attempts: None,
         }
