@@ -1,0 +1,259 @@
+//! Boundary tests without a server: exactly-once completion, panics, cancellation,
+//! bad input, and the freshness of the generated C# file.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use super::*;
+
+/// Completions of one call: (status, message).
+type Seen = Vec<(i32, String)>;
+
+/// Every completion seen, by user_data.
+static SEEN: Mutex<Option<HashMap<u64, Seen>>> = Mutex::new(None);
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+unsafe extern "C" fn record(user_data: u64, status: i32, result: *const KahunaResult) {
+    let message = result
+        .as_ref()
+        .and_then(|r| slice(r.message).ok().map(|m| String::from_utf8_lossy(m).into_owned()))
+        .unwrap_or_default();
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.get_or_insert_with(HashMap::new)
+        .entry(user_data)
+        .or_default()
+        .push((status, message));
+}
+
+fn id() -> u64 {
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until `user_data` completed, then checks nothing else arrives for it.
+fn completions(user_data: u64) -> Seen {
+    for _ in 0..500 {
+        let done = SEEN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(&user_data).cloned());
+        if let Some(v) = done {
+            std::thread::sleep(Duration::from_millis(50));
+            return SEEN
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .and_then(|m| m.get(&user_data).cloned())
+                .unwrap_or(v);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Vec::new()
+}
+
+fn endpoint(s: &str) -> KahunaBytes {
+    bytes(s.as_bytes())
+}
+
+fn new_client(addr: &str) -> *mut KahunaClient {
+    let eps = [endpoint(addr)];
+    let options = KahunaClientOptions {
+        timeout_ms: 3000,
+        attempt_timeout_ms: 200,
+        connect_timeout_ms: 100,
+        client_id: NO_BYTES,
+    };
+    let mut out: *mut KahunaClient = ptr::null_mut();
+    let mut err = NO_BYTES;
+    let status = unsafe { kahuna_client_new(eps.as_ptr(), eps.len(), &options, &mut out, &mut err) };
+    assert_eq!(status, KAHUNA_STATUS_OK);
+    assert!(!out.is_null());
+    out
+}
+
+#[test]
+fn a_panic_in_the_operation_completes_the_call_once() {
+    let ud = id();
+    start(Some(record), ud, ptr::null(), || {
+        op(&CancellationToken::new(), async {
+            panic!("boom");
+        })
+    });
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_PANIC);
+    assert!(seen[0].1.contains("boom"), "{seen:?}");
+}
+
+#[test]
+fn a_panic_while_preparing_completes_the_call_once() {
+    let ud = id();
+    start(
+        Some(record),
+        ud,
+        ptr::null(),
+        || -> Result<(CancellationToken, BoxedOp), FfiError> {
+            panic!("bad request");
+        },
+    );
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_PANIC);
+}
+
+#[test]
+fn an_abandoned_operation_still_completes() {
+    let ud = id();
+    let completion = Completion::new(Some(record), ud);
+    drop(completion);
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, KAHUNA_STATUS_PANIC);
+}
+
+#[test]
+fn cancel_completes_an_operation_in_flight() {
+    let cancel = kahuna_cancel_new();
+    let ud = id();
+    let (tx, rx) = mpsc::channel::<()>();
+    start(Some(record), ud, cancel, move || {
+        op(&CancellationToken::new(), async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(tx);
+            Ok(Answer::default())
+        })
+    });
+    unsafe { kahuna_cancel_cancel(cancel) };
+    let seen = completions(ud);
+    assert_eq!(
+        seen,
+        vec![(KAHUNA_STATUS_CANCELLED, "the operation was cancelled".to_owned())]
+    );
+    unsafe { kahuna_cancel_free(cancel) };
+    // The operation's future was dropped with the task.
+    assert!(rx.recv_timeout(Duration::from_secs(5)).is_err());
+}
+
+#[test]
+fn freeing_the_client_completes_calls_in_flight() {
+    // Nothing listens on port 1: the get keeps retrying until its 3 s deadline.
+    let c = new_client("127.0.0.1:1");
+    let ud = id();
+    let key = b"k";
+    let req = KahunaGetRequest {
+        key: bytes(key),
+        revision: 0,
+        durability: 0,
+        consistency: 0,
+    };
+    unsafe { kahuna_kv_get(c, &req, ptr::null(), ud, Some(record)) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { kahuna_client_free(c) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+}
+
+#[test]
+fn bad_input_is_a_status_not_a_crash() {
+    let c = new_client("127.0.0.1:1");
+    let ud = id();
+    unsafe { kahuna_kv_get(c, ptr::null(), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    let ud = id();
+    let bad = [0xffu8, 0xfe];
+    let req = KahunaGetRequest {
+        key: bytes(&bad),
+        revision: 0,
+        durability: 0,
+        consistency: 0,
+    };
+    unsafe { kahuna_kv_get(c, &req, ptr::null(), ud, Some(record)) };
+    let seen = completions(ud);
+    assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert!(seen[0].1.contains("UTF-8"), "{seen:?}");
+
+    let ud = id();
+    let req = KahunaGetRequest {
+        key: KahunaBytes {
+            ptr: ptr::null(),
+            len: 3,
+        },
+        revision: 0,
+        durability: 7,
+        consistency: 0,
+    };
+    unsafe { kahuna_kv_get(ptr::null(), &req, ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    unsafe { kahuna_client_free(c) };
+
+    // No endpoints: a config error with a message to free.
+    let mut out: *mut KahunaClient = ptr::null_mut();
+    let mut err = NO_BYTES;
+    let status = unsafe { kahuna_client_new(ptr::null(), 0, ptr::null(), &mut out, &mut err) };
+    assert_eq!(status, KAHUNA_STATUS_CONFIG);
+    assert!(out.is_null());
+    let text = unsafe { String::from_utf8_lossy(slice(err).unwrap_or_default()).into_owned() };
+    assert!(text.contains("no endpoints"), "{text}");
+    unsafe { kahuna_bytes_free(err) };
+}
+
+#[test]
+fn core_errors_map_to_their_status() {
+    let cases = [
+        (Error::InvalidArgument("x".into()), KAHUNA_STATUS_INVALID_ARGUMENT),
+        (Error::Fenced("x".into()), KAHUNA_STATUS_FENCED),
+        (Error::Unavailable("x".into()), KAHUNA_STATUS_UNAVAILABLE),
+        (
+            Error::Timeout {
+                elapsed: Duration::from_secs(1),
+                last: "x".into(),
+            },
+            KAHUNA_STATUS_TIMEOUT,
+        ),
+        (Error::LockNotHeld("x".into()), KAHUNA_STATUS_LOCK_NOT_HELD),
+        (
+            Error::Other {
+                code: "NEW".into(),
+                message: "x".into(),
+            },
+            KAHUNA_STATUS_OTHER,
+        ),
+    ];
+    for (e, status) in cases {
+        assert_eq!(FfiError::from(e).status, status);
+    }
+}
+
+/// The checked-in C# declarations are what this build generated, and every exported
+/// function is declared in them.
+#[test]
+fn generated_csharp_is_fresh() {
+    let generated = include_str!(concat!(env!("OUT_DIR"), "/NativeMethods.g.cs"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dotnet/src/NativeMethods.g.cs");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        generated == checked_in,
+        "dotnet/src/NativeMethods.g.cs is stale: run `KAHUNA_REGENERATE_BINDINGS=1 cargo build --workspace --all-targets` and commit it"
+    );
+    let source = include_str!("lib.rs");
+    let mut exports = 0;
+    let mut lines = source.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "#[no_mangle]" {
+            continue;
+        }
+        let Some(sig) = lines.next() else { break };
+        let Some(name) = sig.split("fn ").nth(1).and_then(|s| s.split('(').next()) else {
+            panic!("cannot read the exported function after #[no_mangle]: {sig}");
+        };
+        exports += 1;
+        assert!(
+            checked_in.contains(&format!("EntryPoint = \"{name}\"")),
+            "exported function {name} is missing from dotnet/src/NativeMethods.g.cs"
+        );
+    }
+    assert!(exports >= 20, "found only {exports} exports");
+}

@@ -1,0 +1,258 @@
+//! The `#[repr(C)]` types that cross the boundary. csbindgen turns each into a C# struct
+//! of the same layout in `dotnet/src/NativeMethods.g.cs`.
+//!
+//! Ownership: every pointer in a request is borrowed for the duration of the call that
+//! receives it (the callee copies what it keeps). Every pointer in a [`KahunaResult`] is
+//! valid only while the callback runs, except [`KahunaResult::lock`], a new handle the
+//! callee owns from then on and frees with `kahuna_lock_free`.
+
+use std::os::raw::c_void;
+
+/// A borrowed byte string: `ptr` to `len` bytes (`ptr` may be null when `len` is 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaBytes {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+/// Completion callback of every asynchronous call: `(user_data, status, result)`.
+/// `status` is 0 on success, otherwise a `KAHUNA_STATUS_*` code and `result.message`
+/// says why. Called exactly once per call, from a thread of the library's runtime.
+pub type KahunaCallback = Option<unsafe extern "C" fn(user_data: u64, status: i32, result: *const KahunaResult)>;
+
+/// Options of `kahuna_client_new`. A zero duration means the core client's default.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaClientOptions {
+    /// Deadline of one call, retries included (default 10 s).
+    pub timeout_ms: u64,
+    /// Deadline of one attempt at one member (default 2 s).
+    pub attempt_timeout_ms: u64,
+    /// How long opening a connection may take (default 500 ms).
+    pub connect_timeout_ms: u64,
+    /// This client's id in request ids; empty picks a random one.
+    pub client_id: KahunaBytes,
+}
+
+/// A fence: the write applies only while `resource` is locked with `token`.
+/// `present == 0` means no fence.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaFence {
+    pub present: u8,
+    pub resource: KahunaBytes,
+    pub token: u64,
+    /// 0 persistent, 1 ephemeral (the tier of the fencing lock).
+    pub durability: i32,
+}
+
+/// `kahuna_kv_get`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaGetRequest {
+    pub key: KahunaBytes,
+    /// 0 = latest, else the revision to read at.
+    pub revision: u64,
+    /// 0 persistent, 1 ephemeral.
+    pub durability: i32,
+    /// 0 linearizable, 1 stale (local read).
+    pub consistency: i32,
+}
+
+/// `kahuna_kv_set`. `condition`: 0 always, 1 if not exists, 2 if exists,
+/// 3 if the value equals `compare_value`, 4 if the mod revision equals `compare_revision`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaSetRequest {
+    pub key: KahunaBytes,
+    pub value: KahunaBytes,
+    /// Time to live; 0 = no expiry.
+    pub ttl_ms: u64,
+    pub condition: i32,
+    pub compare_value: KahunaBytes,
+    pub compare_revision: u64,
+    pub durability: i32,
+    pub fence: KahunaFence,
+}
+
+/// `kahuna_kv_delete`. `condition`: 0 always, 3 if the value equals `compare_value`,
+/// 4 if the mod revision equals `compare_revision`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaDeleteRequest {
+    pub key: KahunaBytes,
+    pub condition: i32,
+    pub compare_value: KahunaBytes,
+    pub compare_revision: u64,
+    pub durability: i32,
+    pub fence: KahunaFence,
+}
+
+/// `kahuna_kv_extend`: a new TTL for `key` (0 removes the expiry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaExtendRequest {
+    pub key: KahunaBytes,
+    pub ttl_ms: u64,
+    pub durability: i32,
+}
+
+/// `kahuna_kv_exists`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaExistsRequest {
+    pub key: KahunaBytes,
+    pub durability: i32,
+    pub consistency: i32,
+}
+
+/// `kahuna_kv_scan`: one page of keys starting with `prefix`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaScanRequest {
+    pub prefix: KahunaBytes,
+    /// Page size; 0 = the server's default.
+    pub limit: u32,
+    /// Empty for the first page, else `next_page_token` of the previous one.
+    pub page_token: KahunaBytes,
+    pub keys_only: u8,
+    pub durability: i32,
+    pub consistency: i32,
+}
+
+/// One compare of a transaction. `kind`: 0 value, 1 mod revision, 2 create revision,
+/// 3 version, 4 exists, 5 missing, 6 lock fencing token (`key` is the lock resource).
+/// `op`: 0 equal, 1 not equal, 2 greater, 3 less. `value` is used by kind 0,
+/// `number` by kinds 1, 2, 3 and 6.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaCompare {
+    pub kind: i32,
+    pub op: i32,
+    pub key: KahunaBytes,
+    pub value: KahunaBytes,
+    pub number: u64,
+}
+
+/// One operation of a transaction branch. `kind`: 0 set (`value`, `ttl_ms`, 0 = no
+/// expiry), 1 delete, 2 get, 3 extend (`ttl_ms`, 0 = no expiry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaTxnOp {
+    pub kind: i32,
+    pub key: KahunaBytes,
+    pub value: KahunaBytes,
+    pub ttl_ms: u64,
+}
+
+/// `kahuna_txn_commit`: `then` runs when every compare holds, else `otherwise`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaTxnRequest {
+    pub compares: *const KahunaCompare,
+    pub compares_len: usize,
+    pub then_ops: *const KahunaTxnOp,
+    pub then_len: usize,
+    pub else_ops: *const KahunaTxnOp,
+    pub else_len: usize,
+    pub fence: KahunaFence,
+}
+
+/// `kahuna_sequence_next`: reserve `count` identifiers of sequence `name`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaSequenceRequest {
+    pub name: KahunaBytes,
+    pub count: u64,
+    /// Empty = none; otherwise a retry with the same key returns the same range.
+    pub idempotency_key: KahunaBytes,
+}
+
+/// `kahuna_lock_acquire`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaLockRequest {
+    pub resource: KahunaBytes,
+    pub ttl_ms: u64,
+    /// How long to keep trying while someone else holds it (0 = one attempt).
+    pub wait_ms: u64,
+    /// Pause between attempts (0 = the core client's default).
+    pub retry_ms: u64,
+    pub durability: i32,
+    /// Empty = a unique owner for this guard.
+    pub owner: KahunaBytes,
+}
+
+/// `kahuna_lock_get_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaLockInfoRequest {
+    pub resource: KahunaBytes,
+    pub durability: i32,
+}
+
+/// `kahuna_lock_extend`: renew the lease for `ttl_ms` (0 = the current TTL).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaLockExtendRequest {
+    pub ttl_ms: u64,
+}
+
+/// A key as read or written. `present == 0` means there is no key (the other fields
+/// are then zero); `succeeded` is the outcome of a transaction operation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaKeyValue {
+    pub present: u8,
+    pub succeeded: u8,
+    pub key: KahunaBytes,
+    pub value: KahunaBytes,
+    pub mod_revision: u64,
+    pub create_revision: u64,
+    pub version: u64,
+    /// Unix ms in the leader's clock; 0 = never expires.
+    pub expires_at_ms: u64,
+}
+
+/// A lock as the server reports it (`present == 0`: nobody holds it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaLockInfo {
+    pub present: u8,
+    pub owner: KahunaBytes,
+    pub fencing_token: u64,
+    pub expires_at_ms: u64,
+    pub remaining_ms: u64,
+}
+
+/// What a call answers. Which fields are meaningful depends on the call; the others
+/// are zero. Everything is valid only during the callback, except `lock`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaResult {
+    /// On failure: the error text (UTF-8).
+    pub message: KahunaBytes,
+    /// Compare/condition outcome (set, delete, extend, txn), `deleted` for delete,
+    /// `exists` for exists, `replayed` for sequences, `acquired` for locks, `extended`
+    /// for lock extend, `released` for release.
+    pub succeeded: u8,
+    /// Delete: whether a key was deleted.
+    pub deleted: u8,
+    /// Store revision of the answer (exists: the key's mod revision).
+    pub revision: u64,
+    /// The key of a single-key call (get, set, delete, extend).
+    pub kv: KahunaKeyValue,
+    /// Scan: the page; txn: one entry per operation of the branch that ran.
+    pub kvs: *const KahunaKeyValue,
+    pub kvs_len: usize,
+    /// Scan: token of the next page (empty on the last page).
+    pub next_page_token: KahunaBytes,
+    /// Sequences: the range `[first, first + count)`.
+    pub first: u64,
+    pub count: u64,
+    /// Lock acquire: a new lock handle owned by the callee (null on failure).
+    pub lock: *mut c_void,
+    /// Lock acquire / get info: the holder.
+    pub lock_info: KahunaLockInfo,
+}

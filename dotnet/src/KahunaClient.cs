@@ -1,0 +1,567 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
+using Kahuna.Client.Native;
+
+namespace Kahuna.Client
+{
+    /// <summary>
+    /// A connection to a Kahuna cluster: locks with fencing tokens, a key/value store with
+    /// revisions and compare-and-set, transactions and sequences. Every call goes through
+    /// Kahuna's Rust core client, which finds the leader, fails over between members and
+    /// retries only what is safe to retry. Thread-safe; create one per application.
+    /// </summary>
+    /// <example>
+    /// <code>
+    /// var client = new KahunaClient(new[] { "10.0.0.1:2070", "10.0.0.2:2070", "10.0.0.3:2070" });
+    /// var l = await client.GetOrCreateLock("jobs/nightly", TimeSpan.FromSeconds(10));
+    /// try { if (l.IsAcquired) { /* fenced work with l.FencingToken */ } }
+    /// finally { await l.DisposeAsync(); }
+    /// </code>
+    /// </example>
+    public sealed class KahunaClient : IDisposable, IAsyncDisposable
+    {
+        private readonly ClientHandle _handle;
+        private readonly InFlight _inFlight = new InFlight();
+        private int _disposed;
+
+        /// <summary>Creates a client for one member (<c>host:port</c> or <c>http://host:port</c>);
+        /// the others are learned from it.</summary>
+        public KahunaClient(string url) : this(new[] { url }, null)
+        {
+        }
+
+        /// <summary>
+        /// Creates a client for the cluster at <paramref name="endpoints"/> (any subset of its
+        /// members, <c>host:port</c>). No I/O happens here: connections open on the first call.
+        /// </summary>
+        /// <exception cref="KahunaException">The endpoints or options are unusable.</exception>
+        public unsafe KahunaClient(string[] endpoints, KahunaClientOptions options = null)
+        {
+            if (endpoints == null) throw new ArgumentNullException(nameof(endpoints));
+            options = options ?? new KahunaClientOptions();
+            var list = new Native.KahunaBytes[endpoints.Length];
+            Native.KahunaClient* client = null;
+            var error = new Native.KahunaBytes();
+            int status;
+            using (var pins = new Pins())
+            {
+                for (int i = 0; i < endpoints.Length; i++) list[i] = pins.Bytes(Interop.Utf8(endpoints[i], nameof(endpoints)));
+                var o = new Native.KahunaClientOptions();
+                o.timeout_ms = Interop.Millis(options.OperationTimeout, "OperationTimeout");
+                o.attempt_timeout_ms = Interop.Millis(options.AttemptTimeout, "AttemptTimeout");
+                o.connect_timeout_ms = Interop.Millis(options.ConnectTimeout, "ConnectTimeout");
+                o.client_id = pins.Bytes(options.ClientId == null ? null : Interop.Utf8(options.ClientId, "ClientId"));
+                var eps = list.Length == 0 ? null : (Native.KahunaBytes*)pins.Array(list);
+                status = NativeMethods.kahuna_client_new(eps, new UIntPtr((uint)list.Length), &o, &client, &error);
+            }
+            if (status != NativeMethods.KAHUNA_STATUS_OK)
+            {
+                string message = Interop.Text(error);
+                NativeMethods.kahuna_bytes_free(error);
+                throw new KahunaException((KahunaErrorCode)status, message);
+            }
+            _handle = new ClientHandle((IntPtr)client);
+        }
+
+        /// <summary>
+        /// Native calls of every client in this process whose completion has not arrived yet
+        /// (each holds one GCHandle). Includes the lost-signal watch of each live lock. For
+        /// diagnostics and leak tests.
+        /// </summary>
+        public static long PendingNativeCalls => Interop.Live;
+
+        internal InFlight InFlight => _inFlight;
+        internal ClientHandle Handle => _handle;
+
+        private unsafe Task<T> Run<T>(ResultDecoder<T> decode, CancellationToken token, NativeStart start)
+        {
+            if (Volatile.Read(ref _disposed) != 0) throw new ObjectDisposedException(nameof(KahunaClient));
+            return Calls.Run(_handle, _inFlight, decode, token, start);
+        }
+
+        // ---- locks -----------------------------------------------------------------------
+
+        /// <summary>
+        /// Tries to take the lock on <paramref name="resource"/> for <paramref name="expiry"/>,
+        /// renewing it in the background while held. With a <paramref name="wait"/>, tries again
+        /// every <paramref name="retry"/> until <paramref name="wait"/> has passed. Not acquiring is
+        /// <see cref="KahunaLock.IsAcquired"/> == false, not an exception.
+        /// </summary>
+        /// <param name="resource">The lock's name.</param>
+        /// <param name="expiry">Lease length (TTL); renewed at about a third of it.</param>
+        /// <param name="wait">How long to keep trying while someone else holds it (zero: one attempt).</param>
+        /// <param name="retry">Pause between attempts (zero: 100 ms).</param>
+        /// <param name="durability">Persistent (replicated) or ephemeral (leader memory).</param>
+        /// <param name="cancellationToken">Cancels the attempt.</param>
+        /// <returns>The lock; dispose it (<c>await l.DisposeAsync()</c>) to release it.</returns>
+        public unsafe Task<KahunaLock> GetOrCreateLock(string resource, TimeSpan expiry, TimeSpan wait = default,
+            TimeSpan retry = default, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] r = Interop.Utf8(resource, nameof(resource));
+            ulong ttl = Interop.Millis(expiry, nameof(expiry));
+            ulong waitMs = Interop.Millis(wait, nameof(wait));
+            ulong retryMs = Interop.Millis(retry, nameof(retry));
+            var client = this;
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                var handle = new LockHandle((IntPtr)res->@lock);
+                var holder = Interop.LockInfo(resource, &res->lock_info, durability);
+                return new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaLockRequest();
+                    req.resource = pins.Bytes(r);
+                    req.ttl_ms = ttl;
+                    req.wait_ms = waitMs;
+                    req.retry_ms = retryMs;
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_lock_acquire((Native.KahunaClient*)h, &req, cancel, ud, Interop.LockAcquire);
+                }
+            });
+        }
+
+        /// <summary>Like <see cref="GetOrCreateLock(string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>
+        /// with times in milliseconds.</summary>
+        public unsafe Task<KahunaLock> GetOrCreateLock(string resource, int expiryTime = 30000, int waitTime = 0,
+            int retryTime = 0, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return GetOrCreateLock(resource, TimeSpan.FromMilliseconds(expiryTime), TimeSpan.FromMilliseconds(waitTime),
+                TimeSpan.FromMilliseconds(retryTime), durability, cancellationToken);
+        }
+
+        /// <summary>Makes one attempt to take the lock on <paramref name="resource"/>.</summary>
+        public unsafe Task<KahunaLock> GetOrCreateLock(string resource, TimeSpan expiry, LockDurability durability,
+            CancellationToken cancellationToken = default)
+        {
+            return GetOrCreateLock(resource, expiry, TimeSpan.Zero, TimeSpan.Zero, durability, cancellationToken);
+        }
+
+        /// <summary>Who holds the lock on <paramref name="resource"/> now (null when nobody does).</summary>
+        public unsafe Task<KahunaLockInfo> GetLockInfo(string resource, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] r = Interop.Utf8(resource, nameof(resource));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return Interop.LockInfo(resource, &res->lock_info, durability);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaLockInfoRequest();
+                    req.resource = pins.Bytes(r);
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_lock_get_info((Native.KahunaClient*)h, &req, cancel, ud, Interop.LockGetInfo);
+                }
+            });
+        }
+
+        // ---- key/value -------------------------------------------------------------------
+
+        private unsafe Task<KahunaKeyValue> Set(string key, byte[] value, TimeSpan expiry, int condition, byte[] compareValue,
+            long compareRevision, KeyValueDurability durability, string fenceResource, long fenceToken,
+            CancellationToken cancellationToken)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            if (value == null) throw new ArgumentNullException(nameof(value));
+            ulong ttl = Interop.Millis(expiry, nameof(expiry));
+            byte[] fence = fenceResource == null ? null : Interop.Utf8(fenceResource, "fence");
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return Interop.KeyValue(&res->kv, res->succeeded != 0, (long)res->revision, durability);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaSetRequest();
+                    req.key = pins.Bytes(k);
+                    req.value = pins.Bytes(value);
+                    req.ttl_ms = ttl;
+                    req.condition = condition;
+                    req.compare_value = pins.Bytes(compareValue);
+                    req.compare_revision = (ulong)compareRevision;
+                    req.durability = (int)durability;
+                    if (fence != null)
+                    {
+                        req.fence.present = 1;
+                        req.fence.resource = pins.Bytes(fence);
+                        req.fence.token = (ulong)fenceToken;
+                    }
+                    NativeMethods.kahuna_kv_set((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvSet);
+                }
+            });
+        }
+
+        /// <summary>
+        /// Sets <paramref name="key"/> to <paramref name="value"/>, expiring after
+        /// <paramref name="expiry"/> (zero: never), when <paramref name="flags"/> allows.
+        /// A condition that does not hold gives <c>Success == false</c>, not an exception.
+        /// </summary>
+        /// <returns>The key as written (or the current key when the condition failed).</returns>
+        public unsafe Task<KahunaKeyValue> SetKeyValue(string key, byte[] value, TimeSpan expiry,
+            KeyValueFlags flags = KeyValueFlags.Set, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            if (flags == KeyValueFlags.SetIfEqualToValue || flags == KeyValueFlags.SetIfEqualToRevision)
+                throw new ArgumentException("use TryCompareValueAndSetKeyValue or TryCompareRevisionAndSetKeyValue", nameof(flags));
+            return Set(key, value, expiry, (int)flags, null, 0, durability, null, 0, cancellationToken);
+        }
+
+        /// <summary>Sets <paramref name="key"/> to the UTF-8 text <paramref name="value"/>.</summary>
+        public unsafe Task<KahunaKeyValue> SetKeyValue(string key, string value, TimeSpan expiry,
+            KeyValueFlags flags = KeyValueFlags.Set, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return SetKeyValue(key, Interop.Utf8(value, nameof(value)), expiry, flags, durability, cancellationToken);
+        }
+
+        /// <summary>Sets <paramref name="key"/>, expiring after <paramref name="expiryTime"/> ms (0: never).</summary>
+        public unsafe Task<KahunaKeyValue> SetKeyValue(string key, byte[] value, int expiryTime = 0,
+            KeyValueFlags flags = KeyValueFlags.Set, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return SetKeyValue(key, value, TimeSpan.FromMilliseconds(expiryTime), flags, durability, cancellationToken);
+        }
+
+        /// <summary>Sets <paramref name="key"/> to UTF-8 text, expiring after <paramref name="expiryTime"/> ms (0: never).</summary>
+        public unsafe Task<KahunaKeyValue> SetKeyValue(string key, string value, int expiryTime = 0,
+            KeyValueFlags flags = KeyValueFlags.Set, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return SetKeyValue(key, Interop.Utf8(value, nameof(value)), TimeSpan.FromMilliseconds(expiryTime), flags,
+                durability, cancellationToken);
+        }
+
+        /// <summary>
+        /// Sets <paramref name="key"/> only while a lock is held with <paramref name="fencingToken"/>:
+        /// the server itself refuses the write otherwise (<see cref="KahunaErrorCode.Fenced"/>).
+        /// </summary>
+        public unsafe Task<KahunaKeyValue> SetKeyValueFenced(string key, byte[] value, string lockResource, long fencingToken,
+            TimeSpan expiry = default, CancellationToken cancellationToken = default)
+        {
+            if (lockResource == null) throw new ArgumentNullException(nameof(lockResource));
+            return Set(key, value, expiry, 0, null, 0, KeyValueDurability.Persistent, lockResource, fencingToken,
+                cancellationToken);
+        }
+
+        /// <summary>Sets <paramref name="key"/> only while <paramref name="heldLock"/> is held with its token.</summary>
+        public unsafe Task<KahunaKeyValue> SetKeyValueFenced(string key, string value, KahunaLock heldLock,
+            TimeSpan expiry = default, CancellationToken cancellationToken = default)
+        {
+            if (heldLock == null) throw new ArgumentNullException(nameof(heldLock));
+            return SetKeyValueFenced(key, Interop.Utf8(value, nameof(value)), heldLock.Resource, heldLock.FencingToken,
+                expiry, cancellationToken);
+        }
+
+        /// <summary>
+        /// Compare-and-set by value: sets <paramref name="key"/> only when its value is
+        /// <paramref name="compareValue"/>. <c>Success == false</c> (with the current value) otherwise.
+        /// </summary>
+        public unsafe Task<KahunaKeyValue> TryCompareValueAndSetKeyValue(string key, byte[] value, byte[] compareValue,
+            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            if (compareValue == null) throw new ArgumentNullException(nameof(compareValue));
+            return Set(key, value, expiry, 3, compareValue, 0, durability, null, 0, cancellationToken);
+        }
+
+        /// <summary>Compare-and-set by value with UTF-8 text.</summary>
+        public unsafe Task<KahunaKeyValue> TryCompareValueAndSetKeyValue(string key, string value, string compareValue,
+            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return TryCompareValueAndSetKeyValue(key, Interop.Utf8(value, nameof(value)),
+                Interop.Utf8(compareValue, nameof(compareValue)), expiry, durability, cancellationToken);
+        }
+
+        /// <summary>
+        /// Compare-and-set by revision: sets <paramref name="key"/> only when its revision is
+        /// <paramref name="compareRevision"/> (0: only when it does not exist).
+        /// </summary>
+        public unsafe Task<KahunaKeyValue> TryCompareRevisionAndSetKeyValue(string key, byte[] value, long compareRevision,
+            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return Set(key, value, expiry, 4, null, compareRevision, durability, null, 0, cancellationToken);
+        }
+
+        /// <summary>Compare-and-set by revision with UTF-8 text.</summary>
+        public unsafe Task<KahunaKeyValue> TryCompareRevisionAndSetKeyValue(string key, string value, long compareRevision,
+            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return TryCompareRevisionAndSetKeyValue(key, Interop.Utf8(value, nameof(value)), compareRevision, expiry,
+                durability, cancellationToken);
+        }
+
+        /// <summary>The latest value of <paramref name="key"/> (linearizable). <c>Success == false</c> and
+        /// <c>Value == null</c> when it does not exist.</summary>
+        public unsafe Task<KahunaKeyValue> GetKeyValue(string key, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return GetKeyValueRevision(key, 0, durability, cancellationToken);
+        }
+
+        /// <summary>The value of <paramref name="key"/> as of <paramref name="revision"/> (0: latest),
+        /// within the server's retention window.</summary>
+        public unsafe Task<KahunaKeyValue> GetKeyValueRevision(string key, long revision,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return Interop.KeyValue(&res->kv, res->succeeded != 0, (long)res->revision, durability);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaGetRequest();
+                    req.key = pins.Bytes(k);
+                    req.revision = (ulong)revision;
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_kv_get((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvGet);
+                }
+            });
+        }
+
+        /// <summary>Whether <paramref name="key"/> exists (<c>Success</c>), and its revision.</summary>
+        public unsafe Task<KahunaKeyValue> ExistsKeyValue(string key, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return new KahunaKeyValue(key, res->succeeded != 0, (long)res->revision, null, 0, 0, null, durability);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaExistsRequest();
+                    req.key = pins.Bytes(k);
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_kv_exists((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvExists);
+                }
+            });
+        }
+
+        /// <summary>Deletes <paramref name="key"/>; <c>Success</c> tells whether there was one.</summary>
+        public unsafe Task<KahunaKeyValue> DeleteKeyValue(string key, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return new KahunaKeyValue(key, res->deleted != 0, (long)res->revision, null, 0, 0, null, durability);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaDeleteRequest();
+                    req.key = pins.Bytes(k);
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_kv_delete((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvDelete);
+                }
+            });
+        }
+
+        /// <summary>Gives <paramref name="key"/> a new expiry, <paramref name="expiry"/> from now
+        /// (zero: never). <c>Success == false</c> when the key does not exist.</summary>
+        public unsafe Task<KahunaKeyValue> ExtendKeyValue(string key, TimeSpan expiry,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            ulong ttl = Interop.Millis(expiry, nameof(expiry));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return Interop.KeyValue(&res->kv, res->succeeded != 0, (long)res->revision, durability);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaExtendRequest();
+                    req.key = pins.Bytes(k);
+                    req.ttl_ms = ttl;
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_kv_extend((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvExtend);
+                }
+            });
+        }
+
+        /// <summary>Like <see cref="ExtendKeyValue(string, TimeSpan, KeyValueDurability, CancellationToken)"/> in milliseconds.</summary>
+        public unsafe Task<KahunaKeyValue> ExtendKeyValue(string key, int expiryTime,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return ExtendKeyValue(key, TimeSpan.FromMilliseconds(expiryTime), durability, cancellationToken);
+        }
+
+        /// <summary>
+        /// One page of the keys starting with <paramref name="prefix"/>, in byte order.
+        /// Pass the page's <see cref="KahunaScanPage.NextPageToken"/> for the next one.
+        /// </summary>
+        /// <param name="prefix">Key prefix (empty: every key).</param>
+        /// <param name="limit">Page size (0: the server's default; at most 1000).</param>
+        /// <param name="pageToken">Null for the first page.</param>
+        /// <param name="keysOnly">Leave values out.</param>
+        /// <param name="durability">The key space.</param>
+        /// <param name="cancellationToken">Cancels the call.</param>
+        public unsafe Task<KahunaScanPage> ScanByPrefix(string prefix, int limit = 0, byte[] pageToken = null,
+            bool keysOnly = false, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] p = Interop.Utf8(prefix, nameof(prefix));
+            if (limit < 0) throw new ArgumentOutOfRangeException(nameof(limit));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                int n = checked((int)res->kvs_len.ToUInt64());
+                var items = new List<KahunaKeyValue>(n);
+                for (int i = 0; i < n; i++) items.Add(Interop.KeyValue(&res->kvs[i], true, (long)res->kvs[i].mod_revision, durability));
+                byte[] next = Interop.Copy(res->next_page_token);
+                return new KahunaScanPage(items, next.Length == 0 ? null : next, (long)res->revision);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaScanRequest();
+                    req.prefix = pins.Bytes(p);
+                    req.limit = (uint)limit;
+                    req.page_token = pins.Bytes(pageToken);
+                    req.keys_only = (byte)(keysOnly ? 1 : 0);
+                    req.durability = (int)durability;
+                    NativeMethods.kahuna_kv_scan((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvScan);
+                }
+            });
+        }
+
+        /// <summary>Every key starting with <paramref name="prefix"/>, paging through the whole range
+        /// (no cap). Each page is a separate read.</summary>
+        public async Task<List<KahunaKeyValue>> ScanAllByPrefix(string prefix,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            var all = new List<KahunaKeyValue>();
+            byte[] token = null;
+            do
+            {
+                var page = await ScanByPrefix(prefix, 1000, token, false, durability, cancellationToken).ConfigureAwait(false);
+                all.AddRange(page.Items);
+                token = page.NextPageToken;
+            } while (token != null);
+            return all;
+        }
+
+        /// <summary>Every key starting with <paramref name="prefix"/> (the Kahuna 1.x name of
+        /// <see cref="ScanAllByPrefix"/>).</summary>
+        public unsafe Task<List<KahunaKeyValue>> GetByBucket(string prefix,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return ScanAllByPrefix(prefix, durability, cancellationToken);
+        }
+
+        // ---- transactions and sequences --------------------------------------------------
+
+        /// <summary>Starts an atomic transaction over persistent keys and locks: compares, then a
+        /// branch of operations for when they all hold and one for when they do not.</summary>
+        public KahunaTransaction CreateTransaction()
+        {
+            if (Volatile.Read(ref _disposed) != 0) throw new ObjectDisposedException(nameof(KahunaClient));
+            return new KahunaTransaction(this);
+        }
+
+        internal unsafe Task<KahunaTransactionResult> Commit(KahunaTransaction txn, CancellationToken cancellationToken)
+        {
+            var compares = txn.NativeCompares();
+            var thenOps = txn.NativeOps(true);
+            var elseOps = txn.NativeOps(false);
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                int n = checked((int)res->kvs_len.ToUInt64());
+                var items = new List<KahunaKeyValue>(n);
+                for (int i = 0; i < n; i++)
+                    items.Add(Interop.KeyValue(&res->kvs[i], res->kvs[i].succeeded != 0, (long)res->kvs[i].mod_revision,
+                        KeyValueDurability.Persistent));
+                return new KahunaTransactionResult(res->succeeded != 0, (long)res->revision, items);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaTxnRequest();
+                    var cs = txn.Fill(compares, pins);
+                    var ts = txn.Fill(thenOps, pins);
+                    var es = txn.Fill(elseOps, pins);
+                    req.compares = cs.Length == 0 ? null : (Native.KahunaCompare*)pins.Array(cs);
+                    req.compares_len = new UIntPtr((uint)cs.Length);
+                    req.then_ops = ts.Length == 0 ? null : (Native.KahunaTxnOp*)pins.Array(ts);
+                    req.then_len = new UIntPtr((uint)ts.Length);
+                    req.else_ops = es.Length == 0 ? null : (Native.KahunaTxnOp*)pins.Array(es);
+                    req.else_len = new UIntPtr((uint)es.Length);
+                    if (txn.FenceResource != null)
+                    {
+                        req.fence.present = 1;
+                        req.fence.resource = pins.Bytes(txn.FenceResource);
+                        req.fence.token = (ulong)txn.FenceToken;
+                    }
+                    NativeMethods.kahuna_txn_commit((Native.KahunaClient*)h, &req, cancel, ud, Interop.TxnCommit);
+                }
+            });
+        }
+
+        /// <summary>
+        /// Reserves <paramref name="count"/> values of sequence <paramref name="name"/> (which starts
+        /// at 1). Ranges never overlap. With an <paramref name="idempotencyKey"/>, a retry (also from
+        /// another process) gets the same range back.
+        /// </summary>
+        public unsafe Task<KahunaSequenceRange> ReserveSequenceRange(string name, long count, string idempotencyKey = null,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] n = Interop.Utf8(name, nameof(name));
+            if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), "must be at least 1");
+            byte[] key = idempotencyKey == null ? null : Interop.Utf8(idempotencyKey, nameof(idempotencyKey));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return new KahunaSequenceRange(name, (long)res->first, (long)res->count, res->succeeded != 0);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaSequenceRequest();
+                    req.name = pins.Bytes(n);
+                    req.count = (ulong)count;
+                    req.idempotency_key = pins.Bytes(key);
+                    NativeMethods.kahuna_sequence_next((Native.KahunaClient*)h, &req, cancel, ud, Interop.SequenceNext);
+                }
+            });
+        }
+
+        /// <summary>The next value of sequence <paramref name="name"/>; the same value again for a retry
+        /// with the same <paramref name="idempotencyKey"/>.</summary>
+        public async Task<long> NextSequenceValue(string name, string idempotencyKey = null,
+            CancellationToken cancellationToken = default)
+        {
+            var r = await ReserveSequenceRange(name, 1, idempotencyKey, cancellationToken).ConfigureAwait(false);
+            return r.Start;
+        }
+
+        // ---- disposal --------------------------------------------------------------------
+
+        /// <summary>Closes the client. Calls still in flight fail with <see cref="ObjectDisposedException"/>;
+        /// locks taken through it stay valid until disposed.</summary>
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            _handle.Dispose();
+        }
+
+        /// <summary>Closes the client and completes when every call it had in flight has completed.</summary>
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return new ValueTask(_inFlight.WhenAllDone());
+        }
+    }
+}

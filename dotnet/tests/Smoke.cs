@@ -1,0 +1,87 @@
+// Smoke program for the .NET Core 3.1 runtime (and Mono): the main paths against a real
+// cluster, then N sequential gets for the per-call cost. Args: ENDPOINTS [N].
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
+using Kahuna.Client;
+
+public static class Smoke
+{
+    private static int s_passed, s_failed;
+
+    public static int Main(string[] args)
+    {
+        try
+        {
+            return RunAsync(args).GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine("SMOKE FAIL: " + e);
+            return 1;
+        }
+    }
+
+    private static void Check(string name, bool ok)
+    {
+        Console.WriteLine((ok ? "ok   " : "FAIL ") + name);
+        if (ok) s_passed++; else s_failed++;
+    }
+
+    private static async Task<int> RunAsync(string[] args)
+    {
+        Console.WriteLine("runtime: " + RuntimeInformation.FrameworkDescription);
+        string[] endpoints = args[0].Split(',');
+        int n = args.Length > 1 ? int.Parse(args[1]) : 2000;
+        var client = new KahunaClient(endpoints);
+        try
+        {
+            string key = "smoke/" + Guid.NewGuid().ToString("N");
+            var set = await client.SetKeyValue(key, "v1");
+            Check("set", set.Success && set.Revision > 0);
+            Check("get", (await client.GetKeyValue(key)).ValueAsString() == "v1");
+            Check("compare-and-set", (await client.TryCompareRevisionAndSetKeyValue(key, "v2", set.Revision)).Success);
+            var txn = await client.CreateTransaction().IfValue(key, "v2").ThenSet(key, "v3").Commit();
+            Check("transaction", txn.Succeeded);
+            var r = await client.ReserveSequenceRange(key, 10, "k");
+            var again = await client.ReserveSequenceRange(key, 10, "k");
+            Check("sequence idempotency", r.Start == again.Start && again.Replayed);
+            var l = await client.GetOrCreateLock(key, TimeSpan.FromSeconds(5));
+            Check("lock", l.IsAcquired && l.FencingToken > 0);
+            await l.DisposeAsync();
+            Check("lock lost token fires on release", l.Lost.IsCancellationRequested);
+            var cts = new CancellationTokenSource();
+            cts.Cancel();
+            Check("cancelled token", client.GetKeyValue(key, KeyValueDurability.Persistent, cts.Token).IsCanceled);
+            try
+            {
+                await client.SetKeyValue("", "x");
+                Check("typed error", false);
+            }
+            catch (KahunaException e)
+            {
+                Check("typed error", e.Code == KahunaErrorCode.InvalidArgument);
+            }
+            var many = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => client.GetKeyValue(key)));
+            Check("200 concurrent gets", many.All(kv => kv.ValueAsString() == "v3"));
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Check("no GCHandle left", KahunaClient.PendingNativeCalls == 0);
+
+            for (int i = 0; i < 200; i++) await client.GetKeyValue(key);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < n; i++) await client.GetKeyValue(key);
+            double us = sw.Elapsed.TotalMilliseconds * 1000.0 / n;
+            Console.WriteLine("csharp get: " + n + " calls, " + us.ToString("F1") + " us/call");
+        }
+        finally
+        {
+            await client.DisposeAsync();
+        }
+        Console.WriteLine("smoke: " + s_passed + " passed, " + s_failed + " failed");
+        return s_failed == 0 && s_passed > 0 ? 0 : 1;
+    }
+}
