@@ -45,7 +45,10 @@ export KAHUNA_BIN
 B="$(mktemp -d /tmp/kahuna-dotnet.XXXXXX)"
 M="$B/mono"; C="$B/coreclr"; mkdir -p "$M" "$C"
 cluster_dir="$B/cluster"
-cleanup() { bash "$root/dotnet/tests/cluster.sh" "$cluster_dir" down >/dev/null 2>&1 || true; }
+cleanup() {
+  bash "$root/dotnet/tests/cluster.sh" "$cluster_dir" down >/dev/null 2>&1 || true
+  [ -n "${KAHUNA_KEEP_BUILD:-}" ] || rm -rf "$B"
+}
 trap cleanup EXIT
 
 # --- Mono build -----------------------------------------------------------------------
@@ -101,6 +104,28 @@ cat >"$C/Smoke.runtimeconfig.json" <<'JSON'
 JSON
 step "smoke on CoreCLR 3.1"
 (cd "$C" && timeout 120 "$DN/dotnet" Smoke.exe "$endpoints" 2000)
+
+step "samples (Mono)"
+"${CSC[@]}" -r:"$M/Kahuna.Client.dll" -out:"$M/Samples.exe" samples/dotnet/*.cs
+(cd "$M" && timeout 120 mono --debug Samples.exe "$endpoints")
+
+step "NuGet package: assemble, check the layout, run the smoke program from it on CoreCLR"
+"${CSC[@]}" "${CORE_REFS[@]}" -unsafe -target:library -doc:"$C/Kahuna.Client.xml" -out:"$C/Kahuna.Client.dll" dotnet/src/*.cs
+pkg=$(bash dotnet/pack.sh "$B/pkg" "$C/Kahuna.Client.dll" "$SO" "$C/Kahuna.Client.xml")
+listing=$(unzip -Z1 "$pkg")
+for entry in Kahuna.Client.nuspec lib/netstandard2.1/Kahuna.Client.dll lib/netstandard2.1/Kahuna.Client.xml \
+  runtimes/linux-x64/native/libkahuna_ffi.so README.md LICENSE.txt '[Content_Types].xml' _rels/.rels; do
+  grep -qxF "$entry" <<<"$listing" || { echo "dotnet: $pkg lacks $entry"; exit 1; }
+done
+unzip -p "$pkg" Kahuna.Client.nuspec | grep -q '<id>Kahuna.Client</id>' || { echo "dotnet: bad nuspec"; exit 1; }
+case "$pkg" in */Kahuna.Client.[0-9]*.nupkg) ;; *) echo "dotnet: bad package name $pkg"; exit 1 ;; esac
+P="$B/from-package"; mkdir -p "$P/x"
+(cd "$P/x" && unzip -q "$pkg")
+cp "$P/x/lib/netstandard2.1/Kahuna.Client.dll" "$P/x/runtimes/linux-x64/native/libkahuna_ffi.so" "$P/"
+"${CSC[@]}" "${CORE_REFS[@]}" -r:"$P/Kahuna.Client.dll" -out:"$P/Smoke.exe" dotnet/tests/Smoke.cs
+cp "$C/Smoke.runtimeconfig.json" "$P/"
+(cd "$P" && timeout 120 "$DN/dotnet" Smoke.exe "$endpoints" 200)
+echo "package ok: $pkg"
 
 step "the same gets from the Rust core client"
 timeout 120 "$KAHUNA_BIN/examples/bench_get" "$endpoints" 2000
