@@ -10,6 +10,8 @@ build_workspace
 # Two test threads: each process test runs a cluster, and more at once on two
 # cores would starve heartbeats and cause elections the tests did not ask for.
 cargo test --workspace --all-targets -- --test-threads 2
+# The .NET package (Mono NUnit, CoreCLR smoke, samples, NuGet layout) on a 3-node cluster.
+dotnet/test.sh
 # Fault injection (tests/faults): every workload under every fault kind for a short
 # while, then the negative control, which must be caught (--expect fail).
 tests/faults/run --time 150
