@@ -139,7 +139,7 @@ async fn conditional_writes_answer_with_current_value() {
 async fn expired_keys_vanish_and_are_swept() {
     let (_c, mut kv) = single().await;
     kv.set(SetRequest {
-        ttl_ms: 400,
+        ttl_ms: 2000,
         ..set_req("ttl", "v")
     })
     .await
@@ -154,12 +154,12 @@ async fn expired_keys_vanish_and_are_swept() {
         .into_inner()
         .exists
     );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(kv.get(get_req("ttl")).await.expect("get").into_inner().kv.is_none());
 
     // Extend keeps a key alive; extending a missing key fails as an answer.
     kv.set(SetRequest {
-        ttl_ms: 400,
+        ttl_ms: 3000,
         ..set_req("ttl2", "v")
     })
     .await
@@ -167,14 +167,14 @@ async fn expired_keys_vanish_and_are_swept() {
     let ext = kv
         .extend(ExtendRequest {
             key: "ttl2".into(),
-            ttl_ms: 5000,
+            ttl_ms: 20_000,
             ..Default::default()
         })
         .await
         .expect("extend")
         .into_inner();
     assert!(ext.succeeded);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(3300)).await;
     assert!(kv.get(get_req("ttl2")).await.expect("get").into_inner().kv.is_some());
     let ext = kv
         .extend(ExtendRequest {
