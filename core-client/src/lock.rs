@@ -223,9 +223,11 @@ impl Client {
     /// ```
     pub async fn lock(&self, resource: &str, options: LockOptions) -> Result<LockGuard> {
         let ttl = ttl_ms(options.ttl)?;
-        let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
         let started = Instant::now();
         loop {
+            // A generated owner is new for every attempt, so giving back an attempt whose
+            // answer was lost can never release a later attempt's grant.
+            let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
             let msg = pb::TryLockRequest {
                 resource: resource.as_bytes().to_vec(),
                 owner: owner.as_bytes().to_vec(),
@@ -237,6 +239,10 @@ impl Client {
             // so each attempt is a fresh request and the lease is measured from the moment
             // the attempt that answered was sent.
             let mut sent = Instant::now();
+            // Armed while the attempt is in flight: if it fails, or this future is dropped
+            // (cancelled) before the answer arrives, the attempt may still have been
+            // granted, and the grant is given back rather than left to expire.
+            let mut give_back = GiveBack::arm(self, resource, &owner, options.durability, options.owner.is_none());
             let answer = self
                 .call("lock.try_lock", Safety::Idempotent, |ch, t| {
                     let mut msg = msg.clone();
@@ -245,14 +251,10 @@ impl Client {
                     async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
                 })
                 .await;
-            if answer.as_ref().is_err_and(Error::is_retryable) && options.owner.is_none() {
-                // An attempt may have been granted: give it back rather than wait for expiry.
-                let (client, owner, resource, durability) =
-                    (self.clone(), owner.clone(), resource.to_owned(), options.durability);
-                self.inner.runtime.spawn(async move {
-                    let _ = unlock_as(&client, &resource, &owner, durability).await;
-                });
+            if !answer.as_ref().is_err_and(Error::is_retryable) {
+                give_back.disarm();
             }
+            drop(give_back);
             let (holder, retry_after) = match answer {
                 Ok(r) if r.acquired => return Ok(self.guard(resource, owner, &options, sent, r.lock)),
                 Ok(r) => (r.lock.map(LockInfo::from_pb), Duration::from_millis(r.retry_after_ms)),
@@ -657,6 +659,35 @@ async fn unlock(client: &Client, s: &Shared) -> Result<bool> {
     let unlocked = unlock_as(client, &s.resource, &s.owner, s.durability).await?;
     debug!(resource = %s.resource, token = s.token, unlocked, "lock released");
     Ok(unlocked)
+}
+
+/// Gives back a lock attempt that may have been granted although no answer arrived.
+struct GiveBack {
+    target: Option<(Client, String, String, Durability)>,
+}
+
+impl GiveBack {
+    /// Armed only for generated owners: a caller-chosen owner may be held on purpose.
+    fn arm(client: &Client, resource: &str, owner: &str, durability: Durability, generated_owner: bool) -> Self {
+        GiveBack {
+            target: generated_owner.then(|| (client.clone(), resource.to_owned(), owner.to_owned(), durability)),
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.target = None;
+    }
+}
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        if let Some((client, resource, owner, durability)) = self.target.take() {
+            let runtime = client.inner.runtime.clone();
+            runtime.spawn(async move {
+                let _ = unlock_as(&client, &resource, &owner, durability).await;
+            });
+        }
+    }
 }
 
 async fn unlock_as(client: &Client, resource: &str, owner: &str, durability: Durability) -> Result<bool> {
