@@ -9,6 +9,21 @@ use kahuna_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Waits until member `id` has applied `key` (seen by a stale read on that member).
+async fn wait_until_applied(c: &Cluster, id: u64, key: &str, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut kv = c.kv(id).await;
+        if let Ok(r) = kv.get(stale_get_req(key)).await {
+            if r.into_inner().kv.is_some() {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn single_node_keeps_acknowledged_writes_across_sigkill(storage: &str) {
     let mut c = Cluster::start(1, storage, &[]).await;
     for i in 0..100 {
@@ -74,17 +89,7 @@ async fn leader_kill_elects_new_leader_and_keeps_writes(storage: &str) {
     put(&c, survivor, "after", "y").await;
     // The old leader comes back as a follower and catches up.
     c.spawn(leader);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let mut kv = c.kv(leader).await;
-        if let Ok(r) = kv.get(stale_get_req("after")).await {
-            if r.into_inner().kv.is_some() {
-                break;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "restarted member never caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_applied(&c, leader, "after", "restarted member never caught up").await;
     // Durable engines kept the old member's own log; memory got it all from the leader.
     assert_eq!(get(&c, leader, "before/7").await, Some(b"x".to_vec()));
 }
@@ -109,17 +114,7 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     c.spawn(lagging);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let mut kv = c.kv(lagging).await;
-        if let Ok(r) = kv.get(stale_get_req("snap/199")).await {
-            if r.into_inner().kv.is_some() {
-                break;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "lagging member never caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_applied(&c, lagging, "snap/199", "lagging member never caught up").await;
     let status = c.status(lagging).await.expect("status");
     assert!(status.snapshot_index > 0, "lagging member caught up without a snapshot");
     for i in [0, 57, 123, 199] {
@@ -135,20 +130,7 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
     if storage != "memory" {
         c.kill(lagging);
         c.spawn(lagging);
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let mut kv = c.kv(lagging).await;
-            if let Ok(r) = kv.get(stale_get_req("snap/150")).await {
-                if r.into_inner().kv.is_some() {
-                    break;
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "restarted member lost its snapshot"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until_applied(&c, lagging, "snap/150", "restarted member lost its snapshot").await;
     }
 }
 
