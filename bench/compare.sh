@@ -40,6 +40,8 @@ else
   build_workspace >&2
 fi
 bin="$CARGO_TARGET_DIR/$profile"
+# Another server build (e.g. to measure one change against the last) can be given here.
+server_bin="${KAHUNA_SERVER_BIN:-$bin/kahuna-server}"
 
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/kahuna-compare.XXXXXX")"
 pids=()
@@ -54,7 +56,7 @@ kahuna_eps="127.0.0.1:5070,127.0.0.1:5170,127.0.0.1:5270"
 initial="1=127.0.0.1:5071,2=127.0.0.1:5171,3=127.0.0.1:5271"
 for n in 1 2 3; do
   base=$((4970 + n * 100))
-  "$bin/kahuna-server" --node-id "$n" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
+  "$server_bin" --node-id "$n" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
     --data-dir "$work/kahuna$n" --initial-cluster "$initial" --max-ephemeral-ttl-ms 5000 \
     >"$work/kahuna$n.log" 2>&1 &
   pids+=($!)
@@ -116,6 +118,7 @@ for w in $workloads; do
   done
 done
 for n in 1 2 3; do
-  rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$((n - 1))]}/status" 2>/dev/null || echo 0)
-  echo "MEMORY kahuna$n rss_kib=$rss"
+  k=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$((n - 1))]}/status" 2>/dev/null || echo 0)
+  e=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$((n + 2))]}/status" 2>/dev/null || echo 0)
+  echo "MEMORY kahuna$n rss_kib=$k etcd$n rss_kib=$e"
 done

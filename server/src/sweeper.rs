@@ -36,8 +36,8 @@ pub async fn run(node: Arc<Node>) {
             fence: None,
             op: Op::Sweep { limit: SWEEP_LIMIT },
         };
-        if let Err(e) = node.raft.client_write(cmd).await {
-            tracing::debug!("sweep not proposed: {e}");
+        if let Err(e) = node.proposer.propose(cmd).await {
+            tracing::debug!("sweep not proposed: {e:?}");
         }
     }
 }

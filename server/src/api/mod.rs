@@ -120,20 +120,20 @@ impl Api {
             fence: fence.clone(),
             op,
         };
-        match self.node.raft.client_write(cmd).await {
-            Ok(resp) => {
-                if let (Reply::Fenced { current }, Some((resource, token))) = (&resp.data, &fence) {
+        match self.node.proposer.propose(cmd).await {
+            Ok(outcome) => {
+                if let (Reply::Fenced { current }, Some((resource, token))) = (&outcome.reply, &fence) {
                     return Err(fenced(resource, *token, *current));
                 }
                 let mut header = self.node.header();
-                header.revision = resp.log_id.index;
+                header.revision = outcome.revision;
                 Ok(Proposed {
-                    reply: resp.data,
+                    reply: outcome.reply,
                     header,
                     time_ms,
                 })
             }
-            Err(e) => Err(self.fail(e.into()).await),
+            Err(f) => Err(self.fail(f).await),
         }
     }
 

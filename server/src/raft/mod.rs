@@ -3,5 +3,6 @@
 pub mod network;
 pub mod node;
 pub mod peer_service;
+pub mod proposer;
 pub mod read_index;
 pub mod types;

@@ -10,6 +10,7 @@ use openraft::{BasicNode, ServerState};
 use tonic::transport::Channel;
 
 use super::network::{channel, peer_info};
+use super::proposer::Proposer;
 use super::read_index::ReadIndex;
 use super::types::{NodeId, Raft};
 use crate::clock::Clock;
@@ -32,6 +33,7 @@ pub struct Node {
     pub client_addr: String,
     pub storage: &'static str,
     pub read_index: std::sync::Arc<ReadIndex>,
+    pub proposer: Proposer,
     pub ephemeral: EphemeralTier,
     pub idempotency_window: Duration,
     pub unsafe_local_reads: bool,
@@ -61,6 +63,7 @@ impl Node {
         Self {
             id,
             read_index: ReadIndex::new(raft.clone()),
+            proposer: Proposer::start(raft.clone()),
             raft,
             sm,
             clock: Clock::default(),
@@ -78,7 +81,7 @@ impl Node {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         ResponseHeader {
-            revision: m.last_applied.map_or(0, |l| l.index),
+            revision: self.sm.revision(),
             term: m.current_term,
             leader_id: m.current_leader.unwrap_or(0),
             member_id: self.id,

@@ -2,14 +2,14 @@
 
 use std::io::Cursor;
 
-use crate::sm::{Command, Reply};
+use crate::sm::{Batch, Outcome};
 
 openraft::declare_raft_types!(
-    /// Kahuna's Raft types: commands are [`Command`]s, answers are [`Reply`]s, members
-    /// are known by their peer address.
+    /// Kahuna's Raft types: an entry is a [`Batch`] of commands, its answer one
+    /// [`Outcome`] per command; members are known by their peer address.
     pub TypeConfig:
-        D = Command,
-        R = Reply,
+        D = Batch,
+        R = Vec<Outcome>,
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

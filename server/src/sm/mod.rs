@@ -3,8 +3,9 @@
 //! Every replica applies the same log to the same initial state and reaches the same
 //! state: nothing here reads a clock, a random source or the environment. Time comes
 //! from the leader's stamp on each command ([`Command::time_ms`]) and only moves
-//! forward (`now = max(now, stamp)`). The revision of a change is the Raft log index
-//! of the entry that made it.
+//! forward (`now = max(now, stamp)`). A log entry carries a batch of commands; each
+//! applied command takes the next revision, so revisions (and the fencing tokens
+//! made from them) increase by one per command, in log order.
 
 mod dedupe;
 mod kv;
@@ -92,10 +93,20 @@ pub struct DeleteOp {
     pub conditions: Conditions,
 }
 
+/// What one log entry carries: commands proposed together, applied in order.
+pub type Batch = Vec<Command>;
+
+/// What applying one command produced: its revision and its answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub revision: u64,
+    pub reply: Reply,
+}
+
 /// The answer to a command, returned to the proposer and kept for dedupe.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Reply {
-    /// Membership changes and blank entries.
+    /// No answer (kept for dedupe records written before a reply existed).
     #[default]
     None,
     /// Set and extend: whether it happened, and the key as it now stands.
@@ -130,6 +141,8 @@ pub enum Reply {
 /// All replicated application state, snapshotted as a whole.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StateMachine {
+    /// The revision of the last applied command (0 before the first).
+    pub revision: u64,
     /// Deterministic time: the largest leader stamp applied so far.
     pub now_ms: u64,
     /// The leader term whose first command last extended every lease.
@@ -141,8 +154,16 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// Applies `cmd`, the entry at log index `revision` written in leader term `term`.
-    pub fn apply(&mut self, revision: u64, term: u64, cmd: &Command) -> Reply {
+    /// Applies `cmd`, a command of an entry written in leader term `term`, as the
+    /// next revision.
+    pub fn apply(&mut self, term: u64, cmd: &Command) -> Outcome {
+        self.revision += 1;
+        let revision = self.revision;
+        let reply = self.run_command(revision, term, cmd);
+        Outcome { revision, reply }
+    }
+
+    fn run_command(&mut self, revision: u64, term: u64, cmd: &Command) -> Reply {
         self.now_ms = self.now_ms.max(cmd.time_ms);
         let now = self.now_ms;
         if term > self.lease_term {
@@ -296,20 +317,20 @@ mod tests {
     fn same_log_same_state() {
         let mut a = StateMachine::default();
         let mut b = StateMachine::default();
-        for (i, (term, c)) in mixed_log().iter().enumerate() {
-            assert_eq!(a.apply(i as u64 + 1, *term, c), b.apply(i as u64 + 1, *term, c));
+        for (term, c) in mixed_log().iter() {
+            assert_eq!(a.apply(*term, c), b.apply(*term, c));
         }
         assert_eq!(a, b);
         // A replica restored from a snapshot mid-way ends in the same state too.
         let mut c = StateMachine::default();
         let log = mixed_log();
-        for (i, (term, cmd)) in log.iter().enumerate().take(200) {
-            c.apply(i as u64 + 1, *term, cmd);
+        for (term, cmd) in log.iter().take(200) {
+            c.apply(*term, cmd);
         }
         let bytes = bincode::serialize(&c).expect("serialize");
         let mut c: StateMachine = bincode::deserialize(&bytes).expect("deserialize");
-        for (i, (term, cmd)) in log.iter().enumerate().skip(200) {
-            c.apply(i as u64 + 1, *term, cmd);
+        for (term, cmd) in log.iter().skip(200) {
+            c.apply(*term, cmd);
         }
         assert_eq!(a, c);
     }
@@ -328,13 +349,13 @@ mod tests {
             },
         };
         assert!(matches!(
-            sm.apply(1, 1, &lock("A", 1000)),
+            sm.apply(1, &lock("A", 1000)).reply,
             Reply::Lock(LockReply { ok: true, .. })
         ));
         // A new leader whose clock is 90 ms ahead: without the extension A's lease
         // would have 10 ms left in B's request; with it, A keeps a full TTL.
         assert!(matches!(
-            sm.apply(2, 2, &lock("B", 1090)),
+            sm.apply(2, &lock("B", 1090)).reply,
             Reply::Lock(LockReply { ok: false, .. })
         ));
         assert_eq!(sm.locks.get(1090, b"r").map(|l| l.expires_at_ms), Some(1190));
@@ -345,15 +366,15 @@ mod tests {
             fence: Some((b"r".to_vec(), token)),
             op: Op::Sweep { limit: 0 },
         };
-        assert_eq!(sm.apply(3, 2, &fenced(2)), Reply::Fenced { current: 1 });
-        assert!(matches!(sm.apply(4, 2, &fenced(1)), Reply::Sweep { .. }));
+        assert_eq!(sm.apply(2, &fenced(2)).reply, Reply::Fenced { current: 1 });
+        assert!(matches!(sm.apply(2, &fenced(1)).reply, Reply::Sweep { .. }));
     }
 
     #[test]
     fn time_never_goes_backwards() {
         let mut sm = StateMachine::default();
-        sm.apply(1, 1, &set("a", "1", 5000));
-        sm.apply(2, 1, &set("b", "1", 4000));
+        sm.apply(1, &set("a", "1", 5000));
+        sm.apply(1, &set("b", "1", 4000));
         assert_eq!(sm.now_ms, 5000);
     }
 
@@ -365,8 +386,8 @@ mod tests {
         if let Op::Set(op) = &mut c.op {
             op.conditions.if_not_exists = true;
         }
-        let first = sm.apply(1, 1, &c);
-        let again = sm.apply(2, 1, &c);
+        let first = sm.apply(1, &c).reply;
+        let again = sm.apply(1, &c).reply;
         assert_eq!(first, again);
         assert!(matches!(first, Reply::Write { succeeded: true, .. }));
         assert_eq!(sm.kv.get(10, b"a").map(|kv| kv.version), Some(1));

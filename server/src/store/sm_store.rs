@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, Space, WriteOp};
 use crate::raft::types::{Entry, LogId, Membership, NodeId, StorageError, TypeConfig};
-use crate::sm::{Reply, StateMachine};
+use crate::sm::{Outcome, StateMachine};
 
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
@@ -30,7 +30,7 @@ pub struct Applied {
 
 impl Applied {
     pub fn revision(&self) -> u64 {
-        self.last_applied.map_or(0, |l| l.index)
+        self.sm.revision
     }
 }
 
@@ -40,6 +40,8 @@ type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 pub struct StateMachineStore {
     backend: Arc<dyn Backend>,
     state: Arc<RwLock<Applied>>,
+    /// The applied revision, readable without the state lock (for response headers).
+    revision: Arc<AtomicU64>,
     snapshots_built: Arc<AtomicU64>,
 }
 
@@ -57,13 +59,26 @@ impl StateMachineStore {
         let store = Self {
             backend,
             state: Arc::default(),
+            revision: Arc::default(),
             snapshots_built: Arc::default(),
         };
         if let Some((_, data)) = store.load_snapshot()? {
             let applied: Applied = bincode::deserialize(&data).map_err(snap_err)?;
-            *store.write_state()? = applied;
+            store.replace(applied)?;
         }
         Ok(store)
+    }
+
+    /// The revision of the last applied command.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    fn replace(&self, applied: Applied) -> Result<(), StorageError> {
+        let mut st = self.write_state()?;
+        *st = applied;
+        self.revision.store(st.revision(), Ordering::Release);
+        Ok(())
     }
 
     /// The applied state, for reads. Hold it briefly: applying waits for readers.
@@ -136,7 +151,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((st.last_applied, st.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Outcome>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -145,16 +160,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut replies = Vec::new();
         for entry in entries {
             st.last_applied = Some(entry.log_id);
-            let reply = match entry.payload {
-                EntryPayload::Blank => Reply::None,
-                EntryPayload::Normal(cmd) => st.sm.apply(entry.log_id.index, entry.log_id.leader_id.term, &cmd),
+            let outcomes = match entry.payload {
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(batch) => {
+                    let term = entry.log_id.leader_id.term;
+                    batch.iter().map(|cmd| st.sm.apply(term, cmd)).collect()
+                }
                 EntryPayload::Membership(m) => {
                     st.membership = StoredMembership::new(Some(entry.log_id), m);
-                    Reply::None
+                    Vec::new()
                 }
             };
-            replies.push(reply);
+            replies.push(outcomes);
         }
+        self.revision.store(st.revision(), Ordering::Release);
         Ok(replies)
     }
 
@@ -177,8 +196,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         // Durable first: once installed, openraft may purge the log it replaces.
         self.save_snapshot(meta, data).await?;
-        *self.write_state()? = applied;
-        Ok(())
+        self.replace(applied)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
