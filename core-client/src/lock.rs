@@ -310,6 +310,13 @@ impl Client {
         }
     }
 
+    /// Gives back `resource` if `owner` holds it, without a guard: for a caller that
+    /// chose the owner itself and lost its guard (a restarted worker, an interrupted
+    /// wait). Returns whether the server released it.
+    pub async fn unlock(&self, resource: &str, owner: &str, durability: Durability) -> Result<bool> {
+        unlock_as(self, resource, owner, durability).await
+    }
+
     /// Who holds the lock on `resource` right now, if anyone.
     ///
     /// ```no_run

@@ -510,14 +510,26 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
             tier,
             command,
         } => {
+            // Our own owner name, so an interrupted wait can give back what it may
+            // have been granted before exiting.
+            let owner = format!("kahuna-cli-{}-{:016x}", std::process::id(), rand::random::<u64>());
             let options = LockOptions {
                 ttl,
                 wait,
                 retry,
                 durability: tier.durability(),
-                owner: None,
+                owner: Some(owner.clone()),
             };
-            let guard = client.lock(&resource, options).await?;
+            // Listen for SIGINT/SIGTERM before asking for the lock: a signal that came
+            // between the grant and the handler would kill us with the lock still held.
+            let mut interrupted = interrupted();
+            let guard = tokio::select! {
+                guard = client.lock(&resource, options) => guard?,
+                sig = &mut interrupted => {
+                    client.unlock(&resource, &owner, tier.durability()).await.ok();
+                    return Ok(128 + sig as u8);
+                }
+            };
             let Some(token) = guard.fencing_token().filter(|_| guard.is_acquired()) else {
                 out.emit(
                     json!({ "resource": resource, "acquired": false, "holder": guard.holder().map(lock_json) }),
@@ -537,7 +549,6 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
                 .spawn()
                 .with_context(|| format!("starting {program}"))?;
             let lost = guard.lost();
-            let interrupted = interrupted();
             let code = tokio::select! {
                 status = child.wait() => {
                     let status = status.context("waiting for the command")?;
@@ -552,7 +563,7 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
                     out.emit(json!({ "resource": resource, "lost": true, "reason": why, "fencing_token": token }), String::new);
                     EXIT_LOST
                 }
-                sig = interrupted => {
+                sig = &mut interrupted => {
                     // Stop the command first, then give the lock back.
                     stop(&mut child).await;
                     guard.release().await.ok();
@@ -564,23 +575,30 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
     }
 }
 
-/// Completes with the signal number when this process gets SIGINT or SIGTERM.
+type Interrupted = std::pin::Pin<Box<dyn std::future::Future<Output = i32> + Send>>;
+
+/// Completes with the signal number when this process gets SIGINT or SIGTERM. The
+/// handlers are installed when this is called, not when it is first awaited.
 #[cfg(unix)]
-async fn interrupted() -> i32 {
+fn interrupted() -> Interrupted {
     use tokio::signal::unix::{signal, SignalKind};
     match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => libc::SIGINT,
-            _ = term.recv() => libc::SIGTERM,
-        },
-        _ => std::future::pending().await,
+        (Ok(mut int), Ok(mut term)) => Box::pin(async move {
+            tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+            }
+        }),
+        _ => Box::pin(std::future::pending()),
     }
 }
 
 #[cfg(not(unix))]
-async fn interrupted() -> i32 {
-    let _ = tokio::signal::ctrl_c().await;
-    2
+fn interrupted() -> Interrupted {
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+        2
+    })
 }
 
 #[cfg(unix)]
