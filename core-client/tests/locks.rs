@@ -20,8 +20,10 @@ async fn a_lock_is_held_through_ten_ttls_by_renewal() {
     let cluster = Cluster::start(3, "memory", &[]).await;
     let a = common::client(&cluster).await;
     let b = common::client(&cluster).await;
-    let ttl = Duration::from_millis(1000);
-    let guard = a.lock("held", opts(1000)).await.expect("lock");
+    // Long enough that a renewal survives a scheduling stall of a loaded CI machine
+    // (three debug servers and two tests on two cores).
+    let ttl = Duration::from_millis(1500);
+    let guard = a.lock("held", opts(1500)).await.expect("lock");
     assert!(guard.is_acquired());
     let token = guard.fencing_token().expect("token");
     let started = Instant::now();
@@ -33,7 +35,7 @@ async fn a_lock_is_held_through_ten_ttls_by_renewal() {
             started.elapsed(),
             guard.lost_reason()
         );
-        let other = b.lock("held", opts(1000)).await.expect("try lock");
+        let other = b.lock("held", opts(1500)).await.expect("try lock");
         assert!(
             !other.is_acquired(),
             "granted to another holder after {:?}",
