@@ -1,4 +1,4 @@
-//! Transactions: `compare[] -> then[] / otherwise[]`, applied atomically in one log entry.
+//! Transactions: `compare[] -> then[] / otherwise[]`, applied atomically as one command (one revision).
 
 use std::time::Duration;
 

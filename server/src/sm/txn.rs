@@ -1,5 +1,5 @@
 //! Transactions: every compare is checked against the state before the entry, then
-//! one branch runs in order, all in one log entry (one revision).
+//! one branch runs in order, as one command (one revision).
 
 use serde::{Deserialize, Serialize};
 
