@@ -149,6 +149,24 @@ impl Api {
         Ok(self.node.term())
     }
 
+    /// Confirms that this member leads, from a confirmation of the last
+    /// `election_timeout_max / 2` when there is one (see `raft::read_index`); returns
+    /// the term. Only for operations that need leadership but not the applied state:
+    /// the ephemeral tier.
+    pub async fn confirm_leadership(&self) -> Result<u64, Status> {
+        let term = self.node.term();
+        if !self.node.is_leader() {
+            return Err(self.fail(RaftFailure::NotLeader).await);
+        }
+        if let Err(f) = self.node.read_index.confirm_leadership(term).await {
+            return Err(self.fail(f).await);
+        }
+        if !self.node.is_leader() || self.node.term() != term {
+            return Err(self.fail(RaftFailure::NotLeader).await);
+        }
+        Ok(term)
+    }
+
     /// Reads the applied state after the read barrier `consistency` asks for. `f` gets
     /// the state and the time expiry is judged by.
     pub async fn read<R>(
@@ -183,7 +201,7 @@ impl Api {
         &self,
         f: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<R>,
     ) -> Result<(R, ResponseHeader, u64), Status> {
-        let term = self.confirm_leader().await?;
+        let term = self.confirm_leadership().await?;
         let now = self.node.clock.now_ms();
         let out = f(&self.node.ephemeral, term, now).ok_or_else(|| {
             errors::status(
@@ -209,7 +227,10 @@ impl Api {
         if durability == Durability::Persistent && !check_now {
             return Ok(Some((f.resource.clone(), f.token)));
         }
-        let term = self.confirm_leader().await?;
+        let term = match durability {
+            Durability::Persistent => self.confirm_leader().await?,
+            Durability::Ephemeral => self.confirm_leadership().await?,
+        };
         let now = self.node.clock.now_ms();
         let current = match durability {
             Durability::Persistent => {
