@@ -299,7 +299,21 @@ fn event_json(e: &HistoryEvent) -> Value {
     json!({ "kind": e.kind.as_str(), "revision": e.revision, "kv": kv_json(&e.kv) })
 }
 
+/// Output piped into `head` and the like: exit quietly when the reader goes away, as
+/// command-line tools do, instead of panicking on the failed print.
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: restores the default action of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KAHUNA_LOG")
