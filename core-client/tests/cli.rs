@@ -2,11 +2,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kahuna_testkit::{server_bin, Cluster};
+use kahuna_testkit::{free_port, server_bin, Cluster};
 use serde_json::Value;
 
 fn kahuna(endpoints: &str, args: &[&str]) -> Output {
@@ -37,13 +36,6 @@ fn json(endpoints: &str, args: &[&str], code: i32) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
         .collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 /// A server process started with `--join`, killed on drop.

@@ -50,11 +50,25 @@ pub fn server_bin() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+/// A free loopback port in 20000..32000, below the kernel's ephemeral range (32768 and
+/// up), handed out once per test process. With ports from that range (`bind(:0)`), a
+/// stopped member's port could become the source port of an outgoing connection, or be
+/// handed out again to a later member, and a client still retrying the stopped member
+/// would reach the wrong process. Each process starts at its own offset.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 120) * 100;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (offset + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT)
 }
 
 impl Cluster {
