@@ -314,7 +314,19 @@ impl Client {
     /// chose the owner itself and lost its guard (a restarted worker, an interrupted
     /// wait). Returns whether the server released it.
     pub async fn unlock(&self, resource: &str, owner: &str, durability: Durability) -> Result<bool> {
-        unlock_as(self, resource, owner, durability).await
+        let msg = pb::UnlockRequest {
+            resource: resource.as_bytes().to_vec(),
+            owner: owner.as_bytes().to_vec(),
+            durability: durability.pb(),
+            request_id: Some(self.request_id()),
+        };
+        let r = self
+            .call("lock.unlock", Safety::Deduplicated, |ch, t| {
+                let msg = msg.clone();
+                async move { LocksClient::new(ch).unlock(request(msg, t)).await }
+            })
+            .await?;
+        Ok(r.unlocked)
     }
 
     /// Who holds the lock on `resource` right now, if anyone.
@@ -663,7 +675,7 @@ impl LockGuard {
 }
 
 async fn unlock(client: &Client, s: &Shared) -> Result<bool> {
-    let unlocked = unlock_as(client, &s.resource, &s.owner, s.durability).await?;
+    let unlocked = client.unlock(&s.resource, &s.owner, s.durability).await?;
     debug!(resource = %s.resource, token = s.token, unlocked, "lock released");
     Ok(unlocked)
 }
@@ -691,26 +703,10 @@ impl Drop for GiveBack {
         if let Some((client, resource, owner, durability)) = self.target.take() {
             let runtime = client.inner.runtime.clone();
             runtime.spawn(async move {
-                let _ = unlock_as(&client, &resource, &owner, durability).await;
+                let _ = client.unlock(&resource, &owner, durability).await;
             });
         }
     }
-}
-
-async fn unlock_as(client: &Client, resource: &str, owner: &str, durability: Durability) -> Result<bool> {
-    let msg = pb::UnlockRequest {
-        resource: resource.as_bytes().to_vec(),
-        owner: owner.as_bytes().to_vec(),
-        durability: durability.pb(),
-        request_id: Some(client.request_id()),
-    };
-    let r = client
-        .call("lock.unlock", Safety::Deduplicated, |ch, t| {
-            let msg = msg.clone();
-            async move { LocksClient::new(ch).unlock(request(msg, t)).await }
-        })
-        .await?;
-    Ok(r.unlocked)
 }
 
 impl Drop for LockGuard {

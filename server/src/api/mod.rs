@@ -155,9 +155,6 @@ impl Api {
     /// the ephemeral tier.
     pub async fn confirm_leadership(&self) -> Result<u64, Status> {
         let term = self.node.term();
-        if !self.node.is_leader() {
-            return Err(self.fail(RaftFailure::NotLeader).await);
-        }
         if let Err(f) = self.node.read_index.confirm_leadership(term).await {
             return Err(self.fail(f).await);
         }

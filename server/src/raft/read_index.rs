@@ -49,15 +49,9 @@ impl ReadIndex {
     /// round that started less than the lease ago confirmed that term, else after
     /// a new round. The caller checks afterwards that it still leads in `term`.
     pub async fn confirm_leadership(self: &Arc<Self>, term: u64) -> Result<(), RaftFailure> {
-        {
-            let st = self
-                .state
-                .lock()
-                .map_err(|_| RaftFailure::internal("read-index lock poisoned"))?;
-            if let Some((started, confirmed_term)) = st.confirmed {
-                if confirmed_term == term && started.elapsed() < self.lease {
-                    return Ok(());
-                }
+        if let Some((started, confirmed_term)) = self.state()?.confirmed {
+            if confirmed_term == term && started.elapsed() < self.lease {
+                return Ok(());
             }
         }
         self.confirm().await
@@ -68,10 +62,7 @@ impl ReadIndex {
     pub async fn confirm(self: &Arc<Self>) -> Result<(), RaftFailure> {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut st = self
-                .state
-                .lock()
-                .map_err(|_| RaftFailure::internal("read-index lock poisoned"))?;
+            let mut st = self.state()?;
             st.waiting.push(tx);
             !std::mem::replace(&mut st.running, true)
         };
@@ -80,6 +71,12 @@ impl ReadIndex {
         }
         rx.await
             .unwrap_or_else(|_| Err(RaftFailure::internal("read-index round ended without an answer")))
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, RaftFailure> {
+        self.state
+            .lock()
+            .map_err(|_| RaftFailure::internal("read-index lock poisoned"))
     }
 
     async fn rounds(self: Arc<Self>) {

@@ -64,9 +64,9 @@ mod tests {
         }
         assert_eq!(d.lookup("c", 0), None);
         assert_eq!(d.lookup("c", 10), Some(Reply::Sweep { removed: 10 }));
-        d.record("d", 1, CLIENT_IDLE_MS, &Reply::None);
+        d.record("d", 1, CLIENT_IDLE_MS, &Reply::Sweep { removed: 0 });
         d.forget_idle(CLIENT_IDLE_MS);
         assert_eq!(d.clients(), 1);
-        assert_eq!(d.lookup("d", 1), Some(Reply::None));
+        assert_eq!(d.lookup("d", 1), Some(Reply::Sweep { removed: 0 }));
     }
 }

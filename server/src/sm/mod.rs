@@ -104,11 +104,8 @@ pub struct Outcome {
 }
 
 /// The answer to a command, returned to the proposer and kept for dedupe.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Reply {
-    /// No answer (kept for dedupe records written before a reply existed).
-    #[default]
-    None,
     /// Set and extend: whether it happened, and the key as it now stands.
     Write {
         succeeded: bool,
