@@ -5,6 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/env.sh
+# install-deps.sh's detection on fake roots first: a wrong answer there would only
+# show twelve minutes into the RocksDB build.
+scripts/tests/install-deps.sh
 scripts/install-deps.sh
 build_workspace
 # Two test threads: each process test runs a cluster, and more at once on two
