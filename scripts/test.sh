@@ -13,6 +13,13 @@ build_workspace
 # Two test threads: each process test runs a cluster, and more at once on two
 # cores would starve heartbeats and cause elections the tests did not ask for.
 cargo test --workspace --all-targets -- --test-threads 2
+# The container image (scripts/container.sh): podman offline, from the debug binaries
+# just built; one member across a restart, three across a SIGKILL of the leader.
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/container.sh test
+else
+  echo "container test skipped: rootful podman needs root" >&2
+fi
 # The .NET package (Mono NUnit, CoreCLR smoke, samples, NuGet layout) on a 3-node cluster.
 dotnet/test.sh
 # Fault injection (tests/faults): every workload under every fault kind for a short
