@@ -42,6 +42,7 @@ mod kv;
 mod lock;
 pub mod retry;
 mod seq;
+mod ttl;
 mod txn;
 
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};

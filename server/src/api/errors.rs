@@ -64,6 +64,15 @@ impl RaftFailure {
     }
 }
 
+/// The ephemeral tier ran out of tokens in this leader term.
+pub fn ephemeral_tokens_exhausted() -> Status {
+    status(
+        Code::ResourceExhausted,
+        "UNAVAILABLE",
+        "the ephemeral tier handed out all tokens of this leader term; it resumes after the next election",
+    )
+}
+
 /// A write refused because its fence did not hold.
 pub fn fenced(resource: &[u8], expected: u64, current: u64) -> Status {
     let resource = String::from_utf8_lossy(resource);

@@ -52,6 +52,13 @@ fn durability(raw: i32) -> Result<Durability, Status> {
 }
 
 impl Api {
+    /// An ephemeral key's TTL: required, and at most `--max-ephemeral-ttl-ms`, the
+    /// longest a new leader has to wait out after a failover.
+    fn ephemeral_key_ttl(&self, ttl_ms: u64) -> Result<(), Status> {
+        let max = self.node.ephemeral.max_ttl().as_millis() as u64;
+        limits::bounded_ttl(ttl_ms, max, "ephemeral keys")
+    }
+
     /// Ephemeral keys live only on the leader: every request for one goes there.
     fn kv_needs_leader(&self, consistency: i32, durability: i32) -> bool {
         self.needs_leader(consistency) || durability == Durability::Ephemeral as i32
@@ -145,17 +152,15 @@ impl Kv for Api {
         };
         let (reply, header) = match tier {
             Durability::Persistent => {
-                let fence = self.fence(r.fence.as_ref(), false).await?;
+                let fence = self.log_fence(r.fence.as_ref())?;
                 let request = limits::request_id(r.request_id.as_ref())?;
                 let p = self.propose(Op::Set(op), fence, request).await?;
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
-                self.fence(r.fence.as_ref(), true).await?;
-                let (reply, header, _) = self
-                    .ephemeral(|t, term, now| t.write(term, now, |kv, rev| kv.set(rev, now, &op)))
-                    .await?;
-                (reply, header)
+                self.ephemeral_key_ttl(op.ttl_ms)?;
+                self.ephemeral_write(r.fence.as_ref(), |kv, rev, now| kv.set(rev, now, &op))
+                    .await?
             }
         };
         let (succeeded, kv) = write_response(reply)?;
@@ -227,17 +232,14 @@ impl Kv for Api {
         };
         let (reply, header) = match durability(r.durability)? {
             Durability::Persistent => {
-                let fence = self.fence(r.fence.as_ref(), false).await?;
+                let fence = self.log_fence(r.fence.as_ref())?;
                 let request = limits::request_id(r.request_id.as_ref())?;
                 let p = self.propose(Op::Delete(op), fence, request).await?;
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
-                self.fence(r.fence.as_ref(), true).await?;
-                let (reply, header, _) = self
-                    .ephemeral(|t, term, now| t.write(term, now, |kv, rev| kv.delete(rev, now, &op)))
-                    .await?;
-                (reply, header)
+                self.ephemeral_write(r.fence.as_ref(), |kv, rev, now| kv.delete(rev, now, &op))
+                    .await?
             }
         };
         match reply {
@@ -268,6 +270,7 @@ impl Kv for Api {
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
+                self.ephemeral_key_ttl(r.ttl_ms)?;
                 let (reply, header, _) = self
                     .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.extend(now, &r.key, r.ttl_ms)))
                     .await?;
@@ -398,7 +401,7 @@ impl Kv for Api {
             then: r.then.into_iter().map(txn_step).collect::<Result<_, _>>()?,
             otherwise: r.otherwise.into_iter().map(txn_step).collect::<Result<_, _>>()?,
         };
-        let fence = self.fence(r.fence.as_ref(), false).await?;
+        let fence = self.log_fence(r.fence.as_ref())?;
         let p = self
             .propose(Op::Txn(txn), fence, limits::request_id(r.request_id.as_ref())?)
             .await?;
