@@ -47,7 +47,7 @@ mod txn;
 
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use kv::{
     Consistency, DeleteCondition, DeleteOptions, DeleteResult, Durability, EventKind, Fence, GetOptions, History,
     HistoryEvent, KeyValue, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult,

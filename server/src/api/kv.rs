@@ -4,7 +4,8 @@ use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::kv_client::KvClient;
 use kahuna_proto::v1::kv_server::Kv;
 use kahuna_proto::v1::Durability;
-use tonic::{Code, Request, Response, Status};
+use kahuna_proto::ErrorKind;
+use tonic::{Request, Response, Status};
 
 use super::errors::{internal, invalid, status};
 use super::limits;
@@ -197,16 +198,14 @@ impl Kv for Api {
                 let applied = st.revision();
                 if r.revision > applied {
                     return Err(status(
-                        Code::OutOfRange,
-                        "FUTURE_REVISION",
+                        ErrorKind::FutureRevision,
                         format!("revision {} is ahead of the latest revision {applied}", r.revision),
                     ));
                 }
                 st.sm.kv.get_at(applied, now, &r.key, r.revision).map_err(
                     |sm::HistoryError::Compacted { retained_from }| {
                         status(
-                            Code::OutOfRange,
-                            "COMPACTED",
+                            ErrorKind::Compacted,
                             format!(
                                 "revision {} is no longer retained; the oldest retained revision is {retained_from}",
                                 r.revision

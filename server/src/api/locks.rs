@@ -5,6 +5,7 @@ use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::locks_client::LocksClient;
 use kahuna_proto::v1::locks_server::Locks;
 use kahuna_proto::v1::Durability;
+use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
 use std::time::Duration;
@@ -140,8 +141,7 @@ impl Api {
             }
         }
         Err(errors::status(
-            tonic::Code::Unavailable,
-            "UNAVAILABLE",
+            ErrorKind::Unavailable,
             "leadership changed while the ephemeral lease mark was being raised; retry",
         ))
     }

@@ -9,6 +9,7 @@ pub mod locks;
 pub mod oversize;
 pub mod sequences;
 
+use kahuna_proto::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,8 +64,7 @@ pub fn forward_failed(s: Status) -> Status {
     }
     match s.code() {
         tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled => errors::status(
-            tonic::Code::Unavailable,
-            "UNAVAILABLE",
+            ErrorKind::Unavailable,
             format!("the leader could not be reached: {}", s.message()),
         ),
         _ => s,
@@ -98,8 +98,14 @@ impl Api {
 
     pub async fn fail(&self, f: RaftFailure) -> Status {
         match f {
-            // Just elected and not yet accepted by a quorum: no one leads yet.
-            RaftFailure::NotLeader if self.node.leader() == Some(self.node.id) => no_leader(),
+            // This member believes it leads, yet Raft refused: it was just elected and
+            // not yet accepted by a quorum, or it lost leadership while the request
+            // was in flight, which may still commit. Not NO_LEADER, which promises
+            // the request was not applied.
+            RaftFailure::NotLeader if self.node.leader() == Some(self.node.id) => errors::status(
+                ErrorKind::Unavailable,
+                "leadership is changing (this member's leadership is not confirmed); retry shortly",
+            ),
             RaftFailure::NotLeader => not_leader(self.node.leader_client_addr().await),
             RaftFailure::Status(s) => s,
         }
@@ -279,8 +285,7 @@ impl Api {
             })
             .ok_or_else(|| {
                 errors::status(
-                    tonic::Code::Unavailable,
-                    "UNAVAILABLE",
+                    ErrorKind::Unavailable,
                     "leadership moved to a later term during the write; retry",
                 )
             })??;

@@ -3,8 +3,9 @@
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::sequences_client::SequencesClient;
 use kahuna_proto::v1::sequences_server::Sequences;
+use kahuna_proto::ErrorKind;
 use tonic::metadata::MetadataValue;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::errors::{internal, status};
 use super::limits;
@@ -49,15 +50,13 @@ impl Sequences for Api {
                 replayed: range.replayed,
             })),
             Reply::Seq(Err(SeqRefusal::Exhausted)) => Err(status(
-                Code::OutOfRange,
-                "SEQUENCE_EXHAUSTED",
+                ErrorKind::SequenceExhausted,
                 format!("sequence {name:?} cannot hand out {} more identifiers", r.count),
             )),
             Reply::Seq(Err(SeqRefusal::KeysFull { free_at_ms })) => {
                 let retry_after_ms = free_at_ms.saturating_sub(p.time_ms).max(1);
                 let mut s = status(
-                    Code::ResourceExhausted,
-                    "RESOURCE_EXHAUSTED",
+                    ErrorKind::ResourceExhausted,
                     format!(
                         "sequence {name:?} already remembers {MAX_KEYS_PER_SEQUENCE} idempotency keys inside \
                          their window; a new key can be remembered in {retry_after_ms} ms (or reserve without a key)"
