@@ -84,7 +84,7 @@ async fn every_cli_command() {
     assert!(json(ep, &["kv", "get", "session"], 0)[0]["kv"]["expires_at_ms"]
         .as_u64()
         .is_some());
-    ok(ep, &["kv", "set", "eph", "e", "--ephemeral"], 0);
+    ok(ep, &["kv", "set", "eph", "e", "--ephemeral", "--ttl", "2s"], 0);
     ok(ep, &["kv", "get", "eph"], 3);
     assert_eq!(ok(ep, &["kv", "get", "eph", "--ephemeral"], 0), "e\n");
 
