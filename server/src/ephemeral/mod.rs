@@ -10,11 +10,11 @@
 //!   granted so far in its term, it commits the new longest TTL to the log
 //!   (`Op::EphemeralLeaseMark`), once per rise.
 //! - A new leader reads that mark from the applied state (after a read-index, so every
-//!   earlier term's mark is applied) and grants nothing for that long from the start
-//!   of its term ([`Tier::grace`]). A fresh cluster has no mark and waits for nothing.
-//!   The old leader granted its last lease before the new one was elected (its
-//!   leadership confirmations lapse before followers elect anyone else), so waiting
-//!   out the mark from the new term's start waits out every old lease.
+//!   earlier term's mark is applied) and grants nothing for that long from when it
+//!   was first seen leading (`Tier::since`). A fresh cluster has no mark and waits
+//!   for nothing. The old leader granted its last lease before the new one was
+//!   elected (its leadership confirmations lapse before followers elect anyone else),
+//!   so waiting out the mark from the new leader's election waits out every old lease.
 //!
 //! Tokens are `(term << 32) | counter`, so they keep increasing across leader changes.
 //! The same key/value store and lock table as the replicated state machine are used,
@@ -33,7 +33,11 @@ pub const SWEEP_PER_TICK: u32 = 10_000;
 
 pub struct Tier {
     term: u64,
+    /// When this member was first seen leading in `term` (the tier's creation until
+    /// then). The grace period counts from here: an old leader can grant until just
+    /// before the new one is elected, which is after the new term began.
     since: Instant,
+    leading: bool,
     /// How long after `since` no lock is granted; `None` until the mark of earlier
     /// terms has been read from the applied state.
     grace: Option<Duration>,
@@ -49,6 +53,7 @@ impl Tier {
         Self {
             term,
             since: Instant::now(),
+            leading: false,
             grace: None,
             mark_ms: 0,
             counter: 0,
@@ -111,12 +116,17 @@ impl EphemeralTier {
         self.max_ttl
     }
 
-    /// Called whenever this member's term may have changed: a new term starts an
-    /// empty tier (and its grace period) right away rather than at its first use.
-    pub fn observe_term(&self, term: u64) {
+    /// Called whenever this member's term or role may have changed: a new term starts
+    /// an empty tier right away, and leading in it starts the grace period, rather
+    /// than at the tier's first use.
+    pub fn observe_term(&self, term: u64, leading: bool) {
         if let Ok(mut t) = self.tier.lock() {
             if t.as_ref().is_none_or(|t| t.term < term) {
                 *t = Some(Tier::new(term));
+            }
+            if let Some(t) = t.as_mut().filter(|t| t.term == term && leading && !t.leading) {
+                t.leading = true;
+                t.since = Instant::now();
             }
         }
     }
@@ -134,7 +144,8 @@ impl EphemeralTier {
     }
 
     /// Sets the grace period of `term`'s tier: the longest lease earlier terms may
-    /// have granted (their committed mark), counted from the start of the term.
+    /// have granted (their committed mark), counted from when this member was first
+    /// seen leading in the term.
     pub fn set_grace(&self, term: u64, grace: Duration) {
         self.with(term, 0, |t| {
             if t.grace.is_none() {
@@ -256,7 +267,7 @@ mod tests {
             Some(Err(LeaseGate::RaiseMark))
         ));
         // A new term forgets everything and waits out the earlier mark (50 ms here).
-        tier.observe_term(4);
+        tier.observe_term(4, true);
         tier.set_grace(4, Duration::from_millis(50));
         assert!(matches!(grant(&tier, 4, b"B", 10), Ok(EphemeralLock::RetryAfter(_))));
         std::thread::sleep(Duration::from_millis(60));
