@@ -9,7 +9,7 @@ sequences, over Kahuna's Rust core client.
 """
 
 from . import _native
-from ._client import AsyncClient, AsyncLock, Client, Compare, Lock, Op, Txn
+from ._client import AsyncClient, AsyncLock, AsyncTxn, Client, Compare, Lock, Op, Txn
 from ._errors import (
     ERRORS,
     CompactedError,
@@ -51,6 +51,7 @@ _native.set_error_factory(make_error)
 __all__ = [
     "AsyncClient",
     "AsyncLock",
+    "AsyncTxn",
     "Client",
     "ClusterStatus",
     "CompactedError",

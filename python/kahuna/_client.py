@@ -738,3 +738,7 @@ class AsyncLock(_LockBase):
     async def __aexit__(self, *exc: object) -> None:
         if self.fencing_token is not None and not self._released:
             await self.release()
+
+
+#: The asyncio client's transaction builder is the same class; its ``commit()`` is awaitable.
+AsyncTxn = Txn
