@@ -73,7 +73,11 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 fn duration(seconds: f64, what: &str) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(seconds).map_err(|_| invalid(format!("{what} must be a non-negative number of seconds, got {seconds}")))
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        invalid(format!(
+            "{what} must be a non-negative number of seconds, got {seconds}"
+        ))
+    })
 }
 
 fn opt_duration(seconds: Option<f64>, what: &str) -> Result<Option<Duration>, Error> {
@@ -524,12 +528,7 @@ impl NativeClient {
             durability: durability(ephemeral),
             fence: fence(fence_),
         };
-        run(
-            py,
-            cb,
-            async move { c.delete_with(&key, options).await },
-            delete_result,
-        )
+        run(py, cb, async move { c.delete_with(&key, options).await }, delete_result)
     }
 
     #[pyo3(signature = (key, ttl, ephemeral, cb=None))]
@@ -590,12 +589,7 @@ impl NativeClient {
             consistency: consistency(stale),
             durability: durability(ephemeral),
         };
-        run(
-            py,
-            cb,
-            async move { c.scan(&prefix, options).await },
-            scan_page,
-        )
+        run(py, cb, async move { c.scan(&prefix, options).await }, scan_page)
     }
 
     #[pyo3(signature = (key, limit, cb=None))]
@@ -655,12 +649,9 @@ impl NativeClient {
     #[pyo3(signature = (name, cb=None))]
     fn peek_sequence(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.peek_sequence(&name).await },
-            |py, r: u64| any(py, r),
-        )
+        run(py, cb, async move { c.peek_sequence(&name).await }, |py, r: u64| {
+            any(py, r)
+        })
     }
 
     #[pyo3(signature = (resource, ttl, wait, retry, ephemeral, owner, cb=None))]
@@ -714,7 +705,13 @@ impl NativeClient {
     }
 
     #[pyo3(signature = (resource, ephemeral, cb=None))]
-    fn lock_info(&self, py: Python<'_>, resource: String, ephemeral: bool, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    fn lock_info(
+        &self,
+        py: Python<'_>,
+        resource: String,
+        ephemeral: bool,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
         run(
             py,
@@ -737,14 +734,15 @@ impl NativeClient {
     }
 
     #[pyo3(signature = (node_id, peer_addr, cb=None))]
-    fn add_learner(&self, py: Python<'_>, node_id: u64, peer_addr: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    fn add_learner(
+        &self,
+        py: Python<'_>,
+        node_id: u64,
+        peer_addr: String,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.add_learner(node_id, &peer_addr).await },
-            members,
-        )
+        run(py, cb, async move { c.add_learner(node_id, &peer_addr).await }, members)
     }
 
     #[pyo3(signature = (voters, retain, cb=None))]
