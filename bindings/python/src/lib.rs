@@ -787,15 +787,20 @@ impl NativeClient {
 
     /// `n` sequential gets of `key` from the Rust core alone (no Python in the loop), for
     /// measuring the cost of the crossing; returns the elapsed seconds.
-    fn bench_core_gets(&self, py: Python<'_>, key: String, n: u32) -> PyResult<f64> {
+    #[pyo3(signature = (key, n, stale=false))]
+    fn bench_core_gets(&self, py: Python<'_>, key: String, n: u32, stale: bool) -> PyResult<f64> {
         let c = self.client.clone();
+        let options = GetOptions {
+            consistency: consistency(stale),
+            ..GetOptions::default()
+        };
         run(
             py,
             None,
             async move {
                 let start = Instant::now();
                 for _ in 0..n {
-                    c.get(&key).await?;
+                    c.get_with(&key, options.clone()).await?;
                 }
                 Ok(start.elapsed().as_secs_f64())
             },
