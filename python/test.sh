@@ -12,11 +12,11 @@ CACHE="${KAHUNA_CACHE_DIR:-$HOME/.cache/kahuna}"
 step() { printf '\n=== python: %s\n' "$*"; }
 
 # --- tools: a venv outside the clone, pinned ----------------------------------------------
-TOOLS_PINS=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1)
-TESTS_PINS=(pytest==9.2.0)
+TOOLS_PINS=(maturin==1.16.0)
+TESTS_PINS=(pytest==9.2.0 mypy==2.4.1)
 VENV="$CACHE/py-venv"
-WHEELS="$CACHE/py-wheels"   # pytest and its dependencies, for the fresh venv without a network round
-stamp="${TOOLS_PINS[*]}"
+WHEELS="$CACHE/py-wheels"   # pytest, mypy and their dependencies, for the fresh venv without a network round
+stamp="${TOOLS_PINS[*]} ${TESTS_PINS[*]}"
 if [ ! -x "$VENV/bin/maturin" ] || [ "$(cat "$VENV/.kahuna-pins" 2>/dev/null)" != "$stamp" ]; then
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
   step "pip install ${TOOLS_PINS[*]} into $VENV"
@@ -64,8 +64,9 @@ step "pytest (3-node clusters of $SERVER)"
 export KAHUNA_SERVER="$SERVER" KAHUNA_SAMPLES="$root/samples/python"
 (cd "$B" && timeout 900 "$B/venv/bin/python" -m pytest -p no:cacheprovider -q -rs --rootdir "$root/python/tests" "$root/python/tests")
 
-step "mypy --strict on the tests and samples, against the installed package"
-(cd "$B" && timeout 300 "$VENV/bin/mypy" --strict --no-incremental --python-executable "$B/venv/bin/python" \
+step "mypy --strict on the tests and samples, against the installed package; stubtest of the stubs"
+(cd "$B" && timeout 300 "$B/venv/bin/python" -m mypy --strict --no-incremental --cache-dir "$B/mypy-cache" \
   "$root/python/tests" "$root/samples/python")
+(cd "$B" && timeout 300 "$B/venv/bin/python" -m mypy.stubtest kahuna --allowlist "$root/python/tests/stubtest-allowlist.txt")
 
 echo "python: ok"

@@ -740,5 +740,10 @@ class AsyncLock(_LockBase):
             await self.release()
 
 
+#: What a call's ``endpoints`` accepts: "host:port[,host:port...]" or an iterable of them.
+Endpoints = Union[str, Iterable[str], None]
+#: What ``fence=`` accepts.
+FenceLike = Union[Lock, AsyncLock, Fence, Tuple[str, int], Tuple[str, int, bool], None]
+
 #: The asyncio client's transaction builder is the same class; its ``commit()`` is awaitable.
 AsyncTxn = Txn
