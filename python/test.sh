@@ -16,7 +16,7 @@ TOOLS_PINS=(maturin==1.16.0)
 TESTS_PINS=(pytest==9.2.0 mypy==2.4.1)
 VENV="$CACHE/py-venv"
 WHEELS="$CACHE/py-wheels"   # pytest, mypy and their dependencies, for the fresh venv without a network round
-stamp="${TOOLS_PINS[*]} ${TESTS_PINS[*]}"
+stamp="tools: ${TOOLS_PINS[*]}; tests: ${TESTS_PINS[*]}"
 if [ ! -x "$VENV/bin/maturin" ] || [ "$(cat "$VENV/.kahuna-pins" 2>/dev/null)" != "$stamp" ]; then
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
   step "pip install ${TOOLS_PINS[*]} into $VENV"
@@ -61,7 +61,7 @@ python3 -m venv "$B/venv"
 
 step "pytest (3-node clusters of $SERVER)"
 # Run from outside the clone's python/ so only the installed wheel can be imported.
-export KAHUNA_SERVER="$SERVER" KAHUNA_SAMPLES="$root/samples/python"
+export KAHUNA_SERVER="$SERVER" KAHUNA_SAMPLES="$root/samples/python" KAHUNA_OVERHEAD_FILE="$B/overhead.txt"
 (cd "$B" && timeout 900 "$B/venv/bin/python" -m pytest -p no:cacheprovider -q -rs --rootdir "$root/python/tests" "$root/python/tests")
 
 step "mypy --strict on the tests and samples, against the installed package; stubtest of the stubs"
@@ -69,4 +69,5 @@ step "mypy --strict on the tests and samples, against the installed package; stu
   "$root/python/tests" "$root/samples/python")
 (cd "$B" && timeout 300 "$B/venv/bin/python" -m mypy.stubtest kahuna --allowlist "$root/python/tests/stubtest-allowlist.txt")
 
+[ -f "$B/overhead.txt" ] && cat "$B/overhead.txt"
 echo "python: ok"

@@ -43,6 +43,30 @@ static HANDLES: AtomicUsize = AtomicUsize::new(0);
 /// `kahuna._errors.make_error(code, message, retryable) -> Exception`.
 static ERROR_FACTORY: OnceLock<Py<PyAny>> = OnceLock::new();
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// How often a blocking call looks at Python's signal handlers (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+static SIGNAL_TICK: OnceLock<Arc<tokio::sync::Notify>> = OnceLock::new();
+
+/// Notified every [`SIGNAL_CHECK`] by one task on the runtime.
+fn signal_tick() -> Arc<tokio::sync::Notify> {
+    SIGNAL_TICK
+        .get_or_init(|| {
+            let n = Arc::new(tokio::sync::Notify::new());
+            let ticker = n.clone();
+            if let Ok(rt) = runtime() {
+                rt.spawn(async move {
+                    let mut every = tokio::time::interval(SIGNAL_CHECK);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        every.tick().await;
+                        ticker.notify_waiters();
+                    }
+                });
+            }
+            n
+        })
+        .clone()
+}
 
 fn runtime() -> PyResult<&'static Runtime> {
     let rt = RUNTIME.get_or_init(|| {
@@ -154,10 +178,31 @@ where
                     "a blocking kahuna call cannot run on kahuna's own runtime thread (use a thread or the AsyncClient)",
                 ));
             }
-            let r = py.detach(|| rt.block_on(fut));
+            // Waits with the GIL released, looking at Python's signals every
+            // SIGNAL_CHECK so that Ctrl-C (KeyboardInterrupt) ends a long wait and
+            // drops, i.e. cancels, the native call.
+            let r = py.detach(|| {
+                rt.block_on(async move {
+                    let mut fut = std::pin::pin!(fut);
+                    let ticker = signal_tick();
+                    loop {
+                        // One shared ticker instead of a timer per call: registering a
+                        // timer per call costs a wake-up of the runtime's timer driver.
+                        let tick = ticker.notified();
+                        tokio::select! {
+                            biased;
+                            r = &mut fut => return Ok(r),
+                            _ = tick => {
+                                Python::attach(|py| py.check_signals())?;
+                            }
+                        }
+                    }
+                })
+            });
             match r {
-                Ok(v) => conv(py, v),
-                Err(e) => Err(to_pyerr(py, &e)),
+                Ok(Ok(v)) => conv(py, v),
+                Ok(Err(e)) => Err(to_pyerr(py, &e)),
+                Err(interrupted) => Err(interrupted),
             }
         }
         Some(cb) => {
