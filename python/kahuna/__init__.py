@@ -87,4 +87,5 @@ __all__ = [
     "TxnResult",
     "UnavailableError",
     "UnimplementedError",
+    "make_error",
 ]
