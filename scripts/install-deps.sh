@@ -2,6 +2,8 @@
 # System packages the build and the tests need, each detected by the exact file or
 # command its user loads, and installed only when missing:
 #   protobuf-compiler  `protoc`, run by prost-build (tonic codegen, etcd-client)
+#   libprotobuf-dev    google/protobuf/descriptor.proto and the other well-known types
+#                      that etcd-client's protos import (only a Recommends of protoc)
 #   libclang-dev       `libclang.so` / `libclang-N.so`, dlopened by bindgen (clang-sys)
 #                      for RocksDB. `libclang-cpp.so.N` (shipped by many base images)
 #                      and `libclang.so.1` do not count: clang-sys never loads them.
@@ -59,6 +61,15 @@ have_libclang() {
   return 1
 }
 
+have_protobuf_includes() {
+  # protoc looks next to itself (../include) and in /usr/include.
+  [ -e "$root/usr/include/google/protobuf/descriptor.proto" ] && return 0
+  if [ -z "$root" ] && command -v protoc >/dev/null 2>&1; then
+    [ -e "$(dirname "$(command -v protoc)")/../include/google/protobuf/descriptor.proto" ] && return 0
+  fi
+  return 1
+}
+
 have_libfaketime() {
   # The harness preloads this exact path (tests/faults/src/cluster.rs LIBFAKETIME).
   [ -e "$root/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1" ]
@@ -66,6 +77,7 @@ have_libfaketime() {
 
 missing=()
 have_command protoc || missing+=(protobuf-compiler)
+have_protobuf_includes || missing+=(libprotobuf-dev)
 have_libclang || missing+=(libclang-dev)
 have_command ip || missing+=(iproute2)
 have_command iptables || missing+=(iptables)
@@ -85,6 +97,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # stop here rather than fail twelve minutes into the RocksDB build.
   still=()
   have_command protoc || still+=(protoc)
+  have_protobuf_includes || still+=(google/protobuf/descriptor.proto)
   have_libclang || still+=(libclang.so)
   if [ ${#still[@]} -gt 0 ]; then
     echo "install-deps: still missing after install: ${still[*]}" >&2

@@ -22,6 +22,8 @@ else
 fi
 # The .NET package (Mono NUnit, CoreCLR smoke, samples, NuGet layout) on a 3-node cluster.
 dotnet/test.sh
+# The Python package (maturin wheel into a fresh venv, pytest, samples, mypy) on 3-node clusters.
+python/test.sh
 # Fault injection (tests/faults): every workload under every fault kind for a short
 # while, then the negative control, which must be caught (--expect fail).
 tests/faults/run --time 150

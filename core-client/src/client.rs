@@ -532,13 +532,7 @@ impl Client {
                 },
             };
             debug!(what, %addr, attempts, error = %failure.error, "attempt failed");
-            let retry = match (failure.failure, safety) {
-                (Failure::Final, _) => false,
-                (Failure::NotApplied, _) => true,
-                (Failure::Unknown, Safety::Idempotent | Safety::Deduplicated) => true,
-                (Failure::Unknown, Safety::Unsafe) => false,
-            };
-            if !retry {
+            if !crate::retry::should_retry(failure.failure, safety) {
                 return Err(failure.error);
             }
             self.failed(&addr, failure.leader_hint.as_deref(), failure.leaderless);

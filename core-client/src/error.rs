@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
+pub use kahuna_proto::ErrorKind;
 use tonic::{Code, Status};
 
 /// Metadata entry naming the Kahuna error on every error the server sends.
 pub(crate) const ERROR_KEY: &str = "kahuna-error";
 /// Metadata entry with the leader's client address on a NOT_LEADER error.
 pub(crate) const LEADER_KEY: &str = "kahuna-leader";
+/// Metadata entry with how long to wait before trying again (RESOURCE_EXHAUSTED).
+pub(crate) const RETRY_AFTER_KEY: &str = "kahuna-retry-after-ms";
 
 /// Everything a [`Client`](crate::Client) call can fail with.
 ///
@@ -40,6 +43,13 @@ pub enum Error {
     /// A membership change was refused by Raft.
     #[error("membership change refused: {0}")]
     Membership(String),
+    /// The sequence cannot hand out that many more identifiers.
+    #[error("sequence exhausted: {0}")]
+    SequenceExhausted(String),
+    /// A bounded resource of the server is full; trying again later may succeed (the
+    /// server says when in `kahuna-retry-after-ms`, shown in the message).
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
     /// No member could serve the request before its deadline (members down, no leader,
     /// no quorum); the last failure seen is in the message.
     #[error("unavailable: {0}")]
@@ -95,30 +105,47 @@ impl Error {
     /// ```
     pub fn code(&self) -> &str {
         match self {
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::Fenced(_) => "FENCED",
-            Error::Compacted(_) => "COMPACTED",
-            Error::FutureRevision(_) => "FUTURE_REVISION",
-            Error::Membership(_) => "MEMBERSHIP",
-            Error::Unavailable(_) => "UNAVAILABLE",
-            Error::Timeout { .. } => "TIMEOUT",
-            Error::LockNotHeld(_) => "LOCK_NOT_HELD",
-            Error::Config(_) => "CONFIG",
-            Error::Unimplemented(_) => "UNIMPLEMENTED",
-            Error::Internal(_) => "INTERNAL",
             Error::Other { code, .. } => code,
+            other => other.kind().name(),
+        }
+    }
+
+    /// The error's kind in the catalogue ([`ErrorKind`], from `common.proto`), which the
+    /// C ABI and every SDK map exhaustively.
+    ///
+    /// ```
+    /// # use kahuna_client::{Error, ErrorKind};
+    /// assert_eq!(Error::Fenced("stale".into()).kind(), ErrorKind::Fenced);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Fenced(_) => ErrorKind::Fenced,
+            Error::Compacted(_) => ErrorKind::Compacted,
+            Error::FutureRevision(_) => ErrorKind::FutureRevision,
+            Error::Membership(_) => ErrorKind::Membership,
+            Error::SequenceExhausted(_) => ErrorKind::SequenceExhausted,
+            Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::LockNotHeld(_) => ErrorKind::LockNotHeld,
+            Error::Config(_) => ErrorKind::Config,
+            Error::Unimplemented(_) => ErrorKind::Unimplemented,
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::Other { .. } => ErrorKind::Other,
         }
     }
 
     /// Whether trying the same call again later could succeed (the cluster was
-    /// unavailable or too slow), as opposed to an answer that will not change.
+    /// unavailable or too slow, or a bounded resource was full), as opposed to an
+    /// answer that will not change.
     ///
     /// ```
     /// # use kahuna_client::Error;
     /// assert!(Error::Unavailable("no leader".into()).is_retryable());
     /// ```
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Timeout { .. })
+        self.kind().retryable()
     }
 }
 
@@ -167,6 +194,43 @@ fn is_connect_error(s: &Status) -> bool {
     false
 }
 
+/// A server error of a known kind: the client error, and how the attempt bears on
+/// retrying from the kind's properties in the catalogue. Exhaustive: a new kind does
+/// not compile until it is mapped here.
+fn from_kind(kind: ErrorKind, s: &Status, msg: String) -> (Failure, bool, Error) {
+    let failure = match (kind.retried(), kind.not_applied()) {
+        (true, true) => Failure::NotApplied,
+        (true, false) => Failure::Unknown,
+        (false, _) => Failure::Final,
+    };
+    let leaderless = matches!(kind, ErrorKind::NotLeader | ErrorKind::NoLeader);
+    let error = match kind {
+        ErrorKind::InvalidArgument => Error::InvalidArgument(msg),
+        ErrorKind::Fenced => Error::Fenced(msg),
+        ErrorKind::Compacted => Error::Compacted(msg),
+        ErrorKind::FutureRevision => Error::FutureRevision(msg),
+        ErrorKind::Membership => Error::Membership(msg),
+        ErrorKind::SequenceExhausted => Error::SequenceExhausted(msg),
+        ErrorKind::ResourceExhausted => match s.metadata().get(RETRY_AFTER_KEY).and_then(|v| v.to_str().ok()) {
+            Some(ms) => Error::ResourceExhausted(format!("{msg} (retry after {ms} ms)")),
+            None => Error::ResourceExhausted(msg),
+        },
+        ErrorKind::Unavailable | ErrorKind::NotLeader | ErrorKind::NoLeader | ErrorKind::Timeout => {
+            Error::Unavailable(msg)
+        }
+        ErrorKind::LockNotHeld => Error::LockNotHeld(msg),
+        ErrorKind::Config => Error::Config(msg),
+        ErrorKind::Unimplemented => Error::Unimplemented(msg),
+        ErrorKind::Internal | ErrorKind::Panic => Error::Internal(msg),
+        // Not sent by servers; kept as they came.
+        ErrorKind::Ok | ErrorKind::Other | ErrorKind::Cancelled | ErrorKind::Closed => Error::Other {
+            code: kind.name().to_owned(),
+            message: msg,
+        },
+    };
+    (failure, leaderless, error)
+}
+
 /// The one mapping from a gRPC status to a classified client error.
 pub(crate) fn classify(s: &Status) -> AttemptError {
     let kind = s
@@ -181,24 +245,14 @@ pub(crate) fn classify(s: &Status) -> AttemptError {
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
     let msg = text(s);
-    let (failure, leaderless, error) = match kind.as_deref() {
-        Some("INVALID_ARGUMENT") => (Failure::Final, false, Error::InvalidArgument(msg)),
-        Some("FENCED") => (Failure::Final, false, Error::Fenced(msg)),
-        Some("COMPACTED") => (Failure::Final, false, Error::Compacted(msg)),
-        Some("FUTURE_REVISION") => (Failure::Final, false, Error::FutureRevision(msg)),
-        Some("MEMBERSHIP") => (Failure::Final, false, Error::Membership(msg)),
-        Some("INTERNAL") => (Failure::Final, false, Error::Internal(msg)),
-        // Refused at routing time, or leadership was lost while the proposal was in
-        // flight (then it may still commit): not known to be unapplied.
-        Some("NOT_LEADER") => (Failure::Unknown, true, Error::Unavailable(msg)),
-        // Refused before anything was proposed.
-        Some("NO_LEADER") => (Failure::NotApplied, true, Error::Unavailable(msg)),
-        Some("UNAVAILABLE") => (Failure::Unknown, false, Error::Unavailable(msg)),
-        Some(other) => (
+    let (failure, leaderless, error) = match kind.as_deref().map(|k| (k, ErrorKind::from_name(k))) {
+        Some((_, Some(kind))) => from_kind(kind, s, msg),
+        // A kind this build does not know (a newer server): a definite answer.
+        Some((name, None)) => (
             Failure::Final,
             false,
             Error::Other {
-                code: other.to_owned(),
+                code: name.to_owned(),
                 message: msg,
             },
         ),
@@ -209,6 +263,7 @@ pub(crate) fn classify(s: &Status) -> AttemptError {
                 (Failure::Unknown, false, Error::Unavailable(msg))
             }
             Code::DeadlineExceeded => (Failure::Unknown, false, Error::Unavailable(msg)),
+            // Load shed by the transport before the request was handled.
             Code::ResourceExhausted => (Failure::NotApplied, false, Error::Unavailable(msg)),
             Code::InvalidArgument | Code::OutOfRange => (Failure::Final, false, Error::InvalidArgument(msg)),
             Code::Unimplemented => (Failure::Final, false, Error::Unimplemented(msg)),
@@ -263,5 +318,40 @@ mod tests {
         assert_eq!(f.error.code(), "FENCED");
         assert_eq!(classify(&Status::unavailable("reset")).failure, Failure::Unknown);
         assert_eq!(classify(&Status::unimplemented("x")).error.code(), "UNIMPLEMENTED");
+    }
+
+    /// Every kind of the catalogue, sent the way the server sends it, comes out as the
+    /// error of that kind (or, for the transient leader kinds, as UNAVAILABLE) with the
+    /// retry decision its properties give.
+    #[test]
+    fn every_kind_walks_through_classification() {
+        for kind in ErrorKind::ALL {
+            let mut s = Status::new(kind.grpc_code(), "m");
+            s.metadata_mut()
+                .insert(ERROR_KEY, MetadataValue::from_static(kind.name()));
+            let a = classify(&s);
+            let expected = match kind {
+                ErrorKind::NotLeader | ErrorKind::NoLeader | ErrorKind::Timeout => ErrorKind::Unavailable,
+                ErrorKind::Panic => ErrorKind::Internal,
+                ErrorKind::Ok | ErrorKind::Cancelled | ErrorKind::Closed => ErrorKind::Other,
+                k => k,
+            };
+            assert_eq!(a.error.kind(), expected, "{kind:?}");
+            if expected != ErrorKind::Other {
+                assert_eq!(a.error.code(), expected.name());
+            } else {
+                assert_eq!(a.error.code(), kind.name());
+            }
+            let failure = match (kind.retried(), kind.not_applied()) {
+                (true, true) => Failure::NotApplied,
+                (true, false) => Failure::Unknown,
+                (false, _) => Failure::Final,
+            };
+            assert_eq!(a.failure, failure, "{kind:?}");
+        }
+        // A kind from a newer server is a definite answer with its name as the code.
+        let s = status(Code::FailedPrecondition, "SOMETHING_NEW");
+        let a = classify(&s);
+        assert_eq!((a.failure, a.error.code()), (Failure::Final, "SOMETHING_NEW"));
     }
 }

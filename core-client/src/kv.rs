@@ -414,8 +414,7 @@ fn ttl_ms(ttl: Option<Duration>) -> Result<u64> {
     match ttl {
         None => Ok(0),
         Some(d) if d.is_zero() => Err(Error::InvalidArgument("ttl must be greater than zero".into())),
-        // Round up so a TTL is never shortened.
-        Some(d) => Ok((d.as_micros().div_ceil(1000)).min(u64::MAX as u128) as u64),
+        Some(d) => Ok(crate::ttl::ceil_ms(d)),
     }
 }
 
@@ -803,6 +802,8 @@ mod tests {
     fn ttls_round_up_and_zero_is_refused() {
         assert_eq!(ttl_ms(None).ok(), Some(0));
         assert_eq!(ttl_ms(Some(Duration::from_micros(1500))).ok(), Some(2));
+        // Below a millisecond is 1 ms, not 0 ("no expiry").
+        assert_eq!(ttl_ms(Some(Duration::from_nanos(500))).ok(), Some(1));
         assert!(ttl_ms(Some(Duration::ZERO)).is_err());
     }
 }

@@ -42,11 +42,12 @@ mod kv;
 mod lock;
 pub mod retry;
 mod seq;
+mod ttl;
 mod txn;
 
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use kv::{
     Consistency, DeleteCondition, DeleteOptions, DeleteResult, Durability, EventKind, Fence, GetOptions, History,
     HistoryEvent, KeyValue, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult,

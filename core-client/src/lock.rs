@@ -204,7 +204,9 @@ fn ttl_ms(ttl: Duration) -> Result<u64> {
     if ttl < Duration::from_millis(1) {
         return Err(Error::InvalidArgument("lock ttl must be at least 1 ms".into()));
     }
-    Ok(ttl.as_millis().min(u64::MAX as u128) as u64)
+    // Rounded up: the guard trusts its lease for `ttl`, so the server must hold it
+    // at least that long.
+    Ok(crate::ttl::ceil_ms(ttl))
 }
 
 impl Client {

@@ -5,7 +5,9 @@
 //! ([`ClientOptions::attempt_timeout`](crate::ClientOptions::attempt_timeout)) so a member that
 //! hangs (paused, partitioned) costs one attempt, not the whole call. A failed attempt is
 //! classified by the `kahuna-error` metadata the server sends (or the gRPC code when a
-//! member could not be reached), and retried according to this table:
+//! member could not be reached), and retried according to this table, which follows the
+//! properties of each kind in the catalogue ([`ErrorKind`](kahuna_proto::ErrorKind):
+//! `retried` and `not_applied`):
 //!
 //! | failure of an attempt | what it means | reads, try-lock, extend-lock (idempotent) | other mutations (deduplicated) | membership changes |
 //! |---|---|---|---|---|
@@ -14,7 +16,7 @@
 //! | `NOT_LEADER` with `kahuna-leader` | refused, or leadership lost mid-proposal | retry at the hinted leader at once | retry at the hint (dedupe makes it exactly-once) | never |
 //! | `UNAVAILABLE` (no quorum, raft stopped), connection reset, attempt timed out, forward to a dead leader | may or may not have been applied | retry, next endpoint | retry, next endpoint (dedupe) | never |
 //! | `RESOURCE_EXHAUSTED` without `kahuna-error` | load shed before handling | retry after backoff | retry after backoff | retry after backoff |
-//! | `INVALID_ARGUMENT`, `FENCED`, `COMPACTED`, `FUTURE_REVISION`, `MEMBERSHIP`, `INTERNAL`, `UNIMPLEMENTED`, anything unknown | a definite answer | never | never | never |
+//! | `INVALID_ARGUMENT`, `FENCED`, `COMPACTED`, `FUTURE_REVISION`, `MEMBERSHIP`, `SEQUENCE_EXHAUSTED`, `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNIMPLEMENTED`, anything unknown | a definite answer (`RESOURCE_EXHAUSTED`: the caller decides when to try again, see `kahuna-retry-after-ms`) | never | never | never |
 //! | the call's deadline passed | | return [`Error::Timeout`](crate::Error::Timeout) | return `Timeout` | return `Timeout` |
 //!
 //! "Deduplicated" means every mutation (set, delete, extend, txn, unlock, sequence next)
@@ -36,6 +38,8 @@
 use std::time::Duration;
 
 use rand::Rng;
+
+use crate::error::Failure;
 
 /// Backoff between attempts of one call.
 ///
@@ -108,6 +112,16 @@ pub(crate) enum Safety {
     Deduplicated,
     /// Neither: retried only when it certainly was not applied.
     Unsafe,
+}
+
+/// The table above as code: whether an attempt that failed this way is retried.
+pub(crate) fn should_retry(failure: Failure, safety: Safety) -> bool {
+    match (failure, safety) {
+        (Failure::Final, _) => false,
+        (Failure::NotApplied, _) => true,
+        (Failure::Unknown, Safety::Idempotent | Safety::Deduplicated) => true,
+        (Failure::Unknown, Safety::Unsafe) => false,
+    }
 }
 
 #[cfg(test)]

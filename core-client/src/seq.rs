@@ -38,7 +38,8 @@ impl IdRange {
 }
 
 impl Client {
-    /// Reserves `count` identifiers (0 means 1) of the sequence `name`, which starts at 1.
+    /// Reserves `count` identifiers (1 to 1,000,000; 0 is refused with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument)) of the sequence `name`, which starts at 1.
     /// Ranges never overlap. With an `idempotency_key`, a retry (also from another
     /// process) within the server's idempotency window gets the same range back.
     ///
@@ -51,7 +52,7 @@ impl Client {
     pub async fn next(&self, name: &str, count: u64, idempotency_key: Option<&str>) -> Result<IdRange> {
         let msg = pb::NextRequest {
             name: name.as_bytes().to_vec(),
-            count: count.max(1),
+            count,
             idempotency_key: idempotency_key.unwrap_or_default().as_bytes().to_vec(),
             request_id: Some(self.request_id()),
         };

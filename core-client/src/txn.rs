@@ -148,9 +148,7 @@ impl Compare {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnOp(pb::TxnOp);
 
-fn ms(d: Duration) -> u64 {
-    d.as_micros().div_ceil(1000).min(u64::MAX as u128) as u64
-}
+use crate::ttl::ceil_ms as ms;
 
 impl TxnOp {
     /// Set `key` to `value`.

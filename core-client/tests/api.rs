@@ -201,6 +201,7 @@ async fn key_value_transactions_and_sequences() {
             "e",
             SetOptions {
                 durability: Durability::Ephemeral,
+                ttl: Some(Duration::from_secs(10)),
                 ..SetOptions::default()
             },
         )

@@ -84,7 +84,7 @@ async fn every_cli_command() {
     assert!(json(ep, &["kv", "get", "session"], 0)[0]["kv"]["expires_at_ms"]
         .as_u64()
         .is_some());
-    ok(ep, &["kv", "set", "eph", "e", "--ephemeral"], 0);
+    ok(ep, &["kv", "set", "eph", "e", "--ephemeral", "--ttl", "2s"], 0);
     ok(ep, &["kv", "get", "eph"], 3);
     assert_eq!(ok(ep, &["kv", "get", "eph", "--ephemeral"], 0), "e\n");
 
@@ -267,6 +267,16 @@ async fn every_cli_command() {
     let out = kahuna(ep, &["kv", "get", ""]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid argument"));
+    // A count of 0 is refused, and hands out nothing.
+    let before = ok(ep, &["seq", "peek", "ids"], 0);
+    let out = kahuna(ep, &["seq", "next", "ids", "--count", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("count"), "{out:?}");
+    assert_eq!(ok(ep, &["seq", "peek", "ids"], 0), before);
+    // A TTL below a millisecond is 1 ms, not "no expiry".
+    ok(ep, &["kv", "set", "tiny", "x", "--ttl", "0.5us"], 0);
+    std::thread::sleep(Duration::from_millis(300));
+    ok(ep, &["kv", "get", "tiny"], 3);
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_kahuna"))
         .args([

@@ -15,69 +15,94 @@ namespace Kahuna.Client.Native
         const string __DllName = "kahuna_ffi";
 
         /// <summary>
-        ///  Success.
+        ///  Not an error (the C ABI's success status).
         /// </summary>
         internal const int KAHUNA_STATUS_OK = 0;
         /// <summary>
-        ///  Malformed request (bad key, value too large, bad TTL, null pointer, invalid UTF-8).
+        ///  Bad input: a limit or rule named in the message. INVALID_ARGUMENT; not retried;
+        ///  not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_INVALID_ARGUMENT = 1;
         /// <summary>
-        ///  A fenced write was refused: the fencing lock is no longer held with that token.
+        ///  A fenced write refused: the lock is not held with that token (the live token is
+        ///  in `kahuna-fencing-token`). FAILED_PRECONDITION; not retried; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_FENCED = 2;
         /// <summary>
-        ///  The revision asked for is no longer retained.
+        ///  A read at a revision no longer retained. OUT_OF_RANGE; not retried; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_COMPACTED = 3;
         /// <summary>
-        ///  The revision asked for is newer than the latest.
+        ///  A read at a revision newer than the latest. OUT_OF_RANGE; not retried; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_FUTURE_REVISION = 4;
         /// <summary>
-        ///  A membership change was refused.
+        ///  A membership change refused by Raft. FAILED_PRECONDITION; not retried; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_MEMBERSHIP = 5;
         /// <summary>
-        ///  No member could serve the request before its deadline.
+        ///  The cluster could not serve the request (no quorum, leadership lost during the
+        ///  request, a member going away). UNAVAILABLE; retried; may have been applied.
         /// </summary>
         internal const int KAHUNA_STATUS_UNAVAILABLE = 6;
         /// <summary>
-        ///  The call's deadline passed.
+        ///  Client: the call's deadline passed. DEADLINE_EXCEEDED; may have been applied.
         /// </summary>
         internal const int KAHUNA_STATUS_TIMEOUT = 7;
         /// <summary>
-        ///  The lock is no longer held by this guard.
+        ///  Client: the lock guard's lease is gone (lost, expired or released).
         /// </summary>
         internal const int KAHUNA_STATUS_LOCK_NOT_HELD = 8;
         /// <summary>
-        ///  Unusable endpoints or options.
+        ///  Client: unusable endpoints or options.
         /// </summary>
         internal const int KAHUNA_STATUS_CONFIG = 9;
         /// <summary>
-        ///  The server does not implement the call.
+        ///  The server does not implement the call (an older server). UNIMPLEMENTED; not
+        ///  retried; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_UNIMPLEMENTED = 10;
         /// <summary>
-        ///  The server (or this library) failed unexpectedly.
+        ///  An unexpected failure. INTERNAL; not retried; may have been applied.
         /// </summary>
         internal const int KAHUNA_STATUS_INTERNAL = 11;
         /// <summary>
-        ///  An error the client could not classify; the message starts with its code.
+        ///  Client: an error it could not classify (a newer server's kind, a bare gRPC status).
         /// </summary>
         internal const int KAHUNA_STATUS_OTHER = 12;
         /// <summary>
-        ///  The call was cancelled through its `KahunaCancel`.
+        ///  Binding: the call was cancelled by its caller; may have been applied.
         /// </summary>
         internal const int KAHUNA_STATUS_CANCELLED = 13;
         /// <summary>
-        ///  The client was freed while the call was in flight.
+        ///  Binding: the client was closed while the call was in flight; may have been applied.
         /// </summary>
         internal const int KAHUNA_STATUS_CLOSED = 14;
         /// <summary>
-        ///  A panic inside the library was caught; the call did not complete.
+        ///  Binding: a panic in the native library was caught; may have been applied.
         /// </summary>
         internal const int KAHUNA_STATUS_PANIC = 15;
+        /// <summary>
+        ///  This member is not the leader (the leader's client address, when known, is in
+        ///  `kahuna-leader`); leadership may have moved while the request was proposed.
+        ///  UNAVAILABLE; retried (at the leader); may have been applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_NOT_LEADER = 16;
+        /// <summary>
+        ///  No leader is known; refused before anything was proposed. UNAVAILABLE; retried;
+        ///  not applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_NO_LEADER = 17;
+        /// <summary>
+        ///  The sequence cannot hand out that many more identifiers. OUT_OF_RANGE; not
+        ///  retried; not applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_SEQUENCE_EXHAUSTED = 18;
+        /// <summary>
+        ///  A bounded resource is full (`kahuna-retry-after-ms` says when to try again, where
+        ///  waiting helps). RESOURCE_EXHAUSTED; not retried by the client; not applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_RESOURCE_EXHAUSTED = 19;
 
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -120,6 +145,15 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_txn_commit_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
 
+
+        /// <summary>
+        ///  Whether an error with this status may succeed when tried again later (the core
+        ///  client already retried it within the call's deadline): the catalogue's table, for
+        ///  bindings that show it as a property of their exception. Unknown statuses are not.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_status_retryable", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        [return: MarshalAs(UnmanagedType.U1)]
+        internal static extern bool kahuna_status_retryable(int status);
 
         /// <summary>
         ///  Stops the library's runtime threads, for hosts that must not exit with foreign threads

@@ -37,36 +37,7 @@ namespace Kahuna.Client
         SetIfEqualToRevision = 4,
     }
 
-    /// <summary>The kind of a <see cref="KahunaException"/>; the same codes as the Rust core client.</summary>
-    public enum KahunaErrorCode
-    {
-        /// <summary>The request was malformed (bad key, value too large, bad TTL, ...).</summary>
-        InvalidArgument = 1,
-        /// <summary>A fenced write was refused: the fencing lock is no longer held with that token.</summary>
-        Fenced = 2,
-        /// <summary>The revision asked for is no longer retained.</summary>
-        Compacted = 3,
-        /// <summary>The revision asked for is newer than the latest.</summary>
-        FutureRevision = 4,
-        /// <summary>A membership change was refused.</summary>
-        Membership = 5,
-        /// <summary>No member could serve the request before its deadline (members down, no quorum).</summary>
-        Unavailable = 6,
-        /// <summary>The call's deadline passed; a mutation may or may not have been applied.</summary>
-        Timeout = 7,
-        /// <summary>The lock is no longer held by this holder (lost, expired or released).</summary>
-        LockNotHeld = 8,
-        /// <summary>The endpoints or options are unusable.</summary>
-        Configuration = 9,
-        /// <summary>The server does not implement the call.</summary>
-        Unimplemented = 10,
-        /// <summary>The server or the native library failed unexpectedly.</summary>
-        Internal = 11,
-        /// <summary>An error the client could not classify; the message starts with its code.</summary>
-        Other = 12,
-        /// <summary>A panic inside the native library was caught; the call did not complete.</summary>
-        NativePanic = 15,
-    }
+    // KahunaErrorCode is generated from the error catalogue: KahunaErrorCode.g.cs.
 
     /// <summary>A failed Kahuna call. Negative answers (a failed compare, a lock held by someone
     /// else, a missing key) are not exceptions but results.</summary>
@@ -82,7 +53,7 @@ namespace Kahuna.Client
         public KahunaErrorCode Code { get; }
 
         /// <summary>Whether trying again later could succeed (unavailable or timed out).</summary>
-        public bool IsRetryable => Code == KahunaErrorCode.Unavailable || Code == KahunaErrorCode.Timeout;
+        public bool IsRetryable => Native.NativeMethods.kahuna_status_retryable((int)Code);
     }
 
     /// <summary>Options of a <see cref="KahunaClient"/>.</summary>

@@ -5,3 +5,7 @@
 pub mod v1 {
     tonic::include_proto!("kahuna.v1");
 }
+
+mod error_kind;
+
+pub use v1::ErrorKind;

@@ -37,7 +37,8 @@ expect() {
   fi
 }
 
-tools=(usr/bin/protoc\* usr/bin/ip\* usr/sbin/iptables\* usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1)
+proto=usr/include/google/protobuf/descriptor.proto
+tools=(usr/bin/protoc\* usr/bin/ip\* usr/sbin/iptables\* usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 "$proto")
 cpp=(usr/lib/llvm-14/lib/libclang-cpp.so.14 usr/lib/x86_64-linux-gnu/libclang-cpp.so.14)
 
 # libclang: only the files clang-sys loads count.
@@ -47,18 +48,19 @@ expect "libclang.so.1 (runtime, no -dev)" \
 expect "llvm-14/lib/libclang.so" "$(mkroot so "${tools[@]}" "${cpp[@]}" usr/lib/llvm-14/lib/libclang.so)" ""
 expect "libclang-14.so" "$(mkroot so14 "${tools[@]}" "${cpp[@]}" usr/lib/x86_64-linux-gnu/libclang-14.so)" ""
 
-# Commands and libfaketime, each present or absent.
+# Commands, protobuf's includes and libfaketime, each present or absent.
 lib=usr/lib/llvm-14/lib/libclang.so
-expect "nothing at all" "$(mkroot empty)" "protobuf-compiler libclang-dev iproute2 iptables faketime"
+expect "nothing at all" "$(mkroot empty)" "protobuf-compiler libprotobuf-dev libclang-dev iproute2 iptables faketime"
 expect "everything" "$(mkroot all "${tools[@]}" $lib)" ""
-expect "no protoc" "$(mkroot noprotoc usr/bin/ip\* usr/sbin/iptables\* "${tools[3]}" $lib)" "protobuf-compiler"
+expect "no protoc" "$(mkroot noprotoc "${tools[@]:1}" $lib)" "protobuf-compiler"
 expect "protoc not executable" "$(mkroot protocfile usr/bin/protoc "${tools[@]:1}" $lib)" "protobuf-compiler"
-expect "no ip, no iptables" "$(mkroot nonet usr/bin/protoc\* "${tools[3]}" $lib)" "iproute2 iptables"
+expect "protoc without descriptor.proto" "$(mkroot noinclude "${tools[@]:0:4}" $lib)" "libprotobuf-dev"
+expect "no ip, no iptables" "$(mkroot nonet usr/bin/protoc\* "${tools[@]:3}" $lib)" "iproute2 iptables"
 expect "ip in /sbin, iptables in /usr/sbin" \
-  "$(mkroot sbin usr/bin/protoc\* sbin/ip\* usr/sbin/iptables\* "${tools[3]}" $lib)" ""
-expect "no libfaketime" "$(mkroot nofaketime "${tools[@]:0:3}" $lib)" "faketime"
+  "$(mkroot sbin usr/bin/protoc\* sbin/ip\* usr/sbin/iptables\* "${tools[@]:3}" $lib)" ""
+expect "no libfaketime" "$(mkroot nofaketime "${tools[@]:0:3}" $proto $lib)" "faketime"
 expect "libfaketime elsewhere" \
-  "$(mkroot fakeelse "${tools[@]:0:3}" usr/lib/faketime/libfaketime.so.1 $lib)" "faketime"
+  "$(mkroot fakeelse "${tools[@]:0:3}" $proto usr/lib/faketime/libfaketime.so.1 $lib)" "faketime"
 
 echo "install-deps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

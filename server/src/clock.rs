@@ -1,44 +1,134 @@
-//! The leader's clock for stamping commands and judging leases: Unix milliseconds
-//! taken from the wall clock once at start, then advanced by the monotonic clock.
-//! A stepped system clock (NTP jump, operator) therefore cannot shorten or stretch
-//! a lease on this member; only the start offset differs between members, and a
-//! leader change extends every lease by a full TTL to absorb that.
+//! Cluster time: the clock a leader stamps commands with and judges leases by.
+//!
+//! Cluster time is continuous and monotone whatever the members' wall clocks say.
+//! It starts once, from the wall clock of the first member that stamps a command in
+//! a fresh cluster; from then on every member continues from the latest stamp it has
+//! applied ([`Clock::observe`]), advanced by its own monotonic clock. A new leader
+//! therefore picks up where the last applied entry left off (plus the time that has
+//! passed since it applied it, which is never more than what really passed), so a
+//! member whose wall clock is a year ahead or behind neither jumps expiry forward
+//! nor freezes it. A stepped system clock (NTP, an operator) changes nothing either.
+//!
+//! A member's estimate can only lag true cluster time (a stamp is applied after it
+//! was taken), and a lagging clock only makes leases last longer; the first entry of
+//! every leader term also extends every live lease by a full TTL (`sm::locks`).
+//! Wall time still shows in `expires_at_ms` answers, as the cluster's start offset.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub struct Clock {
-    start_wall_ms: u64,
-    start: Instant,
-    last: AtomicU64,
+#[derive(Clone, Copy)]
+struct Anchor {
+    /// Cluster time at `at`.
+    ms: u64,
+    at: Instant,
 }
 
-impl Default for Clock {
-    fn default() -> Self {
-        Self {
-            start_wall_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            start: Instant::now(),
-            last: AtomicU64::new(0),
-        }
+impl Anchor {
+    fn at(&self, when: Instant) -> u64 {
+        let elapsed = when.saturating_duration_since(self.at).as_millis() as u64;
+        self.ms.saturating_add(elapsed)
     }
 }
 
+#[derive(Default)]
+pub struct Clock {
+    /// `None` until a stamp is observed or, in a fresh cluster, the first stamp is taken.
+    anchor: Mutex<Option<Anchor>>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Clock {
+    /// Records that a command stamped `stamp_ms` has been applied: cluster time is
+    /// at least that now. Called for every applied entry and restored snapshot, so
+    /// the member continues from there when it leads.
+    pub fn observe(&self, stamp_ms: u64) {
+        self.observe_at(stamp_ms, Instant::now());
+    }
+
+    pub(crate) fn observe_at(&self, stamp_ms: u64, when: Instant) {
+        if stamp_ms == 0 {
+            return;
+        }
+        if let Ok(mut a) = self.anchor.lock() {
+            if a.is_none_or(|a| stamp_ms > a.at(when)) {
+                *a = Some(Anchor { ms: stamp_ms, at: when });
+            }
+        }
+    }
+
+    /// Cluster time now, in Unix-like milliseconds. Never goes backwards.
     pub fn now_ms(&self) -> u64 {
-        let now = self.start_wall_ms + self.start.elapsed().as_millis() as u64;
-        self.last.fetch_max(now, Ordering::SeqCst).max(now)
+        self.now_at(Instant::now(), wall_ms)
+    }
+
+    pub(crate) fn now_at(&self, when: Instant, wall: impl FnOnce() -> u64) -> u64 {
+        match self.anchor.lock() {
+            Ok(mut a) => match *a {
+                Some(anchor) => anchor.at(when),
+                // Nothing ever applied (openraft re-applies the committed log before
+                // a member serves): a fresh cluster, whose time starts here.
+                None => {
+                    let ms = wall().max(1);
+                    *a = Some(Anchor { ms, at: when });
+                    ms
+                }
+            },
+            // A poisoned anchor only means a panic elsewhere mid-update of two
+            // plain values; the wall clock keeps stamps flowing meanwhile.
+            Err(_) => wall(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
     #[test]
-    fn monotonic() {
-        let c = super::Clock::default();
-        let a = c.now_ms();
-        c.last.store(a + 10_000, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(c.now_ms(), a + 10_000);
+    fn continues_from_the_last_applied_stamp_whatever_the_wall_clock() {
+        let t0 = Instant::now();
+        let c = Clock::default();
+        // A member that applied a stamp from a leader a year ahead continues from it...
+        let year = 365 * 24 * 3600 * 1000;
+        c.observe_at(1_000_000 + year, t0);
+        assert_eq!(
+            c.now_at(t0 + Duration::from_millis(250), || 1_000_000),
+            1_000_250 + year
+        );
+        // ...and one that applied a stamp from a leader a year behind does not jump
+        // back to its own wall clock either.
+        let d = Clock::default();
+        d.observe_at(5_000, t0);
+        assert_eq!(d.now_at(t0 + Duration::from_millis(10), || 9_999_999), 5_010);
+    }
+
+    #[test]
+    fn monotone_and_only_moved_forward_by_observed_stamps() {
+        let t0 = Instant::now();
+        let c = Clock::default();
+        c.observe_at(10_000, t0);
+        // An older stamp (applied late) does not move it back.
+        c.observe_at(9_000, t0 + Duration::from_millis(100));
+        assert_eq!(c.now_at(t0 + Duration::from_millis(100), || 0), 10_100);
+        // A newer one moves it forward.
+        c.observe_at(20_000, t0 + Duration::from_millis(100));
+        assert_eq!(c.now_at(t0 + Duration::from_millis(150), || 0), 20_050);
+    }
+
+    #[test]
+    fn a_fresh_cluster_starts_from_the_wall_clock_once() {
+        let t0 = Instant::now();
+        let c = Clock::default();
+        assert_eq!(c.now_at(t0, || 42_000), 42_000);
+        // Later wall readings do not matter any more.
+        assert_eq!(c.now_at(t0 + Duration::from_millis(5), || 99_000_000), 42_005);
     }
 }

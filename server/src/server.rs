@@ -26,12 +26,16 @@ use crate::raft::peer_service::PeerService;
 use crate::raft::types::Raft;
 use crate::{store, sweeper};
 
-/// Starts a fresh ephemeral tier (and its grace period) as soon as the term changes.
+/// Starts a fresh ephemeral tier as soon as the term changes, and its grace period
+/// as soon as this member leads in it.
 async fn watch_term(node: Arc<Node>) {
     let mut metrics = node.raft.metrics();
     loop {
-        let term = metrics.borrow_and_update().current_term;
-        node.ephemeral.observe_term(term);
+        let (term, leading) = {
+            let m = metrics.borrow_and_update();
+            (m.current_term, m.state == openraft::ServerState::Leader)
+        };
+        node.ephemeral.observe_term(term, leading);
         if metrics.changed().await.is_err() {
             return;
         }

@@ -1,6 +1,7 @@
 //! The leader's expiry sweeper: proposes a `Sweep` entry when a key's or lock's
 //! expiry has passed, so expired state is removed by the log (the state machine never reads a
-//! clock of its own). Followers run the loop too and do nothing until they lead.
+//! clock of its own), and removes expired entries of the ephemeral tier, which lives
+//! outside the log. Followers run the loop too and do nothing until they lead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub async fn run(node: Arc<Node>) {
             continue;
         }
         let now = node.clock.now_ms();
+        // The ephemeral tier is not in the log: the leader sweeps it in place.
+        node.ephemeral.sweep(now);
         let due = match node.sm.read() {
             Ok(st) => st.sm.next_expiry().is_some_and(|at| at <= now),
             Err(_) => false,

@@ -29,6 +29,7 @@ pub struct Cluster {
     pub storage: String,
     extra_args: Vec<String>,
     extra_args_for_next: Vec<String>,
+    env_for_next: Vec<(String, String)>,
     initial_cluster: String,
     _dir: tempfile::TempDir,
 }
@@ -94,6 +95,7 @@ impl Cluster {
             storage: storage.to_owned(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             extra_args_for_next: Vec::new(),
+            env_for_next: Vec::new(),
             initial_cluster,
             _dir: dir,
         };
@@ -126,12 +128,21 @@ impl Cluster {
         id
     }
 
+    /// Starts member `id` (again) with extra environment variables, for example
+    /// libfaketime's to skew its clock; later restarts have the usual environment.
+    pub fn spawn_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
+        self.env_for_next = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.spawn(id);
+        self.env_for_next.clear();
+    }
+
     /// Starts member `id` (again), on the same ports and data directory.
     pub fn spawn(&mut self, id: u64) {
         let storage = self.storage.clone();
         let initial = self.initial_cluster.clone();
         let mut extra = self.extra_args.clone();
         extra.extend(self.extra_args_for_next.iter().cloned());
+        let env = self.env_for_next.clone();
         let m = self.member(id);
         assert!(m.child.is_none(), "member {id} is already running");
         let log = std::fs::OpenOptions::new()
@@ -149,6 +160,7 @@ impl Cluster {
             .args(["--initial-cluster", &initial])
             .args(["--heartbeat-ms", "100", "--election-timeout-ms", "1000"])
             .args(&extra)
+            .envs(env)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -200,30 +200,62 @@ fn bad_input_is_a_status_not_a_crash() {
     unsafe { kahuna_bytes_free(err) };
 }
 
+/// Every error of the core client comes out as the status numbered like its kind in
+/// the catalogue, and every kind has a status of that number.
 #[test]
 fn core_errors_map_to_their_status() {
-    let cases = [
-        (Error::InvalidArgument("x".into()), KAHUNA_STATUS_INVALID_ARGUMENT),
-        (Error::Fenced("x".into()), KAHUNA_STATUS_FENCED),
-        (Error::Unavailable("x".into()), KAHUNA_STATUS_UNAVAILABLE),
-        (
-            Error::Timeout {
-                elapsed: Duration::from_secs(1),
-                last: "x".into(),
-            },
-            KAHUNA_STATUS_TIMEOUT,
-        ),
-        (Error::LockNotHeld("x".into()), KAHUNA_STATUS_LOCK_NOT_HELD),
-        (
-            Error::Other {
-                code: "NEW".into(),
-                message: "x".into(),
-            },
-            KAHUNA_STATUS_OTHER,
-        ),
+    let errors = [
+        Error::InvalidArgument("x".into()),
+        Error::Fenced("x".into()),
+        Error::Compacted("x".into()),
+        Error::FutureRevision("x".into()),
+        Error::Membership("x".into()),
+        Error::SequenceExhausted("x".into()),
+        Error::ResourceExhausted("x".into()),
+        Error::Unavailable("x".into()),
+        Error::Timeout {
+            elapsed: Duration::from_secs(1),
+            last: "x".into(),
+        },
+        Error::LockNotHeld("x".into()),
+        Error::Config("x".into()),
+        Error::Unimplemented("x".into()),
+        Error::Internal("x".into()),
+        Error::Other {
+            code: "NEW".into(),
+            message: "x".into(),
+        },
     ];
-    for (e, status) in cases {
-        assert_eq!(FfiError::from(e).status, status);
+    for e in errors {
+        let kind = e.kind();
+        assert_eq!(FfiError::from(e).status, kind as i32, "{kind:?}");
+    }
+    let statuses = [
+        (ErrorKind::Ok, KAHUNA_STATUS_OK),
+        (ErrorKind::InvalidArgument, KAHUNA_STATUS_INVALID_ARGUMENT),
+        (ErrorKind::Fenced, KAHUNA_STATUS_FENCED),
+        (ErrorKind::Compacted, KAHUNA_STATUS_COMPACTED),
+        (ErrorKind::FutureRevision, KAHUNA_STATUS_FUTURE_REVISION),
+        (ErrorKind::Membership, KAHUNA_STATUS_MEMBERSHIP),
+        (ErrorKind::Unavailable, KAHUNA_STATUS_UNAVAILABLE),
+        (ErrorKind::Timeout, KAHUNA_STATUS_TIMEOUT),
+        (ErrorKind::LockNotHeld, KAHUNA_STATUS_LOCK_NOT_HELD),
+        (ErrorKind::Config, KAHUNA_STATUS_CONFIG),
+        (ErrorKind::Unimplemented, KAHUNA_STATUS_UNIMPLEMENTED),
+        (ErrorKind::Internal, KAHUNA_STATUS_INTERNAL),
+        (ErrorKind::Other, KAHUNA_STATUS_OTHER),
+        (ErrorKind::Cancelled, KAHUNA_STATUS_CANCELLED),
+        (ErrorKind::Closed, KAHUNA_STATUS_CLOSED),
+        (ErrorKind::Panic, KAHUNA_STATUS_PANIC),
+        (ErrorKind::NotLeader, KAHUNA_STATUS_NOT_LEADER),
+        (ErrorKind::NoLeader, KAHUNA_STATUS_NO_LEADER),
+        (ErrorKind::SequenceExhausted, KAHUNA_STATUS_SEQUENCE_EXHAUSTED),
+        (ErrorKind::ResourceExhausted, KAHUNA_STATUS_RESOURCE_EXHAUSTED),
+    ];
+    assert_eq!(statuses.len(), ErrorKind::ALL.len());
+    for (kind, status) in statuses {
+        assert_eq!(kind as i32, status, "{kind:?}");
+        assert_eq!(kahuna_status_retryable(status), kind.retryable(), "{kind:?}");
     }
 }
 
@@ -231,6 +263,12 @@ fn core_errors_map_to_their_status() {
 /// function is declared in them.
 #[test]
 fn generated_csharp_is_fresh() {
+    let codes = include_str!(concat!(env!("OUT_DIR"), "/KahunaErrorCode.g.cs"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dotnet/src/KahunaErrorCode.g.cs");
+    assert!(
+        codes == std::fs::read_to_string(path).unwrap_or_default(),
+        "dotnet/src/KahunaErrorCode.g.cs is stale: run `KAHUNA_REGENERATE_BINDINGS=1 cargo build --workspace --all-targets` and commit it"
+    );
     let generated = include_str!(concat!(env!("OUT_DIR"), "/NativeMethods.g.cs"));
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dotnet/src/NativeMethods.g.cs");
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();

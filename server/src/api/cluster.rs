@@ -1,13 +1,14 @@
 //! The `Cluster` service: status as this member sees it, and membership changes
 //! (served by the leader).
 
+use kahuna_proto::ErrorKind;
 use std::collections::BTreeSet;
 
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::cluster_client::ClusterClient;
 use kahuna_proto::v1::cluster_server::Cluster;
 use openraft::{BasicNode, ServerState};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::errors::{invalid, status};
 use super::{forward_unless_leader, Api};
@@ -114,7 +115,7 @@ impl Cluster for Api {
             .trigger()
             .snapshot()
             .await
-            .map_err(|e| status(Code::Unavailable, "UNAVAILABLE", format!("raft stopped: {e}")))?;
+            .map_err(|e| status(ErrorKind::Unavailable, format!("raft stopped: {e}")))?;
         Ok(Response::new(pb::TriggerSnapshotResponse {
             header: Some(self.node.header()),
         }))

@@ -1,29 +1,30 @@
-//! The one mapping from server-side failures to gRPC statuses.
+//! The one way the server builds an error status.
 //!
-//! Every error carries a stable gRPC code and a `kahuna-error` metadata entry naming
-//! the Kahuna error (INVALID_ARGUMENT, NOT_LEADER, NO_LEADER, COMPACTED,
-//! FUTURE_REVISION, MEMBERSHIP, UNAVAILABLE, INTERNAL), so clients can branch on
-//! it without parsing messages. NOT_LEADER also carries `kahuna-leader`: the
+//! Every error names its [`ErrorKind`] (the catalogue in `common.proto`) in a
+//! `kahuna-error` metadata entry and carries the kind's gRPC code, so clients branch
+//! on the kind without parsing messages. NOT_LEADER also carries `kahuna-leader`: the
 //! leader's client address, when known.
 
+use kahuna_proto::ErrorKind;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::BasicNode;
 use tonic::metadata::MetadataValue;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::raft::types::NodeId;
 
 pub const ERROR_KEY: &str = "kahuna-error";
 pub const LEADER_KEY: &str = "kahuna-leader";
 
-pub fn status(code: Code, kind: &'static str, message: impl Into<String>) -> Status {
-    let mut s = Status::new(code, message.into());
-    s.metadata_mut().insert(ERROR_KEY, MetadataValue::from_static(kind));
+pub fn status(kind: ErrorKind, message: impl Into<String>) -> Status {
+    let mut s = Status::new(kind.grpc_code(), message.into());
+    s.metadata_mut()
+        .insert(ERROR_KEY, MetadataValue::from_static(kind.name()));
     s
 }
 
 pub fn invalid(message: impl Into<String>) -> Status {
-    status(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+    status(ErrorKind::InvalidArgument, message)
 }
 
 pub fn not_leader(leader_client_addr: Option<String>) -> Status {
@@ -31,7 +32,7 @@ pub fn not_leader(leader_client_addr: Option<String>) -> Status {
         Some(addr) => format!("this member is not the leader; the leader is at {addr}"),
         None => "this member is not the leader and knows no leader's address".to_owned(),
     };
-    let mut s = status(Code::Unavailable, "NOT_LEADER", msg);
+    let mut s = status(ErrorKind::NotLeader, msg);
     if let Some(v) = leader_client_addr.and_then(|a| MetadataValue::try_from(a.as_str()).ok()) {
         s.metadata_mut().insert(LEADER_KEY, v);
     }
@@ -39,15 +40,11 @@ pub fn not_leader(leader_client_addr: Option<String>) -> Status {
 }
 
 pub fn no_leader() -> Status {
-    status(
-        Code::Unavailable,
-        "NO_LEADER",
-        "no leader is elected at the moment; retry shortly",
-    )
+    status(ErrorKind::NoLeader, "no leader is elected at the moment; retry shortly")
 }
 
 pub fn internal(message: impl Into<String>) -> Status {
-    status(Code::Internal, "INTERNAL", message)
+    status(ErrorKind::Internal, message)
 }
 
 /// What went wrong with a proposal or read barrier, before it becomes a Status
@@ -64,6 +61,14 @@ impl RaftFailure {
     }
 }
 
+/// The ephemeral tier ran out of tokens in this leader term.
+pub fn ephemeral_tokens_exhausted() -> Status {
+    status(
+        ErrorKind::ResourceExhausted,
+        "the ephemeral tier handed out all tokens of this leader term; it resumes after the next election",
+    )
+}
+
 /// A write refused because its fence did not hold.
 pub fn fenced(resource: &[u8], expected: u64, current: u64) -> Status {
     let resource = String::from_utf8_lossy(resource);
@@ -72,7 +77,7 @@ pub fn fenced(resource: &[u8], expected: u64, current: u64) -> Status {
     } else {
         format!("write fenced: lock {resource:?} is held with fencing token {current}, not {expected}")
     };
-    let mut s = status(Code::FailedPrecondition, "FENCED", msg);
+    let mut s = status(ErrorKind::Fenced, msg);
     s.metadata_mut()
         .insert("kahuna-fencing-token", MetadataValue::from(current));
     s
@@ -83,9 +88,9 @@ impl From<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>> for RaftFailur
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Self::NotLeader,
             RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                Self::Status(status(Code::FailedPrecondition, "MEMBERSHIP", e.to_string()))
+                Self::Status(status(ErrorKind::Membership, e.to_string()))
             }
-            RaftError::Fatal(f) => Self::Status(status(Code::Unavailable, "UNAVAILABLE", format!("raft stopped: {f}"))),
+            RaftError::Fatal(f) => Self::Status(status(ErrorKind::Unavailable, format!("raft stopped: {f}"))),
         }
     }
 }
@@ -95,11 +100,10 @@ impl From<RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>> for RaftFail
         match e {
             RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)) => Self::NotLeader,
             RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => Self::Status(status(
-                Code::Unavailable,
-                "UNAVAILABLE",
+                ErrorKind::Unavailable,
                 format!("leadership could not be confirmed by a quorum: {q}"),
             )),
-            RaftError::Fatal(f) => Self::Status(status(Code::Unavailable, "UNAVAILABLE", format!("raft stopped: {f}"))),
+            RaftError::Fatal(f) => Self::Status(status(ErrorKind::Unavailable, format!("raft stopped: {f}"))),
         }
     }
 }

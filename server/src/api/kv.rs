@@ -4,7 +4,8 @@ use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::kv_client::KvClient;
 use kahuna_proto::v1::kv_server::Kv;
 use kahuna_proto::v1::Durability;
-use tonic::{Code, Request, Response, Status};
+use kahuna_proto::ErrorKind;
+use tonic::{Request, Response, Status};
 
 use super::errors::{internal, invalid, status};
 use super::limits;
@@ -52,6 +53,13 @@ fn durability(raw: i32) -> Result<Durability, Status> {
 }
 
 impl Api {
+    /// An ephemeral key's TTL: required, and at most `--max-ephemeral-ttl-ms`, the
+    /// longest a new leader has to wait out after a failover.
+    fn ephemeral_key_ttl(&self, ttl_ms: u64) -> Result<(), Status> {
+        let max = self.node.ephemeral.max_ttl().as_millis() as u64;
+        limits::bounded_ttl(ttl_ms, max, "ephemeral keys")
+    }
+
     /// Ephemeral keys live only on the leader: every request for one goes there.
     fn kv_needs_leader(&self, consistency: i32, durability: i32) -> bool {
         self.needs_leader(consistency) || durability == Durability::Ephemeral as i32
@@ -145,17 +153,15 @@ impl Kv for Api {
         };
         let (reply, header) = match tier {
             Durability::Persistent => {
-                let fence = self.fence(r.fence.as_ref(), false).await?;
+                let fence = self.log_fence(r.fence.as_ref())?;
                 let request = limits::request_id(r.request_id.as_ref())?;
                 let p = self.propose(Op::Set(op), fence, request).await?;
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
-                self.fence(r.fence.as_ref(), true).await?;
-                let (reply, header, _) = self
-                    .ephemeral(|t, term, now| t.write(term, now, |kv, rev| kv.set(rev, now, &op)))
-                    .await?;
-                (reply, header)
+                self.ephemeral_key_ttl(op.ttl_ms)?;
+                self.ephemeral_write(r.fence.as_ref(), |kv, rev, now| kv.set(rev, now, &op))
+                    .await?
             }
         };
         let (succeeded, kv) = write_response(reply)?;
@@ -192,16 +198,14 @@ impl Kv for Api {
                 let applied = st.revision();
                 if r.revision > applied {
                     return Err(status(
-                        Code::OutOfRange,
-                        "FUTURE_REVISION",
+                        ErrorKind::FutureRevision,
                         format!("revision {} is ahead of the latest revision {applied}", r.revision),
                     ));
                 }
                 st.sm.kv.get_at(applied, now, &r.key, r.revision).map_err(
                     |sm::HistoryError::Compacted { retained_from }| {
                         status(
-                            Code::OutOfRange,
-                            "COMPACTED",
+                            ErrorKind::Compacted,
                             format!(
                                 "revision {} is no longer retained; the oldest retained revision is {retained_from}",
                                 r.revision
@@ -227,17 +231,14 @@ impl Kv for Api {
         };
         let (reply, header) = match durability(r.durability)? {
             Durability::Persistent => {
-                let fence = self.fence(r.fence.as_ref(), false).await?;
+                let fence = self.log_fence(r.fence.as_ref())?;
                 let request = limits::request_id(r.request_id.as_ref())?;
                 let p = self.propose(Op::Delete(op), fence, request).await?;
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
-                self.fence(r.fence.as_ref(), true).await?;
-                let (reply, header, _) = self
-                    .ephemeral(|t, term, now| t.write(term, now, |kv, rev| kv.delete(rev, now, &op)))
-                    .await?;
-                (reply, header)
+                self.ephemeral_write(r.fence.as_ref(), |kv, rev, now| kv.delete(rev, now, &op))
+                    .await?
             }
         };
         match reply {
@@ -268,6 +269,7 @@ impl Kv for Api {
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
+                self.ephemeral_key_ttl(r.ttl_ms)?;
                 let (reply, header, _) = self
                     .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.extend(now, &r.key, r.ttl_ms)))
                     .await?;
@@ -398,7 +400,7 @@ impl Kv for Api {
             then: r.then.into_iter().map(txn_step).collect::<Result<_, _>>()?,
             otherwise: r.otherwise.into_iter().map(txn_step).collect::<Result<_, _>>()?,
         };
-        let fence = self.fence(r.fence.as_ref(), false).await?;
+        let fence = self.log_fence(r.fence.as_ref())?;
         let p = self
             .propose(Op::Txn(txn), fence, limits::request_id(r.request_id.as_ref())?)
             .await?;

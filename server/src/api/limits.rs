@@ -73,14 +73,14 @@ pub fn owner(bytes: &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
-/// A lock's time to live: 1 ms up to `max_ms`.
-pub fn lock_ttl(ttl_ms: u64, max_ms: u64, tier: &str) -> Result<(), Status> {
+/// A time to live that must be given (locks, ephemeral keys): 1 ms up to `max_ms`.
+pub fn bounded_ttl(ttl_ms: u64, max_ms: u64, what: &str) -> Result<(), Status> {
     if ttl_ms == 0 {
-        return Err(invalid("ttl_ms must be at least 1 ms"));
+        return Err(invalid(format!("ttl_ms must be at least 1 ms for {what}")));
     }
     if ttl_ms > max_ms {
         return Err(invalid(format!(
-            "ttl_ms is {ttl_ms}; the limit for {tier} locks is {max_ms} ms"
+            "ttl_ms is {ttl_ms}; the limit for {what} is {max_ms} ms"
         )));
     }
     Ok(())

@@ -5,12 +5,15 @@ use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::locks_client::LocksClient;
 use kahuna_proto::v1::locks_server::Locks;
 use kahuna_proto::v1::Durability;
+use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
-use super::errors::internal;
+use std::time::Duration;
+
+use super::errors::{self, internal, RaftFailure};
 use super::limits;
 use super::{forward_unless_leader, Api};
-use crate::ephemeral::EphemeralLock;
+use crate::ephemeral::{EphemeralLock, EphemeralTier, LeaseGate};
 use crate::sm::{LockReply, LockView, Op, Refusal, Reply};
 
 fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::LockInfo {
@@ -52,20 +55,25 @@ impl Api {
 
     fn check_ttl(&self, durability: Durability, ttl_ms: u64) -> Result<(), Status> {
         match durability {
-            Durability::Persistent => limits::lock_ttl(ttl_ms, limits::MAX_LOCK_TTL_MS, "persistent"),
-            Durability::Ephemeral => {
-                limits::lock_ttl(ttl_ms, self.node.ephemeral.max_ttl().as_millis() as u64, "ephemeral")
-            }
+            Durability::Persistent => limits::bounded_ttl(ttl_ms, limits::MAX_LOCK_TTL_MS, "persistent locks"),
+            Durability::Ephemeral => limits::bounded_ttl(
+                ttl_ms,
+                self.node.ephemeral.max_ttl().as_millis() as u64,
+                "ephemeral locks",
+            ),
         }
     }
 
-    /// Runs a lock operation on the tier `durability` names.
+    /// Runs a lock operation on the tier `durability` names. `ephemeral` runs it on the
+    /// ephemeral tier and may ask for the tier's lease gate to be opened first (see
+    /// [`Api::ephemeral_lease`]) for `ttl_ms`.
     async fn lock_op(
         &self,
         durability: Durability,
         op: Op,
         request: Option<&pb::RequestId>,
-        ephemeral: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<EphemeralLock>,
+        ttl_ms: u64,
+        ephemeral: impl Fn(&EphemeralTier, u64, u64) -> Option<Result<EphemeralLock, LeaseGate>>,
     ) -> Result<Outcome, Status> {
         match durability {
             Durability::Persistent => {
@@ -81,7 +89,7 @@ impl Api {
                 }
             }
             Durability::Ephemeral => {
-                let (answer, header, now_ms) = self.ephemeral(ephemeral).await?;
+                let (answer, header, now_ms) = self.ephemeral_lease(ttl_ms, ephemeral).await?;
                 Ok(match answer {
                     EphemeralLock::Reply(reply) => Outcome {
                         reply,
@@ -99,6 +107,44 @@ impl Api {
             }
         }
     }
+
+    /// Runs an ephemeral lock operation once the tier's lease gate lets it through:
+    /// on the term's first grant, reads the mark earlier terms committed (after a
+    /// read-index, so all of them are applied) to learn the grace period; before a
+    /// lease longer than any granted so far in the term, commits the new mark.
+    async fn ephemeral_lease(
+        &self,
+        ttl_ms: u64,
+        op: impl Fn(&EphemeralTier, u64, u64) -> Option<Result<EphemeralLock, LeaseGate>>,
+    ) -> Result<(EphemeralLock, pb::ResponseHeader, u64), Status> {
+        // At most: read the grace, raise the mark, then run.
+        for _ in 0..4 {
+            let term = self.confirm_leadership().await?;
+            let now = self.node.clock.now_ms();
+            match op(&self.node.ephemeral, term, now) {
+                Some(Ok(answer)) => return Ok((answer, self.node.header(), now)),
+                Some(Err(LeaseGate::GraceUnknown)) => {
+                    self.confirm_leader().await?;
+                    let mark_ms = {
+                        let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+                        st.sm.ephemeral_mark_ms
+                    };
+                    self.node.ephemeral.set_grace(term, Duration::from_millis(mark_ms));
+                }
+                Some(Err(LeaseGate::RaiseMark)) => {
+                    self.propose(Op::EphemeralLeaseMark { ttl_ms }, None, None).await?;
+                    self.node.ephemeral.raise_mark(term, ttl_ms);
+                }
+                Some(Err(gate)) => return Err(internal(format!("ephemeral lease gate answered {gate:?}"))),
+                None if self.node.term() != term => return Err(self.fail(RaftFailure::NotLeader).await),
+                None => return Err(errors::ephemeral_tokens_exhausted()),
+            }
+        }
+        Err(errors::status(
+            ErrorKind::Unavailable,
+            "leadership changed while the ephemeral lease mark was being raised; retry",
+        ))
+    }
 }
 
 #[tonic::async_trait]
@@ -114,7 +160,7 @@ impl Locks for Api {
             ttl_ms: r.ttl_ms,
         };
         let o = self
-            .lock_op(durability, op, r.request_id.as_ref(), |tier, term, now| {
+            .lock_op(durability, op, r.request_id.as_ref(), r.ttl_ms, |tier, term, now| {
                 tier.try_lock(term, now, &r.resource, &r.owner, r.ttl_ms)
             })
             .await?;
@@ -137,10 +183,8 @@ impl Locks for Api {
             ttl_ms: r.ttl_ms,
         };
         let o = self
-            .lock_op(durability, op, r.request_id.as_ref(), |tier, term, now| {
-                tier.with(term, now, |t| {
-                    EphemeralLock::Reply(t.locks.extend(now, &r.resource, &r.owner, r.ttl_ms))
-                })
+            .lock_op(durability, op, r.request_id.as_ref(), r.ttl_ms, |tier, term, now| {
+                tier.extend(term, now, &r.resource, &r.owner, r.ttl_ms)
             })
             .await?;
         Ok(Response::new(pb::ExtendLockResponse {
@@ -160,9 +204,9 @@ impl Locks for Api {
             owner: r.owner.clone(),
         };
         let o = self
-            .lock_op(durability, op, r.request_id.as_ref(), |tier, term, now| {
+            .lock_op(durability, op, r.request_id.as_ref(), 0, |tier, term, now| {
                 tier.with(term, now, |t| {
-                    EphemeralLock::Reply(t.locks.unlock(now, &r.resource, &r.owner))
+                    Ok(EphemeralLock::Reply(t.locks.unlock(now, &r.resource, &r.owner)))
                 })
             })
             .await?;

@@ -9,6 +9,7 @@ pub mod locks;
 pub mod oversize;
 pub mod sequences;
 
+use kahuna_proto::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,8 +64,7 @@ pub fn forward_failed(s: Status) -> Status {
     }
     match s.code() {
         tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled => errors::status(
-            tonic::Code::Unavailable,
-            "UNAVAILABLE",
+            ErrorKind::Unavailable,
             format!("the leader could not be reached: {}", s.message()),
         ),
         _ => s,
@@ -98,8 +98,14 @@ impl Api {
 
     pub async fn fail(&self, f: RaftFailure) -> Status {
         match f {
-            // Just elected and not yet accepted by a quorum: no one leads yet.
-            RaftFailure::NotLeader if self.node.leader() == Some(self.node.id) => no_leader(),
+            // This member believes it leads, yet Raft refused: it was just elected and
+            // not yet accepted by a quorum, or it lost leadership while the request
+            // was in flight, which may still commit. Not NO_LEADER, which promises
+            // the request was not applied.
+            RaftFailure::NotLeader if self.node.leader() == Some(self.node.id) => errors::status(
+                ErrorKind::Unavailable,
+                "leadership is changing (this member's leadership is not confirmed); retry shortly",
+            ),
             RaftFailure::NotLeader => not_leader(self.node.leader_client_addr().await),
             RaftFailure::Status(s) => s,
         }
@@ -124,6 +130,12 @@ impl Api {
             Ok(outcome) => {
                 if let (Reply::Fenced { current }, Some((resource, token))) = (&outcome.reply, &fence) {
                     return Err(fenced(resource, *token, *current));
+                }
+                if outcome.reply == Reply::RequestReused {
+                    return Err(errors::invalid(
+                        "request_id was already used by this client_id for a different request; \
+                         nothing was applied (a retry must repeat the same request, a new request needs a new id)",
+                    ));
                 }
                 let mut header = self.node.header();
                 header.revision = outcome.revision;
@@ -200,50 +212,85 @@ impl Api {
     ) -> Result<(R, ResponseHeader, u64), Status> {
         let term = self.confirm_leadership().await?;
         let now = self.node.clock.now_ms();
-        let out = f(&self.node.ephemeral, term, now).ok_or_else(|| {
-            errors::status(
-                tonic::Code::ResourceExhausted,
-                "UNAVAILABLE",
-                "the ephemeral tier handed out all tokens of this leader term; it resumes after the next election",
-            )
-        })?;
+        let Some(out) = f(&self.node.ephemeral, term, now) else {
+            // The tier moved on to a later term meanwhile, or ran out of tokens.
+            if self.node.term() != term {
+                return Err(self.fail(RaftFailure::NotLeader).await);
+            }
+            return Err(errors::ephemeral_tokens_exhausted());
+        };
         Ok((out, self.node.header(), now))
     }
 
-    /// Checks a fence. A persistent fence is returned to travel in the command, where
-    /// the state machine checks it atomically with the write; an ephemeral fence is
-    /// checked here, on the confirmed leader, since ephemeral locks are not in the log.
-    /// With `check_now`, a persistent fence is also checked here (for writes that do
-    /// not go through the log).
-    pub async fn fence(&self, fence: Option<&Fence>, check_now: bool) -> Result<Option<(Vec<u8>, u64)>, Status> {
+    /// The fence of a write that goes through the log. It travels in the command and
+    /// the state machine checks it atomically with the write. Only a persistent lock
+    /// can fence such a write: an ephemeral lock lives outside the log, so checking it
+    /// before proposing would let an unlock and re-grant slip in before the commit.
+    pub fn log_fence(&self, fence: Option<&Fence>) -> Result<Option<(Vec<u8>, u64)>, Status> {
         let Some(f) = fence else {
             return Ok(None);
         };
         limits::resource("fence.resource", &f.resource)?;
-        let durability = limits::enumeration::<Durability>("fence.durability", f.durability)?;
-        if durability == Durability::Persistent && !check_now {
-            return Ok(Some((f.resource.clone(), f.token)));
+        match limits::enumeration::<Durability>("fence.durability", f.durability)? {
+            Durability::Persistent => Ok(Some((f.resource.clone(), f.token))),
+            Durability::Ephemeral => Err(errors::invalid(
+                "a persistent write cannot be fenced by an ephemeral lock (ephemeral locks are not in the log, \
+                 so the fence could not be checked atomically with the write); fence it with a persistent lock",
+            )),
         }
-        let term = match durability {
-            Durability::Persistent => self.confirm_leader().await?,
-            Durability::Ephemeral => self.confirm_leadership().await?,
+    }
+
+    /// An ephemeral-tier key write with its fence checked in the same critical section
+    /// as the write, so no unlock and re-grant can come between them. An ephemeral
+    /// fence is checked in the tier itself; a persistent one on the applied state after
+    /// a read-index, which is held (no entry applies meanwhile) until the write is done.
+    /// `write` gets the store, the revision to write at and the leader's time.
+    pub async fn ephemeral_write(
+        &self,
+        fence: Option<&Fence>,
+        write: impl FnOnce(&mut crate::sm::KvStore, u64, u64) -> Reply,
+    ) -> Result<(Reply, ResponseHeader), Status> {
+        let fence = match fence {
+            None => None,
+            Some(f) => {
+                limits::resource("fence.resource", &f.resource)?;
+                let durability = limits::enumeration::<Durability>("fence.durability", f.durability)?;
+                Some((f.resource.clone(), f.token, durability))
+            }
+        };
+        let term = match &fence {
+            Some((_, _, Durability::Persistent)) => self.confirm_leader().await?,
+            _ => self.confirm_leadership().await?,
+        };
+        let applied = match &fence {
+            Some((_, _, Durability::Persistent)) => Some(self.node.sm.read().map_err(|e| internal(e.to_string()))?),
+            _ => None,
         };
         let now = self.node.clock.now_ms();
-        let current = match durability {
-            Durability::Persistent => {
-                let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
-                st.sm.locks.token_of(st.sm.now_ms.max(now), &f.resource)
-            }
-            Durability::Ephemeral => self
-                .node
-                .ephemeral
-                .with(term, now, |t| t.locks.token_of(now, &f.resource))
-                .unwrap_or(0),
-        };
-        if current != f.token {
-            return Err(fenced(&f.resource, f.token, current));
-        }
-        Ok(None)
+        let reply = self
+            .node
+            .ephemeral
+            .with(term, now, |tier| {
+                if let Some((resource, token, durability)) = &fence {
+                    let current = match (durability, &applied) {
+                        (Durability::Persistent, Some(st)) => st.sm.locks.token_of(st.sm.now_ms.max(now), resource),
+                        _ => tier.locks.token_of(now, resource),
+                    };
+                    if current != *token {
+                        return Err(fenced(resource, *token, current));
+                    }
+                }
+                let rev = tier.next_token().ok_or_else(errors::ephemeral_tokens_exhausted)?;
+                Ok(write(&mut tier.kv, rev, now))
+            })
+            .ok_or_else(|| {
+                errors::status(
+                    ErrorKind::Unavailable,
+                    "leadership moved to a later term during the write; retry",
+                )
+            })??;
+        drop(applied);
+        Ok((reply, self.node.header()))
     }
 
     /// Whether a read of this consistency has to be served by the leader.

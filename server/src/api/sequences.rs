@@ -3,12 +3,15 @@
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::sequences_client::SequencesClient;
 use kahuna_proto::v1::sequences_server::Sequences;
-use tonic::{Code, Request, Response, Status};
+use kahuna_proto::ErrorKind;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
 
 use super::errors::{internal, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
-use crate::sm::{Op, Reply};
+use crate::sm::sequences::MAX_KEYS_PER_SEQUENCE;
+use crate::sm::{Op, Reply, SeqRefusal};
 
 #[tonic::async_trait]
 impl Sequences for Api {
@@ -40,17 +43,29 @@ impl Sequences for Api {
             .propose(op, None, limits::request_id(r.request_id.as_ref())?)
             .await?;
         match p.reply {
-            Reply::Seq(Some(range)) => Ok(Response::new(pb::NextResponse {
+            Reply::Seq(Ok(range)) => Ok(Response::new(pb::NextResponse {
                 header: Some(p.header),
                 first: range.first,
                 count: range.count,
                 replayed: range.replayed,
             })),
-            Reply::Seq(None) => Err(status(
-                Code::OutOfRange,
-                "SEQUENCE_EXHAUSTED",
+            Reply::Seq(Err(SeqRefusal::Exhausted)) => Err(status(
+                ErrorKind::SequenceExhausted,
                 format!("sequence {name:?} cannot hand out {} more identifiers", r.count),
             )),
+            Reply::Seq(Err(SeqRefusal::KeysFull { free_at_ms })) => {
+                let retry_after_ms = free_at_ms.saturating_sub(p.time_ms).max(1);
+                let mut s = status(
+                    ErrorKind::ResourceExhausted,
+                    format!(
+                        "sequence {name:?} already remembers {MAX_KEYS_PER_SEQUENCE} idempotency keys inside \
+                         their window; a new key can be remembered in {retry_after_ms} ms (or reserve without a key)"
+                    ),
+                );
+                s.metadata_mut()
+                    .insert("kahuna-retry-after-ms", MetadataValue::from(retry_after_ms));
+                Err(s)
+            }
             other => Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),
         }
     }

@@ -2,7 +2,7 @@
 //! the other members (their client addresses, learned over the peer port).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kahuna_proto::v1::ResponseHeader;
@@ -29,7 +29,8 @@ pub struct Node {
     pub id: NodeId,
     pub raft: Raft,
     pub sm: StateMachineStore,
-    pub clock: Clock,
+    /// Cluster time (see `clock`), shared with the state-machine store that advances it.
+    pub clock: Arc<Clock>,
     pub client_addr: String,
     pub storage: &'static str,
     pub read_index: std::sync::Arc<ReadIndex>,
@@ -65,8 +66,8 @@ impl Node {
             read_index: ReadIndex::new(raft.clone()),
             proposer: Proposer::start(raft.clone()),
             raft,
+            clock: sm.clock(),
             sm,
-            clock: Clock::default(),
             client_addr,
             storage,
             ephemeral: EphemeralTier::new(limits.max_ephemeral_ttl),

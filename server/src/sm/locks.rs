@@ -163,12 +163,13 @@ impl LockTable {
         }
     }
 
-    /// Gives every live lease at least one full TTL from `now_ms`: a new leader's
-    /// clock may differ from the old one's, and a holder must never see its lease cut.
-    pub fn extend_all_leases(&mut self, now_ms: u64) {
+    /// Gives every lease live at `live_at_ms` (the previous leader's last time) at
+    /// least one full TTL from `now_ms` (the new leader's first): a new leader's clock
+    /// may differ from the old one's, and a holder must never see its lease cut.
+    pub fn extend_all_leases(&mut self, live_at_ms: u64, now_ms: u64) {
         let live: Vec<Vec<u8>> = self
             .expiry
-            .range((now_ms.saturating_add(1), Vec::new())..)
+            .range((live_at_ms.saturating_add(1), Vec::new())..)
             .map(|(_, r)| r.clone())
             .collect();
         for resource in live {
@@ -192,6 +193,15 @@ impl LockTable {
             self.put(r, None);
         }
         due.len() as u32
+    }
+
+    /// Locks held, expired or not yet swept.
+    pub fn len(&self) -> usize {
+        self.locks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.locks.is_empty()
     }
 
     pub fn next_expiry(&self) -> Option<u64> {
@@ -242,7 +252,7 @@ mod tests {
         t.try_lock(1, 0, b"live", b"A", 100);
         t.try_lock(2, 0, b"long", b"A", 10_000);
         t.try_lock(3, 0, b"dead", b"A", 10);
-        t.extend_all_leases(50);
+        t.extend_all_leases(50, 50);
         assert_eq!(t.get(50, b"live").map(|l| l.expires_at_ms), Some(150));
         assert_eq!(t.get(50, b"long").map(|l| l.expires_at_ms), Some(10_050));
         assert!(t.get(50, b"dead").is_none());

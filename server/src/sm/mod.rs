@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use dedupe::Dedupe;
 pub use kv::{retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, HISTORY_RETENTION_REVISIONS};
 pub use locks::{LockReply, LockTable, LockView, Refusal};
-pub use sequences::{Range, Sequences};
+pub use sequences::{Range, SeqRefusal, Sequences};
 
 /// A state-machine command as stored in the Raft log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,6 +66,12 @@ pub enum Op {
     /// keys), at most `limit` of each.
     Sweep {
         limit: u32,
+    },
+    /// Proposed by a leader before it grants an ephemeral lease longer than any it
+    /// granted so far in its term: the next leader waits this long before granting
+    /// (see `ephemeral`).
+    EphemeralLeaseMark {
+        ttl_ms: u64,
     },
 }
 
@@ -126,13 +132,17 @@ pub enum Reply {
         results: Vec<txn::StepResult>,
     },
     Lock(LockReply),
-    /// `None` when the sequence is exhausted.
-    Seq(Option<Range>),
+    Seq(Result<Range, SeqRefusal>),
     /// The fence did not hold: the lock is not held with the given token. `current`
     /// is the live token (0 when free).
     Fenced {
         current: u64,
     },
+    /// A leader's bookkeeping entry was applied.
+    Recorded,
+    /// The `(client_id, request_id)` was first used for a different request (another
+    /// operation or other arguments): nothing was applied.
+    RequestReused,
 }
 
 /// All replicated application state, snapshotted as a whole.
@@ -148,6 +158,10 @@ pub struct StateMachine {
     pub locks: LockTable,
     pub sequences: Sequences,
     pub dedupe: Dedupe,
+    /// The longest ephemeral lease TTL granted in `ephemeral_mark_term`, the latest
+    /// term that granted any (whose leader waited out every earlier term's leases).
+    pub ephemeral_mark_ms: u64,
+    pub ephemeral_mark_term: u64,
 }
 
 impl StateMachine {
@@ -161,33 +175,39 @@ impl StateMachine {
     }
 
     fn run_command(&mut self, revision: u64, term: u64, cmd: &Command) -> Reply {
+        let before = self.now_ms;
         self.now_ms = self.now_ms.max(cmd.time_ms);
         let now = self.now_ms;
         if term > self.lease_term {
-            // The first command of a new leader: no lease may end sooner than one
-            // full TTL of the new leader's time.
+            // The first command of a new leader: every lease that was live at the
+            // last time the old leader stamped ends no sooner than one full TTL of
+            // the new leader's time. Judged at `before`, not `now`: a new leader
+            // whose clock runs ahead must not see a live lease as already expired.
             self.lease_term = term;
-            self.locks.extend_all_leases(now);
+            self.locks.extend_all_leases(before, now);
         }
-        if let Some((client, request_id)) = &cmd.request {
-            if let Some(reply) = self.dedupe.lookup(client, *request_id) {
-                return reply;
+        let digest = cmd.request.as_ref().map(|_| dedupe::digest(cmd));
+        if let (Some((client, request_id)), Some(digest)) = (&cmd.request, digest) {
+            match self.dedupe.lookup(client, *request_id, digest) {
+                Some(Ok(reply)) => return reply,
+                Some(Err(dedupe::Mismatch)) => return Reply::RequestReused,
+                None => {}
             }
         }
         let reply = match &cmd.fence {
             Some((resource, token)) if self.locks.token_of(now, resource) != *token => Reply::Fenced {
                 current: self.locks.token_of(now, resource),
             },
-            _ => self.run(revision, now, &cmd.op),
+            _ => self.run(revision, term, now, &cmd.op),
         };
         self.kv.prune_history(revision);
-        if let Some((client, request_id)) = &cmd.request {
-            self.dedupe.record(client, *request_id, now, &reply);
+        if let (Some((client, request_id)), Some(digest)) = (&cmd.request, digest) {
+            self.dedupe.record(client, *request_id, digest, now, &reply);
         }
         reply
     }
 
-    fn run(&mut self, revision: u64, now: u64, op: &Op) -> Reply {
+    fn run(&mut self, revision: u64, term: u64, now: u64, op: &Op) -> Reply {
         match op {
             Op::Set(op) => self.kv.set(revision, now, op),
             Op::Delete(op) => self.kv.delete(revision, now, op),
@@ -215,6 +235,15 @@ impl StateMachine {
                 self.sequences.forget_expired(now);
                 self.dedupe.forget_idle(now);
                 Reply::Sweep { removed }
+            }
+            Op::EphemeralLeaseMark { ttl_ms } => {
+                if term > self.ephemeral_mark_term {
+                    self.ephemeral_mark_term = term;
+                    self.ephemeral_mark_ms = *ttl_ms;
+                } else {
+                    self.ephemeral_mark_ms = self.ephemeral_mark_ms.max(*ttl_ms);
+                }
+                Reply::Recorded
             }
         }
     }
@@ -365,6 +394,111 @@ mod tests {
         };
         assert_eq!(sm.apply(2, &fenced(2)).reply, Reply::Fenced { current: 1 });
         assert!(matches!(sm.apply(2, &fenced(1)).reply, Reply::Sweep { .. }));
+    }
+
+    fn lock_cmd(owner: &str, ttl_ms: u64, time_ms: u64) -> Command {
+        Command {
+            time_ms,
+            request: None,
+            fence: None,
+            op: Op::TryLock {
+                resource: b"r".to_vec(),
+                owner: owner.into(),
+                ttl_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_leader_whose_clock_is_ahead_does_not_cut_leases() {
+        let mut sm = StateMachine::default();
+        // A holds a 60 s lease granted at t = 1,000 s by the term-1 leader.
+        let granted = sm.apply(1, &lock_cmd("A", 60_000, 1_000_000)).reply;
+        assert!(matches!(granted, Reply::Lock(LockReply { ok: true, .. })));
+        // The term-2 leader's clock is 120 s ahead: at its stamp, A's lease has
+        // "expired", but it was live at the last time the state machine knew.
+        let b = sm.apply(2, &lock_cmd("B", 60_000, 1_120_000)).reply;
+        assert!(
+            matches!(
+                b,
+                Reply::Lock(LockReply {
+                    ok: false,
+                    refusal: Refusal::HeldByOther,
+                    ..
+                })
+            ),
+            "B was granted a lock whose holder's lease was still valid: {b:?}"
+        );
+        // A keeps one full TTL from the new leader's first stamp.
+        assert_eq!(
+            sm.locks.get(1_120_000, b"r").map(|l| (l.owner, l.expires_at_ms)),
+            Some((b"A".to_vec(), 1_180_000))
+        );
+        // A lease that had already ended under the old leader is not revived.
+        let mut sm = StateMachine::default();
+        sm.apply(1, &lock_cmd("A", 100, 1_000));
+        sm.apply(1, &set("x", "1", 1_200));
+        assert!(matches!(
+            sm.apply(2, &lock_cmd("B", 100, 1_300)).reply,
+            Reply::Lock(LockReply { ok: true, .. })
+        ));
+    }
+
+    #[test]
+    fn time_continues_after_a_leader_whose_clock_was_far_ahead() {
+        use std::time::{Duration, Instant};
+        let year_ms = 365 * 24 * 3600 * 1000;
+        let true_wall = 1_000_000u64;
+        let mut sm = StateMachine::default();
+        // Term 1 was led by a member whose wall clock was a year ahead: it stamped a
+        // key with a 100 ms TTL.
+        let mut put = set("k", "v", true_wall + year_ms);
+        if let Op::Set(op) = &mut put.op {
+            op.ttl_ms = 100;
+        }
+        sm.apply(1, &put);
+        // The next leader applied that entry, and its own wall clock is true. Its
+        // stamps continue from the applied stamp, advanced by its monotonic clock.
+        let t0 = Instant::now();
+        let clock = crate::clock::Clock::default();
+        clock.observe_at(sm.now_ms, t0);
+        let stamp = |after_ms: u64| clock.now_at(t0 + Duration::from_millis(after_ms), || true_wall);
+        let sweep = |time_ms| Command {
+            time_ms,
+            request: None,
+            fence: None,
+            op: Op::Sweep { limit: 10 },
+        };
+        assert_eq!(sm.apply(2, &sweep(stamp(50))).reply, Reply::Sweep { removed: 0 });
+        assert!(sm.kv.get(sm.now_ms, b"k").is_some());
+        // 150 ms of the new leader's time later the key has expired and is swept:
+        // expiry did not freeze at the far-future stamp.
+        assert_eq!(sm.apply(2, &sweep(stamp(150))).reply, Reply::Sweep { removed: 1 });
+        assert_eq!(sm.now_ms, true_wall + year_ms + 150);
+    }
+
+    #[test]
+    fn a_request_id_reused_for_another_request_is_refused() {
+        let mut sm = StateMachine::default();
+        let mut first = set("a", "1", 10);
+        first.request = Some(("client-1".into(), 7));
+        assert!(matches!(
+            sm.apply(1, &first).reply,
+            Reply::Write { succeeded: true, .. }
+        ));
+        // The same id for a different write: refused, and nothing is applied.
+        let mut other = set("a", "2", 20);
+        other.request = Some(("client-1".into(), 7));
+        assert_eq!(sm.apply(1, &other).reply, Reply::RequestReused);
+        assert_eq!(sm.kv.get(20, b"a").map(|kv| kv.value), Some(b"1".to_vec()));
+        // The true retry (stamped again by another leader) still gets the first answer.
+        let mut retry = first.clone();
+        retry.time_ms = 30;
+        assert!(matches!(
+            sm.apply(2, &retry).reply,
+            Reply::Write { succeeded: true, .. }
+        ));
+        assert_eq!(sm.kv.get(30, b"a").map(|kv| kv.version), Some(1));
     }
 
     #[test]

@@ -7,8 +7,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-/// Idempotency keys remembered per sequence; the oldest is forgotten first.
+/// Idempotency keys remembered per sequence at once. A key is never forgotten
+/// inside its window (that would hand out a second range for it): a new key beyond
+/// this is refused until the oldest window ends.
 pub const MAX_KEYS_PER_SEQUENCE: usize = 10_000;
+
+/// Why a reservation was refused.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SeqRefusal {
+    /// The sequence would pass `u64::MAX`.
+    Exhausted,
+    /// [`MAX_KEYS_PER_SEQUENCE`] keys are inside their window; the oldest window
+    /// ends at `free_at_ms`.
+    KeysFull { free_at_ms: u64 },
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Reserved {
@@ -42,26 +54,43 @@ impl Sequences {
     }
 
     /// Reserves `count` identifiers, or returns the range `key` reserved before.
-    /// `None` when the sequence would pass `u64::MAX`.
-    pub fn next(&mut self, now_ms: u64, name: &str, count: u64, key: Option<&str>, window_ms: u64) -> Option<Range> {
+    pub fn next(
+        &mut self,
+        now_ms: u64,
+        name: &str,
+        count: u64,
+        key: Option<&str>,
+        window_ms: u64,
+    ) -> Result<Range, SeqRefusal> {
         if let Some(key) = key {
             if let Some(r) = self.reserved.get(&(name.to_owned(), key.to_owned())) {
                 if r.forget_at_ms > now_ms {
-                    return Some(Range {
+                    return Ok(Range {
                         first: r.first,
                         count: r.count,
                         replayed: true,
                     });
                 }
             }
+            self.forget_expired(now_ms);
+            if self.per_sequence.get(name).copied().unwrap_or(0) >= MAX_KEYS_PER_SEQUENCE
+                && !self.reserved.contains_key(&(name.to_owned(), key.to_owned()))
+            {
+                let free_at_ms = self
+                    .forget
+                    .iter()
+                    .find(|(_, n, _)| n == name)
+                    .map_or(now_ms, |(at, _, _)| *at);
+                return Err(SeqRefusal::KeysFull { free_at_ms });
+            }
         }
         let first = self.peek(name);
-        let next = first.checked_add(count)?;
+        let next = first.checked_add(count).ok_or(SeqRefusal::Exhausted)?;
         self.next.insert(name.to_owned(), next);
         if let Some(key) = key {
             self.remember(name, key, first, count, now_ms.saturating_add(window_ms));
         }
-        Some(Range {
+        Ok(Range {
             first,
             count,
             replayed: false,
@@ -84,12 +113,6 @@ impl Sequences {
             },
         );
         self.forget.insert((forget_at_ms, id.0, id.1));
-        if self.per_sequence.get(name).copied().unwrap_or(0) > MAX_KEYS_PER_SEQUENCE {
-            let oldest = self.forget.iter().find(|(_, n, _)| n == name).cloned();
-            if let Some((at, n, k)) = oldest {
-                self.drop_key(at, n, k);
-            }
-        }
     }
 
     fn drop_key(&mut self, at: u64, name: String, key: String) {
@@ -139,7 +162,29 @@ mod tests {
     fn overflow_is_refused() {
         let mut s = Sequences::default();
         s.next.insert("x".into(), u64::MAX - 1);
-        assert!(s.next(0, "x", 2, None, 0).is_none());
-        assert!(s.next(0, "x", 1, None, 0).is_some());
+        assert_eq!(s.next(0, "x", 2, None, 0), Err(SeqRefusal::Exhausted));
+        assert!(s.next(0, "x", 1, None, 0).is_ok());
+    }
+
+    #[test]
+    fn a_key_inside_its_window_is_never_forgotten_to_make_room() {
+        let mut s = Sequences::default();
+        for i in 0..MAX_KEYS_PER_SEQUENCE as u64 {
+            s.next(i, "ids", 1, Some(&format!("k{i}")), 100_000).expect("range");
+        }
+        // The table is full: a new key is refused, naming when the oldest window ends...
+        assert_eq!(
+            s.next(50, "ids", 1, Some("new"), 100_000),
+            Err(SeqRefusal::KeysFull { free_at_ms: 100_000 })
+        );
+        // ...while every remembered key still gets its own range back, the oldest too.
+        let first = s.next(60, "ids", 1, Some("k0"), 100_000).expect("replay");
+        assert_eq!((first.first, first.replayed), (1, true));
+        // Keys without an idempotency key and other sequences are not affected.
+        assert!(s.next(60, "ids", 1, None, 100_000).is_ok());
+        assert!(s.next(60, "other", 1, Some("new"), 100_000).is_ok());
+        // Once the oldest window ends, its slot is free for a new key.
+        let fresh = s.next(100_000, "ids", 1, Some("new"), 100_000).expect("range");
+        assert!(!fresh.replayed);
     }
 }

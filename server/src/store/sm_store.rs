@@ -14,6 +14,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, Space, WriteOp};
+use crate::clock::Clock;
 use crate::raft::types::{Entry, LogId, Membership, NodeId, StorageError, TypeConfig};
 use crate::sm::{Outcome, StateMachine};
 
@@ -43,6 +44,8 @@ pub struct StateMachineStore {
     /// The applied revision, readable without the state lock (for response headers).
     revision: Arc<AtomicU64>,
     snapshots_built: Arc<AtomicU64>,
+    /// Cluster time, told of every applied stamp so a new leader continues from it.
+    clock: Arc<Clock>,
 }
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError {
@@ -61,12 +64,18 @@ impl StateMachineStore {
             state: Arc::default(),
             revision: Arc::default(),
             snapshots_built: Arc::default(),
+            clock: Arc::default(),
         };
         if let Some((_, data)) = store.load_snapshot()? {
             let applied: Applied = bincode::deserialize(&data).map_err(snap_err)?;
             store.replace(applied)?;
         }
         Ok(store)
+    }
+
+    /// Cluster time as this member knows it from what it applied (see `clock`).
+    pub fn clock(&self) -> Arc<Clock> {
+        self.clock.clone()
     }
 
     /// The revision of the last applied command.
@@ -78,6 +87,7 @@ impl StateMachineStore {
         let mut st = self.write_state()?;
         *st = applied;
         self.revision.store(st.revision(), Ordering::Release);
+        self.clock.observe(st.sm.now_ms);
         Ok(())
     }
 
@@ -174,6 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             replies.push(outcomes);
         }
         self.revision.store(st.revision(), Ordering::Release);
+        self.clock.observe(st.sm.now_ms);
         Ok(replies)
     }
 

@@ -32,13 +32,6 @@ impl Tier {
             Tier::Ephemeral => Durability::Ephemeral,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Persistent => "persistent",
-            Tier::Ephemeral => "ephemeral",
-        }
-    }
 }
 
 /// A mutation that failed: the client retried what was safe to retry (with the same
@@ -103,14 +96,8 @@ impl Db {
     }
 
     /// Set, optionally only when the current value is `expected` (`Some(None)`: only
-    /// when absent), optionally fenced. Answers whether it applied, and at which revision.
-    pub async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        expected: Option<Option<&[u8]>>,
-        fence: Option<(&str, u64, Tier)>,
-    ) -> Outcome<(bool, u64)> {
+    /// when absent). Answers whether it applied, and at which revision.
+    pub async fn set(&self, key: &str, value: &[u8], expected: Option<Option<&[u8]>>) -> Outcome<(bool, u64)> {
         let condition = match expected {
             Some(Some(v)) => SetCondition::IfValue(v.to_vec()),
             Some(None) => SetCondition::IfNotExists,
@@ -118,11 +105,38 @@ impl Db {
         };
         let options = SetOptions {
             condition,
-            fence: fence.map(|(resource, token, tier)| Fence {
+            ..SetOptions::default()
+        };
+        outcome(self.client.set_with(key, value, options).await.map(|r| {
+            let rev = match (&r.kv, r.succeeded) {
+                (Some(kv), true) => kv.mod_revision,
+                _ => 0,
+            };
+            (r.succeeded, rev)
+        }))
+    }
+
+    /// A write of `key` fenced by the lock `resource` with `token`, in the lock's tier:
+    /// an ephemeral lock fences an ephemeral key (the server checks the fence and
+    /// writes in one step; it refuses persistent writes fenced by ephemeral locks).
+    /// Answers whether it applied, and at which revision.
+    pub async fn fenced_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        resource: &str,
+        token: u64,
+        tier: Tier,
+    ) -> Outcome<(bool, u64)> {
+        let options = SetOptions {
+            fence: Some(Fence {
                 resource: resource.to_owned(),
                 token,
                 durability: tier.durability(),
             }),
+            durability: tier.durability(),
+            // Ephemeral keys need a TTL within the tier's limit (3 s in these runs).
+            ttl: (tier == Tier::Ephemeral).then_some(Duration::from_secs(2)),
             ..SetOptions::default()
         };
         outcome(self.client.set_with(key, value, options).await.map(|r| {

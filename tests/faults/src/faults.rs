@@ -212,22 +212,36 @@ async fn inject(cluster: &mut Cluster, kind: Kind, hold: Duration, rng: &mut imp
             } else {
                 rng.gen_range(1..=n)
             };
-            let magnitude = rng.gen_range(2..=15) as i64;
+            // Off by more than the longest lock TTL of the workloads (5 s), ahead or
+            // behind: a leader that judged leases by its wall clock would cut them
+            // short or stretch them.
+            let magnitude = rng.gen_range(6..=120) as i64;
             let skew = if rng.gen_bool(0.5) { magnitude } else { -magnitude };
             cluster.kill(id);
             cluster.spawn(id, skew)?;
             // Let it rejoin, then pause whoever leads (if not it) so that the skewed
-            // member may be elected and lead with its clock.
+            // member may be elected and lead with its clock; up to three tries.
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let mut also = String::new();
-            if let Some(l) = cluster.leader().await.filter(|&l| l != id) {
-                cluster.pause(l);
-                tokio::time::sleep(hold).await;
-                cluster.resume(l);
-                also = format!(", leader {l} paused meanwhile");
-            } else {
+            let mut paused = Vec::new();
+            for _ in 0..3 {
+                match cluster.leader().await {
+                    Some(l) if l != id => {
+                        cluster.pause(l);
+                        tokio::time::sleep(hold).await;
+                        cluster.resume(l);
+                        paused.push(l);
+                    }
+                    _ => break,
+                }
+            }
+            if paused.is_empty() {
                 tokio::time::sleep(hold).await;
             }
+            let also = if paused.is_empty() {
+                String::new()
+            } else {
+                format!(", leaders {paused:?} paused meanwhile")
+            };
             let now_leader = cluster.wait_leader(Duration::from_secs(10)).await;
             tokio::time::sleep(Duration::from_secs(2)).await;
             cluster.kill(id);

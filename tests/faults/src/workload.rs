@@ -164,13 +164,13 @@ impl Register {
                 let o = match &expected {
                     None => {
                         op.op = "set".into();
-                        db.set(&key, value.as_bytes(), None, None).await
+                        db.set(&key, value.as_bytes(), None).await
                     }
                     Some(e) => {
                         op.op = "cas".into();
                         op.expected = e.clone();
                         let cond = if e.is_empty() { None } else { Some(e.as_bytes()) };
-                        db.set(&key, value.as_bytes(), Some(cond), None).await
+                        db.set(&key, value.as_bytes(), Some(cond)).await
                     }
                 };
                 op.ret = now_ns();
@@ -198,18 +198,27 @@ impl Register {
 // ---------------------------------------------------------------- locks
 
 pub struct Locks {
+    /// The workload's name, also in its resource names.
+    pub name: &'static str,
     pub tier: Tier,
+    pub ttl: Duration,
     pub history: Mutex<LockHistory>,
     pub counts: Counts,
     pub grants: AtomicU64,
 }
 
+/// Shorter than an election: leases run out while a failover is under way.
 pub const LOCK_TTL: Duration = Duration::from_millis(1500);
+/// Longer than an election (1-2 s here) and shorter than the clock skews the faults
+/// inject: leases are carried across failovers by the new-term extension.
+pub const LONG_LOCK_TTL: Duration = Duration::from_millis(5000);
 
 impl Locks {
-    pub fn new(tier: Tier) -> Arc<Locks> {
+    pub fn new(name: &'static str, tier: Tier, ttl: Duration) -> Arc<Locks> {
         Arc::new(Locks {
+            name,
             tier,
+            ttl,
             history: Mutex::new(LockHistory::default()),
             counts: Counts::default(),
             grants: AtomicU64::new(0),
@@ -219,10 +228,10 @@ impl Locks {
     pub async fn run(self: Arc<Self>, ctx: Arc<Ctx>, clients: usize, resources: usize) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for i in 0..clients {
-            let db = ctx.db(&format!("lock-{}", self.tier.name()), i)?;
+            let db = ctx.db(&format!("lock-{}", self.name), i)?;
             let me = self.clone();
             let ctx = ctx.clone();
-            let resource = format!("{}/{}/lock/{}", ctx.run_id, self.tier.name(), i % resources);
+            let resource = format!("{}/{}/lock/{}", ctx.run_id, self.name, i % resources);
             tasks.push(tokio::spawn(async move { me.client(ctx, db, i, resource).await }));
         }
         for t in tasks {
@@ -245,7 +254,7 @@ impl Locks {
             // A fresh owner per attempt: every grant is a new lease, never a re-lock.
             let owner = format!("c{client}-{attempt}");
             let sent = Instant::now();
-            let o = db.lock(&resource, &owner, LOCK_TTL, tier).await;
+            let o = db.lock(&resource, &owner, self.ttl, tier).await;
             let ack = Instant::now();
             self.counts.count(&o);
             let lease = match o {
@@ -266,6 +275,7 @@ impl Locks {
             let hold = Duration::from_millis(rnd(100, 2500));
             let mut n = 0;
             let mut lost = false;
+            let mut fenced = false;
             while !ctx.stopped() && ack.elapsed() < hold {
                 match lease.trusted_until() {
                     Some(t) => trusted_until = trusted_until.max(t),
@@ -277,31 +287,9 @@ impl Locks {
                 n += 1;
                 let value = format!("{owner}-w{n}");
                 let w_sent = now_ns();
-                let o = db
-                    .set(&data_key, value.as_bytes(), None, Some((&resource, token, tier)))
-                    .await;
-                self.counts.count(&o);
-                let result = match &o {
-                    Outcome::Ok((true, rev)) => WriteResult::Ok(*rev),
-                    Outcome::Ok((false, _)) => WriteResult::Failed,
-                    Outcome::Failed(e) if e.starts_with("FENCED") => WriteResult::Fenced,
-                    Outcome::Failed(_) => WriteResult::Failed,
-                    Outcome::Unknown(_) => WriteResult::Unknown,
-                };
-                self.history
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .writes
-                    .push(FencedWrite {
-                        owner: owner.clone(),
-                        resource: resource.clone(),
-                        token,
-                        value,
-                        sent: w_sent,
-                        ack: now_ns(),
-                        result: result.clone(),
-                    });
-                if result == WriteResult::Fenced {
+                let o = db.fenced_set(&data_key, value.as_bytes(), &resource, token, tier).await;
+                if self.record_write(&owner, &resource, token, value, w_sent, &o) == WriteResult::Fenced {
+                    fenced = true;
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(rnd(10, 60))).await;
@@ -321,10 +309,60 @@ impl Locks {
                 ack: ns_of(ack),
                 end: ns_of(end),
             });
-            let o = lease.release().await;
-            self.counts.count(&o);
+            if lost || fenced || ctx.stopped() {
+                let o = lease.release().await;
+                self.counts.count(&o);
+            } else {
+                // Race a last write against the release and the next client's grant:
+                // it must be applied while the lock is still held or refused FENCED,
+                // never accepted after someone else's grant (a fence checked apart
+                // from its write would let it through).
+                n += 1;
+                let value = format!("{owner}-w{n}");
+                let w_sent = now_ns();
+                let (o, released) = tokio::join!(
+                    db.fenced_set(&data_key, value.as_bytes(), &resource, token, tier),
+                    lease.release()
+                );
+                self.record_write(&owner, &resource, token, value, w_sent, &o);
+                self.counts.count(&released);
+            }
             think().await;
         }
+    }
+
+    /// Counts and records a fenced write; returns how it ended.
+    fn record_write(
+        &self,
+        owner: &str,
+        resource: &str,
+        token: u64,
+        value: String,
+        sent: i64,
+        o: &Outcome<(bool, u64)>,
+    ) -> WriteResult {
+        self.counts.count(o);
+        let result = match o {
+            Outcome::Ok((true, rev)) => WriteResult::Ok(*rev),
+            Outcome::Ok((false, _)) => WriteResult::Failed,
+            Outcome::Failed(e) if e.starts_with("FENCED") => WriteResult::Fenced,
+            Outcome::Failed(_) => WriteResult::Failed,
+            Outcome::Unknown(_) => WriteResult::Unknown,
+        };
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .writes
+            .push(FencedWrite {
+                owner: owner.to_owned(),
+                resource: resource.to_owned(),
+                token,
+                value,
+                sent,
+                ack: now_ns(),
+                result: result.clone(),
+            });
+        result
     }
 }
 

@@ -1,0 +1,749 @@
+"""Client (blocking) and AsyncClient (asyncio) over the native module.
+
+Both flavours share one implementation of every call (argument checks and
+conversions); they differ only in ``_call``: the blocking client runs the native call
+with the GIL released and returns its result, the asyncio client starts it on the
+native runtime and returns an ``asyncio.Future`` whose cancellation cancels the native
+call. Precise signatures are in ``_client.pyi``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import inspect
+import threading
+import weakref
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _native
+from ._errors import LockNotHeldError
+from ._types import (
+    Fence,
+    _delete_result,
+    _history,
+    _id_range,
+    _kv_opt,
+    _lock_info,
+    _members,
+    _scan_page,
+    _set_result,
+    _status,
+    _txn_result,
+)
+
+Seconds = Union[float, int, datetime.timedelta]
+Value = Union[str, bytes, bytearray, memoryview]
+
+DEFAULT_ENDPOINT = "127.0.0.1:2070"
+
+
+def _secs(d: Seconds, what: str = "duration") -> float:
+    if isinstance(d, datetime.timedelta):
+        return d.total_seconds()
+    if isinstance(d, bool) or not isinstance(d, (int, float)):
+        raise TypeError(f"{what} must be seconds (float) or datetime.timedelta, not {type(d).__name__}")
+    return float(d)
+
+
+def _opt_secs(d: Optional[Seconds], what: str = "duration") -> Optional[float]:
+    return None if d is None else _secs(d, what)
+
+
+def _b(v: Value) -> bytes:
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    raise TypeError(f"value must be str or bytes, not {type(v).__name__}")
+
+
+def _endpoints(endpoints: Union[str, Iterable[str], None]) -> List[str]:
+    if endpoints is None:
+        return [DEFAULT_ENDPOINT]
+    if isinstance(endpoints, str):
+        return [e.strip() for e in endpoints.split(",") if e.strip()]
+    return list(endpoints)
+
+
+def _fence(f: Any) -> Optional[Tuple[str, int, bool]]:
+    if f is None:
+        return None
+    if isinstance(f, (Lock, AsyncLock)):
+        t = f._n.fence()
+        if t is None or not f.acquired:
+            raise LockNotHeldError(f"lock {f.resource!r} is not held: refusing an unfenced write", "LOCK_NOT_HELD", False)
+        return t  # type: ignore[no-any-return]
+    if isinstance(f, Fence):
+        return (f.resource, int(f.token), bool(f.ephemeral))
+    if isinstance(f, tuple) and len(f) in (2, 3):
+        return (str(f[0]), int(f[1]), bool(f[2]) if len(f) == 3 else False)
+    raise TypeError("fence must be a Lock, a kahuna.Fence or a (resource, token) tuple")
+
+
+def _set_cond(
+    if_not_exists: bool, if_exists: bool, if_value: Optional[Value], if_revision: Optional[int]
+) -> Tuple[str, bytes, int]:
+    given = sum([bool(if_not_exists), bool(if_exists), if_value is not None, if_revision is not None])
+    if given > 1:
+        raise ValueError("give at most one of if_not_exists, if_exists, if_value, if_revision")
+    if if_not_exists:
+        return ("if_not_exists", b"", 0)
+    if if_exists:
+        return ("if_exists", b"", 0)
+    if if_value is not None:
+        return ("if_value", _b(if_value), 0)
+    if if_revision is not None:
+        return ("if_revision", b"", int(if_revision))
+    return ("always", b"", 0)
+
+
+# --- transactions -----------------------------------------------------------------------
+
+_OPS = ("==", "!=", ">", "<")
+
+
+class Compare:
+    """A transaction compare: ``Compare.value("k", "==", "v")``, ``Compare.exists("k")``, ..."""
+
+    __slots__ = ("_t",)
+
+    def __init__(self, target: str, key: str, op: str = "==", value: bytes = b"", number: int = 0) -> None:
+        if op not in _OPS:
+            raise ValueError(f"compare operator must be one of {_OPS}, not {op!r}")
+        self._t = (target, key, op, value, number)
+
+    def __repr__(self) -> str:
+        return f"Compare{self._t!r}"
+
+    @staticmethod
+    def value(key: str, op: str, value: Value) -> "Compare":
+        return Compare("value", key, op, _b(value))
+
+    @staticmethod
+    def mod_revision(key: str, op: str, revision: int) -> "Compare":
+        return Compare("mod_revision", key, op, b"", revision)
+
+    @staticmethod
+    def create_revision(key: str, op: str, revision: int) -> "Compare":
+        return Compare("create_revision", key, op, b"", revision)
+
+    @staticmethod
+    def version(key: str, op: str, version: int) -> "Compare":
+        return Compare("version", key, op, b"", version)
+
+    @staticmethod
+    def exists(key: str) -> "Compare":
+        return Compare("exists", key)
+
+    @staticmethod
+    def missing(key: str) -> "Compare":
+        return Compare("missing", key)
+
+    @staticmethod
+    def lock_token(resource: str, op: str, token: int) -> "Compare":
+        return Compare("lock_token", resource, op, b"", token)
+
+
+class Op:
+    """A transaction operation: ``Op.set``, ``Op.delete``, ``Op.get``, ``Op.extend``."""
+
+    __slots__ = ("_t",)
+
+    def __init__(self, kind: str, key: str, value: bytes = b"", ttl: Optional[float] = None) -> None:
+        self._t = (kind, key, value, ttl)
+
+    def __repr__(self) -> str:
+        return f"Op{self._t!r}"
+
+    @staticmethod
+    def set(key: str, value: Value, ttl: Optional[Seconds] = None) -> "Op":
+        return Op("set", key, _b(value), _opt_secs(ttl, "ttl"))
+
+    @staticmethod
+    def delete(key: str) -> "Op":
+        return Op("delete", key)
+
+    @staticmethod
+    def get(key: str) -> "Op":
+        return Op("get", key)
+
+    @staticmethod
+    def extend(key: str, ttl: Optional[Seconds] = None) -> "Op":
+        return Op("extend", key, b"", _opt_secs(ttl, "ttl"))
+
+
+class Txn:
+    """``client.txn().when(...).then(...).otherwise(...).commit()`` (awaitable on AsyncClient)."""
+
+    def __init__(self, client: "_Calls") -> None:
+        self._client = client
+        self._when: List[Any] = []
+        self._then: List[Any] = []
+        self._else: List[Any] = []
+        self._fence: Optional[Tuple[str, int, bool]] = None
+
+    def when(self, *compares: Compare) -> "Txn":
+        self._when.extend(c._t for c in compares)
+        return self
+
+    def then(self, *ops: Op) -> "Txn":
+        self._then.extend(o._t for o in ops)
+        return self
+
+    def otherwise(self, *ops: Op) -> "Txn":
+        self._else.extend(o._t for o in ops)
+        return self
+
+    def fence(self, fence: Any) -> "Txn":
+        self._fence = _fence(fence)
+        return self
+
+    def commit(self) -> Any:
+        c = self._client
+        return c._call(_txn_result, c._n.txn, self._when, self._then, self._else, self._fence)
+
+
+# --- the calls both clients share ----------------------------------------------------------
+
+
+def _ident(x: Any) -> Any:
+    return x
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+class _Calls:
+    _n: Any
+
+    def _call(self, conv: Callable[[Any], Any], fn: Callable[..., Any], *args: Any) -> Any:
+        raise NotImplementedError
+
+    # key/value
+    def get(self, key: str, *, revision: Optional[int] = None, stale: bool = False, ephemeral: bool = False) -> Any:
+        return self._call(_kv_opt, self._n.get, key, revision or 0, stale, ephemeral)
+
+    def set(
+        self,
+        key: str,
+        value: Value,
+        *,
+        ttl: Optional[Seconds] = None,
+        if_not_exists: bool = False,
+        if_exists: bool = False,
+        if_value: Optional[Value] = None,
+        if_revision: Optional[int] = None,
+        ephemeral: bool = False,
+        fence: Any = None,
+    ) -> Any:
+        cond, cv, cr = _set_cond(if_not_exists, if_exists, if_value, if_revision)
+        return self._call(
+            _set_result, self._n.set, key, _b(value), _opt_secs(ttl, "ttl"), cond, cv, cr, ephemeral, _fence(fence)
+        )
+
+    def compare_and_set(self, key: str, expected: Value, value: Value, *, ttl: Optional[Seconds] = None) -> Any:
+        return self.set(key, value, ttl=ttl, if_value=expected)
+
+    def compare_revision_and_set(self, key: str, revision: int, value: Value, *, ttl: Optional[Seconds] = None) -> Any:
+        return self.set(key, value, ttl=ttl, if_revision=revision)
+
+    def delete(
+        self,
+        key: str,
+        *,
+        if_value: Optional[Value] = None,
+        if_revision: Optional[int] = None,
+        ephemeral: bool = False,
+        fence: Any = None,
+    ) -> Any:
+        if if_value is not None and if_revision is not None:
+            raise ValueError("give at most one of if_value, if_revision")
+        if if_value is not None:
+            cond, cv, cr = "if_value", _b(if_value), 0
+        elif if_revision is not None:
+            cond, cv, cr = "if_revision", b"", int(if_revision)
+        else:
+            cond, cv, cr = "always", b"", 0
+        return self._call(_delete_result, self._n.delete, key, cond, cv, cr, ephemeral, _fence(fence))
+
+    def extend(self, key: str, ttl: Optional[Seconds] = None, *, ephemeral: bool = False) -> Any:
+        return self._call(_set_result, self._n.extend, key, _opt_secs(ttl, "ttl"), ephemeral)
+
+    def exists(self, key: str, *, stale: bool = False, ephemeral: bool = False) -> Any:
+        return self._call(_ident, self._n.exists, key, stale, ephemeral)
+
+    def scan(
+        self,
+        prefix: str,
+        *,
+        limit: int = 0,
+        page_token: Optional[bytes] = None,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> Any:
+        return self._call(_scan_page, self._n.scan, prefix, limit, page_token, keys_only, stale, ephemeral)
+
+    def history(self, key: str, *, limit: int = 0) -> Any:
+        return self._call(_history, self._n.history, key, limit)
+
+    def txn(self) -> Txn:
+        return Txn(self)
+
+    # sequences
+    def next(self, name: str, count: int = 1, *, idempotency_key: Optional[str] = None) -> Any:
+        return self._call(_id_range, self._n.next, name, count, idempotency_key)
+
+    def peek_sequence(self, name: str) -> Any:
+        return self._call(_ident, self._n.peek_sequence, name)
+
+    # locks
+    def unlock(self, resource: str, owner: str, *, ephemeral: bool = False) -> Any:
+        return self._call(_ident, self._n.unlock, resource, owner, ephemeral)
+
+    def lock_info(self, resource: str, *, ephemeral: bool = False) -> Any:
+        return self._call(_lock_info, self._n.lock_info, resource, ephemeral)
+
+    def _lock_args(
+        self, resource: str, ttl: Seconds, wait: Seconds, retry: Seconds, ephemeral: bool, owner: Optional[str]
+    ) -> Tuple[Any, ...]:
+        return (resource, _secs(ttl, "ttl"), _secs(wait, "wait"), _secs(retry, "retry"), ephemeral, owner)
+
+    # cluster
+    def status(self) -> Any:
+        return self._call(_status, self._n.status)
+
+    def members(self) -> Any:
+        return self._call(_members, self._n.members)
+
+    def add_learner(self, node_id: int, peer_addr: str) -> Any:
+        return self._call(_members, self._n.add_learner, node_id, peer_addr)
+
+    def change_membership(self, voters: Sequence[int], *, retain: bool = False) -> Any:
+        return self._call(_members, self._n.change_membership, list(voters), retain)
+
+    def promote(self, node_id: int) -> Any:
+        return self._call(_members, self._n.promote, node_id)
+
+    def remove_member(self, node_id: int) -> Any:
+        return self._call(_members, self._n.remove_member, node_id)
+
+    def trigger_snapshot(self) -> Any:
+        return self._call(_none, self._n.trigger_snapshot)
+
+    # the connection
+    @property
+    def client_id(self) -> str:
+        return self._n.client_id()  # type: ignore[no-any-return]
+
+    @property
+    def endpoints(self) -> List[str]:
+        return self._n.endpoints()  # type: ignore[no-any-return]
+
+    @property
+    def leader(self) -> Optional[str]:
+        return self._n.leader()  # type: ignore[no-any-return]
+
+
+def _connect_args(
+    endpoints: Union[str, Iterable[str], None],
+    timeout: Seconds,
+    attempt_timeout: Seconds,
+    connect_timeout: Seconds,
+    client_id: Optional[str],
+    discover_members: bool,
+) -> Tuple[Any, ...]:
+    return (
+        _endpoints(endpoints),
+        client_id,
+        _secs(timeout, "timeout"),
+        _secs(attempt_timeout, "attempt_timeout"),
+        _secs(connect_timeout, "connect_timeout"),
+        discover_members,
+    )
+
+
+# --- blocking ------------------------------------------------------------------------------
+
+
+class Client(_Calls):
+    """A blocking client; every call releases the GIL while it waits. Thread-safe."""
+
+    def __init__(
+        self,
+        endpoints: Union[str, Iterable[str], None] = None,
+        *,
+        timeout: Seconds = 10.0,
+        attempt_timeout: Seconds = 2.0,
+        connect_timeout: Seconds = 0.5,
+        client_id: Optional[str] = None,
+        discover_members: bool = True,
+        lazy: bool = False,
+        _native_client: Any = None,
+    ) -> None:
+        if _native_client is not None:
+            self._n = _native_client
+            return
+        args = _connect_args(endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members)
+        self._n = _native.connect(*args, lazy)
+
+    def _call(self, conv: Callable[[Any], Any], fn: Callable[..., Any], *args: Any) -> Any:
+        return conv(fn(*args))
+
+    def with_timeout(self, timeout: Seconds) -> "Client":
+        return Client(_native_client=self._n.with_timeout(_secs(timeout, "timeout")))
+
+    def lock(
+        self,
+        resource: str,
+        *,
+        ttl: Seconds = 10.0,
+        wait: Seconds = 0.0,
+        retry: Seconds = 0.1,
+        ephemeral: bool = False,
+        owner: Optional[str] = None,
+        on_lost: Optional[Callable[["Lock"], Any]] = None,
+    ) -> "Lock":
+        n = self._n.lock(*self._lock_args(resource, ttl, wait, retry, ephemeral, owner))
+        return Lock(n, resource, ephemeral, on_lost)
+
+    def scan_iter(
+        self, prefix: str, *, page_size: int = 0, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> Any:
+        token: Optional[bytes] = None
+        while True:
+            page = self.scan(
+                prefix, limit=page_size, page_token=token, keys_only=keys_only, stale=stale, ephemeral=ephemeral
+            )
+            yield from page.kvs
+            if page.next_page_token is None:
+                return
+            token = page.next_page_token
+
+    def scan_all(self, prefix: str, *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False) -> Any:
+        return list(self.scan_iter(prefix, keys_only=keys_only, stale=stale, ephemeral=ephemeral))
+
+    def close(self) -> None:
+        """Drops the connection (calls in flight on other threads finish first)."""
+        self._n = _Closed()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"kahuna.Client(endpoints={self.endpoints!r})"
+
+
+class _Closed:
+    def __getattr__(self, name: str) -> Any:
+        from ._errors import make_error
+
+        raise make_error("CONFIG", "the client is closed", False)
+
+
+def _lost_watcher(ref: "weakref.ref[Any]") -> Callable[[Optional[str]], None]:
+    def lost(reason: Optional[str]) -> None:
+        lock = ref()
+        if lock is not None:
+            lock._on_native_lost(reason)
+
+    return lost
+
+
+class _LockBase:
+    _n: Any
+
+    def __init__(self, native: Any, resource: str, ephemeral: bool) -> None:
+        self._n = native
+        self.resource = resource
+        self.ephemeral = ephemeral
+        self._released = False
+        self.lost_reason: Optional[str] = None
+
+    @property
+    def acquired(self) -> bool:
+        """Held, and the lease is still trusted by this client's clock."""
+        return bool(self._n.acquired())
+
+    @property
+    def fencing_token(self) -> Optional[int]:
+        return self._n.fencing_token()  # type: ignore[no-any-return]
+
+    @property
+    def owner(self) -> Optional[str]:
+        return self._n.owner()  # type: ignore[no-any-return]
+
+    @property
+    def holder(self) -> Any:
+        """The holder the server reported when the lock was not acquired."""
+        return _lock_info(self._n.holder())
+
+    @property
+    def trusted_for(self) -> float:
+        """Seconds the lease can still be trusted (0 when not held)."""
+        return float(self._n.trusted_for())
+
+    @property
+    def fence(self) -> Optional[Fence]:
+        t = self._n.fence()
+        return None if t is None else Fence(t[0], t[1], t[2])
+
+    def __bool__(self) -> bool:
+        return self.acquired
+
+    def __repr__(self) -> str:
+        return (
+            f"<kahuna lock {self.resource!r} acquired={self.acquired} token={self.fencing_token}"
+            f" lost={self.lost_reason is not None}>"
+        )
+
+
+class Lock(_LockBase):
+    """A lock attempt (blocking client). ``with client.lock(...) as lock:`` releases on exit."""
+
+    def __init__(self, native: Any, resource: str, ephemeral: bool, on_lost: Optional[Callable[["Lock"], Any]]) -> None:
+        super().__init__(native, resource, ephemeral)
+        self.lost = threading.Event()
+        self._on_lost = on_lost
+        if native.fencing_token() is not None:
+            native.watch(_lost_watcher(weakref.ref(self)))
+
+    def _on_native_lost(self, reason: Optional[str]) -> None:
+        # On a runtime thread: hand user code to a thread of its own.
+        if self._released:
+            return
+        self.lost_reason = reason or "lost"
+        self.lost.set()
+        if self._on_lost is not None:
+            threading.Thread(target=self._on_lost, args=(self,), name="kahuna-on-lost", daemon=True).start()
+
+    def extend(self, ttl: Optional[Seconds] = None) -> None:
+        self._n.extend(_opt_secs(ttl, "ttl"))
+
+    def release(self) -> bool:
+        self._released = True
+        return bool(self._n.release())
+
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fencing_token is not None and not self._released:
+            self.release()
+
+
+# --- asyncio ----------------------------------------------------------------------------
+
+
+def _settle(fut: "asyncio.Future[Any]", conv: Callable[[Any], Any], ok: bool, value: Any) -> None:
+    if fut.done():
+        return
+    if ok:
+        try:
+            fut.set_result(conv(value))
+        except BaseException as e:  # noqa: BLE001 - a conversion error goes to the awaiter
+            fut.set_exception(e)
+    else:
+        fut.set_exception(value)
+
+
+def _cancel_native(handle: Any, fut: "asyncio.Future[Any]") -> None:
+    if fut.cancelled():
+        handle.cancel()
+
+
+def _start(conv: Callable[[Any], Any], fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def done(ok: bool, value: Any) -> None:  # a runtime thread, holding the GIL
+        try:
+            loop.call_soon_threadsafe(_settle, fut, conv, ok, value)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting
+
+    handle = fn(*args, done)
+    fut.add_done_callback(functools.partial(_cancel_native, handle))
+    return fut
+
+
+class AsyncClient(_Calls):
+    """An asyncio client: every call returns an awaitable; cancelling it cancels the native call.
+
+    ``AsyncClient(...)`` opens no connection until the first call; ``await
+    AsyncClient.connect(...)`` connects (and fails) up front.
+    """
+
+    def __init__(
+        self,
+        endpoints: Union[str, Iterable[str], None] = None,
+        *,
+        timeout: Seconds = 10.0,
+        attempt_timeout: Seconds = 2.0,
+        connect_timeout: Seconds = 0.5,
+        client_id: Optional[str] = None,
+        discover_members: bool = True,
+        _native_client: Any = None,
+    ) -> None:
+        if _native_client is not None:
+            self._n = _native_client
+            return
+        args = _connect_args(endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members)
+        self._n = _native.connect(*args, True)
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoints: Union[str, Iterable[str], None] = None,
+        *,
+        timeout: Seconds = 10.0,
+        attempt_timeout: Seconds = 2.0,
+        connect_timeout: Seconds = 0.5,
+        client_id: Optional[str] = None,
+        discover_members: bool = True,
+    ) -> "AsyncClient":
+        args = _connect_args(endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members)
+        n = await _start(_ident, _native.connect, *args, False)
+        return cls(_native_client=n)
+
+    def _call(self, conv: Callable[[Any], Any], fn: Callable[..., Any], *args: Any) -> Any:
+        return _start(conv, fn, *args)
+
+    def with_timeout(self, timeout: Seconds) -> "AsyncClient":
+        return AsyncClient(_native_client=self._n.with_timeout(_secs(timeout, "timeout")))
+
+    def lock(
+        self,
+        resource: str,
+        *,
+        ttl: Seconds = 10.0,
+        wait: Seconds = 0.0,
+        retry: Seconds = 0.1,
+        ephemeral: bool = False,
+        owner: Optional[str] = None,
+        on_lost: Optional[Callable[["AsyncLock"], Any]] = None,
+    ) -> "_LockRequest":
+        args = self._lock_args(resource, ttl, wait, retry, ephemeral, owner)
+
+        async def acquire() -> AsyncLock:
+            n = await _start(_ident, self._n.lock, *args)
+            return AsyncLock(n, resource, ephemeral, on_lost, asyncio.get_running_loop())
+
+        return _LockRequest(acquire)
+
+    async def scan_iter(
+        self, prefix: str, *, page_size: int = 0, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> Any:
+        token: Optional[bytes] = None
+        while True:
+            page = await self.scan(
+                prefix, limit=page_size, page_token=token, keys_only=keys_only, stale=stale, ephemeral=ephemeral
+            )
+            for kv in page.kvs:
+                yield kv
+            if page.next_page_token is None:
+                return
+            token = page.next_page_token
+
+    async def scan_all(
+        self, prefix: str, *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> Any:
+        return [kv async for kv in self.scan_iter(prefix, keys_only=keys_only, stale=stale, ephemeral=ephemeral)]
+
+    async def close(self) -> None:
+        self._n = _Closed()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"kahuna.AsyncClient(endpoints={self.endpoints!r})"
+
+
+class _LockRequest:
+    """``await client.lock(...)`` or ``async with client.lock(...) as lock:``."""
+
+    def __init__(self, acquire: Callable[[], Any]) -> None:
+        self._acquire = acquire
+        self._lock: Optional[AsyncLock] = None
+
+    def __await__(self) -> Any:
+        return self._acquire().__await__()
+
+    async def __aenter__(self) -> "AsyncLock":
+        self._lock = await self._acquire()
+        return self._lock
+
+    async def __aexit__(self, *exc: object) -> None:
+        lock = self._lock
+        if lock is not None and lock.fencing_token is not None and not lock._released:
+            await lock.release()
+
+
+class AsyncLock(_LockBase):
+    """A lock attempt (asyncio client); ``lost`` is an ``asyncio.Event``."""
+
+    def __init__(
+        self,
+        native: Any,
+        resource: str,
+        ephemeral: bool,
+        on_lost: Optional[Callable[["AsyncLock"], Any]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(native, resource, ephemeral)
+        self.lost = asyncio.Event()
+        self._on_lost = on_lost
+        self._loop = loop
+        if native.fencing_token() is not None:
+            native.watch(_lost_watcher(weakref.ref(self)))
+
+    def _on_native_lost(self, reason: Optional[str]) -> None:
+        if self._released:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._lost_in_loop, reason)
+        except RuntimeError:
+            pass
+
+    def _lost_in_loop(self, reason: Optional[str]) -> None:
+        if self._released:
+            return
+        self.lost_reason = reason or "lost"
+        self.lost.set()
+        if self._on_lost is not None:
+            r = self._on_lost(self)
+            if inspect.isawaitable(r):
+                asyncio.ensure_future(r)
+
+    def extend(self, ttl: Optional[Seconds] = None) -> "asyncio.Future[None]":
+        return _start(_none, self._n.extend, _opt_secs(ttl, "ttl"))
+
+    def release(self) -> "asyncio.Future[bool]":
+        self._released = True
+        return _start(bool, self._n.release)
+
+    async def __aenter__(self) -> "AsyncLock":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.fencing_token is not None and not self._released:
+            await self.release()
+
+
+#: What a call's ``endpoints`` accepts: "host:port[,host:port...]" or an iterable of them.
+Endpoints = Union[str, Iterable[str], None]
+#: What ``fence=`` accepts.
+FenceLike = Union[Lock, AsyncLock, Fence, Tuple[str, int], Tuple[str, int, bool], None]
+
+#: The asyncio client's transaction builder is the same class; its ``commit()`` is awaitable.
+AsyncTxn = Txn

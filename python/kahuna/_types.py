@@ -1,0 +1,254 @@
+"""Result types: small frozen dataclasses built from the native module's tuples."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
+
+__all__ = [
+    "KeyValue",
+    "SetResult",
+    "DeleteResult",
+    "ScanPage",
+    "HistoryEvent",
+    "History",
+    "TxnOpResult",
+    "TxnResult",
+    "IdRange",
+    "LockInfo",
+    "Member",
+    "ClusterStatus",
+    "Fence",
+]
+
+
+def _when(ms: Optional[int]) -> Optional[datetime.datetime]:
+    if ms is None:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000.0, tz=datetime.timezone.utc)
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    """A key as stored: value, revisions, version and expiry (cluster time)."""
+
+    key: str
+    value: bytes
+    revision: int
+    create_revision: int
+    version: int
+    expires_at_ms: Optional[int] = None
+
+    @property
+    def value_str(self) -> str:
+        """The value as text (invalid UTF-8 replaced by U+FFFD)."""
+        return self.value.decode("utf-8", errors="replace")
+
+    @property
+    def mod_revision(self) -> int:
+        """Same as ``revision``: the revision of the last write."""
+        return self.revision
+
+    @property
+    def expires_at(self) -> Optional[datetime.datetime]:
+        """When the key expires (UTC, cluster time), or None for no expiry."""
+        return _when(self.expires_at_ms)
+
+
+def _kv(t: Any) -> KeyValue:
+    return KeyValue(t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+def _kv_opt(t: Any) -> Optional[KeyValue]:
+    return None if t is None else _kv(t)
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """The answer to a conditional write: ``succeeded`` false when the condition failed."""
+
+    succeeded: bool
+    kv: Optional[KeyValue]
+    revision: int
+
+    def __bool__(self) -> bool:
+        return self.succeeded
+
+
+def _set_result(t: Any) -> SetResult:
+    return SetResult(t[0], _kv_opt(t[1]), t[2])
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """The answer to a delete: ``deleted`` says whether a key was removed."""
+
+    succeeded: bool
+    deleted: bool
+    kv: Optional[KeyValue]
+    revision: int
+
+    def __bool__(self) -> bool:
+        return self.succeeded
+
+
+def _delete_result(t: Any) -> DeleteResult:
+    return DeleteResult(t[0], t[1], _kv_opt(t[2]), t[3])
+
+
+@dataclass(frozen=True)
+class ScanPage:
+    """One page of a prefix scan; pass ``next_page_token`` back for the next one."""
+
+    kvs: List[KeyValue]
+    next_page_token: Optional[bytes]
+    revision: int
+
+    @property
+    def is_last(self) -> bool:
+        return self.next_page_token is None
+
+
+def _scan_page(t: Any) -> ScanPage:
+    return ScanPage([_kv(k) for k in t[0]], t[1], t[2])
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One change of a key: ``kind`` is "put", "delete" or "expire"."""
+
+    kind: str
+    kv: KeyValue
+    revision: int
+
+
+@dataclass(frozen=True)
+class History:
+    """A key's retained changes, oldest first."""
+
+    events: List[HistoryEvent]
+    retained_from_revision: int
+    revision: int
+
+
+def _history(t: Any) -> History:
+    return History([HistoryEvent(e[0], _kv(e[1]), e[2]) for e in t[0]], t[1], t[2])
+
+
+@dataclass(frozen=True)
+class TxnOpResult:
+    """The result of one operation of the branch taken."""
+
+    succeeded: bool
+    kv: Optional[KeyValue]
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    """``succeeded``: every compare held and ``then`` ran (else ``otherwise`` ran)."""
+
+    succeeded: bool
+    results: List[TxnOpResult]
+    revision: int
+
+    def __bool__(self) -> bool:
+        return self.succeeded
+
+
+def _txn_result(t: Any) -> TxnResult:
+    return TxnResult(t[0], [TxnOpResult(r[0], _kv_opt(r[1])) for r in t[1]], t[2])
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """Identifiers ``[first, first + count)``; ``replayed`` when the idempotency key was seen."""
+
+    first: int
+    count: int
+    replayed: bool
+
+    @property
+    def ids(self) -> range:
+        return range(self.first, self.first + self.count)
+
+    def __iter__(self) -> Any:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _id_range(t: Any) -> IdRange:
+    return IdRange(t[0], t[1], t[2])
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A lock as the server reports it."""
+
+    resource: str
+    owner: str
+    fencing_token: int
+    expires_at_ms: int
+    remaining: float
+    ephemeral: bool
+
+    @property
+    def expires_at(self) -> Optional[datetime.datetime]:
+        return _when(self.expires_at_ms)
+
+
+def _lock_info(t: Any) -> Optional[LockInfo]:
+    return None if t is None else LockInfo(t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+@dataclass(frozen=True)
+class Member:
+    """A cluster member."""
+
+    id: int
+    peer_addr: str
+    client_addr: str
+    voter: bool
+
+
+def _members(t: Any) -> List[Member]:
+    return [Member(m[0], m[1], m[2], m[3]) for m in t]
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What the answering member knows about the cluster."""
+
+    member_id: int
+    leader_id: int
+    term: int
+    state: str
+    members: List[Member]
+    committed_index: int
+    applied_index: int
+    last_log_index: int
+    snapshot_index: int
+    storage: str
+
+    @property
+    def leader(self) -> Optional[Member]:
+        for m in self.members:
+            if m.id == self.leader_id:
+                return m
+        return None
+
+
+def _status(t: Any) -> ClusterStatus:
+    idx: Tuple[int, int, int, int] = t[5]
+    return ClusterStatus(t[0], t[1], t[2], t[3], _members(t[4]), idx[0], idx[1], idx[2], idx[3], t[6])
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A lock's fencing token for fenced writes (``fence=lock`` also works)."""
+
+    resource: str
+    token: int
+    ephemeral: bool = field(default=False)

@@ -1,0 +1,113 @@
+"""A 3-node cluster of real kahuna-server processes, started and stopped by the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import kahuna
+
+
+def _free_ports(n: int) -> List[int]:
+    """n client ports whose next port (the peer port) is free too."""
+    ports: List[int] = []
+    while len(ports) < n:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p: int = s.getsockname()[1]
+        s.close()
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", p + 1))
+        except OSError:
+            continue
+        finally:
+            t.close()
+        if p < 65000 and all(abs(p - q) > 1 for q in ports):
+            ports.append(p)
+    return ports
+
+
+class Cluster:
+    def __init__(self, server: str, size: int = 3) -> None:
+        self.server = server
+        self.dir = tempfile.mkdtemp(prefix="kahuna-py-")
+        self.ports = _free_ports(size)
+        self.ids = list(range(1, size + 1))
+        self.procs: Dict[int, subprocess.Popen[bytes]] = {}
+        self.initial = ",".join(f"{i}=127.0.0.1:{self.ports[i - 1] + 1}" for i in self.ids)
+
+    @property
+    def endpoints(self) -> List[str]:
+        return [f"127.0.0.1:{p}" for p in self.ports]
+
+    def endpoint(self, i: int) -> str:
+        return f"127.0.0.1:{self.ports[i - 1]}"
+
+    def start(self, i: int) -> None:
+        base = self.ports[i - 1]
+        log = open(os.path.join(self.dir, f"node{i}.log"), "ab")
+        self.procs[i] = subprocess.Popen(
+            [
+                self.server,
+                "--node-id", str(i),
+                "--listen", f"127.0.0.1:{base}",
+                "--peer-listen", f"127.0.0.1:{base + 1}",
+                "--data-dir", os.path.join(self.dir, f"node{i}"),
+                "--initial-cluster", self.initial,
+                "--heartbeat-ms", "100",
+                "--election-timeout-ms", "1000",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    def up(self) -> "Cluster":
+        for i in self.ids:
+            self.start(i)
+        self.leader(timeout=30)
+        return self
+
+    def leader(self, timeout: float = 20, exclude: Optional[int] = None) -> int:
+        """The leader's id, asked of the running members (not `exclude`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i in self.ids:
+                if i == exclude or i not in self.procs or self.procs[i].poll() is not None:
+                    continue
+                try:
+                    c = kahuna.Client(self.endpoint(i), timeout=1, attempt_timeout=0.5, discover_members=False, lazy=True)
+                    s = c.status()
+                except kahuna.KahunaError:
+                    continue
+                if s.leader_id and s.leader_id != exclude:
+                    return s.leader_id
+            time.sleep(0.1)
+        raise RuntimeError(f"no leader within {timeout} s (logs in {self.dir})")
+
+    def kill(self, i: int) -> None:
+        p = self.procs.pop(i, None)
+        if p is not None:
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+            p.wait(10)
+
+    def pause(self, i: int) -> None:
+        self.procs[i].send_signal(signal.SIGSTOP)
+
+    def resume(self, i: int) -> None:
+        self.procs[i].send_signal(signal.SIGCONT)
+
+    def down(self) -> None:
+        for i in list(self.procs):
+            self.kill(i)
+        if not os.environ.get("KAHUNA_KEEP_BUILD"):
+            shutil.rmtree(self.dir, ignore_errors=True)
