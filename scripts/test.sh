@@ -12,6 +12,8 @@ build_workspace
 cargo test --workspace --all-targets -- --test-threads 2
 # The .NET package (Mono NUnit, CoreCLR smoke, samples, NuGet layout) on a 3-node cluster.
 dotnet/test.sh
+# The Node package (napi-rs addon, node --test, npm pack + install, samples) on a 3-node cluster.
+node/test.sh
 # Fault injection (tests/faults): every workload under every fault kind for a short
 # while, then the negative control, which must be caught (--expect fail).
 tests/faults/run --time 150

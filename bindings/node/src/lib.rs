@@ -894,6 +894,18 @@ impl NativeClient {
         ))
     }
 
+    /// `n` sequential gets of `key` made by the core client alone (no JavaScript in
+    /// between), for measuring the cost of the crossing: microseconds per call.
+    #[napi]
+    pub async fn bench_sequential_gets(&self, key: String, n: u32) -> Result<f64> {
+        let c = self.client.clone();
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            c.get(&key).await.map_err(fail)?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)))
+    }
+
     #[napi]
     pub async fn trigger_snapshot(&self, call: Option<CallOptions>) -> Result<()> {
         let c = self.with(&call)?;
