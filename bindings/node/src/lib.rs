@@ -130,7 +130,7 @@ where
 // --- conversions ------------------------------------------------------------------------
 
 fn u64_in(what: &str, v: f64) -> Result<u64> {
-    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= MAX_SAFE {
+    if v.is_finite() && v.fract() == 0.0 && (0.0..=MAX_SAFE).contains(&v) {
         Ok(v as u64)
     } else {
         Err(invalid(format!("{what} must be a non-negative safe integer, got {v}")))
@@ -142,7 +142,7 @@ fn num(v: u64) -> f64 {
 }
 
 fn ms_in(what: &str, v: f64) -> Result<Duration> {
-    if v.is_finite() && v >= 0.0 && v <= MAX_SAFE {
+    if v.is_finite() && (0.0..=MAX_SAFE).contains(&v) {
         Ok(Duration::from_secs_f64(v / 1000.0))
     } else {
         Err(invalid(format!(
@@ -897,11 +897,19 @@ impl NativeClient {
     /// `n` sequential gets of `key` made by the core client alone (no JavaScript in
     /// between), for measuring the cost of the crossing: microseconds per call.
     #[napi]
-    pub async fn bench_sequential_gets(&self, key: String, n: u32) -> Result<f64> {
+    pub async fn bench_sequential_gets(&self, key: String, n: u32, stale: Option<bool>) -> Result<f64> {
         let c = self.client.clone();
+        let options = GetOptions {
+            consistency: if stale.unwrap_or(false) {
+                Consistency::Stale
+            } else {
+                Consistency::Linearizable
+            },
+            ..GetOptions::default()
+        };
         let started = std::time::Instant::now();
         for _ in 0..n {
-            c.get(&key).await.map_err(fail)?;
+            c.get_with(&key, options.clone()).await.map_err(fail)?;
         }
         Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)))
     }
