@@ -56,7 +56,7 @@ export KAHUNA_ENDPOINTS="$endpoints" KAHUNA_TEST_CLUSTER="$cluster_dir" KAHUNA_C
 
 # --- node --test --------------------------------------------------------------------------
 step "node --test"
-timeout 900 node --test --test-concurrency=1 test/
+timeout 900 node --test --test-concurrency=1 test/*.test.mjs
 
 # --- package ------------------------------------------------------------------------------
 step "npm pack"
