@@ -24,6 +24,8 @@ fi
 dotnet/test.sh
 # The Python package (maturin wheel into a fresh venv, pytest, samples, mypy) on 3-node clusters.
 python/test.sh
+# The Node package (napi-rs addon, node --test, npm pack + install, samples) on a 3-node cluster.
+node/test.sh
 # Fault injection (tests/faults): every workload under every fault kind for a short
 # while, then the negative control, which must be caught (--expect fail).
 tests/faults/run --time 150

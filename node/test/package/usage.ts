@@ -1,0 +1,66 @@
+// Compiled with `strict` against the installed package: the declarations describe the
+// API as documented (a typo or a wrong type here fails the compile).
+import {
+  KahunaClient,
+  KahunaError,
+  KahunaErrorCode,
+  KahunaLock,
+  KeyValueEntry,
+  FencedError,
+  ERROR_CLASSES,
+  SequenceRange,
+  TransactionResult,
+  ClusterStatus,
+  Durability,
+} from 'kahuna-rs'
+
+export async function usage(endpoints: string[]): Promise<void> {
+  const client = new KahunaClient({ endpoints, defaultOperationTimeoutMs: 5000 })
+  const ac = new AbortController()
+  const e: KeyValueEntry = await client.set('k', 'v', { expiry: 1000, mode: 'ifNotExists', signal: ac.signal })
+  const ok: boolean = e.success
+  const v: Uint8Array | null = (await client.get('k')).value
+  const s: string | null = (await client.get('k', { revision: e.revision, consistency: 'stale' })).valueAsString()
+  const n: number | null = (await client.getRevision('k', 1)).valueAsNumber()
+  await client.compareValueAndSet('k', 'w', 'v')
+  await client.compareRevisionAndSet('k', new Uint8Array([1]), e.revision)
+  await client.delete('k', { ifRevision: 3 })
+  await client.extend('k', 5000)
+  await client.exists('k')
+  for await (const item of client.scan('p/', { pageSize: 100 })) {
+    const key: string = item.key
+    void key
+  }
+  const all: KeyValueEntry[] = await client.scanAllByPrefix('p/')
+  await client.getByBucket('p')
+  const h = await client.history('k', { limit: 10 })
+  const kind: 'put' | 'delete' | 'expire' = h.events[0]!.kind
+  const t: TransactionResult = await client.transaction().ifValue('a', 'b').thenSet('a', 'c').elseGet('a').commit()
+  const id: number = await client.nextSequenceValue('s', { idempotencyKey: 'x' })
+  const r: SequenceRange = await client.reserveSequenceRange('s', 10)
+  const lock: KahunaLock = await client.acquireLock('r', { expiry: 1000, wait: 0, retry: 50, durability: 'ephemeral' })
+  const lost: AbortSignal = lock.lost
+  const token: number | null = lock.fencingToken
+  const d: Durability = lock.durability
+  await lock.extend(2000)
+  await lock.info()
+  await lock.release()
+  {
+    await using held = await client.acquireLock('r2', { expiry: 1000 })
+    void held.acquired
+  }
+  const x: number = await client.withLock('r3', { expiry: 1000 }, async (l) => l.fencingToken ?? 0)
+  const st: ClusterStatus = await client.getClusterStatus()
+  try {
+    await client.set('k', 'v', { fence: { resource: 'r', token: 1 } })
+  } catch (err) {
+    if (err instanceof FencedError) {
+      const code: KahunaErrorCode = err.code
+      void code
+    } else if (err instanceof KahunaError && err.retryable) {
+      void ERROR_CLASSES.TIMEOUT
+    }
+  }
+  await client.close()
+  void [ok, v, s, n, all, kind, t, id, r, lost, token, d, x, st]
+}
