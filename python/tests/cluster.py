@@ -9,28 +9,46 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 import kahuna
 
 
-def _free_ports(n: int) -> List[int]:
-    """n client ports whose next port (the peer port) is free too."""
-    ports: List[int] = []
-    while len(ports) < n:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        p: int = s.getsockname()[1]
+# Ports below the kernel's ephemeral range (32768 and up), each handed out once per
+# test process (as testkit does). A port from bind(0) could be reused by a later
+# cluster while a client or a member of an earlier one still retries a stopped member
+# there, and Raft messages from the other cluster then reach the new one.
+_FIRST, _COUNT = 20000, 12000
+_next = [_FIRST + (os.getpid() * 7919) % _COUNT]
+_given: Set[int] = set()
+
+
+def _bindable(p: int) -> bool:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
         s.close()
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", p + 1))
-        except OSError:
+
+
+def _free_ports(n: int) -> List[int]:
+    """n client ports whose next port (the peer port) is free too, never given before."""
+    ports: List[int] = []
+    for _ in range(_COUNT):
+        if len(ports) == n:
+            break
+        p = _FIRST + (_next[0] - _FIRST) % (_COUNT - 1)
+        _next[0] += 2
+        if p in _given or p + 1 in _given:
             continue
-        finally:
-            t.close()
-        if p < 65000 and all(abs(p - q) > 1 for q in ports):
+        if _bindable(p) and _bindable(p + 1):
             ports.append(p)
+            _given.update((p, p + 1))
+    if len(ports) < n:
+        raise RuntimeError(f"no {n} free port pairs in {_FIRST}..{_FIRST + _COUNT}")
     return ports
 
 
