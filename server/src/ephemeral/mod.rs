@@ -159,11 +159,6 @@ impl EphemeralTier {
         self.with(term, 0, |t| t.mark_ms = t.mark_ms.max(ttl_ms));
     }
 
-    /// Whether a lease of `ttl_ms` may be granted in `term` now.
-    pub fn lease_gate(&self, term: u64, ttl_ms: u64) -> Option<LeaseGate> {
-        self.with(term, 0, |t| Self::gate(t, ttl_ms))
-    }
-
     fn gate(t: &Tier, ttl_ms: u64) -> LeaseGate {
         let Some(grace) = t.grace else {
             return LeaseGate::GraceUnknown;
@@ -178,9 +173,9 @@ impl EphemeralTier {
         LeaseGate::Open
     }
 
-    /// Grants or refreshes a lock, if the gate is open for `ttl_ms`; the caller
-    /// checked [`lease_gate`](Self::lease_gate) and raised the mark, but checks are
-    /// repeated here, in the same critical section as the grant.
+    /// Grants or refreshes a lock, if the gate is open for `ttl_ms`, in the same
+    /// critical section as the gate check; otherwise answers the gate, which the
+    /// caller opens (reads the grace, raises the mark) before trying again.
     pub fn try_lock(
         &self,
         term: u64,

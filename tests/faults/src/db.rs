@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use kahuna_client::{
-    Client, ClientOptions, Durability, Error, Fence, LockGuard, LockOptions, SetCondition, SetOptions,
+    Client, ClientOptions, Durability, Error, Fence, LockGuard, LockOptions, SetCondition, SetOptions, SetResult,
 };
 
 /// What became of a call.
@@ -76,6 +76,15 @@ impl Lease {
     }
 }
 
+/// Whether a set applied, and at which revision (0 when it did not).
+fn applied_at(r: SetResult) -> (bool, u64) {
+    let rev = match (&r.kv, r.succeeded) {
+        (Some(kv), true) => kv.mod_revision,
+        _ => 0,
+    };
+    (r.succeeded, rev)
+}
+
 impl Db {
     pub fn new(endpoints: &[String], client_id: String, timeout: Duration, pinned: bool) -> anyhow::Result<Db> {
         let options = ClientOptions {
@@ -107,13 +116,7 @@ impl Db {
             condition,
             ..SetOptions::default()
         };
-        outcome(self.client.set_with(key, value, options).await.map(|r| {
-            let rev = match (&r.kv, r.succeeded) {
-                (Some(kv), true) => kv.mod_revision,
-                _ => 0,
-            };
-            (r.succeeded, rev)
-        }))
+        outcome(self.client.set_with(key, value, options).await.map(applied_at))
     }
 
     /// A write of `key` fenced by the lock `resource` with `token`, in the lock's tier:
@@ -139,13 +142,7 @@ impl Db {
             ttl: (tier == Tier::Ephemeral).then_some(Duration::from_secs(2)),
             ..SetOptions::default()
         };
-        outcome(self.client.set_with(key, value, options).await.map(|r| {
-            let rev = match (&r.kv, r.succeeded) {
-                (Some(kv), true) => kv.mod_revision,
-                _ => 0,
-            };
-            (r.succeeded, rev)
-        }))
+        outcome(self.client.set_with(key, value, options).await.map(applied_at))
     }
 
     /// One attempt at the lock: `Ok(Some(lease))` when granted, `Ok(None)` when someone
