@@ -46,6 +46,15 @@ pub fn no_leader() -> Status {
     )
 }
 
+/// This member is stopping; another member serves the request.
+pub fn shutting_down() -> Status {
+    status(
+        Code::Unavailable,
+        "UNAVAILABLE",
+        "this member is shutting down; retry on another member",
+    )
+}
+
 pub fn internal(message: impl Into<String>) -> Status {
     status(Code::Internal, "INTERNAL", message)
 }
@@ -59,7 +68,16 @@ pub enum RaftFailure {
 }
 
 impl RaftFailure {
-    pub fn internal(message: &str) -> Self {
+    /// This member is stopping; another member serves the request.
+pub fn shutting_down() -> Status {
+    status(
+        Code::Unavailable,
+        "UNAVAILABLE",
+        "this member is shutting down; retry on another member",
+    )
+}
+
+pub fn internal(message: &str) -> Self {
         Self::Status(internal(message))
     }
 }

@@ -19,7 +19,7 @@ use tonic::{Request, Status};
 use crate::raft::node::{Node, Route};
 use crate::sm::{Command, Op, Reply};
 use crate::store::Applied;
-use errors::{fenced, internal, no_leader, not_leader, RaftFailure};
+use errors::{fenced, internal, no_leader, not_leader, shutting_down, RaftFailure};
 
 /// Set on a request a member forwards to the leader, so it is never forwarded twice.
 pub const FORWARDED_KEY: &str = "kahuna-forwarded";
@@ -199,6 +199,7 @@ impl Api {
         f: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<R>,
     ) -> Result<(R, ResponseHeader, u64), Status> {
         let term = self.confirm_leadership().await?;
+        let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
         let now = self.node.clock.now_ms();
         let out = f(&self.node.ephemeral, term, now).ok_or_else(|| {
             errors::status(
@@ -227,6 +228,10 @@ impl Api {
         let term = match durability {
             Durability::Persistent => self.confirm_leader().await?,
             Durability::Ephemeral => self.confirm_leadership().await?,
+        };
+        let _open = match durability {
+            Durability::Persistent => None,
+            Durability::Ephemeral => Some(self.node.enter_ephemeral().ok_or_else(shutting_down)?),
         };
         let now = self.node.clock.now_ms();
         let current = match durability {
