@@ -48,19 +48,25 @@ fn stall(done: &[Instant], from: Instant) -> Duration {
     longest
 }
 
-/// Polls the running members until one reports itself leader; returns it, its term
-/// and when it was first seen.
-async fn next_leader(cluster: &Cluster, within: Duration) -> (u64, u64, Instant) {
+/// Polls the running members other than `old` until one reports itself leader;
+/// returns it, its term and when it was first seen.
+async fn next_leader(cluster: &Cluster, old: u64, within: Duration) -> (u64, u64, Instant) {
     let deadline = Instant::now() + within;
     loop {
-        for id in cluster.running() {
+        for id in cluster.running().into_iter().filter(|id| *id != old) {
             if let Some(s) = cluster.status(id).await {
                 if s.state == "leader" {
                     return (id, s.term, Instant::now());
                 }
             }
         }
-        assert!(Instant::now() < deadline, "no new leader within {within:?}");
+        if Instant::now() >= deadline {
+            for m in &cluster.members {
+                let log = cluster.log(m.id);
+                eprintln!("--- member {} log (tail):\n{}", m.id, &log[log.len().saturating_sub(6000)..]);
+            }
+            panic!("no new leader within {within:?}");
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -84,7 +90,7 @@ async fn sigterm_on_the_leader_hands_over_without_an_election() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let signalled = Instant::now();
     cluster.signal(leader, "-TERM");
-    let (new_leader, new_term, seen) = next_leader(&cluster, Duration::from_secs(20)).await;
+    let (new_leader, new_term, seen) = next_leader(&cluster, leader, Duration::from_secs(20)).await;
     let exit = cluster.wait_exit(leader, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
@@ -160,7 +166,7 @@ async fn stalls(cluster: &mut Cluster, client: &Client, signal: &str, rounds: us
         } else {
             cluster.signal(leader, signal);
         }
-        next_leader(cluster, Duration::from_secs(30)).await;
+        next_leader(cluster, leader, Duration::from_secs(30)).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         stop.store(true, Ordering::Relaxed);
         let done = writer.await.expect("writer task").expect("no write may fail");

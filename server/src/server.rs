@@ -255,6 +255,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         client_addr: config.client_addr(),
         peer_addr: config.peer_listen.clone(),
         cluster_id: String::new(),
+        applied_index: 0,
     };
     let (stop_peer, peer_stopping) = watch::channel(false);
     let (stop_clients, clients_stopping) = watch::channel(false);

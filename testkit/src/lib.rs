@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::cluster_client::ClusterClient;
@@ -160,7 +160,8 @@ impl Cluster {
             .args(&initial)
             .args(["--heartbeat-ms", "100", "--election-timeout-ms", "1000"])
             .args(&extra)
-            .stdout(Stdio::null())
+            // The server logs (tracing) on stdout, errors on stderr: both to the log.
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("start kahuna-server");
