@@ -63,7 +63,11 @@ async fn next_leader(cluster: &Cluster, old: u64, within: Duration) -> (u64, u64
         if Instant::now() >= deadline {
             for m in &cluster.members {
                 let log = cluster.log(m.id);
-                eprintln!("--- member {} log (tail):\n{}", m.id, &log[log.len().saturating_sub(6000)..]);
+                eprintln!(
+                    "--- member {} log (tail):\n{}",
+                    m.id,
+                    &log[log.len().saturating_sub(6000)..]
+                );
             }
             panic!("no new leader within {within:?}");
         }
@@ -120,7 +124,10 @@ async fn sigterm_on_the_leader_hands_over_without_an_election() {
         log.contains(&format!("leadership handed over to member {new_leader}")),
         "the old leader's log does not show the hand-off:\n{log}"
     );
-    assert!(done.iter().filter(|at| **at > signalled).count() > 10, "too few writes after the hand-off");
+    assert!(
+        done.iter().filter(|at| **at > signalled).count() > 10,
+        "too few writes after the hand-off"
+    );
 
     // Every write is there exactly once (version 1: no retry applied twice).
     let all = client.scan_all("w/", Default::default()).await.expect("scan");
@@ -139,7 +146,11 @@ async fn sigterm_on_a_follower_exits_cleanly() {
     let mut cluster = Cluster::start(3, "rocksdb", &[]).await;
     let client = common::client_with(&cluster, options()).await;
     let leader = cluster.wait_leader(Duration::from_secs(30)).await;
-    let follower = cluster.running().into_iter().find(|id| *id != leader).expect("a follower");
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
     client.set("before", "x").await.expect("write");
     cluster.signal(follower, "-TERM");
     let exit = cluster
@@ -189,7 +200,12 @@ async fn stall_sigterm_versus_sigkill() {
     let client = common::client_with(&cluster, options()).await;
     let term = stalls(&mut cluster, &client, "-TERM", 5).await;
     let kill = stalls(&mut cluster, &client, "-KILL", 5).await;
-    let ms = |v: &[Duration]| v.iter().map(|d| d.as_millis().to_string()).collect::<Vec<_>>().join(", ");
+    let ms = |v: &[Duration]| {
+        v.iter()
+            .map(|d| d.as_millis().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     eprintln!(
         "STALL sigterm median {} ms [{}]; sigkill median {} ms [{}]",
         term[term.len() / 2].as_millis(),

@@ -75,12 +75,15 @@ async fn core_stopped(raft: Raft) -> anyhow::Error {
 /// cluster (a leader committed an entry there); returns those that do, with their
 /// cluster id (empty if they know none).
 async fn probe(members: &BTreeMap<NodeId, String>, me: NodeId) -> Vec<(NodeId, String, String)> {
-    let asks = members.iter().filter(|(id, _)| **id != me).map(|(id, addr)| async move {
-        match peer_info(addr, PROBE).await {
-            Ok(info) if info.applied_index > 0 => Some((*id, addr.clone(), info.cluster_id)),
-            _ => None,
-        }
-    });
+    let asks = members
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, addr)| async move {
+            match peer_info(addr, PROBE).await {
+                Ok(info) if info.applied_index > 0 => Some((*id, addr.clone(), info.cluster_id)),
+                _ => None,
+            }
+        });
     futures::future::join_all(asks).await.into_iter().flatten().collect()
 }
 
@@ -130,11 +133,12 @@ async fn plan_start(
             let members = config.initial_members()?;
             let formed = probe(&members, id).await;
             if let Some((_, _, cluster)) = formed.first() {
-                let cluster = if cluster.is_empty() { "(id not known yet)" } else { cluster };
-                let named: Vec<String> = formed
-                    .iter()
-                    .map(|(m, addr, _)| format!("{m} ({addr})"))
-                    .collect();
+                let cluster = if cluster.is_empty() {
+                    "(id not known yet)"
+                } else {
+                    cluster
+                };
+                let named: Vec<String> = formed.iter().map(|(m, addr, _)| format!("{m} ({addr})")).collect();
                 anyhow::bail!(
                     "refusing to start: the data directory {dir} is empty, but member(s) {} named in \
                      --initial-cluster already form cluster {cluster}; founding a cluster here would start a \
@@ -153,10 +157,7 @@ async fn plan_start(
                 tracing::info!(cluster_id = %cluster, "founding cluster {cluster}");
             }
             Ok(Some(
-                members
-                    .into_iter()
-                    .map(|(id, addr)| (id, BasicNode { addr }))
-                    .collect(),
+                members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect(),
             ))
         }
     }

@@ -125,7 +125,10 @@ async fn an_empty_data_dir_does_not_found_a_second_cluster() {
     let follower = (1..=3).find(|i| *i != leader).expect("a follower");
     let cluster = cluster_id_file(&c, leader);
     assert_eq!(cluster.len(), 32, "the leader stores no cluster id: {cluster:?}");
-    wait_until("a follower never learned the cluster id", || cluster_id_file(&c, follower) == cluster).await;
+    wait_until("a follower never learned the cluster id", || {
+        cluster_id_file(&c, follower) == cluster
+    })
+    .await;
 
     // The follower loses its data directory and is started as before: refused.
     c.kill(follower);
@@ -221,18 +224,35 @@ async fn raft_messages_from_another_cluster_are_refused() {
     put(&other, 1, "mine", "kept").await;
     let leader = c.wait_leader(WAIT).await;
     // A member of another cluster is added by mistake (its peer address as member 4).
-    let mut admin = c.admin(leader).await;
-    let _ = admin
-        .add_learner(AddLearnerRequest {
-            node_id: 4,
-            peer_addr: other.members[0].peer_addr.clone(),
-            blocking: false,
-        })
-        .await;
-    wait_until("the other cluster's member never logged the refusal", || {
-        other.log(1).contains("Raft message refused")
+    let admin = c.admin(leader).await;
+    let added = retry(WAIT, || {
+        let mut a = admin.clone();
+        let peer_addr = other.members[0].peer_addr.clone();
+        async move {
+            a.add_learner(AddLearnerRequest {
+                node_id: 4,
+                peer_addr,
+                blocking: false,
+            })
+            .await
+        }
     })
-    .await;
+    .await
+    .into_inner()
+    .members
+    .len();
+    let deadline = Instant::now() + WAIT;
+    while !other.log(1).contains("Raft message refused") {
+        if Instant::now() >= deadline {
+            let (a, b) = (c.log(leader), other.log(1));
+            panic!(
+                "the other cluster's member never logged the refusal (add-learner: {added:?})\nleader:\n{}\nother:\n{}",
+                &a[a.len().saturating_sub(3000)..],
+                &b[b.len().saturating_sub(3000)..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     wait_until("the leader never logged the refusal", || {
         c.log(leader).contains("refused this member's Raft message")
     })

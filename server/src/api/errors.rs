@@ -69,15 +69,15 @@ pub enum RaftFailure {
 
 impl RaftFailure {
     /// This member is stopping; another member serves the request.
-pub fn shutting_down() -> Status {
-    status(
-        Code::Unavailable,
-        "UNAVAILABLE",
-        "this member is shutting down; retry on another member",
-    )
-}
+    pub fn shutting_down() -> Status {
+        status(
+            Code::Unavailable,
+            "UNAVAILABLE",
+            "this member is shutting down; retry on another member",
+        )
+    }
 
-pub fn internal(message: &str) -> Self {
+    pub fn internal(message: &str) -> Self {
         Self::Status(internal(message))
     }
 }

@@ -187,7 +187,10 @@ mod tests {
         let ids = ClusterIdentity::load(dir.path()).expect("load");
         assert_eq!(ids.stored(), Stored::Nothing);
         ids.mark_joining().expect("joining");
-        assert_eq!(ClusterIdentity::load(dir.path()).expect("load").stored(), Stored::Joining);
+        assert_eq!(
+            ClusterIdentity::load(dir.path()).expect("load").stored(),
+            Stored::Joining
+        );
         let a = "0123456789abcdef0123456789abcdef";
         let b = "fedcba9876543210fedcba9876543210";
         ids.check(None).expect("no id is accepted");

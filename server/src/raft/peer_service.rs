@@ -61,7 +61,11 @@ impl PeerService {
     fn reply<T: Serialize>(&self, value: &T) -> Result<Response<PeerMessage>, Status> {
         let data = bincode::serialize(value).map_err(|e| Status::internal(format!("cannot encode peer reply: {e}")))?;
         let mut resp = Response::new(PeerMessage { data });
-        if let Some(v) = self.identity.id().and_then(|id| MetadataValue::try_from(id.as_str()).ok()) {
+        if let Some(v) = self
+            .identity
+            .id()
+            .and_then(|id| MetadataValue::try_from(id.as_str()).ok())
+        {
             resp.metadata_mut().insert(CLUSTER_ID_KEY, v);
         }
         Ok(resp)
