@@ -6,13 +6,20 @@ use kahuna_server::config::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT), 1 when the member cannot
+/// start or stops serving on its own (its Raft core stopped: storage error, panic).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .init();
-    kahuna_server::server::run(Config::parse()).await
+    if let Err(e) = kahuna_server::server::run(Config::parse()).await {
+        tracing::error!("{e:#}");
+        eprintln!("kahuna-server: {e:#}");
+        // Not a return from main: that would wait for blocked storage threads.
+        std::process::exit(1);
+    }
 }

@@ -1,5 +1,6 @@
 //! Starts a member: storage, Raft, the peer and client ports, the sweeper.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,17 +15,28 @@ use kahuna_proto::v1::InfoResponse;
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Vote};
+use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use crate::api::errors::{shutting_down, RaftFailure};
 use crate::api::limits::MAX_REQUEST_BYTES;
 use crate::api::Api;
 use crate::config::Config;
-use crate::raft::network::{PeerNetwork, MAX_PEER_MESSAGE_BYTES};
+use crate::raft::cluster_id::{ClusterIdentity, Stored};
+use crate::raft::handoff::hand_off;
+use crate::raft::network::{peer_info, PeerNetwork, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::node::{Limits, Node};
 use crate::raft::peer_service::PeerService;
-use crate::raft::types::Raft;
+use crate::raft::types::{NodeId, Raft};
 use crate::{store, sweeper};
+
+/// How long in-flight client requests may take to finish on shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+/// How long the Raft core may take to stop on shutdown.
+const RAFT_STOP: Duration = Duration::from_secs(5);
+/// How long each named member gets to answer the start-up probe.
+const PROBE: Duration = Duration::from_secs(1);
 
 /// Starts a fresh ephemeral tier as soon as the term changes, and its grace period
 /// as soon as this member leads in it.
@@ -49,7 +61,122 @@ fn resolve(what: &str, addr: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{what} {addr:?} resolves to no address"))
 }
 
-/// Runs the member until SIGINT or SIGTERM.
+/// Resolves when the Raft core has stopped for any reason other than a shutdown
+/// this process asked for: a storage error, a panic inside the core.
+async fn core_stopped(raft: Raft) -> anyhow::Error {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            return anyhow::anyhow!("{fatal}");
+        }
+        if metrics.changed().await.is_err() {
+            return anyhow::anyhow!("its task ended (a panic inside the core)");
+        }
+    }
+}
+
+/// Asks the other members named in `--initial-cluster` whether they already form a
+/// cluster (a leader committed an entry there); returns those that do, with their
+/// cluster id (empty if they know none).
+async fn probe(members: &BTreeMap<NodeId, String>, me: NodeId) -> Vec<(NodeId, String, String)> {
+    let asks = members
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, addr)| async move {
+            match peer_info(addr, PROBE).await {
+                Ok(info) if info.applied_index > 0 => Some((*id, addr.clone(), info.cluster_id)),
+                _ => None,
+            }
+        });
+    futures::future::join_all(asks).await.into_iter().flatten().collect()
+}
+
+/// Decides from the data directory and the flags whether this member founds a cluster
+/// (the members to initialize with), waits to be contacted by one, or must refuse to
+/// start because either would split a cluster.
+async fn plan_start(
+    config: &Config,
+    identity: &ClusterIdentity,
+    fresh: bool,
+) -> anyhow::Result<Option<BTreeMap<NodeId, BasicNode>>> {
+    let id = config.node_id;
+    let dir = config.data_dir.display();
+    let add_hint = format!(
+        "add it through any member of that cluster: `kahuna cluster add-learner {id} {}`, then `kahuna cluster \
+         promote {id}`",
+        config.peer_listen
+    );
+    if config.join {
+        identity.mark_joining()?;
+        return Ok(None);
+    }
+    let memory = config.storage == store::StorageKind::Memory;
+    match identity.stored() {
+        Stored::Joining if fresh => anyhow::bail!(
+            "refusing to start: the data directory {dir} was started with --join and no cluster has added it \
+             yet; without --join this member would found a cluster of its own. Start it with --join again and \
+             {add_hint}."
+        ),
+        Stored::Id(cluster) if fresh && memory => {
+            tracing::info!(
+                cluster_id = %cluster,
+                "memory storage keeps nothing across restarts: waiting, empty, for cluster {cluster} to \
+                 replicate to this member (as with --join)"
+            );
+            Ok(None)
+        }
+        Stored::Id(cluster) if fresh => anyhow::bail!(
+            "refusing to start: the data directory {dir} belongs to cluster {cluster} but holds no Raft log or \
+             vote (its state was lost); founding a cluster here would split that cluster. Remove this member \
+             from it (`kahuna cluster remove {id}`), then start it with --join and {add_hint}."
+        ),
+        // A member with its log and vote: openraft carries on where it stopped.
+        Stored::Joining | Stored::Id(_) => Ok(None),
+        Stored::Nothing if !fresh => Ok(None),
+        Stored::Nothing => {
+            let members = config.initial_members()?;
+            let formed = probe(&members, id).await;
+            if let Some((_, _, cluster)) = formed.first() {
+                let cluster = if cluster.is_empty() {
+                    "(id not known yet)"
+                } else {
+                    cluster
+                };
+                let named: Vec<String> = formed.iter().map(|(m, addr, _)| format!("{m} ({addr})")).collect();
+                anyhow::bail!(
+                    "refusing to start: the data directory {dir} is empty, but member(s) {} named in \
+                     --initial-cluster already form cluster {cluster}; founding a cluster here would start a \
+                     second one. If this is a founding member started after the others had elected a leader, \
+                     start it with --join: the leader brings it up to date. If it is a member that lost its \
+                     data, remove it first (`kahuna cluster remove {id}`), then start it with --join and \
+                     {add_hint}; a new member: --join, then {add_hint}. To found a new cluster, name only \
+                     members that belong to none.",
+                    named.join(", ")
+                );
+            }
+            // The lowest founding id generates the cluster id; the others learn it from
+            // the first peer message that carries it.
+            if members.keys().next() == Some(&id) {
+                let cluster = identity.found()?;
+                tracing::info!(cluster_id = %cluster, "founding cluster {cluster}");
+            }
+            Ok(Some(
+                members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect(),
+            ))
+        }
+    }
+}
+
+async fn signalled() -> anyhow::Result<&'static str> {
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = sigterm.recv() => "SIGTERM",
+    })
+}
+
+/// Runs the member until SIGINT or SIGTERM (then hands leadership over and returns
+/// `Ok`), or until its Raft core stops on its own (an error).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.check()?;
     if config.test_unsafe_local_reads {
@@ -57,6 +184,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let identity = Arc::new(ClusterIdentity::load(&config.data_dir)?);
     let (mut log_store, sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
         format!(
             "cannot open {:?} storage in {}",
@@ -69,6 +197,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store::StorageKind::Sqlite => "sqlite",
         store::StorageKind::Memory => "memory",
     };
+    let vote = log_store.read_vote().await.context("cannot read the saved vote")?;
+    let fresh = vote.is_none()
+        && log_store
+            .get_log_state()
+            .await
+            .context("cannot read the log")?
+            .last_log_id
+            .is_none();
+    let bootstrap = plan_start(&config, &identity, fresh).await?;
     // openraft 0.9 restarts a member whose saved vote is a committed vote for itself
     // as leader at once, in the same term. Lease extension on a new leader's first
     // entry and the ephemeral tier (fresh tokens, grace period) both key on a new
@@ -77,7 +214,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // already granted. Saving the vote uncommitted (still for itself, so it cannot vote
     // for anyone else in that term) makes a restarted leader stand for election in a
     // new term instead.
-    let vote = log_store.read_vote().await.context("cannot read the saved vote")?;
     if let Some(v) = vote.filter(|v| v.committed && v.leader_id.voted_for() == Some(config.node_id)) {
         log_store
             .save_vote(&Vote::new(v.leader_id.term, config.node_id))
@@ -88,10 +224,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "was leader before the restart; standing for election in a new term"
         );
     }
+    let network = PeerNetwork::new(config.node_id, identity.clone());
     let raft = Raft::new(
         config.node_id,
         Arc::new(config.raft_config()?),
-        PeerNetwork::default(),
+        network.clone(),
         log_store,
         sm_store.clone(),
     )
@@ -122,29 +259,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         node_id: config.node_id,
         client_addr: config.client_addr(),
         peer_addr: config.peer_listen.clone(),
+        cluster_id: String::new(),
+        applied_index: 0,
     };
-    let peer = PeerServer::new(PeerService::new(raft.clone(), info))
+    let (stop_peer, peer_stopping) = watch::channel(false);
+    let (stop_clients, clients_stopping) = watch::channel(false);
+    let peer = PeerServer::new(PeerService::new(raft.clone(), info, identity.clone()))
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
-    let peer_server = tokio::spawn(Server::builder().add_service(peer).serve_with_incoming(peer_incoming));
+    let mut peer_server = tokio::spawn(
+        Server::builder()
+            .add_service(peer)
+            .serve_with_incoming_shutdown(peer_incoming, stopped(peer_stopping)),
+    );
 
     let api = Api::new(node.clone());
-    let client_server = tokio::spawn(
+    let mut client_server = tokio::spawn(
         Server::builder()
             .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
             .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(SequencesServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .serve_with_incoming(client_incoming),
+            .serve_with_incoming_shutdown(client_incoming, stopped(clients_stopping)),
     );
 
-    if !config.join {
-        let members: std::collections::BTreeMap<u64, BasicNode> = config
-            .initial_members()?
-            .into_iter()
-            .map(|(id, addr)| (id, BasicNode { addr }))
-            .collect();
+    if let Some(members) = bootstrap {
         match raft.initialize(members).await {
             Ok(()) => tracing::info!("initialized a new cluster"),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
@@ -162,15 +302,66 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "kahuna-server started"
     );
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
-        r = peer_server => anyhow::bail!("peer server stopped: {r:?}"),
-        r = client_server => anyhow::bail!("client server stopped: {r:?}"),
+    let reason = tokio::select! {
+        r = signalled() => r?,
+        e = core_stopped(raft.clone()) => anyhow::bail!(
+            "the Raft core stopped: {e}. This member cannot serve and exits; check the data directory {} \
+             (disk full? damaged files?) and the log above, then restart it",
+            config.data_dir.display()
+        ),
+        r = &mut peer_server => anyhow::bail!("peer server stopped: {r:?}"),
+        r = &mut client_server => anyhow::bail!("client server stopped: {r:?}"),
+    };
+    tracing::info!("{reason}: shutting down");
+    shut_down(&config, &node, &network).await;
+    // In-flight client requests finish (or were answered NOT_LEADER above); no new ones.
+    let _ = stop_clients.send(true);
+    if tokio::time::timeout(DRAIN, &mut client_server).await.is_err() {
+        tracing::warn!("client requests still running after {DRAIN:?}; stopping anyway");
     }
-    raft.shutdown()
-        .await
-        .map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    match tokio::time::timeout(RAFT_STOP, raft.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("raft shutdown: {e}"),
+        Err(_) => tracing::warn!("raft did not stop within {RAFT_STOP:?}"),
+    }
+    let _ = stop_peer.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(1), &mut peer_server).await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once `flag` turns true (or its sender is gone).
+async fn stopped(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}
+
+/// The member stops serving: a leader hands its leadership to an up-to-date follower
+/// first, so the cluster does not wait for an election timeout.
+async fn shut_down(config: &Config, node: &Node, network: &PeerNetwork) {
+    if !node.is_leader() {
+        node.close_ephemeral();
+        node.proposer.close(RaftFailure::Status(shutting_down()));
+        return;
+    }
+    let catch_up = Duration::from_millis(config.election_timeout_ms);
+    let rpc = Duration::from_millis((config.election_timeout_ms / 2).max(100));
+    let started = std::time::Instant::now();
+    match hand_off(node, network, catch_up, rpc).await {
+        Ok(successor) => {
+            tracing::info!(
+                successor,
+                took_ms = started.elapsed().as_millis() as u64,
+                "leadership handed over to member {successor}"
+            );
+            // Waiting and later writes are sent to the new leader.
+            node.proposer.close(RaftFailure::NotLeader);
+        }
+        Err(e) => {
+            tracing::warn!(
+                "leadership not handed over ({e}); the other members elect a leader after an election timeout"
+            );
+            node.close_ephemeral();
+            node.proposer.close(RaftFailure::Status(shutting_down()));
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::cluster_client::ClusterClient;
@@ -138,10 +138,21 @@ impl Cluster {
 
     /// Starts member `id` (again), on the same ports and data directory.
     pub fn spawn(&mut self, id: u64) {
+        self.spawn_with(id, &[], true);
+    }
+
+    /// Starts member `id` (again) with `args` added, and `--initial-cluster` only when
+    /// `initial_cluster` is set (otherwise the server's default: itself alone).
+    pub fn spawn_with(&mut self, id: u64, args: &[&str], initial_cluster: bool) {
         let storage = self.storage.clone();
-        let initial = self.initial_cluster.clone();
+        let initial = if initial_cluster {
+            vec!["--initial-cluster".to_owned(), self.initial_cluster.clone()]
+        } else {
+            Vec::new()
+        };
         let mut extra = self.extra_args.clone();
         extra.extend(self.extra_args_for_next.iter().cloned());
+        extra.extend(args.iter().map(|a| a.to_string()));
         let env = self.env_for_next.clone();
         let m = self.member(id);
         assert!(m.child.is_none(), "member {id} is already running");
@@ -157,11 +168,12 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(["--storage", &storage])
-            .args(["--initial-cluster", &initial])
+            .args(&initial)
             .args(["--heartbeat-ms", "100", "--election-timeout-ms", "1000"])
             .args(&extra)
             .envs(env)
-            .stdout(Stdio::null())
+            // The server logs (tracing) on stdout, errors on stderr: both to the log.
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("start kahuna-server");
@@ -184,6 +196,30 @@ impl Cluster {
                 .expect("kill");
             assert!(status.success());
         }
+    }
+
+    /// Waits up to `within` for member `id` to exit on its own and returns how it
+    /// exited (`None`: still running, or not started).
+    pub async fn wait_exit(&mut self, id: u64, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let m = self.member(id);
+            let status = m.child.as_mut()?.try_wait().expect("wait for kahuna-server");
+            if let Some(status) = status {
+                m.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Everything member `id` has logged (stderr) across its starts.
+    pub fn log(&self, id: u64) -> String {
+        let m = &self.members[(id - 1) as usize];
+        std::fs::read_to_string(format!("{}.log", m.data_dir.display())).unwrap_or_default()
     }
 
     pub async fn kv(&self, id: u64) -> KvClient<Channel> {

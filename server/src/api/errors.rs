@@ -43,6 +43,14 @@ pub fn no_leader() -> Status {
     status(ErrorKind::NoLeader, "no leader is elected at the moment; retry shortly")
 }
 
+/// This member is stopping; another member serves the request.
+pub fn shutting_down() -> Status {
+    status(
+        ErrorKind::Unavailable,
+        "this member is shutting down; retry on another member",
+    )
+}
+
 pub fn internal(message: impl Into<String>) -> Status {
     status(ErrorKind::Internal, message)
 }

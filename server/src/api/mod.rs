@@ -20,7 +20,7 @@ use tonic::{Request, Status};
 use crate::raft::node::{Node, Route};
 use crate::sm::{Command, Op, Reply};
 use crate::store::Applied;
-use errors::{fenced, internal, no_leader, not_leader, RaftFailure};
+use errors::{fenced, internal, no_leader, not_leader, shutting_down, RaftFailure};
 
 /// Set on a request a member forwards to the leader, so it is never forwarded twice.
 pub const FORWARDED_KEY: &str = "kahuna-forwarded";
@@ -212,7 +212,11 @@ impl Api {
     ) -> Result<(R, ResponseHeader, u64), Status> {
         let term = self.confirm_leadership().await?;
         let now = self.node.clock.now_ms();
-        let Some(out) = f(&self.node.ephemeral, term, now) else {
+        let out = {
+            let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
+            f(&self.node.ephemeral, term, now)
+        };
+        let Some(out) = out else {
             // The tier moved on to a later term meanwhile, or ran out of tokens.
             if self.node.term() != term {
                 return Err(self.fail(RaftFailure::NotLeader).await);
@@ -266,6 +270,7 @@ impl Api {
             Some((_, _, Durability::Persistent)) => Some(self.node.sm.read().map_err(|e| internal(e.to_string()))?),
             _ => None,
         };
+        let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
         let now = self.node.clock.now_ms();
         let reply = self
             .node

@@ -1,5 +1,8 @@
-//! Raft plumbing: openraft types, the peer network (both directions) and the node.
+//! Raft plumbing: openraft types, the peer network (both directions), the node, the
+//! cluster id and the leadership hand-off on shutdown.
 
+pub mod cluster_id;
+pub mod handoff;
 pub mod network;
 pub mod node;
 pub mod peer_service;

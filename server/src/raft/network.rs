@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kahuna_proto::v1::peer_client::PeerClient;
 use kahuna_proto::v1::{InfoRequest, InfoResponse, PeerMessage};
+use kahuna_proto::ErrorKind;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -16,8 +17,10 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
+use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY};
 use super::types::{NodeId, TypeConfig};
 
 /// Largest peer message: a batch of appended entries or a snapshot chunk.
@@ -48,12 +51,36 @@ pub async fn peer_info(peer_addr: &str, timeout: Duration) -> Result<InfoRespons
 /// Hands out connections to members. openraft asks for a new client for every
 /// replication stream and every read-index round; they all share one HTTP/2
 /// channel per address instead of opening a TCP connection each time.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PeerNetwork {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// This member's id and cluster id, sent with every message.
+    node_id: NodeId,
+    identity: Arc<ClusterIdentity>,
+}
+
+/// Marks an outgoing peer message with the sender's node id and cluster id.
+pub fn stamp(metadata: &mut MetadataMap, node_id: NodeId, identity: &ClusterIdentity) {
+    metadata.insert(NODE_ID_KEY, MetadataValue::from(node_id));
+    if let Some(v) = identity.id().and_then(|id| MetadataValue::try_from(id.as_str()).ok()) {
+        metadata.insert(CLUSTER_ID_KEY, v);
+    }
+}
+
+/// The cluster id in a peer message's or reply's metadata, if any.
+pub fn cluster_id_of(metadata: &MetadataMap) -> Option<&str> {
+    metadata.get(CLUSTER_ID_KEY).and_then(|v| v.to_str().ok())
 }
 
 impl PeerNetwork {
+    pub fn new(node_id: NodeId, identity: Arc<ClusterIdentity>) -> Self {
+        Self {
+            channels: Arc::default(),
+            node_id,
+            identity,
+        }
+    }
+
     fn channel(&self, addr: &str) -> Result<Channel, String> {
         let mut map = self
             .channels
@@ -74,14 +101,20 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         PeerConnection {
             target,
+            addr: node.addr.clone(),
             client: self.channel(&node.addr).map(peer_client),
+            node_id: self.node_id,
+            identity: self.identity.clone(),
         }
     }
 }
 
 pub struct PeerConnection {
     target: NodeId,
+    addr: String,
     client: Result<PeerClient<Channel>, String>,
+    node_id: NodeId,
+    identity: Arc<ClusterIdentity>,
 }
 
 #[derive(Clone, Copy)]
@@ -114,12 +147,27 @@ impl PeerConnection {
         let data = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(PeerMessage { data });
         request.set_timeout(option.hard_ttl());
+        stamp(request.metadata_mut(), self.node_id, &self.identity);
         let reply = match rpc {
             Rpc::Append => client.append_entries(request).await,
             Rpc::Vote => client.vote(request).await,
             Rpc::Snapshot => client.install_snapshot(request).await,
         };
         let reply = reply.map_err(|status| {
+            let mismatch = status
+                .metadata()
+                .get(crate::api::errors::ERROR_KEY)
+                .is_some_and(|v| v.as_bytes() == ErrorKind::Membership.name().as_bytes());
+            if mismatch && self.identity.should_log() {
+                tracing::error!(
+                    target_node = self.target,
+                    addr = %self.addr,
+                    "member {} at {} refused this member's Raft message: {}",
+                    self.target,
+                    self.addr,
+                    status.message()
+                );
+            }
             let e = TransportError(format!("{:?}: {}", status.code(), status.message()));
             if status.code() == tonic::Code::Unavailable {
                 RPCError::Unreachable(Unreachable::new(&e))
@@ -127,6 +175,19 @@ impl PeerConnection {
                 RPCError::Network(NetworkError::new(&e))
             }
         })?;
+        // The reply tells a member that knows no cluster id yet which cluster it is in.
+        if let Err(e) = self.identity.check(cluster_id_of(reply.metadata())) {
+            if matches!(e, CheckError::Mismatch(_)) && self.identity.should_log() {
+                tracing::error!(
+                    target_node = self.target,
+                    addr = %self.addr,
+                    "ignoring the reply of member {} at {}: {e}; is --initial-cluster or a member's address wrong?",
+                    self.target,
+                    self.addr
+                );
+            }
+            return Err(RPCError::Network(NetworkError::new(&TransportError(e.to_string()))));
+        }
         let result: Result<Resp, E> =
             bincode::deserialize(&reply.into_inner().data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

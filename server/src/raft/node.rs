@@ -2,7 +2,7 @@
 //! the other members (their client addresses, learned over the peer port).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use kahuna_proto::v1::ResponseHeader;
@@ -42,6 +42,9 @@ pub struct Node {
     client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
     /// client address -> channel, for forwarding to the leader.
     channels: Mutex<HashMap<String, Channel>>,
+    /// False once this member has stopped serving the ephemeral tier (before it hands
+    /// its leadership over on shutdown). Ephemeral operations run under the read lock.
+    ephemeral_open: RwLock<bool>,
 }
 
 /// Where a client request should be served.
@@ -75,6 +78,22 @@ impl Node {
             unsafe_local_reads: limits.unsafe_local_reads,
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
+            ephemeral_open: RwLock::new(true),
+        }
+    }
+
+    /// Admits one ephemeral operation: `None` once the tier is closed. Hold the guard
+    /// for the whole operation (it must not span an await).
+    pub fn enter_ephemeral(&self) -> Option<RwLockReadGuard<'_, bool>> {
+        let guard = self.ephemeral_open.read().ok()?;
+        (*guard).then_some(guard)
+    }
+
+    /// Stops the ephemeral tier for good; returns once no ephemeral operation runs.
+    pub fn close_ephemeral(&self) {
+        match self.ephemeral_open.write() {
+            Ok(mut open) => *open = false,
+            Err(poisoned) => *poisoned.into_inner() = false,
         }
     }
 

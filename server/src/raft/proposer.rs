@@ -11,7 +11,9 @@
 //! 8,000 with sixteen, since the leader is CPU-bound and smaller entries cost more
 //! per command (docs/performance.md).
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::types::Raft;
 use crate::api::errors::RaftFailure;
@@ -28,16 +30,49 @@ struct Pending {
     answer: Answer,
 }
 
+/// Whether commands are proposed. A member handing its leadership over on shutdown
+/// pauses the proposer (commands wait in the queue) and then closes it (every waiting
+/// and later command gets the failure, e.g. NOT_LEADER naming the new leader).
+#[derive(Clone)]
+enum Mode {
+    Open,
+    Paused,
+    Closed(RaftFailure),
+}
+
 pub struct Proposer {
     queue: mpsc::UnboundedSender<Pending>,
+    mode: watch::Sender<Mode>,
+    /// Held by the batching task while an entry is in flight.
+    busy: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Proposer {
     /// Starts the batching task on the current runtime.
     pub fn start(raft: Raft) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, waiting));
-        Self { queue }
+        let (mode, mode_rx) = watch::channel(Mode::Open);
+        let busy = Arc::new(tokio::sync::Mutex::new(()));
+        tokio::spawn(run(raft, waiting, mode_rx, busy.clone()));
+        Self { queue, mode, busy }
+    }
+
+    /// Stops proposing: returns once the entry in flight (if any) has been answered;
+    /// commands arriving meanwhile wait in the queue.
+    pub async fn pause(&self) {
+        self.mode.send_if_modified(|m| match m {
+            Mode::Open => {
+                *m = Mode::Paused;
+                true
+            }
+            _ => false,
+        });
+        drop(self.busy.lock().await);
+    }
+
+    /// Answers every waiting and later command with `failure` instead of proposing it.
+    pub fn close(&self, failure: RaftFailure) {
+        self.mode.send_replace(Mode::Closed(failure));
     }
 
     /// Proposes `command` and waits until it is applied (or refused).
@@ -56,8 +91,35 @@ fn size(command: &Command) -> u64 {
     bincode::serialized_size(command).unwrap_or(MAX_BYTES)
 }
 
-async fn run(raft: Raft, mut waiting: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = waiting.recv().await {
+async fn run(
+    raft: Raft,
+    mut waiting: mpsc::UnboundedReceiver<Pending>,
+    mut mode: watch::Receiver<Mode>,
+    busy: Arc<tokio::sync::Mutex<()>>,
+) {
+    loop {
+        let current = match mode.wait_for(|m| !matches!(m, Mode::Paused)).await {
+            Ok(m) => m.clone(),
+            Err(_) => return,
+        };
+        if let Mode::Closed(failure) = current {
+            while let Some(p) = waiting.recv().await {
+                let _ = p.answer.send(Err(failure.clone()));
+            }
+            return;
+        }
+        let _busy = busy.lock().await;
+        let first = tokio::select! {
+            first = waiting.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
+            // Paused or closed meanwhile: decide again, not holding `busy`.
+            changed = mode.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
+        };
         let mut bytes = size(&first.command);
         let mut batch = vec![first];
         while batch.len() < MAX_COMMANDS && bytes < MAX_BYTES {

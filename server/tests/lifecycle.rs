@@ -1,0 +1,265 @@
+//! A member's life cycle with real processes: a Raft core that stops on a storage
+//! fault ends the process with an error; start-up mistakes that would found a second
+//! cluster are refused with a message saying what to do; Raft messages from another
+//! cluster are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kahuna_proto::v1::{AddLearnerRequest, ChangeMembershipRequest};
+use kahuna_testkit::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A tmpfs mounted on a directory, unmounted (lazily, so a process still inside
+/// cannot block it) when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn cluster_id_file(c: &Cluster, id: u64) -> String {
+    let dir = &c.members[(id - 1) as usize].data_dir;
+    std::fs::read_to_string(dir.join("cluster-id"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until member `id` has applied `key` (seen by a stale read on that member).
+async fn wait_until_applied(c: &Cluster, id: u64, key: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut kv = c.kv(id).await;
+        if let Ok(r) = kv.get(stale_get_req(key)).await {
+            if r.into_inner().kv.is_some() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "member {id} never applied {key}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_stops_the_member_with_an_error() {
+    if !is_root() {
+        eprintln!("SKIPPED a_full_disk_stops_the_member_with_an_error: mounting a tmpfs needs root");
+        return;
+    }
+    let mut c = Cluster::start(1, "rocksdb", &[]).await;
+    // Restart the member on an empty 24 MiB tmpfs.
+    c.kill(1);
+    let dir = c.members[0].data_dir.clone();
+    std::fs::remove_dir_all(&dir).expect("remove data dir");
+    let _tmpfs = Tmpfs::mount(&dir, "24m");
+    c.spawn(1);
+    c.wait_leader(WAIT).await;
+    put(&c, 1, "before", "x").await;
+
+    // Writes of 256 KiB until the disk is full and one fails.
+    let value = "v".repeat(256 * 1024);
+    let mut kv = c.kv(1).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut failed = None;
+    for i in 0.. {
+        assert!(Instant::now() < deadline, "24 MiB never filled up");
+        let mut req = tonic::Request::new(set_req(&format!("fill/{i}"), &value));
+        req.set_timeout(Duration::from_secs(10));
+        if let Err(e) = kv.set(req).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let exit = c
+        .wait_exit(1, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("the member kept running after a failed write ({failed:?})"));
+    assert_eq!(exit.code(), Some(1), "exit status: {exit:?}");
+    let log = c.log(1);
+    assert!(
+        log.contains("the Raft core stopped") && log.contains("No space left on device"),
+        "no clear message in the log:\n{}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_data_dir_does_not_found_a_second_cluster() {
+    let mut c = Cluster::start(3, "rocksdb", &[]).await;
+    let leader = c.wait_leader(WAIT).await;
+    put(&c, leader, "k", "v").await;
+    let follower = (1..=3).find(|i| *i != leader).expect("a follower");
+    let cluster = cluster_id_file(&c, leader);
+    assert_eq!(cluster.len(), 32, "the leader stores no cluster id: {cluster:?}");
+    wait_until("a follower never learned the cluster id", || {
+        cluster_id_file(&c, follower) == cluster
+    })
+    .await;
+
+    // The follower loses its data directory and is started as before: refused.
+    c.kill(follower);
+    std::fs::remove_dir_all(&c.members[(follower - 1) as usize].data_dir).expect("remove data dir");
+    c.spawn(follower);
+    let exit = c
+        .wait_exit(follower, WAIT)
+        .await
+        .expect("an empty member founding a cluster beside a live one was not refused");
+    assert!(!exit.success(), "exit status: {exit:?}");
+    let log = c.log(follower);
+    assert!(
+        log.contains(&format!("already form cluster {cluster}")) && log.contains("--join"),
+        "the refusal does not say what happened and what to do:\n{log}"
+    );
+
+    // Doing what the message says: --join, and the leader catches it up.
+    c.spawn_with(follower, &["--join"], true);
+    wait_until_applied(&c, follower, "k").await;
+    assert_eq!(cluster_id_file(&c, follower), cluster);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_added_later_is_not_restarted_as_a_new_cluster() {
+    let mut c = Cluster::start(3, "rocksdb", &[]).await;
+    put(&c, 1, "k", "v").await;
+    let new = c.spawn_joining();
+    wait_until("the joining member never marked its data dir", || {
+        cluster_id_file(&c, new) == "joining"
+    })
+    .await;
+
+    // Restarted without --join before any member added it: refused.
+    c.kill(new);
+    c.spawn_with(new, &[], false);
+    let exit = c
+        .wait_exit(new, WAIT)
+        .await
+        .expect("a --join member restarted without --join founded a cluster of its own");
+    assert!(!exit.success(), "exit status: {exit:?}");
+    let log = c.log(new);
+    assert!(
+        log.contains("was started with --join") && log.contains(&format!("kahuna cluster add-learner {new}")),
+        "the refusal does not say what to do:\n{log}"
+    );
+
+    // Started with --join again and added: a voter of the cluster.
+    c.spawn_with(new, &["--join"], false);
+    let peer_addr = c.members[(new - 1) as usize].peer_addr.clone();
+    let admin = c.admin(1).await;
+    retry(WAIT, || {
+        let mut a = admin.clone();
+        let peer_addr = peer_addr.clone();
+        async move {
+            a.add_learner(AddLearnerRequest {
+                node_id: new,
+                peer_addr,
+                blocking: true,
+            })
+            .await
+        }
+    })
+    .await;
+    retry(WAIT, || {
+        let mut a = admin.clone();
+        async move {
+            a.change_membership(ChangeMembershipRequest {
+                voters: vec![1, 2, 3, new],
+                retain: false,
+            })
+            .await
+        }
+    })
+    .await;
+    wait_until_applied(&c, new, "k").await;
+    assert_eq!(cluster_id_file(&c, new), cluster_id_file(&c, 1));
+
+    // Restarted without --join once it holds the cluster's log: it stays a member of
+    // that cluster (no cluster of its own), and writes through it reach the others.
+    c.kill(new);
+    c.spawn_with(new, &[], false);
+    put(&c, new, "after-restart", "y").await;
+    wait_until_applied(&c, 1, "after-restart").await;
+    let status = c.status(new).await.expect("status");
+    assert_ne!(status.leader_id, 0);
+    assert!(status.members.len() == 4, "members seen: {:?}", status.members);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raft_messages_from_another_cluster_are_refused() {
+    let c = Cluster::start(3, "rocksdb", &[]).await;
+    let other = Cluster::start(1, "rocksdb", &[]).await;
+    put(&other, 1, "mine", "kept").await;
+    let leader = c.wait_leader(WAIT).await;
+    // A member of another cluster is added by mistake (its peer address as member 4).
+    let admin = c.admin(leader).await;
+    let added = retry(WAIT, || {
+        let mut a = admin.clone();
+        let peer_addr = other.members[0].peer_addr.clone();
+        async move {
+            a.add_learner(AddLearnerRequest {
+                node_id: 4,
+                peer_addr,
+                blocking: false,
+            })
+            .await
+        }
+    })
+    .await
+    .into_inner()
+    .members
+    .len();
+    let deadline = Instant::now() + WAIT;
+    while !other.log(1).contains("Raft message refused") {
+        if Instant::now() >= deadline {
+            let (a, b) = (c.log(leader), other.log(1));
+            panic!(
+                "the other cluster's member never logged the refusal (add-learner: {added:?})\nleader:\n{}\nother:\n{}",
+                &a[a.len().saturating_sub(3000)..],
+                &b[b.len().saturating_sub(3000)..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until("the leader never logged the refusal", || {
+        c.log(leader).contains("refused this member's Raft message")
+    })
+    .await;
+    // The other cluster is untouched: still its own leader, its data intact.
+    let s = other.status(1).await.expect("status");
+    assert_eq!((s.state.as_str(), s.leader_id), ("leader", 1));
+    assert_eq!(get(&other, 1, "mine").await, Some(b"kept".to_vec()));
+    assert_ne!(cluster_id_file(&c, leader), cluster_id_file(&other, 1));
+}
