@@ -5,6 +5,7 @@ pub mod cluster_id;
 pub mod handoff;
 pub mod network;
 pub mod node;
+pub mod peer_input;
 pub mod peer_service;
 pub mod proposer;
 pub mod read_index;

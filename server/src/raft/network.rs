@@ -21,6 +21,7 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY};
+use super::peer_input;
 use super::types::{NodeId, TypeConfig};
 
 /// Largest peer message: a batch of appended entries or a snapshot chunk.
@@ -195,12 +196,16 @@ impl PeerConnection {
 }
 
 impl RaftNetwork<TypeConfig> for PeerConnection {
+    // A reply is checked against the term of the request it answers (see peer_input).
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Rpc::Append, &rpc, &option).await
+        let term = rpc.vote.leader_id().term;
+        let resp = self.call(Rpc::Append, &rpc, &option).await?;
+        peer_input::append_entries_reply(&resp, term).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        Ok(resp)
     }
 
     async fn install_snapshot(
@@ -209,7 +214,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
     {
-        self.call(Rpc::Snapshot, &rpc, &option).await
+        let term = rpc.vote.leader_id().term;
+        let resp = self.call(Rpc::Snapshot, &rpc, &option).await?;
+        peer_input::install_snapshot_reply(&resp, term).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        Ok(resp)
     }
 
     async fn vote(
@@ -217,6 +225,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Rpc::Vote, &rpc, &option).await
+        let term = rpc.vote.leader_id().term;
+        let resp = self.call(Rpc::Vote, &rpc, &option).await?;
+        peer_input::vote_reply(&resp, term).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        Ok(resp)
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kahuna_proto::v1::peer_server::Peer;
 use kahuna_proto::v1::{InfoRequest, InfoResponse, PeerMessage};
 use kahuna_proto::ErrorKind;
-use openraft::raft::AppendEntriesRequest;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::metadata::MetadataValue;
@@ -16,18 +16,30 @@ use tonic::{Request, Response, Status};
 
 use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY};
 use super::network::cluster_id_of;
-use super::types::{Raft, TypeConfig};
+use super::peer_input::{self, SnapshotStream};
+use super::types::{NodeId, Raft, TypeConfig};
 use crate::api::errors::status;
 
 pub struct PeerService {
     raft: Raft,
     info: InfoResponse,
     identity: Arc<ClusterIdentity>,
+    snapshot: SnapshotStream,
 }
 
 impl PeerService {
     pub fn new(raft: Raft, info: InfoResponse, identity: Arc<ClusterIdentity>) -> Self {
-        Self { raft, info, identity }
+        Self {
+            raft,
+            info,
+            identity,
+            snapshot: SnapshotStream::default(),
+        }
+    }
+
+    /// This member's current term, the reference for how far a peer's may be ahead.
+    fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// Checks the sender's cluster id (learning it if this member knows none yet) and
@@ -73,6 +85,11 @@ impl PeerService {
     }
 }
 
+/// A message `peer_input` refused: the sender learns why; openraft never sees it.
+fn refused(e: peer_input::Refused) -> Status {
+    invalid(format!("Raft message refused: {e}"))
+}
+
 fn invalid(message: String) -> Status {
     status(ErrorKind::InvalidArgument, message)
 }
@@ -100,15 +117,21 @@ impl Peer for PeerService {
     async fn append_entries(&self, req: Request<PeerMessage>) -> Result<Response<PeerMessage>, Status> {
         let req: AppendEntriesRequest<TypeConfig> = self.accept(req)?;
         check_append(&req)?;
+        peer_input::append_entries(&req, self.term()).map_err(refused)?;
         self.reply(&self.raft.append_entries(req).await)
     }
 
     async fn vote(&self, req: Request<PeerMessage>) -> Result<Response<PeerMessage>, Status> {
-        self.reply(&self.raft.vote(self.accept(req)?).await)
+        let req: VoteRequest<NodeId> = self.accept(req)?;
+        peer_input::vote(&req, self.term()).map_err(refused)?;
+        self.reply(&self.raft.vote(req).await)
     }
 
     async fn install_snapshot(&self, req: Request<PeerMessage>) -> Result<Response<PeerMessage>, Status> {
-        self.reply(&self.raft.install_snapshot(self.accept(req)?).await)
+        let req: InstallSnapshotRequest<TypeConfig> = self.accept(req)?;
+        peer_input::install_snapshot(&req, self.term()).map_err(refused)?;
+        self.snapshot.admit(&req).map_err(refused)?;
+        self.reply(&self.raft.install_snapshot(req).await)
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
