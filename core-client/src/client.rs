@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use kahuna_proto::tls::{ClientTls, TlsConnector};
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::cluster_client::ClusterClient;
 use rand::Rng;
@@ -58,6 +59,10 @@ pub struct ClientOptions {
     /// Learn the other members' client addresses from the cluster at connect time, so
     /// one endpoint is enough to fail over to all of them.
     pub discover_members: bool,
+    /// TLS to every member: how to trust their certificates and, for a cluster that
+    /// requires one, this client's certificate. `https://` endpoints turn TLS on with
+    /// the system's trusted roots when this is `None`.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +74,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_millis(500),
             retry: RetryPolicy::default(),
             discover_members: true,
+            tls: None,
         }
     }
 }
@@ -132,6 +138,8 @@ pub(crate) struct Inner {
     client_id: String,
     next_request_id: AtomicU64,
     pub(crate) options: ClientOptions,
+    /// `Some` when members are reached over TLS.
+    tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) runtime: tokio::runtime::Handle,
     owner_seq: AtomicU64,
 }
@@ -167,20 +175,32 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// `host:port` from `host:port`, `http://host:port[/]` or a bare host.
-fn normalize(endpoint: &str) -> Result<String> {
+/// The scheme an endpoint names, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Unspecified,
+    Plain,
+    Tls,
+}
+
+/// `host:port` from `host:port`, `http://host:port[/]`, `https://host:port[/]` or a
+/// bare host, with the scheme it named.
+fn normalize(endpoint: &str) -> Result<(String, Scheme)> {
     let e = endpoint.trim();
-    let e = e
-        .strip_prefix("http://")
-        .or_else(|| e.strip_prefix("grpc://"))
-        .unwrap_or(e)
-        .trim_end_matches('/');
+    let (e, scheme) = if let Some(rest) = e.strip_prefix("https://") {
+        (rest, Scheme::Tls)
+    } else if let Some(rest) = e.strip_prefix("http://").or_else(|| e.strip_prefix("grpc://")) {
+        (rest, Scheme::Plain)
+    } else {
+        (e, Scheme::Unspecified)
+    };
+    let e = e.trim_end_matches('/');
     if e.is_empty() {
         return Err(Error::Config(format!("endpoint {endpoint:?} is empty")));
     }
-    if e.contains('/') || e.starts_with("https://") {
+    if e.contains('/') || e.contains("://") {
         return Err(Error::Config(format!(
-            "endpoint {endpoint:?} is not HOST:PORT (TLS is not supported yet)"
+            "endpoint {endpoint:?} is not HOST:PORT, http://HOST:PORT or https://HOST:PORT"
         )));
     }
     let has_port = match e.rsplit_once(':') {
@@ -188,12 +208,34 @@ fn normalize(endpoint: &str) -> Result<String> {
         None => false,
     };
     if has_port {
-        Ok(e.to_owned())
+        Ok((e.to_owned(), scheme))
     } else if e.starts_with('[') || !e.contains(':') {
-        Ok(format!("{e}:{DEFAULT_PORT}"))
+        Ok((format!("{e}:{DEFAULT_PORT}"), scheme))
     } else {
         Err(Error::Config(format!("endpoint {endpoint:?} is not HOST:PORT")))
     }
+}
+
+/// The TLS configuration for these endpoints and options: `None` for plain HTTP/2.
+/// Every member is reached the same way, so endpoints may not mix schemes.
+fn tls_config(schemes: &[Scheme], options: &ClientOptions) -> Result<Option<Arc<rustls::ClientConfig>>> {
+    let https = schemes.contains(&Scheme::Tls);
+    if https && schemes.contains(&Scheme::Plain) {
+        return Err(Error::Config(
+            "endpoints mix http:// and https://; every member is reached the same way".into(),
+        ));
+    }
+    if schemes.contains(&Scheme::Plain) && options.tls.is_some() {
+        return Err(Error::Config(
+            "TLS options are given but an endpoint says http://".into(),
+        ));
+    }
+    match (&options.tls, https) {
+        (None, false) => Ok(None),
+        (None, true) => ClientTls::default().config().map(Some),
+        (Some(tls), _) => tls.config().map(Some),
+    }
+    .map_err(|e| Error::Config(format!("TLS: {e}")))
 }
 
 fn random_client_id() -> String {
@@ -251,12 +293,15 @@ impl Client {
         S: AsRef<str>,
     {
         let mut list = Vec::new();
+        let mut schemes = Vec::new();
         for e in endpoints {
-            let e = normalize(e.as_ref())?;
+            let (e, scheme) = normalize(e.as_ref())?;
+            schemes.push(scheme);
             if !list.contains(&e) {
                 list.push(e);
             }
         }
+        let tls = tls_config(&schemes, &options)?;
         if list.is_empty() {
             return Err(Error::Config("no endpoints given".into()));
         }
@@ -289,6 +334,7 @@ impl Client {
                 client_id,
                 next_request_id: AtomicU64::new(first_request_id()),
                 options,
+                tls,
                 runtime,
                 owner_seq: AtomicU64::new(1),
             }),
@@ -379,7 +425,11 @@ impl Client {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.inner.tls {
+            None => endpoint.connect_lazy(),
+            Some(config) => endpoint
+                .connect_with_connector_lazy(TlsConnector::new(config.clone(), self.inner.options.connect_timeout)),
+        };
         routes.channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -404,7 +454,7 @@ impl Client {
             if m.client_addr.is_empty() {
                 continue;
             }
-            if let Ok(addr) = normalize(&m.client_addr) {
+            if let Ok((addr, _)) = normalize(&m.client_addr) {
                 routes.addr_of.insert(m.id, addr.clone());
                 if self.inner.options.discover_members && !routes.endpoints.contains(&addr) {
                     routes.endpoints.push(addr);
@@ -456,7 +506,7 @@ impl Client {
     /// on to the next endpoint (or to the leader it named).
     fn failed(&self, addr: &str, hint: Option<&str>, leaderless: bool) {
         let mut routes = self.routes();
-        if let Some(h) = hint.and_then(|h| normalize(h).ok()) {
+        if let Some((h, _)) = hint.and_then(|h| normalize(h).ok()) {
             if h != addr {
                 if !routes.endpoints.contains(&h) {
                     routes.endpoints.push(h.clone());
@@ -575,15 +625,44 @@ pub(crate) fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kahuna_proto::tls::ServerTrust;
 
     #[test]
     fn endpoints_are_normalized() {
-        assert_eq!(normalize("127.0.0.1:2070").ok().as_deref(), Some("127.0.0.1:2070"));
-        assert_eq!(normalize("http://a:1/").ok().as_deref(), Some("a:1"));
-        assert_eq!(normalize("localhost").ok().as_deref(), Some("localhost:2070"));
+        let n = |e: &str| normalize(e).ok();
+        assert_eq!(
+            n("127.0.0.1:2070"),
+            Some(("127.0.0.1:2070".into(), Scheme::Unspecified))
+        );
+        assert_eq!(n("http://a:1/"), Some(("a:1".into(), Scheme::Plain)));
+        assert_eq!(
+            n("https://kahuna-1.internal:2070"),
+            Some(("kahuna-1.internal:2070".into(), Scheme::Tls))
+        );
+        assert_eq!(n("localhost"), Some(("localhost:2070".into(), Scheme::Unspecified)));
         assert!(normalize("").is_err());
         assert!(normalize("a:b:c").is_err());
-        assert!(normalize("https://x:1").is_err());
+        assert!(normalize("ftp://x:1").is_err());
+        assert!(normalize("https://x:1/path").is_err());
+    }
+
+    #[tokio::test]
+    async fn schemes_do_not_mix() {
+        let mixed = Client::connect_lazy(["https://a:1", "http://b:1"], ClientOptions::default());
+        assert!(matches!(mixed, Err(Error::Config(_))));
+        let insecure = ClientOptions {
+            tls: Some(ClientTls {
+                trust: ServerTrust::InsecureAnyCertificate,
+                identity: None,
+            }),
+            ..ClientOptions::default()
+        };
+        assert!(matches!(
+            Client::connect_lazy(["http://a:1"], insecure.clone()),
+            Err(Error::Config(_))
+        ));
+        // Bare endpoints with TLS options use TLS.
+        assert!(Client::connect_lazy(["a:1"], insecure).is_ok());
     }
 
     #[tokio::test]

@@ -48,6 +48,8 @@ mod txn;
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member};
 pub use error::{Error, ErrorKind, Result};
+/// TLS settings of [`ClientOptions::tls`].
+pub use kahuna_proto::tls::{fingerprint, parse_pin, ClientTls, ServerTrust};
 pub use kv::{
     Consistency, DeleteCondition, DeleteOptions, DeleteResult, Durability, EventKind, Fence, GetOptions, History,
     HistoryEvent, KeyValue, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult,

@@ -9,3 +9,4 @@ pub mod v1 {
 mod error_kind;
 
 pub use v1::ErrorKind;
+pub mod tls;

@@ -74,9 +74,54 @@ pub struct Config {
     /// Build a snapshot (and purge the log) after this many entries.
     #[arg(long, env = "KAHUNA_SNAPSHOT_THRESHOLD", default_value_t = 10_000)]
     pub snapshot_threshold: u64,
+
+    /// TLS on the client port: this member's certificate chain (PEM). With
+    /// --tls-key; reloaded on SIGHUP. Without it the client port is plain TCP.
+    #[arg(long, env = "KAHUNA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "KAHUNA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM) on the client port.
+    #[arg(long, env = "KAHUNA_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Mutual TLS on the peer port: this member's certificate (PEM), presented both
+    /// when it accepts and when it connects. All three --peer-tls-* go together.
+    #[arg(long, env = "KAHUNA_PEER_TLS_CERT", requires_all = ["peer_tls_key", "peer_tls_ca"])]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// The private key of --peer-tls-cert (PEM).
+    #[arg(long, env = "KAHUNA_PEER_TLS_KEY", requires = "peer_tls_cert")]
+    pub peer_tls_key: Option<PathBuf>,
+
+    /// The CA (PEM) every member's peer certificate must be signed by: Raft traffic
+    /// is accepted only from, and sent only to, holders of such certificates.
+    #[arg(long, env = "KAHUNA_PEER_TLS_CA", requires = "peer_tls_cert")]
+    pub peer_tls_ca: Option<PathBuf>,
 }
 
 impl Config {
+    /// The client port's TLS files, when TLS is on.
+    pub fn client_tls(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    /// The peer port's TLS files, when mutual TLS is on.
+    pub fn peer_tls(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.peer_tls_cert.clone()?,
+            key: self.peer_tls_key.clone()?,
+            client_ca: Some(self.peer_tls_ca.clone()?),
+        })
+    }
+
     pub fn client_addr(&self) -> String {
         self.advertise_client.clone().unwrap_or_else(|| self.listen.clone())
     }

@@ -13,3 +13,4 @@ pub mod server;
 pub mod sm;
 pub mod store;
 pub mod sweeper;
+pub mod tls;

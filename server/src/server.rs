@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use kahuna_proto::tls::{ClientTls, ServerTrust};
 use kahuna_proto::v1::cluster_server::ClusterServer;
 use kahuna_proto::v1::kv_server::KvServer;
 use kahuna_proto::v1::locks_server::LocksServer;
@@ -15,6 +16,7 @@ use kahuna_proto::v1::InfoResponse;
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Vote};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -25,10 +27,11 @@ use crate::api::Api;
 use crate::config::Config;
 use crate::raft::cluster_id::{ClusterIdentity, Stored};
 use crate::raft::handoff::hand_off;
-use crate::raft::network::{peer_info, PeerNetwork, MAX_PEER_MESSAGE_BYTES};
+use crate::raft::network::{peer_info, PeerNetwork, PeerTransport, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::node::{Limits, Node};
 use crate::raft::peer_service::PeerService;
 use crate::raft::types::{NodeId, Raft};
+use crate::tls::{self, Reloadable};
 use crate::{store, sweeper};
 
 /// How long in-flight client requests may take to finish on shutdown.
@@ -78,12 +81,16 @@ async fn core_stopped(raft: Raft) -> anyhow::Error {
 /// Asks the other members named in `--initial-cluster` whether they already form a
 /// cluster (a leader committed an entry there); returns those that do, with their
 /// cluster id (empty if they know none).
-async fn probe(members: &BTreeMap<NodeId, String>, me: NodeId) -> Vec<(NodeId, String, String)> {
+async fn probe(
+    transport: &PeerTransport,
+    members: &BTreeMap<NodeId, String>,
+    me: NodeId,
+) -> Vec<(NodeId, String, String)> {
     let asks = members
         .iter()
         .filter(|(id, _)| **id != me)
         .map(|(id, addr)| async move {
-            match peer_info(addr, PROBE).await {
+            match peer_info(transport, addr, PROBE).await {
                 Ok(info) if info.applied_index > 0 => Some((*id, addr.clone(), info.cluster_id)),
                 _ => None,
             }
@@ -97,6 +104,7 @@ async fn probe(members: &BTreeMap<NodeId, String>, me: NodeId) -> Vec<(NodeId, S
 async fn plan_start(
     config: &Config,
     identity: &ClusterIdentity,
+    transport: &PeerTransport,
     fresh: bool,
 ) -> anyhow::Result<Option<BTreeMap<NodeId, BasicNode>>> {
     let id = config.node_id;
@@ -135,7 +143,7 @@ async fn plan_start(
         Stored::Nothing if !fresh => Ok(None),
         Stored::Nothing => {
             let members = config.initial_members()?;
-            let formed = probe(&members, id).await;
+            let formed = probe(transport, &members, id).await;
             if let Some((_, _, cluster)) = formed.first() {
                 let cluster = if cluster.is_empty() {
                     "(id not known yet)"
@@ -205,7 +213,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot read the log")?
             .last_log_id
             .is_none();
-    let bootstrap = plan_start(&config, &identity, fresh).await?;
+    let client_tls = config.client_tls().map(|f| Reloadable::load("client", f)).transpose()?;
+    let peer_tls = config.peer_tls().map(|f| Reloadable::load("peer", f)).transpose()?;
+    let transport = PeerTransport::new(peer_client_tls(&config)?);
+    let bootstrap = plan_start(&config, &identity, &transport, fresh).await?;
     // openraft 0.9 restarts a member whose saved vote is a committed vote for itself
     // as leader at once, in the same term. Lease extension on a new leader's first
     // entry and the ephemeral tier (fresh tokens, grace period) both key on a new
@@ -224,7 +235,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "was leader before the restart; standing for election in a new term"
         );
     }
-    let network = PeerNetwork::new(config.node_id, identity.clone());
+    let network = PeerNetwork::new(config.node_id, identity.clone(), transport.clone());
     let raft = Raft::new(
         config.node_id,
         Arc::new(config.raft_config()?),
@@ -243,17 +254,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             unsafe_local_reads: config.test_unsafe_local_reads,
             max_ephemeral_ttl: Duration::from_millis(config.max_ephemeral_ttl_ms),
             idempotency_window: Duration::from_millis(config.idempotency_window_ms),
+            forward: client_tls.is_none(),
         },
+        transport,
     ));
     tokio::spawn(watch_term(node.clone()));
 
     // Bind both ports before anything else so a taken port fails the start at once.
-    let peer_incoming = TcpIncoming::bind(resolve("--peer-listen", &config.peer_listen)?)
-        .with_context(|| format!("cannot listen on {}", config.peer_listen))?
-        .with_nodelay(Some(true));
-    let client_incoming = TcpIncoming::bind(resolve("--listen", &config.listen)?)
-        .with_context(|| format!("cannot listen on {}", config.listen))?
-        .with_nodelay(Some(true));
+    let peer_listener = bind("--peer-listen", &config.peer_listen)?;
+    let client_listener = bind("--listen", &config.listen)?;
+    tokio::spawn(reload_on_sighup(
+        [client_tls.clone(), peer_tls.clone()].into_iter().flatten().collect(),
+    ));
 
     let info = InfoResponse {
         node_id: config.node_id,
@@ -267,22 +279,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let peer = PeerServer::new(PeerService::new(raft.clone(), info, identity.clone()))
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
-    let mut peer_server = tokio::spawn(
-        Server::builder()
-            .add_service(peer)
-            .serve_with_incoming_shutdown(peer_incoming, stopped(peer_stopping)),
-    );
+    let peer_router = Server::builder().add_service(peer);
+    let mut peer_server = match peer_tls {
+        None => tokio::spawn(peer_router.serve_with_incoming_shutdown(plain(peer_listener), stopped(peer_stopping))),
+        Some(tls) => tokio::spawn(
+            peer_router.serve_with_incoming_shutdown(tls::incoming(peer_listener, tls), stopped(peer_stopping)),
+        ),
+    };
 
     let api = Api::new(node.clone());
-    let mut client_server = tokio::spawn(
-        Server::builder()
-            .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
-            .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(SequencesServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .serve_with_incoming_shutdown(client_incoming, stopped(clients_stopping)),
-    );
+    let client_router = Server::builder()
+        .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
+        .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(SequencesServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
+    let mut client_server = match client_tls {
+        None => {
+            tokio::spawn(client_router.serve_with_incoming_shutdown(plain(client_listener), stopped(clients_stopping)))
+        }
+        Some(tls) => tokio::spawn(
+            client_router.serve_with_incoming_shutdown(tls::incoming(client_listener, tls), stopped(clients_stopping)),
+        ),
+    };
 
     if let Some(members) = bootstrap {
         match raft.initialize(members).await {
@@ -328,6 +347,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(1), &mut peer_server).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds a port (before anything else, so a taken port fails the start at once).
+fn bind(flag: &str, addr: &str) -> anyhow::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind(resolve(flag, addr)?)
+        .with_context(|| format!("{flag}: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener)?)
+}
+
+fn plain(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// The client side of the peer port's mutual TLS: this member's peer certificate,
+/// trusting only the peer CA.
+fn peer_client_tls(config: &Config) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    let Some(files) = config.peer_tls() else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let ca = files.client_ca.as_deref().map(read).transpose()?.unwrap_or_default();
+    let tls = ClientTls {
+        trust: ServerTrust::Ca(ca),
+        identity: Some((read(&files.cert)?, read(&files.key)?)),
+    };
+    Ok(Some(tls.config().map_err(|e| anyhow::anyhow!("peer TLS: {e}"))?))
+}
+
+/// Reads every port's certificates again on each SIGHUP; a reload that fails keeps
+/// the certificates in use and says why.
+async fn reload_on_sighup(ports: Vec<Arc<Reloadable>>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP: certificates are not reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        for port in &ports {
+            match port.reload() {
+                Ok(()) => tracing::info!(port = port.what(), "SIGHUP: TLS certificates reloaded"),
+                Err(e) => tracing::error!(
+                    port = port.what(),
+                    "SIGHUP: TLS certificates NOT reloaded, the old ones stay: {e:#}"
+                ),
+            }
+        }
+    }
 }
 
 /// Resolves once `flag` turns true (or its sender is gone).

@@ -5,14 +5,18 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kahuna_proto::tls::TlsConnector;
 use kahuna_proto::v1::cluster_client::ClusterClient;
 use kahuna_proto::v1::kv_client::KvClient;
 use kahuna_proto::v1::locks_client::LocksClient;
 use kahuna_proto::v1::sequences_client::SequencesClient;
 use kahuna_proto::v1::{GetRequest, ReadConsistency, SetRequest, StatusRequest, StatusResponse};
 use tonic::transport::Channel;
+
+pub mod pki;
 
 pub const STORAGES: [&str; 3] = ["rocksdb", "sqlite", "memory"];
 
@@ -31,6 +35,8 @@ pub struct Cluster {
     extra_args_for_next: Vec<String>,
     env_for_next: Vec<(String, String)>,
     initial_cluster: String,
+    /// Set when the members' client port speaks TLS: how this harness connects.
+    client_tls: Option<Arc<rustls::ClientConfig>>,
     _dir: tempfile::TempDir,
 }
 
@@ -75,6 +81,17 @@ pub fn free_port() -> u16 {
 impl Cluster {
     /// Starts `n` members with `storage`, plus `extra_args` for every member.
     pub async fn start(n: u64, storage: &str, extra_args: &[&str]) -> Cluster {
+        Self::start_with_tls(n, storage, extra_args, None).await
+    }
+
+    /// Like [`Cluster::start`], for members whose client port speaks TLS (given in
+    /// `extra_args`): the harness connects with `client_tls`.
+    pub async fn start_with_tls(
+        n: u64,
+        storage: &str,
+        extra_args: &[&str],
+        client_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let members: Vec<Member> = (1..=n)
             .map(|id| Member {
@@ -97,6 +114,7 @@ impl Cluster {
             extra_args_for_next: Vec::new(),
             env_for_next: Vec::new(),
             initial_cluster,
+            client_tls,
             _dir: dir,
         };
         for id in 1..=n {
@@ -125,6 +143,15 @@ impl Cluster {
         self.extra_args_for_next.push("--join".into());
         self.spawn(id);
         self.extra_args_for_next.clear();
+        id
+    }
+
+    /// Like [`Cluster::spawn_joining`], started with `args` instead of the arguments
+    /// every other member has (for example another member's certificates).
+    pub fn spawn_joining_with(&mut self, args: &[&str]) -> u64 {
+        let saved = std::mem::replace(&mut self.extra_args, args.iter().map(|a| a.to_string()).collect());
+        let id = self.spawn_joining();
+        self.extra_args = saved;
         id
     }
 
@@ -223,19 +250,19 @@ impl Cluster {
     }
 
     pub async fn kv(&self, id: u64) -> KvClient<Channel> {
-        KvClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+        KvClient::new(self.channel(id))
     }
 
     pub async fn locks(&self, id: u64) -> LocksClient<Channel> {
-        LocksClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+        LocksClient::new(self.channel(id))
     }
 
     pub async fn sequences(&self, id: u64) -> SequencesClient<Channel> {
-        SequencesClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+        SequencesClient::new(self.channel(id))
     }
 
     pub async fn admin(&self, id: u64) -> ClusterClient<Channel> {
-        ClusterClient::new(channel(&self.members[(id - 1) as usize].client_addr))
+        ClusterClient::new(self.channel(id))
     }
 
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
@@ -261,6 +288,17 @@ impl Cluster {
             }
             assert!(Instant::now() < deadline, "no leader within {within:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A channel to member `id`'s client port (TLS when the cluster has it).
+    pub fn channel(&self, id: u64) -> Channel {
+        let addr = &self.members[(id - 1) as usize].client_addr;
+        match &self.client_tls {
+            None => channel(addr),
+            Some(tls) => Channel::from_shared(format!("http://{addr}"))
+                .expect("address")
+                .connect_with_connector_lazy(TlsConnector::new(tls.clone(), Duration::from_millis(500))),
         }
     }
 

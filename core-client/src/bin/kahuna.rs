@@ -4,14 +4,15 @@
 //! 4 the lock was lost while `lock run` was running the command (which was stopped).
 //! `lock run` otherwise exits with the command's own exit code.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kahuna_client::{
-    Client, ClientOptions, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions, HistoryEvent,
-    KeyValue, LockInfo, LockOptions, Member, ScanOptions, SetCondition, SetOptions,
+    parse_pin, Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
+    HistoryEvent, KeyValue, LockInfo, LockOptions, Member, ScanOptions, ServerTrust, SetCondition, SetOptions,
 };
 use serde_json::{json, Value};
 
@@ -22,9 +23,26 @@ const EXIT_LOST: u8 = 4;
 #[derive(Parser)]
 #[command(name = "kahuna", version, about = "Command-line client for Kahuna")]
 struct Cli {
-    /// Members to talk to, comma-separated HOST:PORT.
+    /// Members to talk to, comma-separated HOST:PORT (or https://HOST:PORT for TLS).
     #[arg(long, env = "KAHUNA_ENDPOINTS", default_value = kahuna_client::DEFAULT_ENDPOINT, value_delimiter = ',', global = true)]
     endpoints: Vec<String>,
+    /// TLS: trust servers whose certificate chains to this CA (PEM) instead of the
+    /// system's roots. Any TLS flag turns TLS on.
+    #[arg(long, env = "KAHUNA_CACERT", global = true)]
+    cacert: Option<PathBuf>,
+    /// TLS: this client's certificate (PEM), for a cluster that requires one.
+    #[arg(long, env = "KAHUNA_CERT", requires = "key", global = true)]
+    cert: Option<PathBuf>,
+    /// TLS: the private key of --cert (PEM).
+    #[arg(long, env = "KAHUNA_KEY", requires = "cert", global = true)]
+    key: Option<PathBuf>,
+    /// TLS: trust only a server certificate with this SHA-256 fingerprint (hex,
+    /// colons allowed), whoever signed it.
+    #[arg(long, env = "KAHUNA_PIN", conflicts_with = "cacert", global = true)]
+    pin: Option<String>,
+    /// TLS without checking the server's certificate at all. Development only.
+    #[arg(long, conflicts_with_all = ["cacert", "pin"], global = true)]
+    insecure_skip_verify: bool,
     /// One JSON object per result instead of human-readable text.
     #[arg(long, global = true)]
     json: bool,
@@ -342,9 +360,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The TLS settings the flags ask for; `None` when no TLS flag is given (an
+/// `https://` endpoint still turns TLS on, trusting the system's roots).
+fn tls_options(cli: &Cli) -> anyhow::Result<Option<ClientTls>> {
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let trust = if cli.insecure_skip_verify {
+        ServerTrust::InsecureAnyCertificate
+    } else if let Some(pin) = &cli.pin {
+        ServerTrust::Pinned(vec![parse_pin(pin)?])
+    } else if let Some(ca) = &cli.cacert {
+        ServerTrust::Ca(read(ca)?)
+    } else if cli.cert.is_some() {
+        ServerTrust::System
+    } else {
+        return Ok(None);
+    };
+    let identity = match (&cli.cert, &cli.key) {
+        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+        _ => None,
+    };
+    Ok(Some(ClientTls { trust, identity }))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let options = ClientOptions {
         timeout: cli.timeout,
+        tls: tls_options(&cli)?,
         ..ClientOptions::default()
     };
     let client = Client::connect(&cli.endpoints, options)

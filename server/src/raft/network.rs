@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kahuna_proto::tls::TlsConnector;
 use kahuna_proto::v1::peer_client::PeerClient;
 use kahuna_proto::v1::{InfoRequest, InfoResponse, PeerMessage};
 use kahuna_proto::ErrorKind;
@@ -27,13 +28,31 @@ use super::types::{NodeId, TypeConfig};
 /// Largest peer message: a batch of appended entries or a snapshot chunk.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
-/// A lazily connecting channel to `addr` (host:port).
-pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect_lazy())
+/// How this member connects to the others' ports: plain HTTP/2, or (with
+/// `--peer-tls-*`) TLS presenting its peer certificate and trusting only the peer CA.
+#[derive(Clone, Default)]
+pub struct PeerTransport {
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
+
+impl PeerTransport {
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        Self { tls }
+    }
+
+    /// A lazily connecting channel to `addr` (host:port).
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        Ok(match &self.tls {
+            None => endpoint.connect_lazy(),
+            Some(config) => endpoint.connect_with_connector_lazy(TlsConnector::new(config.clone(), CONNECT_TIMEOUT)),
+        })
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn peer_client(channel: Channel) -> PeerClient<Channel> {
     PeerClient::new(channel)
@@ -42,8 +61,14 @@ fn peer_client(channel: Channel) -> PeerClient<Channel> {
 }
 
 /// Asks the member at `peer_addr` who it is (its id and client address).
-pub async fn peer_info(peer_addr: &str, timeout: Duration) -> Result<InfoResponse, tonic::Status> {
-    let ch = channel(peer_addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+pub async fn peer_info(
+    transport: &PeerTransport,
+    peer_addr: &str,
+    timeout: Duration,
+) -> Result<InfoResponse, tonic::Status> {
+    let ch = transport
+        .channel(peer_addr)
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut req = tonic::Request::new(InfoRequest {});
     req.set_timeout(timeout);
     Ok(peer_client(ch).info(req).await?.into_inner())
@@ -58,6 +83,7 @@ pub struct PeerNetwork {
     /// This member's id and cluster id, sent with every message.
     node_id: NodeId,
     identity: Arc<ClusterIdentity>,
+    transport: PeerTransport,
 }
 
 /// Marks an outgoing peer message with the sender's node id and cluster id.
@@ -74,11 +100,12 @@ pub fn cluster_id_of(metadata: &MetadataMap) -> Option<&str> {
 }
 
 impl PeerNetwork {
-    pub fn new(node_id: NodeId, identity: Arc<ClusterIdentity>) -> Self {
+    pub fn new(node_id: NodeId, identity: Arc<ClusterIdentity>, transport: PeerTransport) -> Self {
         Self {
             channels: Arc::default(),
             node_id,
             identity,
+            transport,
         }
     }
 
@@ -90,7 +117,7 @@ impl PeerNetwork {
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let ch = channel(addr).map_err(|e| e.to_string())?;
+        let ch = self.transport.channel(addr).map_err(|e| e.to_string())?;
         map.insert(addr.to_owned(), ch.clone());
         Ok(ch)
     }

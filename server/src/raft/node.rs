@@ -9,7 +9,7 @@ use kahuna_proto::v1::ResponseHeader;
 use openraft::{BasicNode, ServerState};
 use tonic::transport::Channel;
 
-use super::network::{channel, peer_info};
+use super::network::{peer_info, PeerTransport};
 use super::proposer::Proposer;
 use super::read_index::ReadIndex;
 use super::types::{NodeId, Raft};
@@ -23,6 +23,8 @@ pub struct Limits {
     pub unsafe_local_reads: bool,
     pub max_ephemeral_ttl: Duration,
     pub idempotency_window: Duration,
+    /// Followers forward client requests to the leader (see `Node::forward`).
+    pub forward: bool,
 }
 
 pub struct Node {
@@ -45,6 +47,12 @@ pub struct Node {
     /// False once this member has stopped serving the ephemeral tier (before it hands
     /// its leadership over on shutdown). Ephemeral operations run under the read lock.
     ephemeral_open: RwLock<bool>,
+    /// Whether a follower forwards client requests to the leader (plain client port)
+    /// or answers NOT_LEADER with the leader's address (TLS: a member holds no client
+    /// credentials to speak for the caller, and the core client follows the redirect).
+    forward: bool,
+    /// How this member reaches the others' peer ports.
+    transport: PeerTransport,
 }
 
 /// Where a client request should be served.
@@ -63,6 +71,7 @@ impl Node {
         client_addr: String,
         storage: &'static str,
         limits: Limits,
+        transport: PeerTransport,
     ) -> Self {
         Self {
             id,
@@ -79,6 +88,8 @@ impl Node {
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
             ephemeral_open: RwLock::new(true),
+            forward: limits.forward,
+            transport,
         }
     }
 
@@ -147,7 +158,9 @@ impl Node {
                 }
             }
         }
-        let info = peer_info(&peer_addr, Duration::from_secs(2)).await.ok()?;
+        let info = peer_info(&self.transport, &peer_addr, Duration::from_secs(2))
+            .await
+            .ok()?;
         if info.node_id != id {
             tracing::warn!(
                 id,
@@ -168,12 +181,17 @@ impl Node {
         self.client_addr_of(self.leader()?).await
     }
 
+    /// A channel for forwarding to the leader at `client_addr`; `None` when this member
+    /// does not forward.
     pub fn channel_to(&self, client_addr: &str) -> Option<Channel> {
+        if !self.forward {
+            return None;
+        }
         let mut map = self.channels.lock().ok()?;
         if let Some(ch) = map.get(client_addr) {
             return Some(ch.clone());
         }
-        let ch = channel(client_addr).ok()?;
+        let ch = PeerTransport::default().channel(client_addr).ok()?;
         map.insert(client_addr.to_owned(), ch.clone());
         Some(ch)
     }
