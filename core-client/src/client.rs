@@ -10,6 +10,8 @@ use kahuna_proto::tls::{ClientTls, TlsConnector};
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::cluster_client::ClusterClient;
 use rand::Rng;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
 use tracing::{debug, trace};
@@ -63,6 +65,9 @@ pub struct ClientOptions {
     /// requires one, this client's certificate. `https://` endpoints turn TLS on with
     /// the system's trusted roots when this is `None`.
     pub tls: Option<ClientTls>,
+    /// A bearer token sent with every request, for a cluster started with
+    /// `--auth-tokens` (printable ASCII).
+    pub token: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -75,6 +80,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             discover_members: true,
             tls: None,
+            token: None,
         }
     }
 }
@@ -140,6 +146,7 @@ pub(crate) struct Inner {
     pub(crate) options: ClientOptions,
     /// `Some` when members are reached over TLS.
     tls: Option<Arc<rustls::ClientConfig>>,
+    credentials: Credentials,
     pub(crate) runtime: tokio::runtime::Handle,
     owner_seq: AtomicU64,
 }
@@ -302,6 +309,7 @@ impl Client {
             }
         }
         let tls = tls_config(&schemes, &options)?;
+        let credentials = Credentials::new(options.token.as_deref())?;
         if list.is_empty() {
             return Err(Error::Config("no endpoints given".into()));
         }
@@ -335,6 +343,7 @@ impl Client {
                 next_request_id: AtomicU64::new(first_request_id()),
                 options,
                 tls,
+                credentials,
                 runtime,
                 owner_seq: AtomicU64::new(1),
             }),
@@ -414,7 +423,15 @@ impl Client {
         )
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel> {
+    /// The connection to `addr`, sending this client's credentials.
+    fn channel(&self, addr: &str) -> Result<Transport> {
+        Ok(InterceptedService::new(
+            self.plain_channel(addr)?,
+            self.inner.credentials.clone(),
+        ))
+    }
+
+    fn plain_channel(&self, addr: &str) -> Result<Channel> {
         let mut routes = self.routes();
         if let Some(c) = routes.channels.get(addr) {
             return Ok(c.clone());
@@ -551,7 +568,7 @@ impl Client {
     pub(crate) async fn call<T, F, Fut>(&self, what: &'static str, safety: Safety, mut f: F) -> Result<T>
     where
         T: HasHeader,
-        F: FnMut(Channel, Duration) -> Fut,
+        F: FnMut(Transport, Duration) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let started = Instant::now();
@@ -612,6 +629,33 @@ impl Client {
                 });
             }
         }
+    }
+}
+
+/// A connection to one member that adds this client's credentials to each request.
+pub(crate) type Transport = InterceptedService<Channel, Credentials>;
+
+/// The bearer token, sent as `authorization: Bearer <token>` on every request.
+#[derive(Clone, Default)]
+pub(crate) struct Credentials(Option<MetadataValue<Ascii>>);
+
+impl Credentials {
+    fn new(token: Option<&str>) -> Result<Self> {
+        let Some(t) = token else { return Ok(Self(None)) };
+        let value = MetadataValue::try_from(format!("Bearer {t}"))
+            .ok()
+            .filter(|_| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| Error::Config("the token must be non-empty printable ASCII without spaces".into()))?;
+        Ok(Self(Some(value)))
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
     }
 }
 

@@ -50,6 +50,13 @@ pub enum Error {
     /// server says when in `kahuna-retry-after-ms`, shown in the message).
     #[error("resource exhausted: {0}")]
     ResourceExhausted(String),
+    /// The request carries no credential the cluster accepts (a missing or unknown
+    /// token, or no client certificate it knows).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller's role does not allow this request (or not on this name).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// No member could serve the request before its deadline (members down, no leader,
     /// no quorum); the last failure seen is in the message.
     #[error("unavailable: {0}")]
@@ -126,6 +133,8 @@ impl Error {
             Error::Membership(_) => ErrorKind::Membership,
             Error::SequenceExhausted(_) => ErrorKind::SequenceExhausted,
             Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::LockNotHeld(_) => ErrorKind::LockNotHeld,
@@ -219,6 +228,8 @@ fn from_kind(kind: ErrorKind, s: &Status, msg: String) -> (Failure, bool, Error)
             Error::Unavailable(msg)
         }
         ErrorKind::LockNotHeld => Error::LockNotHeld(msg),
+        ErrorKind::Unauthenticated => Error::Unauthenticated(msg),
+        ErrorKind::PermissionDenied => Error::PermissionDenied(msg),
         ErrorKind::Config => Error::Config(msg),
         ErrorKind::Unimplemented => Error::Unimplemented(msg),
         ErrorKind::Internal | ErrorKind::Panic => Error::Internal(msg),
@@ -268,6 +279,8 @@ pub(crate) fn classify(s: &Status) -> AttemptError {
             Code::InvalidArgument | Code::OutOfRange => (Failure::Final, false, Error::InvalidArgument(msg)),
             Code::Unimplemented => (Failure::Final, false, Error::Unimplemented(msg)),
             Code::Internal => (Failure::Final, false, Error::Internal(msg)),
+            Code::Unauthenticated => (Failure::Final, false, Error::Unauthenticated(msg)),
+            Code::PermissionDenied => (Failure::Final, false, Error::PermissionDenied(msg)),
             other => (
                 Failure::Final,
                 false,

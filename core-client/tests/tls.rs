@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kahuna_client::{Client, ClientOptions, ClientTls, Error, LockOptions, ServerTrust};
 use kahuna_testkit::pki::{Ca, Issued};
-use kahuna_testkit::Cluster;
+use kahuna_testkit::{Access, Cluster};
 
 mod common;
 
@@ -81,7 +81,11 @@ async fn start(dir: &Path) -> (Cluster, Pki) {
     let harness = tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.client))
         .config()
         .expect("harness TLS");
-    let c = Cluster::start_with_tls(3, "rocksdb", &args, Some(harness)).await;
+    let access = Access {
+        tls: Some(harness),
+        token: None,
+    };
+    let c = Cluster::start_with(3, "rocksdb", &args, access).await;
     (c, p)
 }
 

@@ -17,7 +17,7 @@ struct Properties {
 
 impl ErrorKind {
     /// Every kind, in number order.
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::Ok,
         ErrorKind::InvalidArgument,
         ErrorKind::Fenced,
@@ -38,6 +38,8 @@ impl ErrorKind {
         ErrorKind::NoLeader,
         ErrorKind::SequenceExhausted,
         ErrorKind::ResourceExhausted,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
     ];
 
     fn properties(self) -> Properties {
@@ -63,6 +65,8 @@ impl ErrorKind {
             K::NoLeader => (Code::Unavailable, true, true),
             K::SequenceExhausted => (Code::OutOfRange, false, true),
             K::ResourceExhausted => (Code::ResourceExhausted, false, true),
+            K::Unauthenticated => (Code::Unauthenticated, false, true),
+            K::PermissionDenied => (Code::PermissionDenied, false, true),
         };
         Properties {
             code,

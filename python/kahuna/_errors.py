@@ -89,6 +89,14 @@ class SequenceExhaustedError(KahunaError):
     """The sequence cannot hand out more identifiers."""
 
 
+class UnauthenticatedError(KahunaError):
+    """The cluster accepts no credential of this client (missing or unknown token)."""
+
+
+class PermissionDeniedError(KahunaError):
+    """The client's role does not allow this request, or not on this name."""
+
+
 #: The one table from a core error code to its exception class.
 ERRORS: Dict[str, Type[KahunaError]] = {
     "INVALID_ARGUMENT": InvalidArgumentError,
@@ -106,6 +114,8 @@ ERRORS: Dict[str, Type[KahunaError]] = {
     "INTERNAL": InternalError,
     "RESOURCE_EXHAUSTED": ResourceExhaustedError,
     "SEQUENCE_EXHAUSTED": SequenceExhaustedError,
+    "UNAUTHENTICATED": UnauthenticatedError,
+    "PERMISSION_DENIED": PermissionDeniedError,
 }
 
 

@@ -101,6 +101,12 @@ pub struct Config {
     /// is accepted only from, and sent only to, holders of such certificates.
     #[arg(long, env = "KAHUNA_PEER_TLS_CA", requires = "peer_tls_cert")]
     pub peer_tls_ca: Option<PathBuf>,
+
+    /// Require a credential on the client port: a file of `CREDENTIAL ROLE [PREFIX]`
+    /// lines (token hashes or client certificate fingerprints; see server/src/auth.rs
+    /// and the README). Reloaded on SIGHUP. Without it the client port is open.
+    #[arg(long, env = "KAHUNA_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
 }
 
 impl Config {

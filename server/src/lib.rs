@@ -5,6 +5,7 @@
 //! storage on RocksDB, SQLite or memory).
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod ephemeral;

@@ -24,6 +24,7 @@ use tonic::transport::Server;
 use crate::api::errors::{shutting_down, RaftFailure};
 use crate::api::limits::MAX_REQUEST_BYTES;
 use crate::api::Api;
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::raft::cluster_id::{ClusterIdentity, Stored};
 use crate::raft::handoff::hand_off;
@@ -215,6 +216,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .is_none();
     let client_tls = config.client_tls().map(|f| Reloadable::load("client", f)).transpose()?;
     let peer_tls = config.peer_tls().map(|f| Reloadable::load("peer", f)).transpose()?;
+    let auth = config.auth_tokens.as_deref().map(Auth::load).transpose()?;
     let transport = PeerTransport::new(peer_client_tls(&config)?);
     let bootstrap = plan_start(&config, &identity, &transport, fresh).await?;
     // openraft 0.9 restarts a member whose saved vote is a committed vote for itself
@@ -265,6 +267,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client_listener = bind("--listen", &config.listen)?;
     tokio::spawn(reload_on_sighup(
         [client_tls.clone(), peer_tls.clone()].into_iter().flatten().collect(),
+        auth.clone(),
     ));
 
     let info = InfoResponse {
@@ -287,7 +290,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
     };
 
-    let api = Api::new(node.clone());
+    let api = Api::new(node.clone(), auth.clone());
     let client_router = Server::builder()
         .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
@@ -376,9 +379,9 @@ fn peer_client_tls(config: &Config) -> anyhow::Result<Option<Arc<rustls::ClientC
     Ok(Some(tls.config().map_err(|e| anyhow::anyhow!("peer TLS: {e}"))?))
 }
 
-/// Reads every port's certificates again on each SIGHUP; a reload that fails keeps
-/// the certificates in use and says why.
-async fn reload_on_sighup(ports: Vec<Arc<Reloadable>>) {
+/// Reads every port's certificates and the auth grants again on each SIGHUP; a reload
+/// that fails keeps what is in use and says why.
+async fn reload_on_sighup(ports: Vec<Arc<Reloadable>>, auth: Option<Arc<Auth>>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot watch SIGHUP: certificates are not reloaded");
         return;
@@ -391,6 +394,12 @@ async fn reload_on_sighup(ports: Vec<Arc<Reloadable>>) {
                     port = port.what(),
                     "SIGHUP: TLS certificates NOT reloaded, the old ones stay: {e:#}"
                 ),
+            }
+        }
+        if let Some(auth) = &auth {
+            match auth.reload() {
+                Ok(n) => tracing::info!("SIGHUP: auth grants reloaded ({n})"),
+                Err(e) => tracing::error!("SIGHUP: auth grants NOT reloaded, the old ones stay: {e:#}"),
             }
         }
     }

@@ -28,6 +28,14 @@ pub struct Member {
     child: Option<Child>,
 }
 
+/// How the harness itself reaches the client ports: TLS and a token, when the
+/// members require them.
+#[derive(Clone, Default)]
+pub struct Access {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub token: Option<String>,
+}
+
 pub struct Cluster {
     pub members: Vec<Member>,
     pub storage: String,
@@ -35,8 +43,8 @@ pub struct Cluster {
     extra_args_for_next: Vec<String>,
     env_for_next: Vec<(String, String)>,
     initial_cluster: String,
-    /// Set when the members' client port speaks TLS: how this harness connects.
-    client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// How this harness reaches the members' client ports.
+    access: Access,
     _dir: tempfile::TempDir,
 }
 
@@ -81,17 +89,12 @@ pub fn free_port() -> u16 {
 impl Cluster {
     /// Starts `n` members with `storage`, plus `extra_args` for every member.
     pub async fn start(n: u64, storage: &str, extra_args: &[&str]) -> Cluster {
-        Self::start_with_tls(n, storage, extra_args, None).await
+        Self::start_with(n, storage, extra_args, Access::default()).await
     }
 
-    /// Like [`Cluster::start`], for members whose client port speaks TLS (given in
-    /// `extra_args`): the harness connects with `client_tls`.
-    pub async fn start_with_tls(
-        n: u64,
-        storage: &str,
-        extra_args: &[&str],
-        client_tls: Option<Arc<rustls::ClientConfig>>,
-    ) -> Cluster {
+    /// Like [`Cluster::start`], for members whose client port needs TLS or a token
+    /// (as `extra_args` configure them): the harness connects with `access`.
+    pub async fn start_with(n: u64, storage: &str, extra_args: &[&str], access: Access) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let members: Vec<Member> = (1..=n)
             .map(|id| Member {
@@ -114,7 +117,7 @@ impl Cluster {
             extra_args_for_next: Vec::new(),
             env_for_next: Vec::new(),
             initial_cluster,
-            client_tls,
+            access,
             _dir: dir,
         };
         for id in 1..=n {
@@ -269,6 +272,10 @@ impl Cluster {
         let mut c = self.admin(id).await;
         let mut req = tonic::Request::new(StatusRequest {});
         req.set_timeout(Duration::from_secs(5));
+        if let Some(t) = &self.access.token {
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().expect("token"));
+        }
         c.status(req).await.ok().map(|r| r.into_inner())
     }
 
@@ -294,7 +301,7 @@ impl Cluster {
     /// A channel to member `id`'s client port (TLS when the cluster has it).
     pub fn channel(&self, id: u64) -> Channel {
         let addr = &self.members[(id - 1) as usize].client_addr;
-        match &self.client_tls {
+        match &self.access.tls {
             None => channel(addr),
             Some(tls) => Channel::from_shared(format!("http://{addr}"))
                 .expect("address")

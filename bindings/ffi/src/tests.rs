@@ -212,6 +212,8 @@ fn core_errors_map_to_their_status() {
         Error::Membership("x".into()),
         Error::SequenceExhausted("x".into()),
         Error::ResourceExhausted("x".into()),
+        Error::Unauthenticated("x".into()),
+        Error::PermissionDenied("x".into()),
         Error::Unavailable("x".into()),
         Error::Timeout {
             elapsed: Duration::from_secs(1),
@@ -251,6 +253,8 @@ fn core_errors_map_to_their_status() {
         (ErrorKind::NoLeader, KAHUNA_STATUS_NO_LEADER),
         (ErrorKind::SequenceExhausted, KAHUNA_STATUS_SEQUENCE_EXHAUSTED),
         (ErrorKind::ResourceExhausted, KAHUNA_STATUS_RESOURCE_EXHAUSTED),
+        (ErrorKind::Unauthenticated, KAHUNA_STATUS_UNAUTHENTICATED),
+        (ErrorKind::PermissionDenied, KAHUNA_STATUS_PERMISSION_DENIED),
     ];
     assert_eq!(statuses.len(), ErrorKind::ALL.len());
     for (kind, status) in statuses {

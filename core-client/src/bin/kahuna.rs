@@ -40,6 +40,9 @@ struct Cli {
     /// colons allowed), whoever signed it.
     #[arg(long, env = "KAHUNA_PIN", conflicts_with = "cacert", global = true)]
     pin: Option<String>,
+    /// A bearer token, for a cluster started with --auth-tokens.
+    #[arg(long, env = "KAHUNA_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     /// TLS without checking the server's certificate at all. Development only.
     #[arg(long, conflicts_with_all = ["cacert", "pin"], global = true)]
     insecure_skip_verify: bool,
@@ -386,6 +389,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let options = ClientOptions {
         timeout: cli.timeout,
         tls: tls_options(&cli)?,
+        token: cli.token.clone(),
         ..ClientOptions::default()
     };
     let client = Client::connect(&cli.endpoints, options)

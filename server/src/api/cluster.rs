@@ -47,7 +47,8 @@ impl Api {
 
 #[tonic::async_trait]
 impl Cluster for Api {
-    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        self.authorize(&req)?;
         let m = self.node.raft.metrics().borrow().clone();
         let state = match m.state {
             ServerState::Leader => "leader",
@@ -75,6 +76,7 @@ impl Cluster for Api {
         &self,
         req: Request<pb::AddLearnerRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, ClusterClient, add_learner);
         let r = req.into_inner();
         if r.node_id == 0 {
@@ -94,6 +96,7 @@ impl Cluster for Api {
         &self,
         req: Request<pb::ChangeMembershipRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, ClusterClient, change_membership);
         let r = req.into_inner();
         let voters: BTreeSet<u64> = r.voters.into_iter().collect();
@@ -108,8 +111,9 @@ impl Cluster for Api {
 
     async fn trigger_snapshot(
         &self,
-        _req: Request<pb::TriggerSnapshotRequest>,
+        req: Request<pb::TriggerSnapshotRequest>,
     ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
+        self.authorize(&req)?;
         self.node
             .raft
             .trigger()

@@ -139,6 +139,7 @@ fn txn_compare(c: pb::Compare) -> Result<Compare, Status> {
 #[tonic::async_trait]
 impl Kv for Api {
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, KvClient, set);
         let r = req.into_inner();
         limits::key(&r.key)?;
@@ -173,6 +174,7 @@ impl Kv for Api {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        self.authorize(&req)?;
         if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, get);
         }
@@ -222,6 +224,7 @@ impl Kv for Api {
     }
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, KvClient, delete);
         let r = req.into_inner();
         limits::key(&r.key)?;
@@ -253,6 +256,7 @@ impl Kv for Api {
     }
 
     async fn extend(&self, req: Request<pb::ExtendRequest>) -> Result<Response<pb::ExtendResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, KvClient, extend);
         let r = req.into_inner();
         limits::key(&r.key)?;
@@ -285,6 +289,7 @@ impl Kv for Api {
     }
 
     async fn exists(&self, req: Request<pb::ExistsRequest>) -> Result<Response<pb::ExistsResponse>, Status> {
+        self.authorize(&req)?;
         if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, exists);
         }
@@ -310,6 +315,7 @@ impl Kv for Api {
     }
 
     async fn scan(&self, req: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {
+        self.authorize(&req)?;
         if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
             forward_unless_leader!(self, req, KvClient, scan);
         }
@@ -347,6 +353,7 @@ impl Kv for Api {
         }))
     }
     async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
+        self.authorize(&req)?;
         if self.needs_leader(req.get_ref().consistency) {
             forward_unless_leader!(self, req, KvClient, history);
         }
@@ -386,6 +393,7 @@ impl Kv for Api {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, KvClient, txn);
         let r = req.into_inner();
         let ops = r.compare.len() + r.then.len() + r.otherwise.len();

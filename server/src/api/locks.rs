@@ -150,6 +150,7 @@ impl Api {
 #[tonic::async_trait]
 impl Locks for Api {
     async fn try_lock(&self, req: Request<pb::TryLockRequest>) -> Result<Response<pb::TryLockResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, LocksClient, try_lock);
         let r = req.into_inner();
         let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
@@ -173,6 +174,7 @@ impl Locks for Api {
     }
 
     async fn extend(&self, req: Request<pb::ExtendLockRequest>) -> Result<Response<pb::ExtendLockResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, LocksClient, extend);
         let r = req.into_inner();
         let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
@@ -196,6 +198,7 @@ impl Locks for Api {
     }
 
     async fn unlock(&self, req: Request<pb::UnlockRequest>) -> Result<Response<pb::UnlockResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, LocksClient, unlock);
         let r = req.into_inner();
         let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
@@ -219,6 +222,7 @@ impl Locks for Api {
     }
 
     async fn get_lock(&self, req: Request<pb::GetLockRequest>) -> Result<Response<pb::GetLockResponse>, Status> {
+        self.authorize(&req)?;
         let r = req.get_ref();
         let durability = self.lock_args(&r.resource, None, r.durability)?;
         // Ephemeral locks exist only on the leader, whatever consistency is asked for.

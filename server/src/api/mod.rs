@@ -17,6 +17,7 @@ use kahuna_proto::v1::{Durability, Fence, ReadConsistency, ResponseHeader};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
+use crate::auth::{Access, Auth, AUTHORIZATION_KEY};
 use crate::raft::node::{Node, Route};
 use crate::sm::{Command, Op, Reply};
 use crate::store::Applied;
@@ -26,10 +27,12 @@ use errors::{fenced, internal, no_leader, not_leader, shutting_down, RaftFailure
 pub const FORWARDED_KEY: &str = "kahuna-forwarded";
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What every service holds: the member it runs on.
+/// What every service holds: the member it runs on, and who may use it.
 #[derive(Clone)]
 pub struct Api {
     pub node: Arc<Node>,
+    /// `None`: no authentication configured, everything is allowed.
+    auth: Option<Arc<Auth>>,
 }
 
 /// Forwards `$req` to the leader with the generated client `$client` and returns its
@@ -49,7 +52,12 @@ pub(crate) use forward_unless_leader;
 
 /// The same request, marked as forwarded, with a bounded deadline.
 pub fn forwarded<T>(req: Request<T>) -> Request<T> {
+    // The caller's credential goes along: the leader checks the caller, not this member.
+    let token = req.metadata().get(AUTHORIZATION_KEY).cloned();
     let mut out = Request::new(req.into_inner());
+    if let Some(t) = token {
+        out.metadata_mut().insert(AUTHORIZATION_KEY, t);
+    }
     out.metadata_mut()
         .insert(FORWARDED_KEY, MetadataValue::from_static("1"));
     out.set_timeout(FORWARD_TIMEOUT);
@@ -72,8 +80,19 @@ pub fn forward_failed(s: Status) -> Status {
 }
 
 impl Api {
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+    pub fn new(node: Arc<Node>, auth: Option<Arc<Auth>>) -> Self {
+        Self { node, auth }
+    }
+
+    /// Refuses the request unless the caller may do what it asks (see `auth`).
+    pub fn authorize<T: Access>(&self, req: &Request<T>) -> Result<(), Status> {
+        match &self.auth {
+            None => Ok(()),
+            Some(auth) => {
+                let (action, names) = req.get_ref().access();
+                auth.check(req, action, &names)
+            }
+        }
     }
 
     /// Serve here (leader) or forward; a request already forwarded once is answered

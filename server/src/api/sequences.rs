@@ -16,6 +16,7 @@ use crate::sm::{Op, Reply, SeqRefusal};
 #[tonic::async_trait]
 impl Sequences for Api {
     async fn next(&self, req: Request<pb::NextRequest>) -> Result<Response<pb::NextResponse>, Status> {
+        self.authorize(&req)?;
         forward_unless_leader!(self, req, SequencesClient, next);
         let r = req.into_inner();
         let name = limits::text("name", &r.name, limits::MAX_SEQUENCE_NAME_BYTES, false)?.to_owned();
@@ -71,6 +72,7 @@ impl Sequences for Api {
     }
 
     async fn peek(&self, req: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {
+        self.authorize(&req)?;
         if self.needs_leader(req.get_ref().consistency) {
             forward_unless_leader!(self, req, SequencesClient, peek);
         }
