@@ -115,7 +115,14 @@ namespace Kahuna.Client
                 }
                 else
                 {
-                    _tcs.TrySetException(Interop.Error(status, result));
+                    var e = Interop.Error(status, result);
+                    if (_owner != null && _owner.Logger != null)
+                    {
+                        var level = status == NativeMethods.KAHUNA_STATUS_PANIC || status == NativeMethods.KAHUNA_STATUS_INTERNAL
+                            ? KahunaLogLevel.Error : KahunaLogLevel.Warning;
+                        Interop.Log(_owner.Logger, level, "kahuna call failed: " + e.Message);
+                    }
+                    _tcs.TrySetException(e);
                 }
             }
             catch (Exception e)
@@ -145,6 +152,8 @@ namespace Kahuna.Client
     /// <summary>The calls in flight on one client, so disposing can wait for them.</summary>
     internal sealed class InFlight
     {
+        /// <summary>The client's <see cref="KahunaClientOptions.Logger"/> (null: none).</summary>
+        internal Action<KahunaLogLevel, string> Logger;
         private readonly ConcurrentDictionary<PendingCall, byte> _calls = new ConcurrentDictionary<PendingCall, byte>();
         internal void Add(PendingCall c) { _calls[c] = 0; }
         internal void Remove(PendingCall c) { byte _b; _calls.TryRemove(c, out _b); }
@@ -266,6 +275,20 @@ namespace Kahuna.Client
             if (status == NativeMethods.KAHUNA_STATUS_CLOSED) return new ObjectDisposedException("KahunaClient", message);
             if (status == NativeMethods.KAHUNA_STATUS_CANCELLED) return new OperationCanceledException(message);
             return new KahunaException((KahunaErrorCode)status, message);
+        }
+
+        /// <summary>Gives a message to a user's logger; whatever the logger throws is ignored.</summary>
+        internal static void Log(Action<KahunaLogLevel, string> logger, KahunaLogLevel level, string message)
+        {
+            if (logger == null) return;
+            try
+            {
+                logger(level, message);
+            }
+            catch (Exception)
+            {
+                // A logger must never break a call, nor unwind into native code.
+            }
         }
 
         // ---- the enums' values on the C ABI: mapped one by one, never cast --------------

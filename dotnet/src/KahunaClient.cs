@@ -33,6 +33,12 @@ namespace Kahuna.Client
         {
         }
 
+        /// <summary>Creates a client for one member (<c>host:port</c> or <c>http://host:port</c>) with
+        /// <paramref name="options"/> (null: the defaults); the other members are learned from it.</summary>
+        public KahunaClient(string url, KahunaClientOptions options) : this(new[] { url }, options)
+        {
+        }
+
         /// <summary>
         /// Creates a client for the cluster at <paramref name="endpoints"/> (any subset of its
         /// members, <c>host:port</c>). No I/O happens here: connections open on the first call.
@@ -64,6 +70,8 @@ namespace Kahuna.Client
                 throw new KahunaException((KahunaErrorCode)status, message);
             }
             _handle = new ClientHandle((IntPtr)client);
+            _inFlight.Logger = options.Logger;
+            Interop.Log(options.Logger, KahunaLogLevel.Debug, "kahuna client created for " + string.Join(",", endpoints));
         }
 
         /// <summary>
@@ -142,7 +150,11 @@ namespace Kahuna.Client
             {
                 var handle = new LockHandle((IntPtr)res->@lock);
                 var holder = Interop.LockInfo(resource, &res->lock_info, durability);
-                return new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
+                var l = new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
+                Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug, l.IsAcquired
+                    ? "lock " + resource + " acquired with fencing token " + l.FencingToken
+                    : "lock " + resource + " not acquired" + (holder == null ? "" : ": held by " + holder.OwnerAsString));
+                return l;
             }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
             {
                 using (var pins = new Pins())

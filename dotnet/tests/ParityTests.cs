@@ -301,5 +301,99 @@ namespace Kahuna.Client.Tests
             Assert.Throws<ArgumentOutOfRangeException>(() =>
                 _client.NextSequenceValue(name, null, (SequenceDurability)0).GetAwaiter().GetResult());
         }
+    
+        // ---- 3. construction, options, errors ----------------------------------------------
+
+        [Test]
+        public async Task OneUrlWithOptionsAndALoggerCallback()
+        {
+            var messages = new System.Collections.Concurrent.ConcurrentQueue<KeyValuePair<KahunaLogLevel, string>>();
+            var options = new KahunaClientOptions();
+            options.DefaultOperationTimeout = TimeSpan.FromSeconds(20);
+            Assert.AreEqual(TimeSpan.FromSeconds(20), options.OperationTimeout);
+            options.Logger = (level, message) => messages.Enqueue(new KeyValuePair<KahunaLogLevel, string>(level, message));
+            var c = new KahunaClient("http://" + Cluster.Endpoints[0], options);
+            try
+            {
+                string key = Cluster.Unique("one-url");
+                Assert.IsTrue((await c.SetKeyValue(key, "v")).Success);
+                Assert.AreEqual("v", (await c.GetKeyValue(key)).ValueAsString());
+                var e = Assert.Throws<KahunaException>(() => c.SetKeyValue("", "v").GetAwaiter().GetResult());
+                Assert.AreEqual(KahunaErrorCode.InvalidArgument, e.Code);
+                var l = await c.GetOrCreateLock(Cluster.Unique("logged"), TimeSpan.FromSeconds(5));
+                Assert.IsTrue(l.IsAcquired);
+                await l.DisposeAsync();
+                await Task.Delay(200);
+                var all = messages.ToArray();
+                Assert.IsTrue(all.Any(m => m.Key == KahunaLogLevel.Debug && m.Value.Contains("created")), "creation logged");
+                Assert.IsTrue(all.Any(m => m.Key == KahunaLogLevel.Warning && m.Value.Contains("InvalidArgument")), "failure logged");
+                Assert.IsTrue(all.Any(m => m.Key == KahunaLogLevel.Debug && m.Value.Contains("acquired")), "lock logged");
+                Assert.IsTrue(all.Any(m => m.Key == KahunaLogLevel.Information && m.Value.Contains("no longer held")), "release logged");
+            }
+            finally
+            {
+                await c.DisposeAsync();
+            }
+
+            // A logger that throws breaks nothing; a null options object means the defaults.
+            var throwing = new KahunaClientOptions();
+            throwing.Logger = (level, message) => { throw new InvalidOperationException("bad logger"); };
+            var t = new KahunaClient(Cluster.Endpoints[1], throwing);
+            var d = new KahunaClient(Cluster.Endpoints[2], null);
+            try
+            {
+                Assert.Throws<KahunaException>(() => t.SetKeyValue("", "v").GetAwaiter().GetResult());
+                Assert.IsTrue((await t.SetKeyValue(Cluster.Unique("throwing"), "v")).Success);
+                Assert.IsTrue((await d.SetKeyValue(Cluster.Unique("defaults"), "v")).Success);
+            }
+            finally
+            {
+                await t.DisposeAsync();
+                await d.DisposeAsync();
+            }
+        }
+
+        [Test]
+        public void ExceptionsTakeKahuna1xsArgumentOrder()
+        {
+            var e = new KahunaException("sequence used up", KahunaErrorCode.SequenceExhausted);
+            Assert.AreEqual(KahunaErrorCode.SequenceExhausted, e.Code);
+            StringAssert.Contains("sequence used up", e.Message);
+            Assert.IsFalse(e.IsRetryable);
+            Assert.IsTrue(new KahunaException("x", KahunaErrorCode.Unavailable).IsRetryable);
+            var other = new KahunaException(KahunaErrorCode.Fenced, "stale");
+            Assert.AreEqual(KahunaErrorCode.Fenced, other.Code);
+        }
+
+        /// <summary>Every status of the C ABI (one per kind of the core's error catalogue) reaches C#
+        /// as the code of the same number and name: none is folded into Other.</summary>
+        [Test]
+        public void EveryCoreErrorCodeIsReachable()
+        {
+            var asm = typeof(KahunaClient).Assembly;
+            var native = asm.GetType("Kahuna.Client.Native.NativeMethods", true);
+            var interop = asm.GetType("Kahuna.Client.Interop", true);
+            var error = interop.GetMethod("Error", BindingFlags.Static | BindingFlags.NonPublic);
+            int statuses = 0;
+            foreach (var f in native.GetFields(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public))
+            {
+                if (!f.Name.StartsWith("KAHUNA_STATUS_") || f.Name == "KAHUNA_STATUS_OK") continue;
+                statuses++;
+                int status = (int)f.GetValue(null);
+                string name = string.Concat(f.Name.Substring("KAHUNA_STATUS_".Length).Split('_')
+                    .Select(w => w.Substring(0, 1) + w.Substring(1).ToLowerInvariant()));
+                var code = (KahunaErrorCode)Enum.Parse(typeof(KahunaErrorCode), name);
+                Assert.AreEqual(status, (int)code, name);
+                var ex = (Exception)error.Invoke(null, new object[] { status, null });
+                if (f.Name == "KAHUNA_STATUS_CLOSED")
+                    Assert.IsInstanceOf<ObjectDisposedException>(ex);
+                else if (f.Name == "KAHUNA_STATUS_CANCELLED")
+                    Assert.IsInstanceOf<OperationCanceledException>(ex);
+                else
+                    Assert.AreEqual(code, ((KahunaException)ex).Code, name);
+            }
+            Assert.GreaterOrEqual(statuses, 19);
+            Assert.AreEqual(18, (int)KahunaErrorCode.SequenceExhausted);
+        }
     }
 }
