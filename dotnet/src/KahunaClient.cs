@@ -389,6 +389,14 @@ namespace Kahuna.Client
                 durability, cancellationToken);
         }
 
+        /// <summary>Kahuna 1.x's set without revision bookkeeping. Every write here gets a revision, so
+        /// this is <see cref="SetKeyValue(string, byte[], int, KeyValueFlags, KeyValueDurability, CancellationToken)"/>.</summary>
+        public Task<KahunaKeyValue> SetKeyValueNoRevision(string key, byte[] value, int expiryTime = 0,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return SetKeyValue(key, value, expiryTime, KeyValueFlags.SetNoRevision, durability, cancellationToken);
+        }
+
         /// <summary>
         /// Sets <paramref name="key"/> only while a lock is held with <paramref name="fencingToken"/>:
         /// the server itself refuses the write otherwise (<see cref="KahunaErrorCode.Fenced"/>).

@@ -163,8 +163,27 @@ namespace Kahuna.Client
         /// <summary>The value as UTF-8 text (null when there is no value).</summary>
         public string ValueAsString() => Value == null ? null : Encoding.UTF8.GetString(Value);
 
-        /// <summary>The value parsed as a decimal integer.</summary>
-        public long ValueAsLong() => long.Parse(ValueAsString() ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+        /// <summary>The value parsed as a decimal integer (surrounding white space and a sign allowed).</summary>
+        /// <exception cref="KahunaException"><see cref="KahunaErrorCode.InvalidArgument"/> when there is no value
+        /// or it is not an integer (as in Kahuna 1.x).</exception>
+        public long ValueAsLong()
+        {
+            long n;
+            if (Value != null && long.TryParse(Encoding.UTF8.GetString(Value), System.Globalization.NumberStyles.Integer,
+                    System.Globalization.CultureInfo.InvariantCulture, out n))
+                return n;
+            throw new KahunaException("Value cannot be casted to long", KahunaErrorCode.InvalidArgument);
+        }
+
+        /// <summary>The value parsed as <c>true</c> or <c>false</c> (any case, surrounding white space allowed).</summary>
+        /// <exception cref="KahunaException"><see cref="KahunaErrorCode.InvalidArgument"/> when there is no value
+        /// or it is not a boolean (as in Kahuna 1.x).</exception>
+        public bool ValueAsBool()
+        {
+            bool b;
+            if (Value != null && bool.TryParse(Encoding.UTF8.GetString(Value).Trim(), out b)) return b;
+            throw new KahunaException("Value cannot be casted to bool", KahunaErrorCode.InvalidArgument);
+        }
     }
 
     /// <summary>One page of a prefix scan.</summary>

@@ -144,6 +144,17 @@ namespace Kahuna.Client.Tests
             var got = await _client.GetKeyValue(key);
             Assert.AreEqual("f", got.ValueAsString());
             Assert.AreEqual(5, got.Version);
+            Assert.IsTrue((await _client.SetKeyValueNoRevision(key, Encoding.UTF8.GetBytes(" True "))).Success);
+            got = await _client.GetKeyValue(key);
+            Assert.IsTrue(got.ValueAsBool());
+            Assert.Greater(got.Revision, 0, "every write has a revision here");
+            var e = Assert.Throws<KahunaException>(() => got.ValueAsLong());
+            Assert.AreEqual(KahunaErrorCode.InvalidArgument, e.Code);
+            await _client.SetKeyValue(key, " -42 ");
+            Assert.AreEqual(-42, (await _client.GetKeyValue(key)).ValueAsLong());
+            var missing = await _client.GetKeyValue(Cluster.Unique("missing"));
+            Assert.Throws<KahunaException>(() => missing.ValueAsBool());
+            Assert.Throws<KahunaException>(() => missing.ValueAsLong());
         }
     
         // ---- 2. members of Kahuna 1.x ------------------------------------------------------
