@@ -54,6 +54,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "porting guide: the counts match its tables"
+python3 dotnet/tests/porting_counts.py dotnet/PORTING.md
+
 # --- Mono build -----------------------------------------------------------------------
 step "mcs (Mono) into $M"
 cp "$SO" "$M/"
