@@ -11,6 +11,9 @@ export DEBIAN_FRONTEND=noninteractive
 CACHE="${KAHUNA_CACHE_DIR:-$HOME/.cache/kahuna}"
 NUNIT_FW=/usr/lib/cli/nunit.framework-2.6.3/nunit.framework.dll
 CSC=(mcs -langversion:experimental -debug -nowarn:1691)
+# The package's sources (subfolders such as RateLimiting/ included) and the NUnit tests.
+mapfile -t SRC < <(find dotnet/src -name '*.cs' | sort)
+mapfile -t TESTS < <(find dotnet/tests -name '*.cs' ! -name Smoke.cs | sort)
 step() { printf '\n=== dotnet: %s\n' "$*"; }
 
 # --- tools (apt, and a venv with the .NET Core runtime outside the clone) ----------
@@ -51,11 +54,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "porting guide: the counts match its tables"
+python3 dotnet/tests/porting_counts.py dotnet/PORTING.md
+
 # --- Mono build -----------------------------------------------------------------------
 step "mcs (Mono) into $M"
 cp "$SO" "$M/"
-"${CSC[@]}" -unsafe -target:library -doc:"$M/Kahuna.Client.xml" -out:"$M/Kahuna.Client.dll" dotnet/src/*.cs
-"${CSC[@]}" -target:library -r:"$M/Kahuna.Client.dll" -r:"$NUNIT_FW" -out:"$M/Kahuna.Client.Tests.dll" dotnet/tests/KahunaClientTests.cs
+"${CSC[@]}" -unsafe -target:library -doc:"$M/Kahuna.Client.xml" -out:"$M/Kahuna.Client.dll" "${SRC[@]}"
+"${CSC[@]}" -target:library -r:"$M/Kahuna.Client.dll" -r:"$NUNIT_FW" -out:"$M/Kahuna.Client.Tests.dll" "${TESTS[@]}"
 "${CSC[@]}" -r:"$M/Kahuna.Client.dll" -out:"$M/Smoke.exe" dotnet/tests/Smoke.cs
 
 # --- cluster ----------------------------------------------------------------------------
@@ -95,7 +101,7 @@ for f in "$R"/*.dll; do
   case "$f" in *WindowsRuntime*) continue ;; esac
   CORE_REFS+=("-r:$f")
 done
-"${CSC[@]}" "${CORE_REFS[@]}" -unsafe -target:library -out:"$C/Kahuna.Client.dll" dotnet/src/*.cs
+"${CSC[@]}" "${CORE_REFS[@]}" -unsafe -target:library -out:"$C/Kahuna.Client.dll" "${SRC[@]}"
 "${CSC[@]}" "${CORE_REFS[@]}" -r:"$C/Kahuna.Client.dll" -out:"$C/Smoke.exe" dotnet/tests/Smoke.cs
 cat >"$C/Smoke.runtimeconfig.json" <<'JSON'
 {"runtimeOptions":{"tfm":"netcoreapp3.1",
@@ -110,7 +116,7 @@ step "samples (Mono)"
 (cd "$M" && timeout 120 mono --debug Samples.exe "$endpoints")
 
 step "NuGet package: assemble, check the layout, run the smoke program from it on CoreCLR"
-"${CSC[@]}" "${CORE_REFS[@]}" -unsafe -target:library -doc:"$C/Kahuna.Client.xml" -out:"$C/Kahuna.Client.dll" dotnet/src/*.cs
+"${CSC[@]}" "${CORE_REFS[@]}" -unsafe -target:library -doc:"$C/Kahuna.Client.xml" -out:"$C/Kahuna.Client.dll" "${SRC[@]}"
 pkg=$(bash dotnet/pack.sh "$B/pkg" "$C/Kahuna.Client.dll" "$SO" "$C/Kahuna.Client.xml")
 listing=$(unzip -Z1 "$pkg")
 for entry in Kahuna.Client.nuspec lib/netstandard2.1/Kahuna.Client.dll lib/netstandard2.1/Kahuna.Client.xml \

@@ -12,7 +12,7 @@ esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$kahuna_cache/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Always the same package selection and profile, so the cache is reused.
-KAHUNA_BIN="$CARGO_TARGET_DIR/debug"
+KAHUNA_BIN="${KAHUNA_BIN:-$CARGO_TARGET_DIR/debug}"
 build_workspace() {
   cargo build --workspace --all-targets
 }

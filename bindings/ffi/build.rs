@@ -150,7 +150,7 @@ fn main() {
         .csharp_use_function_pointer(false)
         // ... nor nint/nuint: sizes are UIntPtr.
         .csharp_use_nint_types(false)
-        .csharp_generate_const_filter(|name| name.starts_with("KAHUNA_STATUS_"))
+        .csharp_generate_const_filter(|name| name.starts_with("KAHUNA_"))
         .generate_csharp_file(&generated)
         .expect("csbindgen failed to generate NativeMethods.g.cs");
     refresh(&generated, &dotnet.join("NativeMethods.g.cs"));

@@ -331,6 +331,48 @@ impl Client {
         Ok(r.unlocked)
     }
 
+    /// Renews `resource`'s lease for `ttl` if `owner` holds it, without a guard: the
+    /// counterpart of [`unlock`](Client::unlock) for a caller that chose the owner itself
+    /// (Kahuna 1.x's `TryExtendLock`). Returns whether it was extended, and the lock: the
+    /// caller's after the extend (its fencing token is unchanged), or the current holder's
+    /// when another owner holds it (`None` when nobody does). Nothing renews the lease
+    /// afterwards: the caller extends again before `ttl` runs out.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use kahuna_client::Durability;
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let (extended, lock) = client.extend_lock_by_owner("printer", "worker-7", Duration::from_secs(30), Durability::Persistent).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend_lock_by_owner(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        durability: Durability,
+    ) -> Result<(bool, Option<LockInfo>)> {
+        if owner.is_empty() {
+            return Err(Error::InvalidArgument("lock owner must not be empty".into()));
+        }
+        let msg = pb::ExtendLockRequest {
+            resource: resource.as_bytes().to_vec(),
+            owner: owner.as_bytes().to_vec(),
+            ttl_ms: ttl_ms(ttl)?,
+            durability: durability.pb(),
+            request_id: None,
+        };
+        // Extending as the owner is idempotent: each attempt is a fresh request.
+        let r = self
+            .call("lock.extend", Safety::Idempotent, |ch, t| {
+                let mut msg = msg.clone();
+                msg.request_id = Some(self.request_id());
+                async move { LocksClient::new(ch).extend(request(msg, t)).await }
+            })
+            .await?;
+        Ok((r.extended, r.lock.map(LockInfo::from_pb)))
+    }
+
     /// Who holds the lock on `resource` right now, if anyone.
     ///
     /// ```no_run

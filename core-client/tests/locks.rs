@@ -246,3 +246,60 @@ async fn dropping_a_guard_frees_the_lock_for_the_next_waiter_and_fences_hold() {
     assert!(eph.release().await.expect("release"));
     assert!(second.release().await.expect("release"));
 }
+
+/// Kahuna 1.x's TryExtendLock and Unlock by owner: a caller that chose its owner extends and
+/// releases the lock without a guard (a restarted process), and another owner cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_and_unlock_by_owner_without_a_guard() {
+    let cluster = Cluster::start(3, "memory", &[]).await;
+    let a = common::client(&cluster).await;
+    let b = common::client(&cluster).await;
+    let options = LockOptions {
+        owner: Some("worker-1".into()),
+        ..opts(5000)
+    };
+    let guard = a.lock("by-owner", options).await.expect("lock");
+    assert!(guard.is_acquired());
+    let token = guard.fencing_token().expect("token");
+
+    let (extended, info) = b
+        .extend_lock_by_owner("by-owner", "worker-1", Duration::from_secs(30), Durability::Persistent)
+        .await
+        .expect("extend");
+    assert!(extended);
+    let info = info.expect("the caller's lock");
+    assert_eq!(info.fencing_token, token, "extending keeps the token");
+    assert!(info.remaining > Duration::from_secs(20), "{info:?}");
+
+    let (extended, holder) = b
+        .extend_lock_by_owner("by-owner", "worker-2", Duration::from_secs(30), Durability::Persistent)
+        .await
+        .expect("extend as another owner");
+    assert!(!extended);
+    assert_eq!(holder.expect("the holder").owner, "worker-1");
+    assert!(!b
+        .unlock("by-owner", "worker-2", Durability::Persistent)
+        .await
+        .expect("unlock"));
+    assert!(b
+        .unlock("by-owner", "worker-1", Durability::Persistent)
+        .await
+        .expect("unlock"));
+    assert!(b
+        .lock_info("by-owner", Durability::Persistent)
+        .await
+        .expect("info")
+        .is_none());
+
+    let (extended, holder) = b
+        .extend_lock_by_owner("by-owner", "worker-1", Duration::from_secs(30), Durability::Persistent)
+        .await
+        .expect("extend a free lock");
+    assert!(!extended);
+    assert!(holder.is_none());
+    let empty = b
+        .extend_lock_by_owner("by-owner", "", Duration::from_secs(1), Durability::Persistent)
+        .await;
+    assert!(matches!(empty, Err(Error::InvalidArgument(_))), "{empty:?}");
+    drop(guard);
+}

@@ -115,7 +115,14 @@ namespace Kahuna.Client
                 }
                 else
                 {
-                    _tcs.TrySetException(Interop.Error(status, result));
+                    var e = Interop.Error(status, result);
+                    if (_owner != null && _owner.Logger != null)
+                    {
+                        var level = status == NativeMethods.KAHUNA_STATUS_PANIC || status == NativeMethods.KAHUNA_STATUS_INTERNAL
+                            ? KahunaLogLevel.Error : KahunaLogLevel.Warning;
+                        Interop.Log(_owner.Logger, level, "kahuna call failed: " + e.Message);
+                    }
+                    _tcs.TrySetException(e);
                 }
             }
             catch (Exception e)
@@ -145,6 +152,8 @@ namespace Kahuna.Client
     /// <summary>The calls in flight on one client, so disposing can wait for them.</summary>
     internal sealed class InFlight
     {
+        /// <summary>The client's <see cref="KahunaClientOptions.Logger"/> (null: none).</summary>
+        internal Action<KahunaLogLevel, string> Logger;
         private readonly ConcurrentDictionary<PendingCall, byte> _calls = new ConcurrentDictionary<PendingCall, byte>();
         internal void Add(PendingCall c) { _calls[c] = 0; }
         internal void Remove(PendingCall c) { byte _b; _calls.TryRemove(c, out _b); }
@@ -181,6 +190,11 @@ namespace Kahuna.Client
         internal static readonly NativeMethods.kahuna_lock_extend_callback_delegate LockExtend = OnComplete;
         internal static readonly NativeMethods.kahuna_lock_release_callback_delegate LockRelease = OnComplete;
         internal static readonly NativeMethods.kahuna_lock_on_lost_callback_delegate LockOnLost = OnComplete;
+        internal static readonly NativeMethods.kahuna_lock_unlock_callback_delegate LockUnlock = OnComplete;
+        internal static readonly NativeMethods.kahuna_lock_extend_by_owner_callback_delegate LockExtendByOwner = OnComplete;
+        internal static readonly NativeMethods.kahuna_kv_history_callback_delegate KvHistory = OnComplete;
+        internal static readonly NativeMethods.kahuna_cluster_status_callback_delegate ClusterStatus = OnComplete;
+        internal static readonly NativeMethods.kahuna_sequence_peek_callback_delegate SequencePeek = OnComplete;
 
         static Interop()
         {
@@ -261,6 +275,67 @@ namespace Kahuna.Client
             if (status == NativeMethods.KAHUNA_STATUS_CLOSED) return new ObjectDisposedException("KahunaClient", message);
             if (status == NativeMethods.KAHUNA_STATUS_CANCELLED) return new OperationCanceledException(message);
             return new KahunaException((KahunaErrorCode)status, message);
+        }
+
+        /// <summary>Gives a message to a user's logger; whatever the logger throws is ignored.</summary>
+        internal static void Log(Action<KahunaLogLevel, string> logger, KahunaLogLevel level, string message)
+        {
+            if (logger == null) return;
+            try
+            {
+                logger(level, message);
+            }
+            catch (Exception)
+            {
+                // A logger must never break a call, nor unwind into native code.
+            }
+        }
+
+        // ---- the enums' values on the C ABI: mapped one by one, never cast --------------
+
+        internal static int Tier(LockDurability d)
+        {
+            switch (d)
+            {
+                case LockDurability.Persistent: return NativeMethods.KAHUNA_DURABILITY_PERSISTENT;
+                case LockDurability.Ephemeral: return NativeMethods.KAHUNA_DURABILITY_EPHEMERAL;
+                default: throw new ArgumentOutOfRangeException("durability", d, "not a LockDurability");
+            }
+        }
+
+        internal static int Tier(KeyValueDurability d)
+        {
+            switch (d)
+            {
+                case KeyValueDurability.Persistent: return NativeMethods.KAHUNA_DURABILITY_PERSISTENT;
+                case KeyValueDurability.Ephemeral: return NativeMethods.KAHUNA_DURABILITY_EPHEMERAL;
+                default: throw new ArgumentOutOfRangeException("durability", d, "not a KeyValueDurability");
+            }
+        }
+
+        internal static void Check(SequenceDurability d)
+        {
+            if (d != SequenceDurability.Persistent)
+                throw new ArgumentOutOfRangeException("durability", d, "sequences are persistent");
+        }
+
+        /// <summary>The set condition of <paramref name="flags"/>: Set and SetNoRevision (or None)
+        /// alone write always; with them at most one of SetIfExists, SetIfNotExists.</summary>
+        internal static int Condition(KeyValueFlags flags)
+        {
+            var condition = flags & ~(KeyValueFlags.Set | KeyValueFlags.SetNoRevision);
+            switch (condition)
+            {
+                case KeyValueFlags.None: return NativeMethods.KAHUNA_SET_ALWAYS;
+                case KeyValueFlags.SetIfExists: return NativeMethods.KAHUNA_SET_IF_EXISTS;
+                case KeyValueFlags.SetIfNotExists: return NativeMethods.KAHUNA_SET_IF_NOT_EXISTS;
+                case KeyValueFlags.SetIfEqualToValue:
+                case KeyValueFlags.SetIfEqualToRevision:
+                    throw new ArgumentException(
+                        "use TryCompareValueAndSetKeyValue or TryCompareRevisionAndSetKeyValue", "flags");
+                default:
+                    throw new ArgumentException("not a valid combination of KeyValueFlags: " + flags, "flags");
+            }
         }
 
         internal static Native.KahunaBytes Bytes(byte* p, int len)

@@ -33,6 +33,12 @@ namespace Kahuna.Client
         {
         }
 
+        /// <summary>Creates a client for one member (<c>host:port</c> or <c>http://host:port</c>) with
+        /// <paramref name="options"/> (null: the defaults); the other members are learned from it.</summary>
+        public KahunaClient(string url, KahunaClientOptions options) : this(new[] { url }, options)
+        {
+        }
+
         /// <summary>
         /// Creates a client for the cluster at <paramref name="endpoints"/> (any subset of its
         /// members, <c>host:port</c>). No I/O happens here: connections open on the first call.
@@ -64,6 +70,8 @@ namespace Kahuna.Client
                 throw new KahunaException((KahunaErrorCode)status, message);
             }
             _handle = new ClientHandle((IntPtr)client);
+            _inFlight.Logger = options.Logger;
+            Interop.Log(options.Logger, KahunaLogLevel.Debug, "kahuna client created for " + string.Join(",", endpoints));
         }
 
         /// <summary>
@@ -101,6 +109,38 @@ namespace Kahuna.Client
             TimeSpan retry = default, LockDurability durability = LockDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
+            return Lock(resource, null, expiry, wait, retry, durability, cancellationToken);
+        }
+
+        /// <summary>
+        /// Like <see cref="GetOrCreateLock(string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>,
+        /// taking the lock as <paramref name="owner"/> (UTF-8, not empty) instead of a name unique to
+        /// this attempt. Locking again as the current owner keeps the grant and its fencing token, and a
+        /// process that restarts can release or extend the lock by owner
+        /// (<see cref="Unlock(string, string, LockDurability, CancellationToken)"/>,
+        /// <see cref="TryExtendLock(string, string, TimeSpan, LockDurability, CancellationToken)"/>).
+        /// </summary>
+        public unsafe Task<KahunaLock> GetOrCreateLock(string resource, string owner, TimeSpan expiry,
+            TimeSpan wait = default, TimeSpan retry = default, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            if (string.IsNullOrEmpty(owner)) throw new ArgumentException("must not be empty", nameof(owner));
+            return Lock(resource, Interop.Utf8(owner, nameof(owner)), expiry, wait, retry, durability, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="GetOrCreateLock(string, string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>
+        /// with a byte owner (Kahuna 1.x's <see cref="KahunaLock.Owner"/>); it must be valid UTF-8.</summary>
+        public unsafe Task<KahunaLock> GetOrCreateLock(string resource, byte[] owner, TimeSpan expiry,
+            TimeSpan wait = default, TimeSpan retry = default, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            if (owner == null || owner.Length == 0) throw new ArgumentException("must not be empty", nameof(owner));
+            return Lock(resource, owner, expiry, wait, retry, durability, cancellationToken);
+        }
+
+        private unsafe Task<KahunaLock> Lock(string resource, byte[] owner, TimeSpan expiry, TimeSpan wait,
+            TimeSpan retry, LockDurability durability, CancellationToken cancellationToken)
+        {
             byte[] r = Interop.Utf8(resource, nameof(resource));
             ulong ttl = Interop.Millis(expiry, nameof(expiry));
             ulong waitMs = Interop.Millis(wait, nameof(wait));
@@ -110,7 +150,11 @@ namespace Kahuna.Client
             {
                 var handle = new LockHandle((IntPtr)res->@lock);
                 var holder = Interop.LockInfo(resource, &res->lock_info, durability);
-                return new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
+                var l = new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
+                Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug, l.IsAcquired
+                    ? "lock " + resource + " acquired with fencing token " + l.FencingToken
+                    : "lock " + resource + " not acquired" + (holder == null ? "" : ": held by " + holder.OwnerAsString));
+                return l;
             }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
             {
                 using (var pins = new Pins())
@@ -120,7 +164,8 @@ namespace Kahuna.Client
                     req.ttl_ms = ttl;
                     req.wait_ms = waitMs;
                     req.retry_ms = retryMs;
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
+                    req.owner = pins.Bytes(owner);
                     NativeMethods.kahuna_lock_acquire((Native.KahunaClient*)h, &req, cancel, ud, Interop.LockAcquire);
                 }
             });
@@ -143,6 +188,112 @@ namespace Kahuna.Client
             return GetOrCreateLock(resource, expiry, TimeSpan.Zero, TimeSpan.Zero, durability, cancellationToken);
         }
 
+        /// <summary>Makes one attempt to take the lock on <paramref name="resource"/> for
+        /// <paramref name="expiry"/> milliseconds (Kahuna 1.x's overload).</summary>
+        public unsafe Task<KahunaLock> GetOrCreateLock(string resource, int expiry, LockDurability durability,
+            CancellationToken cancellationToken = default)
+        {
+            return GetOrCreateLock(resource, TimeSpan.FromMilliseconds(expiry), TimeSpan.Zero, TimeSpan.Zero, durability,
+                cancellationToken);
+        }
+
+        /// <summary>
+        /// Renews the lease of the lock on <paramref name="resource"/> for <paramref name="duration"/> if
+        /// <paramref name="owner"/> holds it, without a <see cref="KahunaLock"/> (for example after a
+        /// restart, with an owner given to <see cref="GetOrCreateLock(string, string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>).
+        /// Nothing renews it afterwards. Returns (true, the grant's fencing token, unchanged) or, when
+        /// the lock is free or held by someone else, (false, 0); Kahuna 1.x threw in that case.
+        /// </summary>
+        public unsafe Task<(bool, long)> TryExtendLock(string resource, string owner, TimeSpan duration,
+            LockDurability durability = LockDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return ExtendByOwner(resource, Interop.Utf8(owner, nameof(owner)), duration, durability, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="TryExtendLock(string, string, TimeSpan, LockDurability, CancellationToken)"/> in milliseconds.</summary>
+        public unsafe Task<(bool, long)> TryExtendLock(string resource, string owner, int durationMs,
+            LockDurability durability = LockDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return TryExtendLock(resource, owner, TimeSpan.FromMilliseconds(durationMs), durability, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="TryExtendLock(string, string, TimeSpan, LockDurability, CancellationToken)"/> with a UTF-8 byte owner.</summary>
+        public unsafe Task<(bool, long)> TryExtendLock(string resource, byte[] owner, TimeSpan duration,
+            LockDurability durability = LockDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            if (owner == null) throw new ArgumentNullException(nameof(owner));
+            return ExtendByOwner(resource, owner, duration, durability, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="TryExtendLock(string, byte[], TimeSpan, LockDurability, CancellationToken)"/> in milliseconds.</summary>
+        public unsafe Task<(bool, long)> TryExtendLock(string resource, byte[] owner, int durationMs,
+            LockDurability durability = LockDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return TryExtendLock(resource, owner, TimeSpan.FromMilliseconds(durationMs), durability, cancellationToken);
+        }
+
+        private unsafe Task<(bool, long)> ExtendByOwner(string resource, byte[] owner, TimeSpan duration,
+            LockDurability durability, CancellationToken cancellationToken)
+        {
+            byte[] r = Interop.Utf8(resource, nameof(resource));
+            if (owner.Length == 0) throw new ArgumentException("must not be empty", nameof(owner));
+            ulong ttl = Interop.Millis(duration, nameof(duration));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                bool extended = res->succeeded != 0;
+                return (extended, extended ? (long)res->lock_info.fencing_token : 0L);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaLockExtendByOwnerRequest();
+                    req.resource = pins.Bytes(r);
+                    req.owner = pins.Bytes(owner);
+                    req.ttl_ms = ttl;
+                    req.durability = Interop.Tier(durability);
+                    NativeMethods.kahuna_lock_extend_by_owner((Native.KahunaClient*)h, &req, cancel, ud, Interop.LockExtendByOwner);
+                }
+            });
+        }
+
+        /// <summary>
+        /// Releases the lock on <paramref name="resource"/> if <paramref name="owner"/> holds it, without a
+        /// <see cref="KahunaLock"/>: for a process that restarted and lost its lock object. Returns
+        /// whether the server released it (false when it was free or held by someone else).
+        /// </summary>
+        public unsafe Task<bool> Unlock(string resource, string owner, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return UnlockByOwner(resource, Interop.Utf8(owner, nameof(owner)), durability, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="Unlock(string, string, LockDurability, CancellationToken)"/> with a UTF-8 byte owner.</summary>
+        public unsafe Task<bool> Unlock(string resource, byte[] owner, LockDurability durability = LockDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            if (owner == null) throw new ArgumentNullException(nameof(owner));
+            return UnlockByOwner(resource, owner, durability, cancellationToken);
+        }
+
+        private unsafe Task<bool> UnlockByOwner(string resource, byte[] owner, LockDurability durability,
+            CancellationToken cancellationToken)
+        {
+            byte[] r = Interop.Utf8(resource, nameof(resource));
+            if (owner.Length == 0) throw new ArgumentException("must not be empty", nameof(owner));
+            return Run(delegate(int status, Native.KahunaResult* res) { return res->succeeded != 0; },
+                cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+                {
+                    using (var pins = new Pins())
+                    {
+                        var req = new KahunaUnlockRequest();
+                        req.resource = pins.Bytes(r);
+                        req.owner = pins.Bytes(owner);
+                        req.durability = Interop.Tier(durability);
+                        NativeMethods.kahuna_lock_unlock((Native.KahunaClient*)h, &req, cancel, ud, Interop.LockUnlock);
+                    }
+                });
+        }
+
         /// <summary>Who holds the lock on <paramref name="resource"/> now (null when nobody does).</summary>
         public unsafe Task<KahunaLockInfo> GetLockInfo(string resource, LockDurability durability = LockDurability.Persistent,
             CancellationToken cancellationToken = default)
@@ -157,7 +308,7 @@ namespace Kahuna.Client
                 {
                     var req = new KahunaLockInfoRequest();
                     req.resource = pins.Bytes(r);
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_lock_get_info((Native.KahunaClient*)h, &req, cancel, ud, Interop.LockGetInfo);
                 }
             });
@@ -187,12 +338,13 @@ namespace Kahuna.Client
                     req.condition = condition;
                     req.compare_value = pins.Bytes(compareValue);
                     req.compare_revision = (ulong)compareRevision;
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     if (fence != null)
                     {
                         req.fence.present = 1;
                         req.fence.resource = pins.Bytes(fence);
                         req.fence.token = (ulong)fenceToken;
+                        req.fence.durability = NativeMethods.KAHUNA_DURABILITY_PERSISTENT;
                     }
                     NativeMethods.kahuna_kv_set((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvSet);
                 }
@@ -209,9 +361,7 @@ namespace Kahuna.Client
             KeyValueFlags flags = KeyValueFlags.Set, KeyValueDurability durability = KeyValueDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
-            if (flags == KeyValueFlags.SetIfEqualToValue || flags == KeyValueFlags.SetIfEqualToRevision)
-                throw new ArgumentException("use TryCompareValueAndSetKeyValue or TryCompareRevisionAndSetKeyValue", nameof(flags));
-            return Set(key, value, expiry, (int)flags, null, 0, durability, null, 0, cancellationToken);
+            return Set(key, value, expiry, Interop.Condition(flags), null, 0, durability, null, 0, cancellationToken);
         }
 
         /// <summary>Sets <paramref name="key"/> to the UTF-8 text <paramref name="value"/>.</summary>
@@ -239,6 +389,14 @@ namespace Kahuna.Client
                 durability, cancellationToken);
         }
 
+        /// <summary>Kahuna 1.x's set without revision bookkeeping. Every write here gets a revision, so
+        /// this is <see cref="SetKeyValue(string, byte[], int, KeyValueFlags, KeyValueDurability, CancellationToken)"/>.</summary>
+        public Task<KahunaKeyValue> SetKeyValueNoRevision(string key, byte[] value, int expiryTime = 0,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            return SetKeyValue(key, value, expiryTime, KeyValueFlags.SetNoRevision, durability, cancellationToken);
+        }
+
         /// <summary>
         /// Sets <paramref name="key"/> only while a lock is held with <paramref name="fencingToken"/>:
         /// the server itself refuses the write otherwise (<see cref="KahunaErrorCode.Fenced"/>).
@@ -247,7 +405,7 @@ namespace Kahuna.Client
             TimeSpan expiry = default, CancellationToken cancellationToken = default)
         {
             if (lockResource == null) throw new ArgumentNullException(nameof(lockResource));
-            return Set(key, value, expiry, 0, null, 0, KeyValueDurability.Persistent, lockResource, fencingToken,
+            return Set(key, value, expiry, NativeMethods.KAHUNA_SET_ALWAYS, null, 0, KeyValueDurability.Persistent, lockResource, fencingToken,
                 cancellationToken);
         }
 
@@ -265,16 +423,16 @@ namespace Kahuna.Client
         /// <paramref name="compareValue"/>. <c>Success == false</c> (with the current value) otherwise.
         /// </summary>
         public unsafe Task<KahunaKeyValue> TryCompareValueAndSetKeyValue(string key, byte[] value, byte[] compareValue,
-            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            TimeSpan expiry, KeyValueDurability durability = KeyValueDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
             if (compareValue == null) throw new ArgumentNullException(nameof(compareValue));
-            return Set(key, value, expiry, 3, compareValue, 0, durability, null, 0, cancellationToken);
+            return Set(key, value, expiry, NativeMethods.KAHUNA_SET_IF_VALUE, compareValue, 0, durability, null, 0, cancellationToken);
         }
 
         /// <summary>Compare-and-set by value with UTF-8 text.</summary>
         public unsafe Task<KahunaKeyValue> TryCompareValueAndSetKeyValue(string key, string value, string compareValue,
-            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            TimeSpan expiry, KeyValueDurability durability = KeyValueDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
             return TryCompareValueAndSetKeyValue(key, Interop.Utf8(value, nameof(value)),
@@ -286,18 +444,55 @@ namespace Kahuna.Client
         /// <paramref name="compareRevision"/> (0: only when it does not exist).
         /// </summary>
         public unsafe Task<KahunaKeyValue> TryCompareRevisionAndSetKeyValue(string key, byte[] value, long compareRevision,
-            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            TimeSpan expiry, KeyValueDurability durability = KeyValueDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
-            return Set(key, value, expiry, 4, null, compareRevision, durability, null, 0, cancellationToken);
+            return Set(key, value, expiry, NativeMethods.KAHUNA_SET_IF_REVISION, null, compareRevision, durability, null, 0, cancellationToken);
         }
 
         /// <summary>Compare-and-set by revision with UTF-8 text.</summary>
         public unsafe Task<KahunaKeyValue> TryCompareRevisionAndSetKeyValue(string key, string value, long compareRevision,
-            TimeSpan expiry = default, KeyValueDurability durability = KeyValueDurability.Persistent,
+            TimeSpan expiry, KeyValueDurability durability = KeyValueDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
             return TryCompareRevisionAndSetKeyValue(key, Interop.Utf8(value, nameof(value)), compareRevision, expiry,
+                durability, cancellationToken);
+        }
+
+        /// <summary>Compare-and-set by value, expiring after <paramref name="expiryTime"/> ms (0: never).
+        /// As in Kahuna 1.x, the byte[] form defaults to a 30 s expiry and the string form to none.</summary>
+        public unsafe Task<KahunaKeyValue> TryCompareValueAndSetKeyValue(string key, byte[] value, byte[] compareValue,
+            int expiryTime = 30000, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return TryCompareValueAndSetKeyValue(key, value, compareValue, TimeSpan.FromMilliseconds(expiryTime), durability,
+                cancellationToken);
+        }
+
+        /// <summary>Compare-and-set by value with UTF-8 text, expiring after <paramref name="expiryTime"/> ms (0: never).</summary>
+        public unsafe Task<KahunaKeyValue> TryCompareValueAndSetKeyValue(string key, string value, string compareValue,
+            int expiryTime = 0, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return TryCompareValueAndSetKeyValue(key, value, compareValue, TimeSpan.FromMilliseconds(expiryTime), durability,
+                cancellationToken);
+        }
+
+        /// <summary>Compare-and-set by revision, expiring after <paramref name="expiryTime"/> ms (0: never).</summary>
+        public unsafe Task<KahunaKeyValue> TryCompareRevisionAndSetKeyValue(string key, byte[] value, long compareRevision,
+            int expiryTime = 0, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return TryCompareRevisionAndSetKeyValue(key, value, compareRevision, TimeSpan.FromMilliseconds(expiryTime),
+                durability, cancellationToken);
+        }
+
+        /// <summary>Compare-and-set by revision with UTF-8 text, expiring after <paramref name="expiryTime"/> ms (0: never).</summary>
+        public unsafe Task<KahunaKeyValue> TryCompareRevisionAndSetKeyValue(string key, string value, long compareRevision,
+            int expiryTime = 0, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            return TryCompareRevisionAndSetKeyValue(key, value, compareRevision, TimeSpan.FromMilliseconds(expiryTime),
                 durability, cancellationToken);
         }
 
@@ -325,7 +520,7 @@ namespace Kahuna.Client
                     var req = new KahunaGetRequest();
                     req.key = pins.Bytes(k);
                     req.revision = (ulong)revision;
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_get((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvGet);
                 }
             });
@@ -345,7 +540,7 @@ namespace Kahuna.Client
                 {
                     var req = new KahunaExistsRequest();
                     req.key = pins.Bytes(k);
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_exists((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvExists);
                 }
             });
@@ -365,7 +560,7 @@ namespace Kahuna.Client
                 {
                     var req = new KahunaDeleteRequest();
                     req.key = pins.Bytes(k);
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_delete((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvDelete);
                 }
             });
@@ -388,7 +583,7 @@ namespace Kahuna.Client
                     var req = new KahunaExtendRequest();
                     req.key = pins.Bytes(k);
                     req.ttl_ms = ttl;
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_extend((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvExtend);
                 }
             });
@@ -399,6 +594,43 @@ namespace Kahuna.Client
             KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
         {
             return ExtendKeyValue(key, TimeSpan.FromMilliseconds(expiryTime), durability, cancellationToken);
+        }
+
+        /// <summary>
+        /// The retained changes of the persistent key <paramref name="key"/>, oldest first: every
+        /// write, delete and expiry within the server's retention window, at most
+        /// <paramref name="limit"/> of them (0: the server's default of 100).
+        /// </summary>
+        public unsafe Task<KahunaKeyHistory> GetKeyValueHistory(string key, int limit = 0,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            if (limit < 0) throw new ArgumentOutOfRangeException(nameof(limit));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                int n = checked((int)res->events_len.ToUInt64());
+                var events = new List<KahunaKeyEvent>(n);
+                for (int i = 0; i < n; i++)
+                {
+                    var e = &res->events[i];
+                    KahunaKeyEventKind kind;
+                    if (e->kind == NativeMethods.KAHUNA_EVENT_DELETE) kind = KahunaKeyEventKind.Delete;
+                    else if (e->kind == NativeMethods.KAHUNA_EVENT_EXPIRE) kind = KahunaKeyEventKind.Expire;
+                    else kind = KahunaKeyEventKind.Put;
+                    events.Add(new KahunaKeyEvent(kind, (long)e->revision,
+                        Interop.KeyValue(&e->kv, true, (long)e->kv.mod_revision, KeyValueDurability.Persistent)));
+                }
+                return new KahunaKeyHistory(key, events, (long)res->retained_from_revision, (long)res->revision);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaHistoryRequest();
+                    req.key = pins.Bytes(k);
+                    req.limit = (uint)limit;
+                    NativeMethods.kahuna_kv_history((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvHistory);
+                }
+            });
         }
 
         /// <summary>
@@ -433,7 +665,7 @@ namespace Kahuna.Client
                     req.limit = (uint)limit;
                     req.page_token = pins.Bytes(pageToken);
                     req.keys_only = (byte)(keysOnly ? 1 : 0);
-                    req.durability = (int)durability;
+                    req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_scan((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvScan);
                 }
             });
@@ -505,6 +737,7 @@ namespace Kahuna.Client
                         req.fence.present = 1;
                         req.fence.resource = pins.Bytes(txn.FenceResource);
                         req.fence.token = (ulong)txn.FenceToken;
+                        req.fence.durability = NativeMethods.KAHUNA_DURABILITY_PERSISTENT;
                     }
                     NativeMethods.kahuna_txn_commit((Native.KahunaClient*)h, &req, cancel, ud, Interop.TxnCommit);
                 }
@@ -545,6 +778,74 @@ namespace Kahuna.Client
         {
             var r = await ReserveSequenceRange(name, 1, idempotencyKey, cancellationToken).ConfigureAwait(false);
             return r.Start;
+        }
+
+        /// <summary>Like <see cref="NextSequenceValue(string, string, CancellationToken)"/> (Kahuna 1.x's
+        /// signature; sequences are always persistent).</summary>
+        public Task<long> NextSequenceValue(string name, string idempotencyKey, SequenceDurability durability,
+            CancellationToken cancellationToken = default)
+        {
+            Interop.Check(durability);
+            return NextSequenceValue(name, idempotencyKey, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="ReserveSequenceRange(string, long, string, CancellationToken)"/> (Kahuna 1.x's
+        /// signature; sequences are always persistent).</summary>
+        public Task<KahunaSequenceRange> ReserveSequenceRange(string name, long count, string idempotencyKey,
+            SequenceDurability durability, CancellationToken cancellationToken = default)
+        {
+            Interop.Check(durability);
+            return ReserveSequenceRange(name, count, idempotencyKey, cancellationToken);
+        }
+
+        /// <summary>The value the next <see cref="NextSequenceValue(string, string, CancellationToken)"/> of
+        /// <paramref name="name"/> would return (1 for a sequence never used), without reserving it.</summary>
+        public unsafe Task<long> PeekSequence(string name, CancellationToken cancellationToken = default)
+        {
+            byte[] n = Interop.Utf8(name, nameof(name));
+            return Run(delegate(int status, Native.KahunaResult* res) { return (long)res->first; },
+                cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+                {
+                    using (var pins = new Pins())
+                    {
+                        var req = new KahunaSequencePeekRequest();
+                        req.name = pins.Bytes(n);
+                        NativeMethods.kahuna_sequence_peek((Native.KahunaClient*)h, &req, cancel, ud, Interop.SequencePeek);
+                    }
+                });
+        }
+
+        // ---- cluster ---------------------------------------------------------------------
+
+        /// <summary>The cluster as the leader (or, without one, any member) sees it: leader, term,
+        /// members, log indices and storage engine.</summary>
+        public unsafe Task<KahunaClusterStatus> GetClusterStatus(CancellationToken cancellationToken = default)
+        {
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                var c = &res->cluster;
+                int n = checked((int)c->members_len.ToUInt64());
+                var members = new List<KahunaClusterMember>(n);
+                for (int i = 0; i < n; i++)
+                {
+                    var m = &c->members[i];
+                    members.Add(new KahunaClusterMember((long)m->id, Interop.Text(m->peer_addr), Interop.Text(m->client_addr),
+                        m->voter != 0));
+                }
+                return new KahunaClusterStatus((long)c->member_id, (long)c->leader_id, (long)c->term, Interop.Text(c->state),
+                    members, (long)c->committed_index, (long)c->applied_index, (long)c->last_log_index,
+                    (long)c->snapshot_index, Interop.Text(c->storage));
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                NativeMethods.kahuna_cluster_status((Native.KahunaClient*)h, cancel, ud, Interop.ClusterStatus);
+            });
+        }
+
+        /// <summary>The members of the cluster (voters and learners).</summary>
+        public async Task<IReadOnlyList<KahunaClusterMember>> GetClusterMembers(CancellationToken cancellationToken = default)
+        {
+            var s = await GetClusterStatus(cancellationToken).ConfigureAwait(false);
+            return s.Members;
         }
 
         // ---- disposal --------------------------------------------------------------------

@@ -47,6 +47,10 @@ namespace Kahuna.Client
         SequenceExhausted = 18,
         /// <summary>A bounded resource is full (`kahuna-retry-after-ms` says when to try again, where waiting helps). RESOURCE_EXHAUSTED; not retried by the client; not applied.</summary>
         ResourceExhausted = 19,
+        /// <summary>The request carries no credential this cluster accepts (no token, an unknown token). UNAUTHENTICATED; not retried; not applied.</summary>
+        Unauthenticated = 20,
+        /// <summary>The caller's role does not allow this request, or not on this name (a role restricted to a prefix). PERMISSION_DENIED; not retried; not applied.</summary>
+        PermissionDenied = 21,
         /// <summary>The same as <see cref="Config"/>.</summary>
         Configuration = Config,
         /// <summary>The same as <see cref="Panic"/>.</summary>

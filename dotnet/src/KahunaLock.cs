@@ -47,6 +47,8 @@ namespace Kahuna.Client
             // The watch must not reference this object: it holds a GCHandle until the lock is
             // lost or freed, and a lock nobody references must still be finalized (and released).
             var lost = _lost;
+            var logger = _client.InFlight.Logger;
+            string what = "lock " + Resource + " (fencing token " + FencingToken + ")";
             Task<bool> watch = Calls.Run(_handle, null, delegate(int status, Native.KahunaResult* res) { return true; },
                 CancellationToken.None, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
                 {
@@ -54,6 +56,7 @@ namespace Kahuna.Client
                 });
             watch.ContinueWith(delegate(Task<bool> t)
             {
+                Interop.Log(logger, KahunaLogLevel.Information, what + " is no longer held (lost, expired or released)");
                 try { lost.Cancel(); } catch (ObjectDisposedException) { }
             }, TaskContinuationOptions.ExecuteSynchronously);
         }

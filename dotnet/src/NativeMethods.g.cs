@@ -15,6 +15,46 @@ namespace Kahuna.Client.Native
         const string __DllName = "kahuna_ffi";
 
         /// <summary>
+        ///  `durability` of a request: a persistent (replicated) lock or key.
+        /// </summary>
+        internal const int KAHUNA_DURABILITY_PERSISTENT = 0;
+        /// <summary>
+        ///  `durability` of a request: an ephemeral (leader memory) lock or key.
+        /// </summary>
+        internal const int KAHUNA_DURABILITY_EPHEMERAL = 1;
+        /// <summary>
+        ///  `condition` of a set: always.
+        /// </summary>
+        internal const int KAHUNA_SET_ALWAYS = 0;
+        /// <summary>
+        ///  `condition` of a set: only when the key does not exist.
+        /// </summary>
+        internal const int KAHUNA_SET_IF_NOT_EXISTS = 1;
+        /// <summary>
+        ///  `condition` of a set: only when the key exists.
+        /// </summary>
+        internal const int KAHUNA_SET_IF_EXISTS = 2;
+        /// <summary>
+        ///  `condition` of a set or delete: only when the value equals `compare_value`.
+        /// </summary>
+        internal const int KAHUNA_SET_IF_VALUE = 3;
+        /// <summary>
+        ///  `condition` of a set or delete: only when the mod revision equals `compare_revision`.
+        /// </summary>
+        internal const int KAHUNA_SET_IF_REVISION = 4;
+        /// <summary>
+        ///  `kind` of a [`KahunaKeyEvent`]: the key was written.
+        /// </summary>
+        internal const int KAHUNA_EVENT_PUT = 0;
+        /// <summary>
+        ///  `kind` of a [`KahunaKeyEvent`]: the key was deleted.
+        /// </summary>
+        internal const int KAHUNA_EVENT_DELETE = 1;
+        /// <summary>
+        ///  `kind` of a [`KahunaKeyEvent`]: the key expired.
+        /// </summary>
+        internal const int KAHUNA_EVENT_EXPIRE = 2;
+        /// <summary>
         ///  Not an error (the C ABI's success status).
         /// </summary>
         internal const int KAHUNA_STATUS_OK = 0;
@@ -103,7 +143,20 @@ namespace Kahuna.Client.Native
         ///  waiting helps). RESOURCE_EXHAUSTED; not retried by the client; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_RESOURCE_EXHAUSTED = 19;
+        /// <summary>
+        ///  The request carries no credential this cluster accepts (no token, an unknown
+        ///  token). UNAUTHENTICATED; not retried; not applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_UNAUTHENTICATED = 20;
+        /// <summary>
+        ///  The caller's role does not allow this request, or not on this name (a role
+        ///  restricted to a prefix). PERMISSION_DENIED; not retried; not applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_PERMISSION_DENIED = 21;
 
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_cluster_status_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_delete_callback_delegate(ulong user_data, int status, KahunaResult* result);
@@ -118,6 +171,9 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_kv_get_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_kv_history_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_scan_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -125,6 +181,9 @@ namespace Kahuna.Client.Native
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_lock_acquire_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_lock_extend_by_owner_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_lock_extend_callback_delegate(ulong user_data, int status, KahunaResult* result);
@@ -139,7 +198,13 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_lock_release_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_lock_unlock_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_sequence_next_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_sequence_peek_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_txn_commit_callback_delegate(ulong user_data, int status, KahunaResult* result);
@@ -245,6 +310,19 @@ namespace Kahuna.Client.Native
         internal static extern void kahuna_kv_scan(KahunaClient* client_handle, KahunaScanRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_scan_callback_delegate callback);
 
         /// <summary>
+        ///  The retained changes of a persistent key, oldest first. Result: `events`,
+        ///  `retained_from_revision`, `revision`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_kv_history", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_kv_history(KahunaClient* client_handle, KahunaHistoryRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_history_callback_delegate callback);
+
+        /// <summary>
+        ///  The cluster as the leader (or, without one, any member) sees it. Result: `cluster`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_cluster_status", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_cluster_status(KahunaClient* client_handle, KahunaCancel* cancel, ulong user_data, kahuna_cluster_status_callback_delegate callback);
+
+        /// <summary>
         ///  Commits an atomic transaction over persistent keys. Result: `succeeded` (whether the
         ///  compares held and `then` ran), `revision`, and in `kvs` one entry per operation of
         ///  the branch that ran (`succeeded`, and the key for gets).
@@ -260,6 +338,13 @@ namespace Kahuna.Client.Native
         internal static extern void kahuna_sequence_next(KahunaClient* client_handle, KahunaSequenceRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_sequence_next_callback_delegate callback);
 
         /// <summary>
+        ///  The next value sequence `name` would hand out (1 for an unused one), without
+        ///  reserving it. Result: `first`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_sequence_peek", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_sequence_peek(KahunaClient* client_handle, KahunaSequencePeekRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_sequence_peek_callback_delegate callback);
+
+        /// <summary>
         ///  Tries to take a lock, waiting and retrying as asked. Result: `succeeded` (acquired),
         ///  `lock` (a new handle in both cases, which the callee owns and frees with
         ///  `kahuna_lock_free`), `lock_info` (the holder when known).
@@ -272,6 +357,21 @@ namespace Kahuna.Client.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_lock_get_info", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_lock_get_info(KahunaClient* client_handle, KahunaLockInfoRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_lock_get_info_callback_delegate callback);
+
+        /// <summary>
+        ///  Releases `resource` if `owner` holds it, without a lock handle: for a caller that
+        ///  chose the owner itself (a restarted process). Result: `succeeded` (released).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_lock_unlock", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_lock_unlock(KahunaClient* client_handle, KahunaUnlockRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_lock_unlock_callback_delegate callback);
+
+        /// <summary>
+        ///  Renews `resource`'s lease if `owner` holds it, without a lock handle. Result:
+        ///  `succeeded` (extended) and `lock_info` (the caller's lock after the extend, or the
+        ///  current holder when refused; `present == 0` when nobody holds it).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_lock_extend_by_owner", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_lock_extend_by_owner(KahunaClient* client_handle, KahunaLockExtendByOwnerRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_lock_extend_by_owner_callback_delegate callback);
 
         /// <summary>
         ///  Renews a held lock now. Fails with `KAHUNA_STATUS_LOCK_NOT_HELD` when it is no
@@ -392,7 +492,7 @@ namespace Kahuna.Client.Native
         public KahunaBytes resource;
         public ulong token;
         /// <summary>
-        ///  0 persistent, 1 ephemeral (the tier of the fencing lock).
+        ///  `KAHUNA_DURABILITY_*` (the tier of the fencing lock).
         /// </summary>
         public int durability;
     }
@@ -409,7 +509,7 @@ namespace Kahuna.Client.Native
         /// </summary>
         public ulong revision;
         /// <summary>
-        ///  0 persistent, 1 ephemeral.
+        ///  `KAHUNA_DURABILITY_*`: 0 persistent, 1 ephemeral.
         /// </summary>
         public int durability;
         /// <summary>
@@ -419,8 +519,9 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
-    ///  `kahuna_kv_set`. `condition`: 0 always, 1 if not exists, 2 if exists,
-    ///  3 if the value equals `compare_value`, 4 if the mod revision equals `compare_revision`.
+    ///  `kahuna_kv_set`. `condition`: one of `KAHUNA_SET_*`: 0 always, 1 if not exists,
+    ///  2 if exists, 3 if the value equals `compare_value`, 4 if the mod revision equals
+    ///  `compare_revision`.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaSetRequest
@@ -577,6 +678,123 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
+    ///  `kahuna_lock_unlock`: release `resource` if `owner` holds it (no guard needed).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaUnlockRequest
+    {
+        public KahunaBytes resource;
+        public KahunaBytes owner;
+        public int durability;
+    }
+
+    /// <summary>
+    ///  `kahuna_lock_extend_by_owner`: renew `resource`'s lease for `ttl_ms` if `owner`
+    ///  holds it (no guard needed; nothing renews it afterwards).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaLockExtendByOwnerRequest
+    {
+        public KahunaBytes resource;
+        public KahunaBytes owner;
+        public ulong ttl_ms;
+        public int durability;
+    }
+
+    /// <summary>
+    ///  `kahuna_kv_history`: the retained changes of a persistent key, oldest first.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaHistoryRequest
+    {
+        public KahunaBytes key;
+        /// <summary>
+        ///  At most this many events (0 = the server's default).
+        /// </summary>
+        public uint limit;
+    }
+
+    /// <summary>
+    ///  `kahuna_sequence_peek`: the next value `name` would hand out.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaSequencePeekRequest
+    {
+        public KahunaBytes name;
+    }
+
+    /// <summary>
+    ///  One change of a key's history.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaKeyEvent
+    {
+        /// <summary>
+        ///  `KAHUNA_EVENT_PUT`, `KAHUNA_EVENT_DELETE` or `KAHUNA_EVENT_EXPIRE`.
+        /// </summary>
+        public int kind;
+        /// <summary>
+        ///  The revision of the change.
+        /// </summary>
+        public ulong revision;
+        /// <summary>
+        ///  For a put the key as written; for delete/expire the key as it was.
+        /// </summary>
+        public KahunaKeyValue kv;
+    }
+
+    /// <summary>
+    ///  A member of the cluster.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaMember
+    {
+        public ulong id;
+        public KahunaBytes peer_addr;
+        /// <summary>
+        ///  Empty when it could not be learned.
+        /// </summary>
+        public KahunaBytes client_addr;
+        /// <summary>
+        ///  1 voter, 0 learner.
+        /// </summary>
+        public byte voter;
+    }
+
+    /// <summary>
+    ///  The cluster as one member (the leader, when there is one) sees it.
+    ///  `present == 0` for every call but `kahuna_cluster_status`.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaClusterStatus
+    {
+        public byte present;
+        /// <summary>
+        ///  The member that answered.
+        /// </summary>
+        public ulong member_id;
+        /// <summary>
+        ///  The leader it knows (0 when none).
+        /// </summary>
+        public ulong leader_id;
+        public ulong term;
+        /// <summary>
+        ///  `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+        /// </summary>
+        public KahunaBytes state;
+        public KahunaMember* members;
+        public System.UIntPtr members_len;
+        public ulong committed_index;
+        public ulong applied_index;
+        public ulong last_log_index;
+        public ulong snapshot_index;
+        /// <summary>
+        ///  Storage engine.
+        /// </summary>
+        public KahunaBytes storage;
+    }
+
+    /// <summary>
     ///  `kahuna_lock_get_info`.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -676,9 +894,23 @@ namespace Kahuna.Client.Native
         /// </summary>
         public void* @lock;
         /// <summary>
-        ///  Lock acquire / get info: the holder.
+        ///  Lock acquire / get info: the holder. Extend by owner: the caller's lock after
+        ///  the extend, or the current holder when refused.
         /// </summary>
         public KahunaLockInfo lock_info;
+        /// <summary>
+        ///  History: the events, oldest first.
+        /// </summary>
+        public KahunaKeyEvent* events;
+        public System.UIntPtr events_len;
+        /// <summary>
+        ///  History: revisions below this are no longer retained.
+        /// </summary>
+        public ulong retained_from_revision;
+        /// <summary>
+        ///  Cluster status.
+        /// </summary>
+        public KahunaClusterStatus cluster;
     }
 
 

@@ -4,37 +4,61 @@ using System.Text;
 
 namespace Kahuna.Client
 {
-    /// <summary>The tier of a lock: replicated and durable, or held in the leader's memory only.</summary>
+    // The numeric values of these enums are Kahuna.Client 1.2.8's, so a stored integer, a
+    // cast or default(T) means what it meant there. They never cross the C ABI as they are:
+    // Interop maps each value to the ABI's own constants and refuses undefined ones.
+
+    /// <summary>The tier of a lock: replicated and durable, or held in the leader's memory only.
+    /// Values as in Kahuna.Client 1.x (<c>default(LockDurability)</c> is <see cref="Ephemeral"/>);
+    /// every method's default is <see cref="Persistent"/>.</summary>
     public enum LockDurability
     {
         /// <summary>Kept in the leader's memory only: fast, lost on a leader change.</summary>
-        Ephemeral = 1,
-        /// <summary>Replicated through Raft and fsynced on a quorum (the default).</summary>
-        Persistent = 0,
+        Ephemeral = 0,
+        /// <summary>Replicated through Raft and fsynced on a quorum (the default of every method).</summary>
+        Persistent = 1,
     }
 
-    /// <summary>The tier of a key. Ephemeral and persistent keys are separate key spaces.</summary>
+    /// <summary>The tier of a key. Ephemeral and persistent keys are separate key spaces.
+    /// Values as in Kahuna.Client 1.x; every method's default is <see cref="Persistent"/>.</summary>
     public enum KeyValueDurability
     {
         /// <summary>Kept in the leader's memory only: fast, lost on a leader change.</summary>
-        Ephemeral = 1,
-        /// <summary>Replicated through Raft and fsynced on a quorum (the default).</summary>
-        Persistent = 0,
+        Ephemeral = 0,
+        /// <summary>Replicated through Raft and fsynced on a quorum (the default of every method).</summary>
+        Persistent = 1,
     }
 
-    /// <summary>When <see cref="KahunaClient.SetKeyValue(string, byte[], TimeSpan, KeyValueFlags, KeyValueDurability, System.Threading.CancellationToken)"/> writes.</summary>
+    /// <summary>The tier of a sequence: sequences are always persistent (as in Kahuna.Client 1.x).</summary>
+    public enum SequenceDurability
+    {
+        /// <summary>Replicated through Raft and fsynced on a quorum.</summary>
+        Persistent = 1,
+    }
+
+    /// <summary>
+    /// When <see cref="KahunaClient.SetKeyValue(string, byte[], TimeSpan, KeyValueFlags, KeyValueDurability, System.Threading.CancellationToken)"/>
+    /// writes. Values and <c>[Flags]</c> as in Kahuna.Client 1.2.8; <see cref="Set"/> (the default)
+    /// and <see cref="SetNoRevision"/> may be combined with one condition.
+    /// </summary>
+    [Flags]
     public enum KeyValueFlags
     {
-        /// <summary>Always.</summary>
-        Set = 0,
+        /// <summary>No condition: the same as <see cref="Set"/>.</summary>
+        None = 0,
+        /// <summary>Always (the default).</summary>
+        Set = 1,
+        /// <summary>Kahuna 1.x: a set that skips revision bookkeeping. Here every write gets a
+        /// revision, so this is the same as <see cref="Set"/>.</summary>
+        SetNoRevision = 2,
         /// <summary>Only when the key exists.</summary>
-        SetIfExists = 2,
+        SetIfExists = 4,
         /// <summary>Only when the key does not exist.</summary>
-        SetIfNotExists = 1,
+        SetIfNotExists = 8,
         /// <summary>Only when the current value equals a given one: use <see cref="KahunaClient.TryCompareValueAndSetKeyValue(string, byte[], byte[], TimeSpan, KeyValueDurability, System.Threading.CancellationToken)"/>.</summary>
-        SetIfEqualToValue = 3,
+        SetIfEqualToValue = 16,
         /// <summary>Only when the current revision equals a given one: use <see cref="KahunaClient.TryCompareRevisionAndSetKeyValue(string, byte[], long, TimeSpan, KeyValueDurability, System.Threading.CancellationToken)"/>.</summary>
-        SetIfEqualToRevision = 4,
+        SetIfEqualToRevision = 32,
     }
 
     // KahunaErrorCode is generated from the error catalogue: KahunaErrorCode.g.cs.
@@ -49,6 +73,11 @@ namespace Kahuna.Client
             Code = code;
         }
 
+        /// <summary>Creates an exception with a message and a code (Kahuna.Client 1.x's argument order).</summary>
+        public KahunaException(string message, KahunaErrorCode code) : this(code, message)
+        {
+        }
+
         /// <summary>What went wrong.</summary>
         public KahunaErrorCode Code { get; }
 
@@ -56,11 +85,34 @@ namespace Kahuna.Client
         public bool IsRetryable => Native.NativeMethods.kahuna_status_retryable((int)Code);
     }
 
+    /// <summary>Severity of a message given to <see cref="KahunaClientOptions.Logger"/>.</summary>
+    public enum KahunaLogLevel
+    {
+        /// <summary>Diagnostics: a client created, a lock acquired or released.</summary>
+        Debug = 0,
+        /// <summary>Something worth knowing: a lock lost.</summary>
+        Information = 1,
+        /// <summary>A call failed with a <see cref="KahunaException"/>.</summary>
+        Warning = 2,
+        /// <summary>A failure inside the client itself (a panic in the native library).</summary>
+        Error = 3,
+    }
+
     /// <summary>Options of a <see cref="KahunaClient"/>.</summary>
     public sealed class KahunaClientOptions
     {
         /// <summary>Deadline of one call, retries included (default 10 s).</summary>
         public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(10);
+        /// <summary>Kahuna.Client 1.x's name of <see cref="OperationTimeout"/>.</summary>
+        public TimeSpan DefaultOperationTimeout { get => OperationTimeout; set => OperationTimeout = value; }
+        /// <summary>
+        /// Receives the client's log messages (null: none). A plain callback, so the package
+        /// depends on no logging framework: adapt it to yours, for example
+        /// <c>(level, message) =&gt; logger.Log((LogLevel)level, message)</c>. Called from any
+        /// thread, including the native library's; it must be quick and must not throw (an
+        /// exception it throws is ignored).
+        /// </summary>
+        public Action<KahunaLogLevel, string> Logger { get; set; }
         /// <summary>Deadline of one attempt at one member; a member that does not answer is skipped (default 2 s).</summary>
         public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(2);
         /// <summary>How long opening a connection may take (default 500 ms).</summary>
@@ -102,11 +154,36 @@ namespace Kahuna.Client
         /// <summary>The key's tier.</summary>
         public KeyValueDurability Durability { get; }
 
+        /// <summary>Kahuna.Client 1.x's <c>LastModified</c> does not exist here: the server records the
+        /// revision of each change, not its time. Order changes by <see cref="Revision"/>. Kept only so
+        /// that ported code fails to compile with this explanation instead of reading a made-up value.</summary>
+        [Obsolete("Kahuna keeps no modification time: order changes by Revision (see dotnet/PORTING.md).", true)]
+        public long LastModified { get { throw new NotSupportedException("LastModified is not kept; use Revision"); } }
+
         /// <summary>The value as UTF-8 text (null when there is no value).</summary>
         public string ValueAsString() => Value == null ? null : Encoding.UTF8.GetString(Value);
 
-        /// <summary>The value parsed as a decimal integer.</summary>
-        public long ValueAsLong() => long.Parse(ValueAsString() ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+        /// <summary>The value parsed as a decimal integer (surrounding white space and a sign allowed).</summary>
+        /// <exception cref="KahunaException"><see cref="KahunaErrorCode.InvalidArgument"/> when there is no value
+        /// or it is not an integer (as in Kahuna 1.x).</exception>
+        public long ValueAsLong()
+        {
+            long n;
+            if (Value != null && long.TryParse(Encoding.UTF8.GetString(Value), System.Globalization.NumberStyles.Integer,
+                    System.Globalization.CultureInfo.InvariantCulture, out n))
+                return n;
+            throw new KahunaException("Value cannot be casted to long", KahunaErrorCode.InvalidArgument);
+        }
+
+        /// <summary>The value parsed as <c>true</c> or <c>false</c> (any case, surrounding white space allowed).</summary>
+        /// <exception cref="KahunaException"><see cref="KahunaErrorCode.InvalidArgument"/> when there is no value
+        /// or it is not a boolean (as in Kahuna 1.x).</exception>
+        public bool ValueAsBool()
+        {
+            bool b;
+            if (Value != null && bool.TryParse(Encoding.UTF8.GetString(Value).Trim(), out b)) return b;
+            throw new KahunaException("Value cannot be casted to bool", KahunaErrorCode.InvalidArgument);
+        }
     }
 
     /// <summary>One page of a prefix scan.</summary>
@@ -178,5 +255,117 @@ namespace Kahuna.Client
         public TimeSpan Remaining { get; }
         /// <summary>The lock's tier.</summary>
         public LockDurability Durability { get; }
+    }
+
+    /// <summary>What a change of a key did.</summary>
+    public enum KahunaKeyEventKind
+    {
+        /// <summary>The key was written.</summary>
+        Put = 0,
+        /// <summary>The key was deleted.</summary>
+        Delete = 1,
+        /// <summary>The key expired.</summary>
+        Expire = 2,
+    }
+
+    /// <summary>One change of a key.</summary>
+    public sealed class KahunaKeyEvent
+    {
+        internal KahunaKeyEvent(KahunaKeyEventKind kind, long revision, KahunaKeyValue keyValue)
+        {
+            Kind = kind;
+            Revision = revision;
+            KeyValue = keyValue;
+        }
+
+        /// <summary>What happened.</summary>
+        public KahunaKeyEventKind Kind { get; }
+        /// <summary>The revision of the change (cluster-wide, strictly increasing).</summary>
+        public long Revision { get; }
+        /// <summary>For a put the key as written; for a delete or expiry the key as it was.</summary>
+        public KahunaKeyValue KeyValue { get; }
+    }
+
+    /// <summary>The retained changes of a key, oldest first.</summary>
+    public sealed class KahunaKeyHistory
+    {
+        internal KahunaKeyHistory(string key, IReadOnlyList<KahunaKeyEvent> events, long retainedFromRevision, long revision)
+        {
+            Key = key;
+            Events = events;
+            RetainedFromRevision = retainedFromRevision;
+            Revision = revision;
+        }
+
+        /// <summary>The key.</summary>
+        public string Key { get; }
+        /// <summary>The changes, oldest first.</summary>
+        public IReadOnlyList<KahunaKeyEvent> Events { get; }
+        /// <summary>Changes below this revision are no longer retained.</summary>
+        public long RetainedFromRevision { get; }
+        /// <summary>The store revision the history was read at.</summary>
+        public long Revision { get; }
+    }
+
+    /// <summary>A member of the cluster.</summary>
+    public sealed class KahunaClusterMember
+    {
+        internal KahunaClusterMember(long id, string peerAddress, string clientAddress, bool isVoter)
+        {
+            Id = id;
+            PeerAddress = peerAddress;
+            ClientAddress = clientAddress;
+            IsVoter = isVoter;
+        }
+
+        /// <summary>The member's id.</summary>
+        public long Id { get; }
+        /// <summary>Raft traffic address.</summary>
+        public string PeerAddress { get; }
+        /// <summary>Client address (empty when it could not be learned).</summary>
+        public string ClientAddress { get; }
+        /// <summary>A voter (true) or a learner.</summary>
+        public bool IsVoter { get; }
+    }
+
+    /// <summary>The cluster as one member sees it.</summary>
+    public sealed class KahunaClusterStatus
+    {
+        internal KahunaClusterStatus(long memberId, long leaderId, long term, string state,
+            IReadOnlyList<KahunaClusterMember> members, long committedIndex, long appliedIndex, long lastLogIndex,
+            long snapshotIndex, string storage)
+        {
+            MemberId = memberId;
+            LeaderId = leaderId;
+            Term = term;
+            State = state;
+            Members = members;
+            CommittedIndex = committedIndex;
+            AppliedIndex = appliedIndex;
+            LastLogIndex = lastLogIndex;
+            SnapshotIndex = snapshotIndex;
+            Storage = storage;
+        }
+
+        /// <summary>The member that answered.</summary>
+        public long MemberId { get; }
+        /// <summary>The leader it knows (0 when none).</summary>
+        public long LeaderId { get; }
+        /// <summary>Its Raft term.</summary>
+        public long Term { get; }
+        /// <summary><c>leader</c>, <c>follower</c>, <c>candidate</c>, <c>learner</c> or <c>shutdown</c>.</summary>
+        public string State { get; }
+        /// <summary>Every member.</summary>
+        public IReadOnlyList<KahunaClusterMember> Members { get; }
+        /// <summary>Committed log index.</summary>
+        public long CommittedIndex { get; }
+        /// <summary>Applied log index.</summary>
+        public long AppliedIndex { get; }
+        /// <summary>Last log index.</summary>
+        public long LastLogIndex { get; }
+        /// <summary>Index of the latest snapshot.</summary>
+        public long SnapshotIndex { get; }
+        /// <summary>Storage engine.</summary>
+        public string Storage { get; }
     }
 }

@@ -53,6 +53,20 @@ public static class Smoke
             Check("lock", l.IsAcquired && l.FencingToken > 0);
             await l.DisposeAsync();
             Check("lock lost token fires on release", l.Lost.IsCancellationRequested);
+            // The calls added for Kahuna 1.x parity, so their result layouts are checked on this runtime too.
+            var status = await client.GetClusterStatus();
+            Check("cluster status", status.Members.Count == endpoints.Length && status.LeaderId > 0);
+            var history = await client.GetKeyValueHistory(key);
+            Check("key history", history.Events.Count == 3 && history.Events[2].KeyValue.ValueAsString() == "v3");
+            var owned = await client.GetOrCreateLock(key + "/owned", "smoke-owner", TimeSpan.FromSeconds(5));
+            var extended = await client.TryExtendLock(key + "/owned", "smoke-owner", TimeSpan.FromSeconds(5));
+            Check("extend by owner", owned.IsAcquired && extended.Item1 && extended.Item2 == owned.FencingToken);
+            Check("unlock by owner", await client.Unlock(key + "/owned", "smoke-owner"));
+            owned.Dispose();
+            Check("peek sequence", await client.PeekSequence(key) == r.End + 1);
+            var limiter = new Kahuna.Client.RateLimiting.KahunaFixedWindowRateLimiter(client, key, 3, TimeSpan.FromMinutes(1));
+            var decisions = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => limiter.TryAcquire()));
+            Check("rate limiter", decisions.Count(d => d.IsAllowed) == 3);
             var cts = new CancellationTokenSource();
             cts.Cancel();
             Check("cancelled token", client.GetKeyValue(key, KeyValueDurability.Persistent, cts.Token).IsCanceled);

@@ -15,24 +15,25 @@ namespace Kahuna.Samples
         public static async Task<long> RunOnce(KahunaClient client, string job, string worker,
             CancellationToken cancellationToken = default)
         {
-            var l = await client.GetOrCreateLock("jobs/" + job, TimeSpan.FromSeconds(10), TimeSpan.Zero, TimeSpan.Zero,
-                LockDurability.Persistent, cancellationToken);
+            // `await using` in C# 8; Mono's compiler has no `await using`, so try/finally.
+            KahunaLock myLock = await client.GetOrCreateLock("jobs/" + job, expiry: TimeSpan.FromSeconds(10),
+                cancellationToken: cancellationToken);
             try
             {
-                if (!l.IsAcquired) return 0;
+                if (!myLock.IsAcquired) return 0;
                 // Stop the work the moment the lease can no longer be trusted.
-                using (var work = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, l.Lost))
+                using (var work = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, myLock.Lost))
                 {
-                    await client.SetKeyValueFenced("jobs/" + job + "/state", "run by " + worker, l, default, work.Token);
-                    await client.CreateTransaction().FencedBy(l)
+                    await client.SetKeyValueFenced("jobs/" + job + "/state", "run by " + worker, myLock, default, work.Token);
+                    await client.CreateTransaction().FencedBy(myLock)
                         .ThenSet("jobs/" + job + "/last-run", DateTimeOffset.UtcNow.ToString("o"))
                         .Commit(work.Token);
                 }
-                return l.FencingToken;
+                return myLock.FencingToken;
             }
             finally
             {
-                await l.DisposeAsync();
+                await myLock.DisposeAsync();
             }
         }
     }

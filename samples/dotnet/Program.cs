@@ -1,6 +1,7 @@
 // Runs the four workflows against a cluster and checks what they promise:
 //   mono Samples.exe 127.0.0.1:2070,127.0.0.1:2170,127.0.0.1:2270
 using System;
+using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using Kahuna.Client;
@@ -29,6 +30,55 @@ namespace Kahuna.Samples
             if (!ok) throw new Exception("sample check failed: " + what);
         }
 
+        /// <summary>Runs Kahuna's own first example (SeedExample.cs) and checks what it prints.</summary>
+        private static async Task Seed(string[] endpoints, string run)
+        {
+            var client = SeedExample.Connect(endpoints[0], endpoints[1 % endpoints.Length], endpoints[2 % endpoints.Length]);
+            try
+            {
+                string user = "user-" + run;
+                Expect(await Prints(() => SeedExample.UpdateBalance(client, user)) == "Lock acquired!",
+                    "seed example: the lock is acquired");
+                Expect(await client.GetLockInfo("balance-" + user) == null, "seed example: released when the method returns");
+
+                var holder = await client.GetOrCreateLock("balance-" + user, TimeSpan.FromSeconds(10));
+                try
+                {
+                    Expect(await Prints(() => SeedExample.UpdateBalance(client, user)) == "Someone else has the lock!",
+                        "seed example: a held lock is not acquired");
+                    var waiting = Prints(() => SeedExample.UpdateBalanceWithRetries(client, user));
+                    await Task.Delay(300);
+                    await holder.DisposeAsync();
+                    Expect(await waiting == "Lock acquired!", "seed example: retries acquire it once released");
+                }
+                finally
+                {
+                    await holder.DisposeAsync();
+                }
+            }
+            finally
+            {
+                await client.DisposeAsync();
+            }
+        }
+
+        /// <summary>What <paramref name="f"/> writes to the console, trimmed.</summary>
+        private static async Task<string> Prints(Func<Task> f)
+        {
+            var old = Console.Out;
+            var captured = new StringWriter();
+            Console.SetOut(captured);
+            try
+            {
+                await f();
+            }
+            finally
+            {
+                Console.SetOut(old);
+            }
+            return captured.ToString().Trim();
+        }
+
         private static async Task<int> Run(string[] endpoints)
         {
             var client = new KahunaClient(endpoints);
@@ -36,8 +86,10 @@ namespace Kahuna.Samples
             {
                 string run = Guid.NewGuid().ToString("N");
 
-                var limiter = new RateLimiter(client, 5, TimeSpan.FromMinutes(1));
-                var permits = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => limiter.TryAcquire("api-" + run)));
+                await Seed(endpoints, run);
+
+                var limiter = new RateLimiter(client, "api-" + run, 5);
+                var permits = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => limiter.TryAcquire("user-1")));
                 int granted = permits.Count(p => p);
                 Expect(granted == 5, "rate limiting: 5 of 12 concurrent requests get a permit (" + granted + ")");
 
@@ -67,7 +119,7 @@ namespace Kahuna.Samples
             {
                 await client.DisposeAsync();
             }
-            Console.WriteLine("samples: 4 workflows passed");
+            Console.WriteLine("samples: the seed's example and 4 workflows passed");
             return 0;
         }
     }

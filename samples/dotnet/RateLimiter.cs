@@ -1,44 +1,30 @@
-// Rate limiting: at most `limit` actions per key per fixed window, shared by every process
-// using the same cluster. Each window has one counter key that expires with the window;
-// taking a permit is a compare-and-set by revision, so two processes never both take the
-// last permit, and a retried request is deduplicated by the server.
+// Rate limiting: at most `limit` requests per user per minute, shared by every process using
+// the same cluster, with the package's limiters (Kahuna.Client.RateLimiting). Each decision
+// is one compare-and-set, so two processes never both take the last permit.
 using System;
 using System.Threading;
 using System.Threading.Tasks;
 using Kahuna.Client;
+using Kahuna.Client.RateLimiting;
 
 namespace Kahuna.Samples
 {
     public sealed class RateLimiter
     {
-        private readonly KahunaClient _client;
-        private readonly long _limit;
-        private readonly TimeSpan _window;
+        private readonly KahunaFixedWindowRateLimiter _perMinute;
 
-        public RateLimiter(KahunaClient client, long limit, TimeSpan window)
+        public RateLimiter(KahunaClient client, string name, long limit)
         {
-            _client = client;
-            _limit = limit;
-            _window = window;
+            _perMinute = new KahunaFixedWindowRateLimiter(client, name, limit, TimeSpan.FromMinutes(1));
         }
 
-        /// <summary>Takes a permit for <paramref name="key"/> in the current window: true if the action may go ahead.</summary>
-        public async Task<bool> TryAcquire(string key, CancellationToken cancellationToken = default)
+        /// <summary>Takes a permit for <paramref name="user"/> in the current minute: true if the request may go ahead.</summary>
+        public async Task<bool> TryAcquire(string user, CancellationToken cancellationToken = default)
         {
-            long windowNo = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / (long)Math.Max(1, _window.TotalMilliseconds);
-            string counter = "ratelimit/" + key + "/" + windowNo;
-            while (true)
-            {
-                var current = await _client.GetKeyValue(counter, KeyValueDurability.Persistent, cancellationToken);
-                long used = current.Success ? current.ValueAsLong() : 0;
-                if (used >= _limit) return false;
-                // Revision 0 means "only if it does not exist yet".
-                var r = await _client.TryCompareRevisionAndSetKeyValue(counter, (used + 1).ToString(),
-                    current.Success ? current.Revision : 0, _window + _window, KeyValueDurability.Persistent,
-                    cancellationToken);
-                if (r.Success) return true;
-                // Someone else took a permit at the same moment: look again.
-            }
+            var decision = await _perMinute.TryAcquire(user, 1, cancellationToken);
+            if (!decision.IsAllowed)
+                Console.WriteLine("429 for " + user + ": retry after " + decision.RetryAfter.TotalSeconds.ToString("F0") + " s");
+            return decision.IsAllowed;
         }
     }
 }

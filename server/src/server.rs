@@ -126,6 +126,21 @@ async fn plan_start(
              yet; without --join this member would found a cluster of its own. Start it with --join again and \
              {add_hint}."
         ),
+        // A memory member that was a cluster of one: nothing of that cluster survives
+        // anywhere, so it starts a new one (as before cluster ids existed).
+        Stored::Id(cluster) if fresh && memory && config.initial_members()?.keys().eq([id].iter()) => {
+            let new = identity.found()?;
+            tracing::info!(
+                old_cluster_id = %cluster,
+                cluster_id = %new,
+                "memory storage keeps nothing across restarts and this member was a cluster of one: founding \
+                 cluster {new}"
+            );
+            let members = config.initial_members()?;
+            Ok(Some(
+                members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect(),
+            ))
+        }
         Stored::Id(cluster) if fresh && memory => {
             tracing::info!(
                 cluster_id = %cluster,

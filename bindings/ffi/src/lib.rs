@@ -34,9 +34,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kahuna_client::{
-    Client, ClientOptions, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions, Durability, Error,
-    ErrorKind, Fence, GetOptions, KeyValue, LockGuard, LockInfo, LockOptions, ScanOptions, SetCondition, SetOptions,
-    TxnOp,
+    Client, ClientOptions, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions, Durability,
+    Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, LockGuard, LockInfo, LockOptions,
+    ScanOptions, SetCondition, SetOptions, TxnOp,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -126,6 +126,9 @@ struct Answer {
     count: u64,
     lock: Option<Box<KahunaLock>>,
     lock_info: Option<LockInfo>,
+    events: Vec<HistoryEvent>,
+    retained_from_revision: u64,
+    cluster: Option<ClusterStatus>,
 }
 
 type Outcome = Result<Answer, FfiError>;
@@ -192,6 +195,29 @@ fn lock_info_view(info: Option<&LockInfo>) -> KahunaLockInfo {
     }
 }
 
+const NO_CLUSTER: KahunaClusterStatus = KahunaClusterStatus {
+    present: 0,
+    member_id: 0,
+    leader_id: 0,
+    term: 0,
+    state: NO_BYTES,
+    members: ptr::null(),
+    members_len: 0,
+    committed_index: 0,
+    applied_index: 0,
+    last_log_index: 0,
+    snapshot_index: 0,
+    storage: NO_BYTES,
+};
+
+fn event_kind(k: EventKind) -> i32 {
+    match k {
+        EventKind::Put => KAHUNA_EVENT_PUT,
+        EventKind::Delete => KAHUNA_EVENT_DELETE,
+        EventKind::Expire => KAHUNA_EVENT_EXPIRE,
+    }
+}
+
 fn empty_result() -> KahunaResult {
     KahunaResult {
         message: NO_BYTES,
@@ -206,6 +232,10 @@ fn empty_result() -> KahunaResult {
         count: 0,
         lock: ptr::null_mut(),
         lock_info: lock_info_view(None),
+        events: ptr::null(),
+        events_len: 0,
+        retained_from_revision: 0,
+        cluster: NO_CLUSTER,
     }
 }
 
@@ -228,6 +258,26 @@ fn deliver(callback: KahunaCallback, user_data: u64, outcome: Outcome) {
         }
         Ok(a) => {
             let kvs: Vec<KahunaKeyValue> = a.kvs.iter().map(|(ok, kv)| kv_view(kv.as_ref(), *ok)).collect();
+            let events: Vec<KahunaKeyEvent> = a
+                .events
+                .iter()
+                .map(|e| KahunaKeyEvent {
+                    kind: event_kind(e.kind),
+                    revision: e.revision,
+                    kv: kv_view(Some(&e.kv), true),
+                })
+                .collect();
+            let members: Vec<KahunaMember> = a
+                .cluster
+                .iter()
+                .flat_map(|c| c.members.iter())
+                .map(|m| KahunaMember {
+                    id: m.id,
+                    peer_addr: bytes(m.peer_addr.as_bytes()),
+                    client_addr: bytes(m.client_addr.as_bytes()),
+                    voter: u8::from(m.voter),
+                })
+                .collect();
             let mut r = empty_result();
             r.succeeded = u8::from(a.succeeded);
             r.deleted = u8::from(a.deleted);
@@ -239,9 +289,36 @@ fn deliver(callback: KahunaCallback, user_data: u64, outcome: Outcome) {
             r.first = a.first;
             r.count = a.count;
             r.lock_info = lock_info_view(a.lock_info.as_ref());
+            r.events = if events.is_empty() {
+                ptr::null()
+            } else {
+                events.as_ptr()
+            };
+            r.events_len = events.len();
+            r.retained_from_revision = a.retained_from_revision;
+            if let Some(c) = &a.cluster {
+                r.cluster = KahunaClusterStatus {
+                    present: 1,
+                    member_id: c.member_id,
+                    leader_id: c.leader_id,
+                    term: c.term,
+                    state: bytes(c.state.as_bytes()),
+                    members: if members.is_empty() {
+                        ptr::null()
+                    } else {
+                        members.as_ptr()
+                    },
+                    members_len: members.len(),
+                    committed_index: c.committed_index,
+                    applied_index: c.applied_index,
+                    last_log_index: c.last_log_index,
+                    snapshot_index: c.snapshot_index,
+                    storage: bytes(c.storage.as_bytes()),
+                };
+            }
             // Ownership of the lock handle passes to the callee.
             r.lock = a.lock.map_or(ptr::null_mut(), |l| Box::into_raw(l).cast());
-            // SAFETY: as above; `kvs` and `a` outlive the call.
+            // SAFETY: as above; `kvs`, `events`, `members` and `a` outlive the call.
             unsafe { cb(user_data, KAHUNA_STATUS_OK, &r) };
         }
     }
@@ -436,8 +513,8 @@ unsafe fn lock<'a>(p: *const KahunaLock) -> Result<&'a KahunaLock, FfiError> {
 
 fn durability(d: i32) -> Result<Durability, FfiError> {
     match d {
-        0 => Ok(Durability::Persistent),
-        1 => Ok(Durability::Ephemeral),
+        KAHUNA_DURABILITY_PERSISTENT => Ok(Durability::Persistent),
+        KAHUNA_DURABILITY_EPHEMERAL => Ok(Durability::Ephemeral),
         _ => Err(FfiError::invalid(format!("unknown durability {d}"))),
     }
 }
@@ -689,11 +766,11 @@ pub unsafe extern "C" fn kahuna_kv_set(
         let key = string(r.key, "key")?;
         let value = owned_bytes(r.value)?;
         let condition = match r.condition {
-            0 => SetCondition::Always,
-            1 => SetCondition::IfNotExists,
-            2 => SetCondition::IfExists,
-            3 => SetCondition::IfValue(owned_bytes(r.compare_value)?),
-            4 => SetCondition::IfRevision(r.compare_revision),
+            KAHUNA_SET_ALWAYS => SetCondition::Always,
+            KAHUNA_SET_IF_NOT_EXISTS => SetCondition::IfNotExists,
+            KAHUNA_SET_IF_EXISTS => SetCondition::IfExists,
+            KAHUNA_SET_IF_VALUE => SetCondition::IfValue(owned_bytes(r.compare_value)?),
+            KAHUNA_SET_IF_REVISION => SetCondition::IfRevision(r.compare_revision),
             k => return Err(FfiError::invalid(format!("unknown set condition {k}"))),
         };
         let options = SetOptions {
@@ -730,9 +807,9 @@ pub unsafe extern "C" fn kahuna_kv_delete(
         let r = request(req)?;
         let key = string(r.key, "key")?;
         let condition = match r.condition {
-            0 => DeleteCondition::Always,
-            3 => DeleteCondition::IfValue(owned_bytes(r.compare_value)?),
-            4 => DeleteCondition::IfRevision(r.compare_revision),
+            KAHUNA_SET_ALWAYS => DeleteCondition::Always,
+            KAHUNA_SET_IF_VALUE => DeleteCondition::IfValue(owned_bytes(r.compare_value)?),
+            KAHUNA_SET_IF_REVISION => DeleteCondition::IfRevision(r.compare_revision),
             k => return Err(FfiError::invalid(format!("unknown delete condition {k}"))),
         };
         let options = DeleteOptions {
@@ -845,6 +922,59 @@ pub unsafe extern "C" fn kahuna_kv_scan(
     })
 }
 
+/// The retained changes of a persistent key, oldest first. Result: `events`,
+/// `retained_from_revision`, `revision`.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_kv_history(
+    client_handle: *const KahunaClient,
+    req: *const KahunaHistoryRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let key = string(r.key, "key")?;
+        let limit = r.limit;
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let h = cl.history(&key, limit).await?;
+            Ok(Answer {
+                succeeded: true,
+                revision: h.revision,
+                events: h.events,
+                retained_from_revision: h.retained_from_revision,
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+// ---- cluster -------------------------------------------------------------------------
+
+/// The cluster as the leader (or, without one, any member) sees it. Result: `cluster`.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_cluster_status(
+    client_handle: *const KahunaClient,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let status = cl.status().await?;
+            Ok(Answer {
+                succeeded: true,
+                cluster: Some(status),
+                ..Answer::default()
+            })
+        })
+    })
+}
+
 // ---- transactions --------------------------------------------------------------------
 
 /// Commits an atomic transaction over persistent keys. Result: `succeeded` (whether the
@@ -918,6 +1048,32 @@ pub unsafe extern "C" fn kahuna_sequence_next(
     })
 }
 
+/// The next value sequence `name` would hand out (1 for an unused one), without
+/// reserving it. Result: `first`.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_sequence_peek(
+    client_handle: *const KahunaClient,
+    req: *const KahunaSequencePeekRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let name = string(r.name, "sequence name")?;
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let next = cl.peek_sequence(&name).await?;
+            Ok(Answer {
+                succeeded: true,
+                first: next,
+                ..Answer::default()
+            })
+        })
+    })
+}
+
 // ---- locks ---------------------------------------------------------------------------
 
 /// Tries to take a lock, waiting and retrying as asked. Result: `succeeded` (acquired),
@@ -984,6 +1140,66 @@ pub unsafe extern "C" fn kahuna_lock_get_info(
             let info = cl.lock_info(&resource, d).await?;
             Ok(Answer {
                 succeeded: info.is_some(),
+                lock_info: info,
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+/// Releases `resource` if `owner` holds it, without a lock handle: for a caller that
+/// chose the owner itself (a restarted process). Result: `succeeded` (released).
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_lock_unlock(
+    client_handle: *const KahunaClient,
+    req: *const KahunaUnlockRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let resource = string(r.resource, "resource")?;
+        let owner = string(r.owner, "owner")?;
+        if owner.is_empty() {
+            return Err(FfiError::invalid("lock owner must not be empty"));
+        }
+        let d = durability(r.durability)?;
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let released = cl.unlock(&resource, &owner, d).await?;
+            Ok(Answer {
+                succeeded: released,
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+/// Renews `resource`'s lease if `owner` holds it, without a lock handle. Result:
+/// `succeeded` (extended) and `lock_info` (the caller's lock after the extend, or the
+/// current holder when refused; `present == 0` when nobody holds it).
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_lock_extend_by_owner(
+    client_handle: *const KahunaClient,
+    req: *const KahunaLockExtendByOwnerRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let resource = string(r.resource, "resource")?;
+        let owner = string(r.owner, "owner")?;
+        let d = durability(r.durability)?;
+        let t = Duration::from_millis(r.ttl_ms);
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let (extended, info) = cl.extend_lock_by_owner(&resource, &owner, t, d).await?;
+            Ok(Answer {
+                succeeded: extended,
                 lock_info: info,
                 ..Answer::default()
             })

@@ -200,6 +200,91 @@ fn bad_input_is_a_status_not_a_crash() {
     unsafe { kahuna_bytes_free(err) };
 }
 
+/// The calls added for Kahuna 1.x parity (unlock and extend by owner, history, cluster
+/// status, sequence peek) complete exactly once on bad input and on an unreachable
+/// cluster, like every other call.
+#[test]
+fn parity_calls_complete_once() {
+    let c = new_client("127.0.0.1:1");
+    let resource = b"r";
+    let owner = b"worker-1";
+    let unlock = KahunaUnlockRequest {
+        resource: bytes(resource),
+        owner: NO_BYTES,
+        durability: KAHUNA_DURABILITY_PERSISTENT,
+    };
+    let ud = id();
+    unsafe { kahuna_lock_unlock(c, &unlock, ptr::null(), ud, Some(record)) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "an empty owner is refused");
+
+    let bad_tier = KahunaUnlockRequest {
+        owner: bytes(owner),
+        durability: 9,
+        ..unlock
+    };
+    let ud = id();
+    unsafe { kahuna_lock_unlock(c, &bad_tier, ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    let extend = KahunaLockExtendByOwnerRequest {
+        resource: bytes(resource),
+        owner: bytes(owner),
+        ttl_ms: 0,
+        durability: KAHUNA_DURABILITY_EPHEMERAL,
+    };
+    let ud = id();
+    unsafe { kahuna_lock_extend_by_owner(c, &extend, ptr::null(), ud, Some(record)) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT,
+        "a zero ttl is refused: {seen:?}"
+    );
+
+    let ud = id();
+    unsafe { kahuna_lock_extend_by_owner(ptr::null(), &extend, ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    let ud = id();
+    unsafe { kahuna_kv_history(c, ptr::null(), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    let ud = id();
+    unsafe { kahuna_sequence_peek(c, ptr::null(), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    let ud = id();
+    unsafe { kahuna_cluster_status(ptr::null(), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    // Nobody listens at 127.0.0.1:1: each call fails once with a retryable status.
+    let history = KahunaHistoryRequest {
+        key: bytes(b"k"),
+        limit: 0,
+    };
+    let peek = KahunaSequencePeekRequest { name: bytes(b"s") };
+    let uds = [id(), id(), id(), id()];
+    let unlock = KahunaUnlockRequest {
+        owner: bytes(owner),
+        ..unlock
+    };
+    unsafe {
+        kahuna_lock_unlock(c, &unlock, ptr::null(), uds[0], Some(record));
+        kahuna_kv_history(c, &history, ptr::null(), uds[1], Some(record));
+        kahuna_sequence_peek(c, &peek, ptr::null(), uds[2], Some(record));
+        kahuna_cluster_status(c, ptr::null(), uds[3], Some(record));
+    }
+    for ud in uds {
+        let seen = completions(ud);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_ne!(seen[0].0, KAHUNA_STATUS_OK, "{seen:?}");
+        assert_ne!(seen[0].0, KAHUNA_STATUS_PANIC, "{seen:?}");
+    }
+    unsafe { kahuna_client_free(c) };
+}
+
 /// Every error of the core client comes out as the status numbered like its kind in
 /// the catalogue, and every kind has a status of that number.
 #[test]

@@ -8,6 +8,29 @@
 
 use std::os::raw::c_void;
 
+/// `durability` of a request: a persistent (replicated) lock or key.
+pub const KAHUNA_DURABILITY_PERSISTENT: i32 = 0;
+/// `durability` of a request: an ephemeral (leader memory) lock or key.
+pub const KAHUNA_DURABILITY_EPHEMERAL: i32 = 1;
+
+/// `condition` of a set: always.
+pub const KAHUNA_SET_ALWAYS: i32 = 0;
+/// `condition` of a set: only when the key does not exist.
+pub const KAHUNA_SET_IF_NOT_EXISTS: i32 = 1;
+/// `condition` of a set: only when the key exists.
+pub const KAHUNA_SET_IF_EXISTS: i32 = 2;
+/// `condition` of a set or delete: only when the value equals `compare_value`.
+pub const KAHUNA_SET_IF_VALUE: i32 = 3;
+/// `condition` of a set or delete: only when the mod revision equals `compare_revision`.
+pub const KAHUNA_SET_IF_REVISION: i32 = 4;
+
+/// `kind` of a [`KahunaKeyEvent`]: the key was written.
+pub const KAHUNA_EVENT_PUT: i32 = 0;
+/// `kind` of a [`KahunaKeyEvent`]: the key was deleted.
+pub const KAHUNA_EVENT_DELETE: i32 = 1;
+/// `kind` of a [`KahunaKeyEvent`]: the key expired.
+pub const KAHUNA_EVENT_EXPIRE: i32 = 2;
+
 /// A borrowed byte string: `ptr` to `len` bytes (`ptr` may be null when `len` is 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +66,7 @@ pub struct KahunaFence {
     pub present: u8,
     pub resource: KahunaBytes,
     pub token: u64,
-    /// 0 persistent, 1 ephemeral (the tier of the fencing lock).
+    /// `KAHUNA_DURABILITY_*` (the tier of the fencing lock).
     pub durability: i32,
 }
 
@@ -54,14 +77,15 @@ pub struct KahunaGetRequest {
     pub key: KahunaBytes,
     /// 0 = latest, else the revision to read at.
     pub revision: u64,
-    /// 0 persistent, 1 ephemeral.
+    /// `KAHUNA_DURABILITY_*`: 0 persistent, 1 ephemeral.
     pub durability: i32,
     /// 0 linearizable, 1 stale (local read).
     pub consistency: i32,
 }
 
-/// `kahuna_kv_set`. `condition`: 0 always, 1 if not exists, 2 if exists,
-/// 3 if the value equals `compare_value`, 4 if the mod revision equals `compare_revision`.
+/// `kahuna_kv_set`. `condition`: one of `KAHUNA_SET_*`: 0 always, 1 if not exists,
+/// 2 if exists, 3 if the value equals `compare_value`, 4 if the mod revision equals
+/// `compare_revision`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KahunaSetRequest {
@@ -184,6 +208,89 @@ pub struct KahunaLockRequest {
     pub owner: KahunaBytes,
 }
 
+/// `kahuna_lock_unlock`: release `resource` if `owner` holds it (no guard needed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaUnlockRequest {
+    pub resource: KahunaBytes,
+    pub owner: KahunaBytes,
+    pub durability: i32,
+}
+
+/// `kahuna_lock_extend_by_owner`: renew `resource`'s lease for `ttl_ms` if `owner`
+/// holds it (no guard needed; nothing renews it afterwards).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaLockExtendByOwnerRequest {
+    pub resource: KahunaBytes,
+    pub owner: KahunaBytes,
+    pub ttl_ms: u64,
+    pub durability: i32,
+}
+
+/// `kahuna_kv_history`: the retained changes of a persistent key, oldest first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaHistoryRequest {
+    pub key: KahunaBytes,
+    /// At most this many events (0 = the server's default).
+    pub limit: u32,
+}
+
+/// `kahuna_sequence_peek`: the next value `name` would hand out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaSequencePeekRequest {
+    pub name: KahunaBytes,
+}
+
+/// One change of a key's history.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaKeyEvent {
+    /// `KAHUNA_EVENT_PUT`, `KAHUNA_EVENT_DELETE` or `KAHUNA_EVENT_EXPIRE`.
+    pub kind: i32,
+    /// The revision of the change.
+    pub revision: u64,
+    /// For a put the key as written; for delete/expire the key as it was.
+    pub kv: KahunaKeyValue,
+}
+
+/// A member of the cluster.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaMember {
+    pub id: u64,
+    pub peer_addr: KahunaBytes,
+    /// Empty when it could not be learned.
+    pub client_addr: KahunaBytes,
+    /// 1 voter, 0 learner.
+    pub voter: u8,
+}
+
+/// The cluster as one member (the leader, when there is one) sees it.
+/// `present == 0` for every call but `kahuna_cluster_status`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaClusterStatus {
+    pub present: u8,
+    /// The member that answered.
+    pub member_id: u64,
+    /// The leader it knows (0 when none).
+    pub leader_id: u64,
+    pub term: u64,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub state: KahunaBytes,
+    pub members: *const KahunaMember,
+    pub members_len: usize,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+    /// Storage engine.
+    pub storage: KahunaBytes,
+}
+
 /// `kahuna_lock_get_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -253,6 +360,14 @@ pub struct KahunaResult {
     pub count: u64,
     /// Lock acquire: a new lock handle owned by the callee (null on failure).
     pub lock: *mut c_void,
-    /// Lock acquire / get info: the holder.
+    /// Lock acquire / get info: the holder. Extend by owner: the caller's lock after
+    /// the extend, or the current holder when refused.
     pub lock_info: KahunaLockInfo,
+    /// History: the events, oldest first.
+    pub events: *const KahunaKeyEvent,
+    pub events_len: usize,
+    /// History: revisions below this are no longer retained.
+    pub retained_from_revision: u64,
+    /// Cluster status.
+    pub cluster: KahunaClusterStatus,
 }

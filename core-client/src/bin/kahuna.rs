@@ -31,11 +31,23 @@ struct Cli {
     #[arg(long, env = "KAHUNA_CACERT", global = true)]
     cacert: Option<PathBuf>,
     /// TLS: this client's certificate (PEM), for a cluster that requires one.
-    #[arg(long, env = "KAHUNA_CERT", requires = "key", global = true)]
-    cert: Option<PathBuf>,
+    #[arg(
+        long = "cert",
+        id = "tls_cert",
+        env = "KAHUNA_CERT",
+        requires = "tls_key",
+        global = true
+    )]
+    tls_cert: Option<PathBuf>,
     /// TLS: the private key of --cert (PEM).
-    #[arg(long, env = "KAHUNA_KEY", requires = "cert", global = true)]
-    key: Option<PathBuf>,
+    #[arg(
+        long = "key",
+        id = "tls_key",
+        env = "KAHUNA_KEY",
+        requires = "tls_cert",
+        global = true
+    )]
+    tls_key: Option<PathBuf>,
     /// TLS: trust only a server certificate with this SHA-256 fingerprint (hex,
     /// colons allowed), whoever signed it.
     #[arg(long, env = "KAHUNA_PIN", conflicts_with = "cacert", global = true)]
@@ -373,12 +385,12 @@ fn tls_options(cli: &Cli) -> anyhow::Result<Option<ClientTls>> {
         ServerTrust::Pinned(vec![parse_pin(pin)?])
     } else if let Some(ca) = &cli.cacert {
         ServerTrust::Ca(read(ca)?)
-    } else if cli.cert.is_some() {
+    } else if cli.tls_cert.is_some() {
         ServerTrust::System
     } else {
         return Ok(None);
     };
-    let identity = match (&cli.cert, &cli.key) {
+    let identity = match (&cli.tls_cert, &cli.tls_key) {
         (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
         _ => None,
     };
