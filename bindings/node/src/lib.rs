@@ -521,8 +521,8 @@ impl NativeClient {
                 timeout: positive_ms("defaultOperationTimeoutMs", o.timeout_ms, d.timeout)?,
                 attempt_timeout: positive_ms("attemptTimeoutMs", o.attempt_timeout_ms, d.attempt_timeout)?,
                 connect_timeout: positive_ms("connectTimeoutMs", o.connect_timeout_ms, d.connect_timeout)?,
-                retry: d.retry,
                 discover_members: o.discover_members.unwrap_or(d.discover_members),
+                ..d
             },
         };
         let client = within_runtime_if_available(|| Client::connect_lazy(endpoints, options)).map_err(fail)?;
