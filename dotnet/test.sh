@@ -13,7 +13,7 @@ NUNIT_FW=/usr/lib/cli/nunit.framework-2.6.3/nunit.framework.dll
 CSC=(mcs -langversion:experimental -debug -nowarn:1691)
 # The package's sources (subfolders such as RateLimiting/ included) and the NUnit tests.
 mapfile -t SRC < <(find dotnet/src -name '*.cs' | sort)
-mapfile -t TESTS < <(find dotnet/tests -name '*.cs' ! -name Smoke.cs | sort)
+mapfile -t TESTS < <(find dotnet/tests -name '*.cs' ! -name Smoke.cs ! -name SeedTls.cs | sort)
 step() { printf '\n=== dotnet: %s\n' "$*"; }
 
 # --- tools (apt, and a venv with the .NET Core runtime outside the clone) ----------
@@ -39,7 +39,8 @@ DN="$("$VENV/bin/python" -c 'import os, dotnetcore2; print(os.path.join(os.path.
 R="$(ls -d "$DN"/shared/Microsoft.NETCore.App/3.1.* | head -1)"
 
 SO="$KAHUNA_BIN/libkahuna_ffi.so"
-if [ ! -f "$SO" ] || [ ! -x "$KAHUNA_BIN/kahuna-server" ] || [ ! -x "$KAHUNA_BIN/examples/bench_get" ]; then
+if [ ! -f "$SO" ] || [ ! -x "$KAHUNA_BIN/kahuna-server" ] || [ ! -x "$KAHUNA_BIN/examples/bench_get" ] ||
+  [ ! -x "$KAHUNA_BIN/kahuna-dev-certs" ]; then
   step "cargo build"
   build_workspace
 fi
@@ -48,8 +49,10 @@ export KAHUNA_BIN
 B="$(mktemp -d /tmp/kahuna-dotnet.XXXXXX)"
 M="$B/mono"; C="$B/coreclr"; mkdir -p "$M" "$C"
 cluster_dir="$B/cluster"
+tls_dir="$B/tls-cluster"
 cleanup() {
   bash "$root/dotnet/tests/cluster.sh" "$cluster_dir" down >/dev/null 2>&1 || true
+  bash "$root/dotnet/tests/cluster.sh" "$tls_dir" down >/dev/null 2>&1 || true
   [ -n "${KAHUNA_KEEP_BUILD:-}" ] || rm -rf "$B"
 }
 trap cleanup EXIT
@@ -135,6 +138,16 @@ echo "package ok: $pkg"
 
 step "the same gets from the Rust core client"
 timeout 120 "$KAHUNA_BIN/examples/bench_get" "$endpoints" 2000
+
+step "TLS and tokens: the seed's https:// example and each way of trusting a server (Mono, CoreCLR)"
+bash dotnet/tests/cluster.sh "$cluster_dir" down
+tls_endpoints=$(KAHUNA_TLS=1 bash dotnet/tests/cluster.sh "$tls_dir" up)
+echo "endpoints: $tls_endpoints"
+"${CSC[@]}" -r:"$M/Kahuna.Client.dll" -out:"$M/SeedTls.exe" dotnet/tests/SeedTls.cs
+(cd "$M" && SSL_CERT_FILE="$tls_dir/pki/ca.pem" timeout 120 mono --debug SeedTls.exe "$tls_endpoints" "$tls_dir")
+"${CSC[@]}" "${CORE_REFS[@]}" -r:"$C/Kahuna.Client.dll" -out:"$C/SeedTls.exe" dotnet/tests/SeedTls.cs
+cp "$C/Smoke.runtimeconfig.json" "$C/SeedTls.runtimeconfig.json"
+(cd "$C" && SSL_CERT_FILE="$tls_dir/pki/ca.pem" timeout 120 "$DN/dotnet" SeedTls.exe "$tls_endpoints" "$tls_dir")
 
 echo
 echo "dotnet: $((run - err - fail)) passed, $((err + fail)) failed"

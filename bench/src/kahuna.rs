@@ -1,9 +1,10 @@
 //! The workloads on Kahuna, through the core client.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
-use kahuna_client::{Client, ClientOptions, Durability, LockOptions};
+use anyhow::{bail, Context, Result};
+use kahuna_client::{Client, ClientOptions, ClientTls, Durability, LockOptions};
 
 use crate::workload::Workload;
 
@@ -14,8 +15,19 @@ pub struct Worker {
     lock_ttl: Duration,
 }
 
-pub async fn connect(endpoints: &[String]) -> Result<Client> {
-    Ok(Client::connect(endpoints.to_vec(), ClientOptions::default()).await?)
+pub async fn connect(endpoints: &[String], cacert: Option<&Path>) -> Result<Client> {
+    let tls = match cacert {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            ClientTls::from_parts(Some(pem), &[], false, None, None)?
+        }
+    };
+    let options = ClientOptions {
+        tls,
+        ..ClientOptions::default()
+    };
+    Ok(Client::connect(endpoints.to_vec(), options).await?)
 }
 
 impl Worker {

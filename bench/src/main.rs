@@ -60,6 +60,10 @@ struct Args {
     /// hang off one session lease per client).
     #[arg(long, default_value_t = 5000)]
     lock_ttl_ms: u64,
+    /// Kahuna over TLS: the CA (PEM file) that signs the members' certificates
+    /// (endpoints then `https://`).
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
 }
 
 enum Worker {
@@ -99,7 +103,11 @@ async fn workers(args: &Args) -> Result<Vec<Worker>> {
         Target::Kahuna => {
             let mut clients = Vec::new();
             for _ in 0..conns {
-                clients.push(kahuna::connect(&args.endpoints).await.context("connect to kahuna")?);
+                clients.push(
+                    kahuna::connect(&args.endpoints, args.cacert.as_deref())
+                        .await
+                        .context("connect to kahuna")?,
+                );
             }
             for i in 0..args.clients {
                 out.push(Worker::Kahuna(kahuna::Worker::new(

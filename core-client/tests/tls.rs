@@ -297,3 +297,69 @@ async fn certificates_rotated_by_sighup_keep_clients_connected() {
         .await
         .expect("still serving after a failed reload");
 }
+
+/// `cert-sha256:` grants: a client certificate the handshake verified is a credential
+/// of its own (no token), and another certificate from the same CA is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_fingerprint_is_a_credential() {
+    let dir = tempfile::tempdir().expect("dir");
+    let p = pki(dir.path());
+    let other = p.client_ca.issue("other-client", &["reporting"]);
+    let grants = dir.path().join("grants");
+    std::fs::write(
+        &grants,
+        format!(
+            "cert-sha256:{} readwrite billing/\ncert-sha256:{} readonly\n",
+            p.client.fingerprint_hex(),
+            p.server.fingerprint_hex()
+        ),
+    )
+    .expect("grants");
+    let mut args = server_args(&p);
+    args.extend(["--auth-tokens".to_owned(), grants.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The harness presents the server's certificate: a readonly grant is enough for
+    // the status calls it makes.
+    let harness = tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.server))
+        .config()
+        .expect("harness TLS");
+    let access = Access {
+        tls: Some(harness),
+        token: None,
+    };
+    let c = Cluster::start_with(3, "rocksdb", &args, access).await;
+    let ca = || ServerTrust::Ca(p.client_ca.cert_pem().into_bytes());
+
+    let billing = connect(&c, tls(ca(), Some(&p.client)))
+        .await
+        .expect("connect with the granted certificate");
+    billing
+        .set("billing/a", "1")
+        .await
+        .expect("a write inside the certificate's prefix");
+    assert!(
+        matches!(billing.set("orders/a", "1").await, Err(Error::PermissionDenied(_))),
+        "outside the prefix"
+    );
+
+    let reader = connect(&c, tls(ca(), Some(&p.server)))
+        .await
+        .expect("connect as reader");
+    assert!(reader.get("billing/a").await.expect("readonly reads").is_some());
+    assert!(matches!(
+        reader.set("billing/b", "1").await,
+        Err(Error::PermissionDenied(_))
+    ));
+
+    // Same CA, so the handshake succeeds, but no grant names this certificate.
+    let stranger = connect(&c, tls(ca(), Some(&other))).await;
+    let refused = match stranger {
+        Err(e) => e,
+        Ok(client) => client
+            .get("billing/a")
+            .await
+            .expect_err("an ungranted certificate reads nothing"),
+    };
+    assert!(matches!(refused, Error::Unauthenticated(_)), "got {refused:?}");
+    drop(c);
+}

@@ -368,6 +368,12 @@ namespace Kahuna.Client
             return Encoding.UTF8.GetBytes(s);
         }
 
+        /// <summary>UTF-8 of an optional setting (null stays null: not set).</summary>
+        internal static byte[] OptionalUtf8(string s)
+        {
+            return s == null ? null : Encoding.UTF8.GetBytes(s);
+        }
+
         internal static ulong Millis(TimeSpan t, string name)
         {
             if (t < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, "must not be negative");

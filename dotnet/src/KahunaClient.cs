@@ -60,6 +60,17 @@ namespace Kahuna.Client
                 o.attempt_timeout_ms = Interop.Millis(options.AttemptTimeout, "AttemptTimeout");
                 o.connect_timeout_ms = Interop.Millis(options.ConnectTimeout, "ConnectTimeout");
                 o.client_id = pins.Bytes(options.ClientId == null ? null : Interop.Utf8(options.ClientId, "ClientId"));
+                o.ca_pem = pins.Bytes(Interop.OptionalUtf8(options.CaCertificatePem));
+                o.client_cert_pem = pins.Bytes(Interop.OptionalUtf8(options.ClientCertificatePem));
+                o.client_key_pem = pins.Bytes(Interop.OptionalUtf8(options.ClientCertificateKeyPem));
+                string[] thumbprints = options.TrustedServerCertificateThumbprints ?? new string[0];
+                var pinList = new Native.KahunaBytes[thumbprints.Length];
+                for (int i = 0; i < thumbprints.Length; i++)
+                    pinList[i] = pins.Bytes(Interop.Utf8(thumbprints[i], "TrustedServerCertificateThumbprints"));
+                o.pins = pinList.Length == 0 ? null : (Native.KahunaBytes*)pins.Array(pinList);
+                o.pins_len = new UIntPtr((uint)pinList.Length);
+                o.insecure_skip_verify = (byte)(options.AllowInsecureCertificateValidation ? 1 : 0);
+                o.token = pins.Bytes(Interop.OptionalUtf8(options.Token));
                 var eps = list.Length == 0 ? null : (Native.KahunaBytes*)pins.Array(list);
                 status = NativeMethods.kahuna_client_new(eps, new UIntPtr((uint)list.Length), &o, &client, &error);
             }

@@ -119,6 +119,26 @@ namespace Kahuna.Client
         public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
         /// <summary>This client's id in request ids (null: a random one). Two live clients must never share one.</summary>
         public string ClientId { get; set; }
+        /// <summary>
+        /// PEM CA certificate(s) that sign the members' certificates, for <c>https://</c>
+        /// endpoints (null: the system's trusted roots). Setting any TLS option turns TLS on for
+        /// <c>host:port</c> endpoints too; <c>http://</c> endpoints refuse TLS options.
+        /// </summary>
+        public string CaCertificatePem { get; set; }
+        /// <summary>PEM client certificate (chain), for a cluster started with <c>--tls-client-ca</c>; needs <see cref="ClientCertificateKeyPem"/>.</summary>
+        public string ClientCertificatePem { get; set; }
+        /// <summary>The PEM private key of <see cref="ClientCertificatePem"/>.</summary>
+        public string ClientCertificateKeyPem { get; set; }
+        /// <summary>
+        /// SHA-256 fingerprints of the server certificates to trust instead of a CA (64 hex digits,
+        /// colons allowed, as <c>openssl x509 -fingerprint -sha256</c> prints them); as kahuna-ts's
+        /// <c>trustedServerCertificateThumbprints</c>.
+        /// </summary>
+        public string[] TrustedServerCertificateThumbprints { get; set; }
+        /// <summary>Accept any server certificate: encrypted but not authenticated. Development only.</summary>
+        public bool AllowInsecureCertificateValidation { get; set; }
+        /// <summary>Bearer token sent with every request, for a cluster started with <c>--auth-tokens</c> (null: none).</summary>
+        public string Token { get; set; }
     }
 
     /// <summary>A key as read or written, or the answer of a conditional write.</summary>

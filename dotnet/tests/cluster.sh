@@ -6,28 +6,61 @@
 #   cluster.sh DIR kill|start|stop|cont N    SIGKILL / restart / SIGSTOP / SIGCONT member N
 #   cluster.sh DIR down          stop every member
 # State (ports, pids, data, logs) lives in DIR.
+# KAHUNA_TLS=1 (at `up`): TLS on both ports with a throwaway CA in DIR/pki (kahuna-dev-certs),
+# endpoints printed as https://localhost:PORT, and DIR/token holding a readwrite bearer
+# token that every client call must carry (--auth-tokens).
 set -euo pipefail
 dir="$1"; cmd="$2"; n="${3:-}"
 : "${KAHUNA_BIN:?KAHUNA_BIN must name the directory with kahuna-server and kahuna}"
 mkdir -p "$dir"
 
 port_of() { sed -n "${1}p" "$dir/ports"; }
-endpoints() { local e=(); for i in 1 2 3; do e+=("127.0.0.1:$(port_of "$i")"); done; (IFS=,; echo "${e[*]}"); }
+tls() { [ -d "$dir/pki" ]; }
+endpoints() {
+  local e=() i
+  for i in 1 2 3; do
+    if tls; then e+=("https://localhost:$(port_of "$i")"); else e+=("127.0.0.1:$(port_of "$i")"); fi
+  done
+  (IFS=,; echo "${e[*]}")
+}
+
+# Certificates and an auth token file for a TLS cluster, once per DIR.
+make_pki() {
+  "$KAHUNA_BIN/kahuna-dev-certs" "$dir/pki" localhost 127.0.0.1 >/dev/null
+  python3 -c 'import secrets; print(secrets.token_hex(16))' >"$dir/token"
+  local admin
+  admin=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  echo "$admin" >"$dir/admin-token"
+  {
+    echo "# readwrite token for the tests, admin for the cluster script"
+    echo "sha256:$(tr -d '\n' <"$dir/token" | sha256sum | cut -d' ' -f1) readwrite"
+    echo "sha256:$(tr -d '\n' <"$dir/admin-token" | sha256sum | cut -d' ' -f1) admin"
+  } >"$dir/auth-tokens"
+}
 
 start_member() {
   local i="$1" base initial="" j
   base=$(port_of "$i")
   for j in 1 2 3; do initial+="${initial:+,}$j=127.0.0.1:$(( $(port_of "$j") + 1 ))"; done
+  local extra=()
+  if tls; then
+    extra=(--tls-cert "$dir/pki/server.pem" --tls-key "$dir/pki/server-key.pem"
+      --peer-tls-cert "$dir/pki/server.pem" --peer-tls-key "$dir/pki/server-key.pem" --peer-tls-ca "$dir/pki/ca.pem"
+      --auth-tokens "$dir/auth-tokens")
+  fi
   "$KAHUNA_BIN/kahuna-server" --node-id "$i" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
     --data-dir "$dir/node$i" --initial-cluster "$initial" --heartbeat-ms 100 --election-timeout-ms 1000 \
-    >>"$dir/node$i.log" 2>&1 &
+    "${extra[@]}" >>"$dir/node$i.log" 2>&1 &
   echo $! >"$dir/pid$i"
 }
 
 leader() {
-  local i out id
+  local i out id access=() ep
+  if tls; then access=(--cacert "$dir/pki/ca.pem" --token "$(cat "$dir/admin-token")"); fi
   for i in 1 2 3; do
-    out=$(timeout 5 "$KAHUNA_BIN/kahuna" --endpoints "127.0.0.1:$(port_of "$i")" --timeout 2s --json cluster status 2>/dev/null || true)
+    ep="127.0.0.1:$(port_of "$i")"
+    tls && ep="https://localhost:$(port_of "$i")"
+    out=$(timeout 5 "$KAHUNA_BIN/kahuna" --endpoints "$ep" "${access[@]}" --timeout 2s --json cluster status 2>/dev/null || true)
     id=$(sed -nE 's/.*"leader_id": ?([0-9]+).*/\1/p' <<<"$out" | head -1)
     if [ -n "$id" ] && [ "$id" != "0" ]; then echo "$id"; return 0; fi
   done
@@ -50,6 +83,7 @@ while len(ports) < 3:
         ports.append(p)
 print("\n".join(map(str, ports)))
 PY
+    if [ "${KAHUNA_TLS:-}" = 1 ]; then make_pki; fi
     for i in 1 2 3; do start_member "$i"; done
     for _ in $(seq 1 100); do
       if leader >/dev/null; then endpoints; exit 0; fi

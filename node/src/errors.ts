@@ -21,6 +21,12 @@ export type CoreErrorCode =
   | 'CONFIG'
   | 'UNIMPLEMENTED'
   | 'INTERNAL'
+  | 'NOT_LEADER'
+  | 'NO_LEADER'
+  | 'SEQUENCE_EXHAUSTED'
+  | 'RESOURCE_EXHAUSTED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
 
 /** Codes this package adds: an aborted signal, a closed client, `withLock` not acquiring. */
 export type PackageErrorCode = 'ABORTED' | 'CLOSED' | 'LOCK_NOT_ACQUIRED'
@@ -42,9 +48,9 @@ export class KahunaError extends Error {
     this.name = new.target.name
   }
 
-  /** Whether trying the same call again later could succeed. */
+  /** Whether trying the same call again later could succeed (the catalogue's retried kinds). */
   get retryable(): boolean {
-    return this.code === 'UNAVAILABLE' || this.code === 'TIMEOUT'
+    return RETRYABLE.has(this.code)
   }
 }
 
@@ -70,12 +76,27 @@ export class ConfigError extends KahunaError {}
 export class UnimplementedError extends KahunaError {}
 /** The server or the client failed unexpectedly. */
 export class InternalError extends KahunaError {}
+/** The member asked is not the leader (the core retries this at the leader). */
+export class NotLeaderError extends UnavailableError {}
+/** The cluster has no leader right now. */
+export class NoLeaderError extends UnavailableError {}
+/** A sequence has no more ids to give. */
+export class SequenceExhaustedError extends KahunaError {}
+/** A server limit was reached (for example the idempotency table); try again later. */
+export class ResourceExhaustedError extends KahunaError {}
+/** The cluster requires a token (`token` option) and none, or an unknown one, was sent. */
+export class UnauthenticatedError extends KahunaError {}
+/** The token's role or prefix does not allow this call. */
+export class PermissionDeniedError extends KahunaError {}
 /** The call's AbortSignal aborted; the native call was cancelled. `cause` is the signal's reason. */
 export class AbortError extends KahunaError {}
 /** The client was closed. */
 export class ClientClosedError extends KahunaError {}
 /** `withLock` could not acquire the lock within its `wait`. */
 export class LockNotAcquiredError extends KahunaError {}
+
+/** Codes whose calls may succeed when tried again later (`retried` in proto/src/error_kind.rs). */
+const RETRYABLE: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'NOT_LEADER', 'NO_LEADER'])
 
 /** The one table from error code to class. */
 export const ERROR_CLASSES: Readonly<Record<CoreErrorCode | PackageErrorCode, typeof KahunaError>> = {
@@ -90,6 +111,12 @@ export const ERROR_CLASSES: Readonly<Record<CoreErrorCode | PackageErrorCode, ty
   CONFIG: ConfigError,
   UNIMPLEMENTED: UnimplementedError,
   INTERNAL: InternalError,
+  NOT_LEADER: NotLeaderError,
+  NO_LEADER: NoLeaderError,
+  SEQUENCE_EXHAUSTED: SequenceExhaustedError,
+  RESOURCE_EXHAUSTED: ResourceExhaustedError,
+  UNAUTHENTICATED: UnauthenticatedError,
+  PERMISSION_DENIED: PermissionDeniedError,
   ABORTED: AbortError,
   CLOSED: ClientClosedError,
   LOCK_NOT_ACQUIRED: LockNotAcquiredError,

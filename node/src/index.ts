@@ -128,6 +128,31 @@ export interface KahunaClientOptions {
   clientId?: string
   /** Learn the other members from the cluster (default true). */
   discoverMembers?: boolean
+  /**
+   * TLS settings, as Node's `tls` module names them. `https://` endpoints turn TLS on with
+   * the system's trusted roots; these trust a private CA, pin certificates or present a
+   * client certificate (and then `HOST:PORT` endpoints use TLS too).
+   */
+  tls?: KahunaTlsOptions
+  /** Bearer token sent with every request, for a cluster started with `--auth-tokens`. */
+  token?: string
+}
+
+export interface KahunaTlsOptions {
+  /** PEM CA certificate(s) that sign the members' certificates. */
+  ca?: string | Buffer
+  /** PEM client certificate (chain), with `key`, for a cluster that requires one. */
+  cert?: string | Buffer
+  /** PEM private key of `cert`. */
+  key?: string | Buffer
+  /** SHA-256 fingerprints of trusted server certificates instead of a CA (64 hex digits, `:` allowed). */
+  trustedServerCertificateThumbprints?: readonly string[]
+  /** `false` accepts any server certificate: encrypted, not authenticated. Development only. */
+  rejectUnauthorized?: boolean
+}
+
+function pem(v: string | Buffer | undefined): Buffer | undefined {
+  return v === undefined ? undefined : typeof v === 'string' ? Buffer.from(v, 'utf8') : v
 }
 
 export interface GetOptions extends CallOptions {
@@ -542,6 +567,12 @@ export class KahunaClient {
         connectTimeoutMs: options.connectTimeoutMs,
         clientId: options.clientId,
         discoverMembers: options.discoverMembers,
+        caPem: pem(options.tls?.ca),
+        certPem: pem(options.tls?.cert),
+        keyPem: pem(options.tls?.key),
+        pins: options.tls?.trustedServerCertificateThumbprints ? [...options.tls.trustedServerCertificateThumbprints] : undefined,
+        insecureSkipVerify: options.tls?.rejectUnauthorized === false,
+        token: options.token,
       })
     } catch (e) {
       throw fromNative(e)

@@ -143,6 +143,50 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
 }
 
 impl ClientTls {
+    /// The settings an SDK's plain options describe (the CLI's flags, the C#, Python
+    /// and Node option fields), checked once here: at most one of `ca_pem`, `pins` and
+    /// `insecure`; a client certificate and its key together or not at all. `None`
+    /// when nothing is set (an `https://` endpoint then trusts the system's roots).
+    pub fn from_parts(
+        ca_pem: Option<Vec<u8>>,
+        pins: &[String],
+        insecure: bool,
+        cert_pem: Option<Vec<u8>>,
+        key_pem: Option<Vec<u8>>,
+    ) -> Result<Option<ClientTls>, TlsError> {
+        let ca_pem = ca_pem.filter(|p| !p.is_empty());
+        let chosen = usize::from(ca_pem.is_some()) + usize::from(!pins.is_empty()) + usize::from(insecure);
+        if chosen > 1 {
+            return Err(err(
+                "give one way to trust the server: a CA certificate, certificate pins, or insecure (not several)",
+            ));
+        }
+        let identity = match (cert_pem.filter(|p| !p.is_empty()), key_pem.filter(|p| !p.is_empty())) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(err(
+                    "a client certificate needs its private key, and a key its certificate",
+                ))
+            }
+        };
+        let trust = if insecure {
+            ServerTrust::InsecureAnyCertificate
+        } else if !pins.is_empty() {
+            ServerTrust::Pinned(pins.iter().map(|p| parse_pin(p)).collect::<Result<_, _>>()?)
+        } else if let Some(ca) = ca_pem {
+            ServerTrust::Ca(ca)
+        } else if identity.is_some() {
+            ServerTrust::System
+        } else {
+            return Ok(None);
+        };
+        let tls = ClientTls { trust, identity };
+        // Bad PEM is reported now, where the options are given, not at the first call.
+        tls.config()?;
+        Ok(Some(tls))
+    }
+
     /// The rustls configuration these settings make.
     pub fn config(&self) -> Result<Arc<ClientConfig>, TlsError> {
         let builder = ClientConfig::builder_with_provider(provider())

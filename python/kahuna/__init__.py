@@ -44,6 +44,7 @@ from ._types import (
     Member,
     ScanPage,
     SetResult,
+    Tls,
     TxnOpResult,
     TxnResult,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "PermissionDeniedError",
     "SetResult",
     "Txn",
+    "Tls",
     "TxnOpResult",
     "TxnResult",
     "UnavailableError",

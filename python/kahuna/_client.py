@@ -18,9 +18,10 @@ import weakref
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._errors import LockNotHeldError
+from ._errors import LockNotHeldError, make_error
 from ._types import (
     Fence,
+    Tls,
     _delete_result,
     _history,
     _id_range,
@@ -348,6 +349,16 @@ class _Calls:
         return self._n.leader()  # type: ignore[no-any-return]
 
 
+def _read_pem(path: Optional[str], what: str) -> Optional[bytes]:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise make_error("CONFIG", f"cannot read the {what} {path!r}: {e.strerror}", False) from e
+
+
 def _connect_args(
     endpoints: Union[str, Iterable[str], None],
     timeout: Seconds,
@@ -355,7 +366,10 @@ def _connect_args(
     connect_timeout: Seconds,
     client_id: Optional[str],
     discover_members: bool,
+    tls: Optional[Tls],
+    token: Optional[str],
 ) -> Tuple[Any, ...]:
+    t = tls or Tls()
     return (
         _endpoints(endpoints),
         client_id,
@@ -363,6 +377,14 @@ def _connect_args(
         _secs(attempt_timeout, "attempt_timeout"),
         _secs(connect_timeout, "connect_timeout"),
         discover_members,
+        (
+            _read_pem(t.ca_cert, "CA certificate"),
+            list(t.pins),
+            t.insecure_skip_verify,
+            _read_pem(t.client_cert, "client certificate"),
+            _read_pem(t.client_key, "client key"),
+        ),
+        token,
     )
 
 
@@ -382,12 +404,16 @@ class Client(_Calls):
         client_id: Optional[str] = None,
         discover_members: bool = True,
         lazy: bool = False,
+        tls: Optional[Tls] = None,
+        token: Optional[str] = None,
         _native_client: Any = None,
     ) -> None:
         if _native_client is not None:
             self._n = _native_client
             return
-        args = _connect_args(endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members)
+        args = _connect_args(
+            endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members, tls, token
+        )
         self._n = _native.connect(*args, lazy)
 
     def _call(self, conv: Callable[[Any], Any], fn: Callable[..., Any], *args: Any) -> Any:
@@ -589,12 +615,16 @@ class AsyncClient(_Calls):
         connect_timeout: Seconds = 0.5,
         client_id: Optional[str] = None,
         discover_members: bool = True,
+        tls: Optional[Tls] = None,
+        token: Optional[str] = None,
         _native_client: Any = None,
     ) -> None:
         if _native_client is not None:
             self._n = _native_client
             return
-        args = _connect_args(endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members)
+        args = _connect_args(
+            endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members, tls, token
+        )
         self._n = _native.connect(*args, True)
 
     @classmethod
@@ -607,8 +637,12 @@ class AsyncClient(_Calls):
         connect_timeout: Seconds = 0.5,
         client_id: Optional[str] = None,
         discover_members: bool = True,
+        tls: Optional[Tls] = None,
+        token: Optional[str] = None,
     ) -> "AsyncClient":
-        args = _connect_args(endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members)
+        args = _connect_args(
+            endpoints, timeout, attempt_timeout, connect_timeout, client_id, discover_members, tls, token
+        )
         n = await _start(_ident, _native.connect, *args, False)
         return cls(_native_client=n)
 

@@ -27,6 +27,7 @@ from ._types import (
     Member,
     ScanPage,
     SetResult,
+    Tls,
     TxnResult,
 )
 
@@ -142,6 +143,8 @@ class Client:
         client_id: Optional[str] = None,
         discover_members: bool = True,
         lazy: bool = False,
+        tls: Optional[Tls] = None,
+        token: Optional[str] = None,
     ) -> None: ...
     @property
     def client_id(self) -> str: ...
@@ -239,6 +242,8 @@ class AsyncClient:
         connect_timeout: Seconds = 0.5,
         client_id: Optional[str] = None,
         discover_members: bool = True,
+        tls: Optional[Tls] = None,
+        token: Optional[str] = None,
     ) -> None: ...
     @classmethod
     async def connect(
@@ -250,6 +255,8 @@ class AsyncClient:
         connect_timeout: Seconds = 0.5,
         client_id: Optional[str] = None,
         discover_members: bool = True,
+        tls: Optional[Tls] = None,
+        token: Optional[str] = None,
     ) -> AsyncClient: ...
     @property
     def client_id(self) -> str: ...

@@ -20,6 +20,7 @@ __all__ = [
     "Member",
     "ClusterStatus",
     "Fence",
+    "Tls",
 ]
 
 
@@ -252,3 +253,23 @@ class Fence:
     resource: str
     token: int
     ephemeral: bool = field(default=False)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How to reach a cluster over TLS. ``https://`` endpoints turn TLS on with the
+    system's trusted roots; give this to trust a private CA, pin certificates or present
+    a client certificate (then ``host:port`` endpoints use TLS too).
+
+    Paths name PEM files: ``ca_cert`` the CA that signs the members' certificates;
+    ``client_cert`` and ``client_key`` a client certificate (both or neither);
+    ``pins`` SHA-256 fingerprints of trusted server certificates (64 hex digits, colons
+    allowed) instead of a CA; ``insecure_skip_verify`` accepts any certificate
+    (encrypted, not authenticated: development only). One way of trusting at most.
+    """
+
+    ca_cert: Optional[str] = None
+    client_cert: Optional[str] = None
+    client_key: Optional[str] = None
+    pins: Tuple[str, ...] = ()
+    insecure_skip_verify: bool = False

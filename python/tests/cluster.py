@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -52,20 +54,57 @@ def _free_ports(n: int) -> List[int]:
     return ports
 
 
+ROLES = ("admin", "readwrite", "readonly")
+
+
 class Cluster:
-    def __init__(self, server: str, size: int = 3) -> None:
+    """With ``tls=True``: TLS on both ports (a throwaway CA from kahuna-dev-certs, next
+    to the server binary, in ``dir/pki``), endpoints ``https://localhost:PORT``, and a
+    bearer token per role in ``tokens`` that calls must carry (``--auth-tokens``)."""
+
+    def __init__(self, server: str, size: int = 3, tls: bool = False) -> None:
         self.server = server
         self.dir = tempfile.mkdtemp(prefix="kahuna-py-")
         self.ports = _free_ports(size)
         self.ids = list(range(1, size + 1))
         self.procs: Dict[int, subprocess.Popen[bytes]] = {}
         self.initial = ",".join(f"{i}=127.0.0.1:{self.ports[i - 1] + 1}" for i in self.ids)
+        self.pki = os.path.join(self.dir, "pki")
+        self.tokens: Dict[str, str] = {}
+        self.extra: List[str] = []
+        self.tls: Optional[kahuna.Tls] = None
+        if tls:
+            self._make_pki()
+
+    def _make_pki(self) -> None:
+        certs = os.path.join(os.path.dirname(self.server), "kahuna-dev-certs")
+        subprocess.run([certs, self.pki, "localhost", "127.0.0.1"], check=True, stdout=subprocess.DEVNULL)
+        lines = []
+        for role in ROLES:
+            token = secrets.token_hex(16)
+            self.tokens[role] = token
+            lines.append(f"sha256:{hashlib.sha256(token.encode()).hexdigest()} {role}")
+        tokens_file = os.path.join(self.dir, "auth-tokens")
+        with open(tokens_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        cert, key, ca = (os.path.join(self.pki, f) for f in ("server.pem", "server-key.pem", "ca.pem"))
+        self.extra = [
+            "--tls-cert", cert, "--tls-key", key,
+            "--peer-tls-cert", cert, "--peer-tls-key", key, "--peer-tls-ca", ca,
+            "--auth-tokens", tokens_file,
+        ]
+        self.tls = kahuna.Tls(ca_cert=ca)
+
+    def pki_file(self, name: str) -> str:
+        return os.path.join(self.pki, name)
 
     @property
     def endpoints(self) -> List[str]:
-        return [f"127.0.0.1:{p}" for p in self.ports]
+        return [self.endpoint(i) for i in self.ids]
 
     def endpoint(self, i: int) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.ports[i - 1]}"
         return f"127.0.0.1:{self.ports[i - 1]}"
 
     def start(self, i: int) -> None:
@@ -81,6 +120,7 @@ class Cluster:
                 "--initial-cluster", self.initial,
                 "--heartbeat-ms", "100",
                 "--election-timeout-ms", "1000",
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -102,7 +142,10 @@ class Cluster:
                 if i == exclude or i not in self.procs or self.procs[i].poll() is not None:
                     continue
                 try:
-                    c = kahuna.Client(self.endpoint(i), timeout=1, attempt_timeout=0.5, discover_members=False, lazy=True)
+                    c = kahuna.Client(
+                        self.endpoint(i), timeout=1, attempt_timeout=0.5, discover_members=False, lazy=True,
+                        tls=self.tls, token=self.tokens.get("admin"),
+                    )
                     s = c.status()
                 except kahuna.KahunaError:
                     continue

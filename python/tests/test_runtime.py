@@ -199,3 +199,48 @@ def test_ctrl_c_ends_a_blocking_wait(client: kahuna.Client, prefix: str) -> None
     holder.release()
     time.sleep(0.5)
     assert client.lock_info(prefix + "intr") is None  # the abandoned wait took nothing
+
+
+# Leaves the interpreter while runtime threads are handing results and a lost-lock
+# notice to Python: released locks (their watchers fire), async calls in flight on a
+# loop that is closing, a blocking client still open.
+_EXIT_RACE = """
+import asyncio, sys, threading
+import kahuna
+
+endpoints = sys.argv[1].split(",")
+prefix = sys.argv[2]
+c = kahuna.Client(endpoints)
+locks = [c.lock(prefix + str(i), ttl=5, on_lost=lambda lock: None) for i in range(4)]
+
+async def main() -> None:
+    a = kahuna.AsyncClient(endpoints)
+    alock = await a.lock(prefix + "async", ttl=5, on_lost=lambda lock: None)
+    for _ in range(50):
+        asyncio.ensure_future(a.get(prefix + "k"))
+    await asyncio.sleep(0)
+    await alock.release()
+
+loop = asyncio.new_event_loop()
+loop.run_until_complete(main())
+for lock in locks:
+    threading.Thread(target=lock.release).start()
+print("exiting", flush=True)
+"""
+
+
+def test_exit_while_callbacks_are_in_flight(cluster: Cluster, prefix: str) -> None:
+    import subprocess
+    import sys
+
+    failures: list[str] = []
+    for i in range(int(os.environ.get("KAHUNA_EXIT_RUNS", "20"))):
+        p = subprocess.run(
+            [sys.executable, "-c", _EXIT_RACE, ",".join(cluster.endpoints), f"{prefix}exit{i}/"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if p.returncode != 0 or "exiting" not in p.stdout or "Fatal Python error" in p.stderr:
+            failures.append(f"run {i}: exit {p.returncode}\n{p.stderr[-2000:]}")
+    assert not failures, "\n".join(failures)

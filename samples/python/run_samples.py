@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -65,10 +64,3 @@ def main(endpoints: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:2070")
-    # Known defect (open): a native runtime thread can still be handing a lock's lost
-    # callback to Python while the interpreter finalizes, which aborts the process
-    # ("PyGILState_Release: thread state must be current"). Every workflow has passed
-    # and been reported by now, so leave without finalizing until that is fixed.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)

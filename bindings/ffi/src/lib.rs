@@ -34,9 +34,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kahuna_client::{
-    Client, ClientOptions, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions, Durability,
-    Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, LockGuard, LockInfo, LockOptions,
-    ScanOptions, SetCondition, SetOptions, TxnOp,
+    Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
+    Durability, Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, LockGuard, LockInfo,
+    LockOptions, ScanOptions, SetCondition, SetOptions, TxnOp,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -499,6 +499,26 @@ unsafe fn array<'a, T>(p: *const T, len: usize, what: &str) -> Result<&'a [T], F
     }
 }
 
+/// The TLS settings in a client's options (see `ClientTls::from_parts` for the rules).
+unsafe fn tls_options(o: &KahunaClientOptions) -> Result<Option<ClientTls>, FfiError> {
+    let pem = |b: KahunaBytes, what: &str| -> Result<Option<Vec<u8>>, FfiError> {
+        let v = owned_bytes(b).map_err(|e| FfiError::invalid(format!("{what}: {}", e.message)))?;
+        Ok(Some(v).filter(|v| !v.is_empty()))
+    };
+    let mut pins = Vec::new();
+    for p in array(o.pins, o.pins_len, "pins")? {
+        pins.push(string(*p, "pin")?);
+    }
+    ClientTls::from_parts(
+        pem(o.ca_pem, "CA certificate")?,
+        &pins,
+        o.insecure_skip_verify != 0,
+        pem(o.client_cert_pem, "client certificate")?,
+        pem(o.client_key_pem, "client key")?,
+    )
+    .map_err(|e| Error::Config(format!("TLS: {e}")).into())
+}
+
 unsafe fn request<'a, T>(p: *const T) -> Result<&'a T, FfiError> {
     p.as_ref().ok_or_else(|| FfiError::invalid("request is null"))
 }
@@ -649,6 +669,11 @@ pub unsafe extern "C" fn kahuna_client_new(
             let id = string(opts.client_id, "client id")?;
             if !id.is_empty() {
                 o.client_id = Some(id);
+            }
+            o.tls = tls_options(opts)?;
+            let token = string(opts.token, "token")?;
+            if !token.is_empty() {
+                o.token = Some(token);
             }
         }
         let rt = runtime()?;

@@ -56,6 +56,23 @@ pub struct KahunaClientOptions {
     pub connect_timeout_ms: u64,
     /// This client's id in request ids; empty picks a random one.
     pub client_id: KahunaBytes,
+    /// PEM CA certificate(s) that sign the members' certificates; empty: the system's
+    /// roots (for `https://` endpoints).
+    pub ca_pem: KahunaBytes,
+    /// PEM client certificate chain and its key, for a cluster that requires one
+    /// (both or neither).
+    pub client_cert_pem: KahunaBytes,
+    pub client_key_pem: KahunaBytes,
+    /// SHA-256 fingerprints of trusted server certificates (64 hex digits, `:` allowed),
+    /// instead of a CA: `pins_len` entries at `pins`.
+    pub pins: *const KahunaBytes,
+    pub pins_len: usize,
+    /// Non-zero: accept any server certificate (encrypted, not authenticated; for
+    /// development only).
+    pub insecure_skip_verify: u8,
+    /// Bearer token sent with every request (a cluster started with `--auth-tokens`);
+    /// empty: none.
+    pub token: KahunaBytes,
 }
 
 /// A fence: the write applies only while `resource` is locked with `token`.

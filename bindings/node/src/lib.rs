@@ -24,7 +24,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use kahuna_client::{
-    Client, ClientOptions, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
+    Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
     DeleteResult, Durability, Error, Fence, GetOptions, KeyValue, LockGuard, LockInfo, LockOptions, Member,
     ScanOptions, SetCondition, SetOptions, SetResult, TxnOp,
 };
@@ -491,6 +491,17 @@ pub struct NativeClientOptions {
     pub connect_timeout_ms: Option<f64>,
     pub client_id: Option<String>,
     pub discover_members: Option<bool>,
+    /// PEM CA certificate(s) to trust instead of the system's roots.
+    pub ca_pem: Option<Buffer>,
+    /// PEM client certificate and key (both or neither).
+    pub cert_pem: Option<Buffer>,
+    pub key_pem: Option<Buffer>,
+    /// SHA-256 fingerprints of trusted server certificates, instead of a CA.
+    pub pins: Option<Vec<String>>,
+    /// Accept any server certificate (development only).
+    pub insecure_skip_verify: Option<bool>,
+    /// Bearer token sent with every request.
+    pub token: Option<String>,
 }
 
 // --- the client -------------------------------------------------------------------------
@@ -522,6 +533,15 @@ impl NativeClient {
                 attempt_timeout: positive_ms("attemptTimeoutMs", o.attempt_timeout_ms, d.attempt_timeout)?,
                 connect_timeout: positive_ms("connectTimeoutMs", o.connect_timeout_ms, d.connect_timeout)?,
                 discover_members: o.discover_members.unwrap_or(d.discover_members),
+                tls: ClientTls::from_parts(
+                    o.ca_pem.map(|b| b.to_vec()),
+                    &o.pins.unwrap_or_default(),
+                    o.insecure_skip_verify.unwrap_or(false),
+                    o.cert_pem.map(|b| b.to_vec()),
+                    o.key_pem.map(|b| b.to_vec()),
+                )
+                .map_err(|e| fail(Error::Config(format!("TLS: {e}"))))?,
+                token: o.token,
                 ..d
             },
         };

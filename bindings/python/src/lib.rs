@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kahuna_client::{
-    Client, ClientOptions, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
+    Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
     DeleteResult, Durability, Error, Fence, GetOptions, History, KeyValue, LockGuard, LockInfo, LockOptions, Member,
     ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, TxnOp, TxnResult,
 };
@@ -35,6 +35,9 @@ use pyo3::types::PyBytes;
 use pyo3::IntoPyObjectExt;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
+
+mod shutdown;
+use shutdown::with_python;
 
 /// Native calls spawned and not yet finished (completed, cancelled or dropped).
 static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -213,7 +216,7 @@ where
                 let _guard = guard;
                 tokio::select! {
                     r = fut => {
-                        Python::try_attach(|py| {
+                        with_python(|py| {
                             let (ok, value) = match r.map_err(|e| to_pyerr(py, &e)).and_then(|v| conv(py, v)) {
                                 Ok(v) => (true, v),
                                 Err(e) => (false, e.into_value(py).into_any()),
@@ -382,9 +385,12 @@ fn txn_op(o: &OpArg) -> Result<TxnOp, Error> {
     })
 }
 
+/// `Tls` as plain values: CA PEM, pins, insecure, client certificate PEM, client key PEM.
+type TlsArg = (Option<Vec<u8>>, Vec<String>, bool, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Opens a client: `lazy` skips the connect-time discovery (no I/O until the first call).
 #[pyfunction]
-#[pyo3(signature = (endpoints, client_id, timeout, attempt_timeout, connect_timeout, discover_members, lazy, cb=None))]
+#[pyo3(signature = (endpoints, client_id, timeout, attempt_timeout, connect_timeout, discover_members, tls, token, lazy, cb=None))]
 #[allow(clippy::too_many_arguments)]
 fn connect(
     py: Python<'_>,
@@ -394,16 +400,22 @@ fn connect(
     attempt_timeout: f64,
     connect_timeout: f64,
     discover_members: bool,
+    tls: TlsArg,
+    token: Option<String>,
     lazy: bool,
     cb: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let built = (|| -> Result<ClientOptions, Error> {
+        let (ca, pins, insecure, cert, key) = tls;
         Ok(ClientOptions {
             client_id,
             timeout: duration(timeout, "timeout")?,
             attempt_timeout: duration(attempt_timeout, "attempt_timeout")?,
             connect_timeout: duration(connect_timeout, "connect_timeout")?,
             discover_members,
+            tls: ClientTls::from_parts(ca, &pins, insecure, cert, key)
+                .map_err(|e| Error::Config(format!("TLS: {e}")))?,
+            token,
             ..ClientOptions::default()
         })
     })();
@@ -920,7 +932,7 @@ impl NativeLock {
         rt.spawn(async move {
             lost.cancelled().await;
             let reason = guard.upgrade().and_then(|g| g.lost_reason());
-            Python::try_attach(|py| {
+            with_python(|py| {
                 if let Err(e) = cb.call1(py, (reason,)) {
                     e.write_unraisable(py, None);
                 }
@@ -953,5 +965,6 @@ fn kahuna_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeClient>()?;
     m.add_class::<NativeLock>()?;
     m.add_class::<Pending>()?;
+    shutdown::register(m)?;
     Ok(())
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kahuna_client::{
-    parse_pin, Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
-    HistoryEvent, KeyValue, LockInfo, LockOptions, Member, ScanOptions, ServerTrust, SetCondition, SetOptions,
+    Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
+    HistoryEvent, KeyValue, LockInfo, LockOptions, Member, ScanOptions, SetCondition, SetOptions,
 };
 use serde_json::{json, Value};
 
@@ -378,23 +378,19 @@ fn main() -> ExitCode {
 /// The TLS settings the flags ask for; `None` when no TLS flag is given (an
 /// `https://` endpoint still turns TLS on, trusting the system's roots).
 fn tls_options(cli: &Cli) -> anyhow::Result<Option<ClientTls>> {
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let trust = if cli.insecure_skip_verify {
-        ServerTrust::InsecureAnyCertificate
-    } else if let Some(pin) = &cli.pin {
-        ServerTrust::Pinned(vec![parse_pin(pin)?])
-    } else if let Some(ca) = &cli.cacert {
-        ServerTrust::Ca(read(ca)?)
-    } else if cli.tls_cert.is_some() {
-        ServerTrust::System
-    } else {
-        return Ok(None);
+    let read = |p: &Option<PathBuf>| -> anyhow::Result<Option<Vec<u8>>> {
+        p.as_ref()
+            .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+            .transpose()
     };
-    let identity = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-        _ => None,
-    };
-    Ok(Some(ClientTls { trust, identity }))
+    let pins: Vec<String> = cli.pin.iter().cloned().collect();
+    Ok(ClientTls::from_parts(
+        read(&cli.cacert)?,
+        &pins,
+        cli.insecure_skip_verify,
+        read(&cli.tls_cert)?,
+        read(&cli.tls_key)?,
+    )?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
