@@ -47,7 +47,7 @@ def test_fencing_tokens_increase_across_leader_kill(own_cluster: Cluster) -> Non
 
 
 def test_lock_lost_when_leader_paused_before_anyone_else_is_granted(own_cluster: Cluster) -> None:
-    leader = own_cluster.leader()
+    leader = own_cluster.serving_leader()
     # The holder talks to the leader only, so pausing the leader cuts its renewals.
     holder = kahuna.Client(own_cluster.endpoint(leader), discover_members=False, timeout=2, attempt_timeout=0.5)
     others = [own_cluster.endpoint(i) for i in own_cluster.ids if i != leader]
@@ -87,7 +87,7 @@ def test_lock_lost_when_leader_paused_before_anyone_else_is_granted(own_cluster:
 
 
 def test_async_lock_lost_event(own_cluster: Cluster) -> None:
-    leader = own_cluster.leader()
+    leader = own_cluster.serving_leader()
 
     async def main() -> None:
         c = kahuna.AsyncClient(own_cluster.endpoint(leader), discover_members=False, timeout=2, attempt_timeout=0.5)

@@ -79,20 +79,27 @@ async fn core_stopped(raft: Raft) -> anyhow::Error {
     }
 }
 
+/// A member named in `--initial-cluster` that already belongs to a formed cluster (a
+/// leader committed an entry there), as it answered the start-up probe.
+struct Formed {
+    id: NodeId,
+    addr: String,
+    info: InfoResponse,
+}
+
 /// Asks the other members named in `--initial-cluster` whether they already form a
-/// cluster (a leader committed an entry there); returns those that do, with their
-/// cluster id (empty if they know none).
-async fn probe(
-    transport: &PeerTransport,
-    members: &BTreeMap<NodeId, String>,
-    me: NodeId,
-) -> Vec<(NodeId, String, String)> {
+/// cluster; returns those that do.
+async fn probe(transport: &PeerTransport, members: &BTreeMap<NodeId, String>, me: NodeId) -> Vec<Formed> {
     let asks = members
         .iter()
         .filter(|(id, _)| **id != me)
         .map(|(id, addr)| async move {
             match peer_info(transport, addr, PROBE).await {
-                Ok(info) if info.applied_index > 0 => Some((*id, addr.clone(), info.cluster_id)),
+                Ok(info) if info.applied_index > 0 => Some(Formed {
+                    id: *id,
+                    addr: addr.clone(),
+                    info,
+                }),
                 _ => None,
             }
         });
@@ -160,21 +167,41 @@ async fn plan_start(
         Stored::Nothing => {
             let members = config.initial_members()?;
             let formed = probe(transport, &members, id).await;
-            if let Some((_, _, cluster)) = formed.first() {
-                let cluster = if cluster.is_empty() {
+            if let Some(first) = formed.first() {
+                let cluster = if first.info.cluster_id.is_empty() {
                     "(id not known yet)"
                 } else {
-                    cluster
+                    first.info.cluster_id.as_str()
                 };
-                let named: Vec<String> = formed.iter().map(|(m, addr, _)| format!("{m} ({addr})")).collect();
+                let named: Vec<String> = formed.iter().map(|f| format!("{} ({})", f.id, f.addr)).collect();
+                let lost_data = formed.iter().any(|f| f.info.replicated_to.contains(&id));
+                let founding_member = formed.iter().any(|f| f.info.members.contains(&id));
+                // A founding member started after the others formed the cluster (a
+                // container scheduled late): it is in their membership and no leader has
+                // replicated to it, so it waits, empty, for the leader to bring it up to
+                // date, as a --join member would. One that a leader has replicated to has
+                // lost its data: a voter rejoining empty could help elect a leader that
+                // lacks entries it had acknowledged, so it is refused.
+                if founding_member && !lost_data {
+                    tracing::info!(
+                        cluster_id = %cluster,
+                        "member(s) {} already form cluster {cluster}, whose membership includes this member: \
+                         waiting, empty, for its leader to bring this member up to date",
+                        named.join(", ")
+                    );
+                    return Ok(None);
+                }
+                let why = if lost_data {
+                    "this member lost its data: a leader of that cluster has replicated entries to it"
+                } else {
+                    "this member is not in that cluster's membership"
+                };
                 anyhow::bail!(
                     "refusing to start: the data directory {dir} is empty, but member(s) {} named in \
-                     --initial-cluster already form cluster {cluster}; founding a cluster here would start a \
-                     second one. If this is a founding member started after the others had elected a leader, \
-                     start it with --join: the leader brings it up to date. If it is a member that lost its \
-                     data, remove it first (`kahuna cluster remove {id}`), then start it with --join and \
-                     {add_hint}; a new member: --join, then {add_hint}. To found a new cluster, name only \
-                     members that belong to none.",
+                     --initial-cluster already form cluster {cluster} and {why}; founding a cluster here would \
+                     start a second one. If it is a member that lost its data, remove it first (`kahuna cluster \
+                     remove {id}`), then start it with --join and {add_hint}; a new member: --join, then \
+                     {add_hint}. To found a new cluster, name only members that belong to none.",
                     named.join(", ")
                 );
             }
@@ -289,8 +316,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         node_id: config.node_id,
         client_addr: config.client_addr(),
         peer_addr: config.peer_listen.clone(),
-        cluster_id: String::new(),
-        applied_index: 0,
+        ..InfoResponse::default()
     };
     let (stop_peer, peer_stopping) = watch::channel(false);
     let (stop_clients, clients_stopping) = watch::channel(false);

@@ -151,6 +151,28 @@ async fn an_empty_data_dir_does_not_found_a_second_cluster() {
     assert_eq!(cluster_id_file(&c, follower), cluster);
 }
 
+/// A founding member started after the others formed the cluster (a container
+/// scheduled late) is in their membership and was never replicated to: it starts
+/// empty and the leader brings it up to date, without --join.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_founding_member_started_late_catches_up() {
+    let mut c = Cluster::start_except(3, "rocksdb", &[], Access::default(), &[3]).await;
+    let leader = c.wait_leader(WAIT).await;
+    put(&c, leader, "k", "v").await;
+    c.spawn(3);
+    wait_until_applied(&c, 3, "k").await;
+    let cluster = cluster_id_file(&c, leader);
+    wait_until("the late member never learned the cluster id", || {
+        cluster_id_file(&c, 3) == cluster
+    })
+    .await;
+    assert!(
+        c.log(3).contains("whose membership includes this member"),
+        "the late member does not say why it waits:\n{}",
+        c.log(3)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_added_later_is_not_restarted_as_a_new_cluster() {
     let mut c = Cluster::start(3, "rocksdb", &[]).await;

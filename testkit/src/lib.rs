@@ -95,6 +95,12 @@ impl Cluster {
     /// Like [`Cluster::start`], for members whose client port needs TLS or a token
     /// (as `extra_args` configure them): the harness connects with `access`.
     pub async fn start_with(n: u64, storage: &str, extra_args: &[&str], access: Access) -> Cluster {
+        Self::start_except(n, storage, extra_args, access, &[]).await
+    }
+
+    /// Like [`Cluster::start_with`], leaving the founding members in `late` unstarted
+    /// (start them with [`Cluster::spawn`]): a container scheduled after the others.
+    pub async fn start_except(n: u64, storage: &str, extra_args: &[&str], access: Access, late: &[u64]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let members: Vec<Member> = (1..=n)
             .map(|id| Member {
@@ -120,7 +126,7 @@ impl Cluster {
             access,
             _dir: dir,
         };
-        for id in 1..=n {
+        for id in (1..=n).filter(|id| !late.contains(id)) {
             c.spawn(id);
         }
         c.wait_leader(Duration::from_secs(30)).await;

@@ -137,7 +137,21 @@ impl Peer for PeerService {
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         let mut info = self.info.clone();
         info.cluster_id = self.identity.id().unwrap_or_default();
-        info.applied_index = self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        let metrics = self.raft.metrics().borrow().clone();
+        info.applied_index = metrics.last_applied.map_or(0, |l| l.index);
+        info.replicated_to = metrics
+            .replication
+            .iter()
+            .flatten()
+            .filter(|(_, matched)| matched.is_some_and(|l| l.index > 0))
+            .map(|(id, _)| *id)
+            .collect();
+        info.members = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
         Ok(Response::new(info))
     }
 }
