@@ -479,6 +479,33 @@ namespace Kahuna.Client.Native
         ///  This client's id in request ids; empty picks a random one.
         /// </summary>
         public KahunaBytes client_id;
+        /// <summary>
+        ///  PEM CA certificate(s) that sign the members' certificates; empty: the system's
+        ///  roots (for `https://` endpoints).
+        /// </summary>
+        public KahunaBytes ca_pem;
+        /// <summary>
+        ///  PEM client certificate chain and its key, for a cluster that requires one
+        ///  (both or neither).
+        /// </summary>
+        public KahunaBytes client_cert_pem;
+        public KahunaBytes client_key_pem;
+        /// <summary>
+        ///  SHA-256 fingerprints of trusted server certificates (64 hex digits, `:` allowed),
+        ///  instead of a CA: `pins_len` entries at `pins`.
+        /// </summary>
+        public KahunaBytes* pins;
+        public System.UIntPtr pins_len;
+        /// <summary>
+        ///  Non-zero: accept any server certificate (encrypted, not authenticated; for
+        ///  development only).
+        /// </summary>
+        public byte insecure_skip_verify;
+        /// <summary>
+        ///  Bearer token sent with every request (a cluster started with `--auth-tokens`);
+        ///  empty: none.
+        /// </summary>
+        public KahunaBytes token;
     }
 
     /// <summary>

@@ -162,7 +162,10 @@ class Cluster:
         while True:
             i = self.leader(timeout=max(1.0, deadline - time.monotonic()))
             try:
-                c = kahuna.Client(self.endpoint(i), timeout=2, attempt_timeout=0.5, discover_members=False, lazy=True)
+                c = kahuna.Client(
+                    self.endpoint(i), timeout=2, attempt_timeout=0.5, discover_members=False, lazy=True,
+                    tls=self.tls, token=self.tokens.get("admin"),
+                )
                 c.set("cluster/serving-leader", str(i))
                 return i
             except kahuna.KahunaError:

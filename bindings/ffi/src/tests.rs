@@ -56,20 +56,102 @@ fn endpoint(s: &str) -> KahunaBytes {
     bytes(s.as_bytes())
 }
 
-fn new_client(addr: &str) -> *mut KahunaClient {
-    let eps = [endpoint(addr)];
-    let options = KahunaClientOptions {
+fn options() -> KahunaClientOptions {
+    KahunaClientOptions {
         timeout_ms: 3000,
         attempt_timeout_ms: 200,
         connect_timeout_ms: 100,
         client_id: NO_BYTES,
-    };
+        ca_pem: NO_BYTES,
+        client_cert_pem: NO_BYTES,
+        client_key_pem: NO_BYTES,
+        pins: ptr::null(),
+        pins_len: 0,
+        insecure_skip_verify: 0,
+        token: NO_BYTES,
+    }
+}
+
+/// `kahuna_client_new`: the client, or the status and message it failed with.
+fn try_new_client(addr: &str, options: &KahunaClientOptions) -> Result<*mut KahunaClient, (i32, String)> {
+    let eps = [endpoint(addr)];
     let mut out: *mut KahunaClient = ptr::null_mut();
     let mut err = NO_BYTES;
-    let status = unsafe { kahuna_client_new(eps.as_ptr(), eps.len(), &options, &mut out, &mut err) };
-    assert_eq!(status, KAHUNA_STATUS_OK);
-    assert!(!out.is_null());
-    out
+    let status = unsafe { kahuna_client_new(eps.as_ptr(), eps.len(), options, &mut out, &mut err) };
+    if status == KAHUNA_STATUS_OK {
+        assert!(!out.is_null());
+        return Ok(out);
+    }
+    let message = unsafe { String::from_utf8_lossy(std::slice::from_raw_parts(err.ptr, err.len)).into_owned() };
+    unsafe { kahuna_bytes_free(err) };
+    Err((status, message))
+}
+
+fn new_client(addr: &str) -> *mut KahunaClient {
+    try_new_client(addr, &options()).expect("client")
+}
+
+#[test]
+fn unusable_tls_options_are_config_errors() {
+    let pin = bytes(b"00000000000000000000000000000000000000000000000000000000000000000");
+    let ca = bytes(b"not a certificate");
+    let cases: Vec<(&str, KahunaClientOptions)> = vec![
+        ("a CA that is not PEM", KahunaClientOptions { ca_pem: ca, ..options() }),
+        (
+            "a pin of 65 digits",
+            KahunaClientOptions {
+                pins: &pin,
+                pins_len: 1,
+                ..options()
+            },
+        ),
+        (
+            "insecure and a pin together",
+            KahunaClientOptions {
+                pins: &pin,
+                pins_len: 1,
+                insecure_skip_verify: 1,
+                ..options()
+            },
+        ),
+        (
+            "a client certificate without its key",
+            KahunaClientOptions {
+                client_cert_pem: ca,
+                ..options()
+            },
+        ),
+        (
+            "pins_len without pins",
+            KahunaClientOptions {
+                pins_len: 2,
+                ..options()
+            },
+        ),
+    ];
+    for (what, o) in cases {
+        match try_new_client("127.0.0.1:1", &o) {
+            Ok(c) => {
+                unsafe { kahuna_client_free(c) };
+                panic!("{what}: accepted");
+            }
+            Err((status, message)) => {
+                assert!(
+                    status == KAHUNA_STATUS_CONFIG || status == KAHUNA_STATUS_INVALID_ARGUMENT,
+                    "{what}: status {status} ({message})"
+                );
+                assert!(!message.is_empty(), "{what}: no message");
+            }
+        }
+    }
+    // Insecure alone is usable (TLS without verification, for development).
+    let insecure = KahunaClientOptions {
+        insecure_skip_verify: 1,
+        token: bytes(b"a-token"),
+        ..options()
+    };
+    let c = try_new_client("127.0.0.1:1", &insecure).expect("insecure TLS with a token");
+    unsafe { kahuna_client_free(c) };
 }
 
 #[test]
