@@ -103,6 +103,17 @@ export interface NativeClientOptions {
   connectTimeoutMs?: number
   clientId?: string
   discoverMembers?: boolean
+  /** PEM CA certificate(s) to trust instead of the system's roots. */
+  caPem?: Buffer
+  /** PEM client certificate and key (both or neither). */
+  certPem?: Buffer
+  keyPem?: Buffer
+  /** SHA-256 fingerprints of trusted server certificates, instead of a CA. */
+  pins?: Array<string>
+  /** Accept any server certificate (development only). */
+  insecureSkipVerify?: boolean
+  /** Bearer token sent with every request. */
+  token?: string
 }
 
 export interface NativeClusterStatus {
