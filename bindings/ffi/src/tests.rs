@@ -96,7 +96,13 @@ fn unusable_tls_options_are_config_errors() {
     let pin = bytes(b"00000000000000000000000000000000000000000000000000000000000000000");
     let ca = bytes(b"not a certificate");
     let cases: Vec<(&str, KahunaClientOptions)> = vec![
-        ("a CA that is not PEM", KahunaClientOptions { ca_pem: ca, ..options() }),
+        (
+            "a CA that is not PEM",
+            KahunaClientOptions {
+                ca_pem: ca,
+                ..options()
+            },
+        ),
         (
             "a pin of 65 digits",
             KahunaClientOptions {
