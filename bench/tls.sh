@@ -26,7 +26,8 @@ done
 
 cd "$root"
 if [ "$profile" = release ]; then
-  cargo build --release -p kahuna-server -p kahuna-bench -p kahuna-testkit --bin kahuna-dev-certs >&2
+  cargo build --release -p kahuna-server -p kahuna-bench >&2
+  cargo build --release -p kahuna-testkit --bin kahuna-dev-certs >&2
 else
   build_workspace >&2
 fi

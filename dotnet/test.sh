@@ -52,7 +52,8 @@ cluster_dir="$B/cluster"
 tls_dir="$B/tls-cluster"
 cleanup() {
   bash "$root/dotnet/tests/cluster.sh" "$cluster_dir" down >/dev/null 2>&1 || true
-  bash "$root/dotnet/tests/cluster.sh" "$tls_dir" down >/dev/null 2>&1 || true
+  bash "$root/dotnet/tests/cluster.sh" "$tls_dir-seed" down >/dev/null 2>&1 || true
+  bash "$root/dotnet/tests/cluster.sh" "$tls_dir-auth" down >/dev/null 2>&1 || true
   [ -n "${KAHUNA_KEEP_BUILD:-}" ] || rm -rf "$B"
 }
 trap cleanup EXIT
@@ -139,15 +140,23 @@ echo "package ok: $pkg"
 step "the same gets from the Rust core client"
 timeout 120 "$KAHUNA_BIN/examples/bench_get" "$endpoints" 2000
 
-step "TLS and tokens: the seed's https:// example and each way of trusting a server (Mono, CoreCLR)"
+step "TLS: the seed's snippet over https:// (no tokens), then trust by CA and pin and tokens (Mono, CoreCLR)"
 bash dotnet/tests/cluster.sh "$cluster_dir" down
-tls_endpoints=$(KAHUNA_TLS=1 bash dotnet/tests/cluster.sh "$tls_dir" up)
-echo "endpoints: $tls_endpoints"
 "${CSC[@]}" -r:"$M/Kahuna.Client.dll" -out:"$M/SeedTls.exe" dotnet/tests/SeedTls.cs
-(cd "$M" && SSL_CERT_FILE="$tls_dir/pki/ca.pem" timeout 120 mono --debug SeedTls.exe "$tls_endpoints" "$tls_dir")
 "${CSC[@]}" "${CORE_REFS[@]}" -r:"$C/Kahuna.Client.dll" -out:"$C/SeedTls.exe" dotnet/tests/SeedTls.cs
 cp "$C/Smoke.runtimeconfig.json" "$C/SeedTls.runtimeconfig.json"
-(cd "$C" && SSL_CERT_FILE="$tls_dir/pki/ca.pem" timeout 120 "$DN/dotnet" SeedTls.exe "$tls_endpoints" "$tls_dir")
+for mode in seed auth; do
+  d="$tls_dir-$mode"
+  if [ "$mode" = auth ]; then
+    tls_endpoints=$(KAHUNA_TLS=1 KAHUNA_AUTH=1 bash dotnet/tests/cluster.sh "$d" up)
+  else
+    tls_endpoints=$(KAHUNA_TLS=1 bash dotnet/tests/cluster.sh "$d" up)
+  fi
+  echo "endpoints: $tls_endpoints"
+  (cd "$M" && SSL_CERT_FILE="$d/pki/ca.pem" timeout 120 mono --debug SeedTls.exe "$tls_endpoints" "$d" "$mode")
+  (cd "$C" && SSL_CERT_FILE="$d/pki/ca.pem" timeout 120 "$DN/dotnet" SeedTls.exe "$tls_endpoints" "$d" "$mode")
+  bash dotnet/tests/cluster.sh "$d" down
+done
 
 echo
 echo "dotnet: $((run - err - fail)) passed, $((err + fail)) failed"

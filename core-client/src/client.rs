@@ -509,7 +509,15 @@ impl Client {
                         self.learn(resp.get_ref(), &addr);
                         return Ok(());
                     }
-                    Ok(Err(s)) => last = format!("{addr}: {}", classify(&s).error),
+                    Ok(Err(s)) => {
+                        let e = classify(&s);
+                        // A definite answer (a refused token, say) is the same from every
+                        // member and will not change by asking again.
+                        if e.failure == Failure::Final {
+                            return Err(e.error);
+                        }
+                        last = format!("{addr}: {}", e.error);
+                    }
                     Err(_) => last = format!("{addr}: no answer within {t:?}"),
                 }
             }

@@ -7,8 +7,8 @@
 #   cluster.sh DIR down          stop every member
 # State (ports, pids, data, logs) lives in DIR.
 # KAHUNA_TLS=1 (at `up`): TLS on both ports with a throwaway CA in DIR/pki (kahuna-dev-certs),
-# endpoints printed as https://localhost:PORT, and DIR/token holding a readwrite bearer
-# token that every client call must carry (--auth-tokens).
+# endpoints printed as https://localhost:PORT. With KAHUNA_AUTH=1 as well, every client call
+# must carry a token (--auth-tokens): DIR/token holds a readwrite one, DIR/admin-token admin.
 set -euo pipefail
 dir="$1"; cmd="$2"; n="${3:-}"
 : "${KAHUNA_BIN:?KAHUNA_BIN must name the directory with kahuna-server and kahuna}"
@@ -24,9 +24,13 @@ endpoints() {
   (IFS=,; echo "${e[*]}")
 }
 
-# Certificates and an auth token file for a TLS cluster, once per DIR.
+# Certificates for a TLS cluster, once per DIR.
 make_pki() {
   "$KAHUNA_BIN/kahuna-dev-certs" "$dir/pki" localhost 127.0.0.1 >/dev/null
+}
+
+# Tokens and the --auth-tokens file, once per DIR.
+make_tokens() {
   python3 -c 'import secrets; print(secrets.token_hex(16))' >"$dir/token"
   local admin
   admin=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
@@ -46,8 +50,9 @@ start_member() {
   if tls; then
     extra=(--tls-cert "$dir/pki/server.pem" --tls-key "$dir/pki/server-key.pem"
       --peer-tls-cert "$dir/pki/server.pem" --peer-tls-key "$dir/pki/server-key.pem" --peer-tls-ca "$dir/pki/ca.pem"
-      --auth-tokens "$dir/auth-tokens")
+    )
   fi
+  [ -f "$dir/auth-tokens" ] && extra+=(--auth-tokens "$dir/auth-tokens")
   "$KAHUNA_BIN/kahuna-server" --node-id "$i" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
     --data-dir "$dir/node$i" --initial-cluster "$initial" --heartbeat-ms 100 --election-timeout-ms 1000 \
     "${extra[@]}" >>"$dir/node$i.log" 2>&1 &
@@ -56,7 +61,8 @@ start_member() {
 
 leader() {
   local i out id access=() ep
-  if tls; then access=(--cacert "$dir/pki/ca.pem" --token "$(cat "$dir/admin-token")"); fi
+  if tls; then access=(--cacert "$dir/pki/ca.pem"); fi
+  [ -f "$dir/admin-token" ] && access+=(--token "$(cat "$dir/admin-token")")
   for i in 1 2 3; do
     ep="127.0.0.1:$(port_of "$i")"
     tls && ep="https://localhost:$(port_of "$i")"
@@ -84,6 +90,7 @@ while len(ports) < 3:
 print("\n".join(map(str, ports)))
 PY
     if [ "${KAHUNA_TLS:-}" = 1 ]; then make_pki; fi
+    if [ "${KAHUNA_AUTH:-}" = 1 ]; then make_tokens; fi
     for i in 1 2 3; do start_member "$i"; done
     for _ in $(seq 1 100); do
       if leader >/dev/null; then endpoints; exit 0; fi

@@ -1,5 +1,5 @@
 // TLS and bearer tokens: https:// endpoints, each way of trusting a server, roles.
-// A second 3-node cluster with TLS on both ports (cluster.sh with KAHUNA_TLS=1).
+// A second 3-node cluster with TLS on both ports and tokens (cluster.sh with KAHUNA_TLS=1 KAHUNA_AUTH=1).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -22,7 +22,7 @@ let endpoints = []
 const file = (...p) => readFileSync(join(dir, ...p), 'utf8').trim()
 
 before(() => {
-  endpoints = execFileSync('bash', [script, dir, 'up'], { env: { ...process.env, KAHUNA_TLS: '1' }, timeout: 90_000 })
+  endpoints = execFileSync('bash', [script, dir, 'up'], { env: { ...process.env, KAHUNA_TLS: '1', KAHUNA_AUTH: '1' }, timeout: 90_000 })
     .toString()
     .trim()
     .split(',')

@@ -1,8 +1,8 @@
 // Kahuna's own first example for .NET (the "single attempt" and "multiple attempts" lock
 // examples of Kahuna.Client's documentation), kept as written there except for:
-//   - host names: the example connects to `https://...:8082` members; TLS is not served yet
-//     (the TLS issue is in progress), so the members here are the `http://` addresses of the
-//     cluster the samples run against, passed in by Program;
+//   - host names: the example connects to `https://...:8082` members; the samples run against
+//     a plain cluster, so the members here are its `http://` addresses, passed in by Program
+//     (dotnet/tests/SeedTls.cs runs the same snippet over https:// against a TLS cluster);
 //   - `await using KahunaLock myLock = ...;` is C# 8, which Mono's compiler (the only one on
 //     the build machine) does not accept: it is spelled as the try/finally it stands for.
 //     The real SDK compiles the `await using` form unchanged (KahunaLock is IAsyncDisposable);
