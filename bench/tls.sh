@@ -42,9 +42,10 @@ stop() {
 trap 'stop; rm -rf "$work"' EXIT INT TERM
 "$bin/kahuna-dev-certs" "$work/pki" localhost 127.0.0.1 >/dev/null
 
-# up MODE: a fresh 3-node cluster, plain or tls; prints its endpoints.
+# up MODE: a fresh 3-node cluster, plain or tls; its endpoints in $eps. (Not in a command
+# substitution: the member pids must reach this shell's $pids for stop.)
 up() {
-  local mode="$1" n base extra=() initial="1=127.0.0.1:5071,2=127.0.0.1:5171,3=127.0.0.1:5271" eps=()
+  local mode="$1" n base extra=() initial="1=127.0.0.1:5071,2=127.0.0.1:5171,3=127.0.0.1:5271" list=()
   if [ "$mode" = tls ]; then
     extra=(--tls-cert "$work/pki/server.pem" --tls-key "$work/pki/server-key.pem"
       --peer-tls-cert "$work/pki/server.pem" --peer-tls-key "$work/pki/server-key.pem" --peer-tls-ca "$work/pki/ca.pem")
@@ -54,15 +55,15 @@ up() {
     "$bin/kahuna-server" --node-id "$n" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
       --data-dir "$work/$mode$n" --initial-cluster "$initial" "${extra[@]}" >"$work/$mode$n.log" 2>&1 &
     pids+=($!)
-    if [ "$mode" = tls ]; then eps+=("https://localhost:$base"); else eps+=("127.0.0.1:$base"); fi
+    if [ "$mode" = tls ]; then list+=("https://localhost:$base"); else list+=("127.0.0.1:$base"); fi
   done
-  (IFS=,; echo "${eps[*]}")
+  eps=$(IFS=,; echo "${list[*]}")
 }
 
 declare -A result
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 for mode in plain tls; do
-  eps=$(up "$mode")
+  up "$mode"
   access=()
   [ "$mode" = tls ] && access=(--cacert "$work/pki/ca.pem")
   sleep 5
