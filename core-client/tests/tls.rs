@@ -76,17 +76,27 @@ async fn connect(c: &Cluster, tls: ClientTls) -> Result<Client, Error> {
 
 async fn start(dir: &Path) -> (Cluster, Pki) {
     let p = pki(dir);
-    let args = server_args(&p);
+    let c = start_cluster(&p, &[], &p.client).await;
+    (c, p)
+}
+
+/// A 3-node cluster with `p`'s certificates and `extra` flags; the harness presents
+/// `harness_identity` as its client certificate.
+async fn start_cluster(p: &Pki, extra: &[String], harness_identity: &Issued) -> Cluster {
+    let mut args = server_args(p);
+    args.extend_from_slice(extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let harness = tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.client))
-        .config()
-        .expect("harness TLS");
+    let harness = tls(
+        ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()),
+        Some(harness_identity),
+    )
+    .config()
+    .expect("harness TLS");
     let access = Access {
         tls: Some(harness),
         token: None,
     };
-    let c = Cluster::start_with(3, "rocksdb", &args, access).await;
-    (c, p)
+    Cluster::start_with(3, "rocksdb", &args, access).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -315,19 +325,10 @@ async fn a_client_certificate_fingerprint_is_a_credential() {
         ),
     )
     .expect("grants");
-    let mut args = server_args(&p);
-    args.extend(["--auth-tokens".to_owned(), grants.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The harness presents the server's certificate: a readonly grant is enough for
     // the status calls it makes.
-    let harness = tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.server))
-        .config()
-        .expect("harness TLS");
-    let access = Access {
-        tls: Some(harness),
-        token: None,
-    };
-    let c = Cluster::start_with(3, "rocksdb", &args, access).await;
+    let extra = ["--auth-tokens".to_owned(), grants.display().to_string()];
+    let c = start_cluster(&p, &extra, &p.server).await;
     let ca = || ServerTrust::Ca(p.client_ca.cert_pem().into_bytes());
 
     let billing = connect(&c, tls(ca(), Some(&p.client)))

@@ -16,11 +16,11 @@ mkdir -p "$dir"
 
 port_of() { sed -n "${1}p" "$dir/ports"; }
 tls() { [ -d "$dir/pki" ]; }
+# Member N's client address as clients write it.
+endpoint_of() { if tls; then echo "https://localhost:$(port_of "$1")"; else echo "127.0.0.1:$(port_of "$1")"; fi; }
 endpoints() {
   local e=() i
-  for i in 1 2 3; do
-    if tls; then e+=("https://localhost:$(port_of "$i")"); else e+=("127.0.0.1:$(port_of "$i")"); fi
-  done
+  for i in 1 2 3; do e+=("$(endpoint_of "$i")"); done
   (IFS=,; echo "${e[*]}")
 }
 
@@ -60,13 +60,11 @@ start_member() {
 }
 
 leader() {
-  local i out id access=() ep
+  local i out id access=()
   if tls; then access=(--cacert "$dir/pki/ca.pem"); fi
   [ -f "$dir/admin-token" ] && access+=(--token "$(cat "$dir/admin-token")")
   for i in 1 2 3; do
-    ep="127.0.0.1:$(port_of "$i")"
-    tls && ep="https://localhost:$(port_of "$i")"
-    out=$(timeout 5 "$KAHUNA_BIN/kahuna" --endpoints "$ep" "${access[@]}" --timeout 2s --json cluster status 2>/dev/null || true)
+    out=$(timeout 5 "$KAHUNA_BIN/kahuna" --endpoints "$(endpoint_of "$i")" "${access[@]}" --timeout 2s --json cluster status 2>/dev/null || true)
     id=$(sed -nE 's/.*"leader_id": ?([0-9]+).*/\1/p' <<<"$out" | head -1)
     if [ -n "$id" ] && [ "$id" != "0" ]; then echo "$id"; return 0; fi
   done
