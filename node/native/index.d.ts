@@ -74,6 +74,13 @@ export declare class NativeLock {
   release(call?: CallOptions | undefined | null): Promise<boolean>
 }
 
+/**
+ * Microseconds per round trip of `n` wake-ups between two threads that sleep in
+ * between (a channel ping-pong): the floor under any call that hands work to another
+ * thread and waits for the answer, set by the machine (scheduler, virtual CPUs).
+ */
+export declare function benchThreadWake(n: number): number
+
 /** Options every call takes. */
 export interface CallOptions {
   /** Token from `cancelNew`. */
@@ -270,3 +277,9 @@ export interface NativeTxnResult {
   results: Array<NativeTxnOpResult>
   revision: number
 }
+
+/**
+ * An async call that does nothing: one hop onto the runtime and the promise's
+ * resolution back, so the crossing can be timed apart from any gRPC work.
+ */
+export declare function ping(): Promise<void>

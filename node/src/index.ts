@@ -928,6 +928,10 @@ export const _diagnostics = {
   /** `n` sequential gets by the Rust core alone, µs per call. */
   benchRustGets: (client: KahunaClient, key: string, n: number, stale = false): Promise<number> =>
     client._native().benchSequentialGets(key, n, stale),
+  /** An async native call that does no work (the crossing alone). */
+  ping: (): Promise<void> => native.ping(),
+  /** µs per round trip of wake-ups between two sleeping threads: the machine's floor. */
+  benchThreadWake: (n: number): number => native.benchThreadWake(n),
 }
 
 export { KahunaError }

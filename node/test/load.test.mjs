@@ -65,6 +65,33 @@ test('64 concurrent calls from one event loop run concurrently, without blocking
   assert.ok(h.max / 1e6 < 200, 'the event loop kept running')
 })
 
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+// What the overhead is made of: a native async call with no work (argument-free hop
+// onto the runtime, promise resolved back) and the machine's floor for any such hop,
+// a ping-pong of wake-ups between two sleeping threads. On a virtual machine whose
+// idle CPUs halt, each cross-CPU wake-up costs tens of microseconds of the hypervisor's
+// time, and a call handed to another thread pays two of them.
+async function crossingBreakdown() {
+  const n = 2000
+  const rounds = []
+  for (let r = 0; r < 5; r++) {
+    const t = performance.now()
+    for (let i = 0; i < n; i++) await _diagnostics.ping()
+    rounds.push(((performance.now() - t) * 1000) / n)
+  }
+  const wake = median([1, 2, 3, 4, 5].map(() => _diagnostics.benchThreadWake(n)))
+  return (
+    `CROSSING no-op async call ${median(rounds).toFixed(1)} us; ` +
+    `two-thread wake-up round trip ${wake.toFixed(1)} us (the machine's floor for a hop and back)`
+  )
+}
+
+test('the crossing alone: an async native call that does nothing resolves', async () => {
+  for (let i = 0; i < 100; i++) assert.equal(await _diagnostics.ping(), undefined)
+  assert.ok(_diagnostics.benchThreadWake(10) > 0)
+})
+
 // The same sequential gets, alternately from JavaScript and from the Rust core alone
 // (in the addon, on the same runtime and connection), in interleaved rounds so both
 // see the same cluster load. Stale reads (answered by the member itself) keep the
@@ -88,12 +115,12 @@ for (const consistency of ['stale', 'linearizable']) {
       node.push(((performance.now() - t) * 1000) / n)
       rust.push(await _diagnostics.benchRustGets(c, k, n, stale))
     }
-    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
     const overhead = median(node.map((x, i) => x - rust[i]))
     console.log(
       `OVERHEAD ${consistency} get: node ${median(node).toFixed(1)} us/call, rust core ${median(rust).toFixed(1)} us/call, ` +
         `overhead ${overhead.toFixed(1)} us/call (median of ${rounds} interleaved rounds of ${n})`,
     )
+    if (stale) console.log(await crossingBreakdown())
     // Judged only on a machine that is not oversubscribed: with more runnable threads
     // than cores, the wake-up of the event loop thread measures the scheduler instead.
     const [load] = os.loadavg()

@@ -93,6 +93,43 @@ pub fn cancel_tokens() -> u32 {
     u32::try_from(cancels().len()).unwrap_or(u32::MAX)
 }
 
+/// An async call that does nothing: one hop onto the runtime and the promise's
+/// resolution back, so the crossing can be timed apart from any gRPC work.
+#[napi]
+pub async fn ping() -> Result<()> {
+    Ok(())
+}
+
+/// Microseconds per round trip of `n` wake-ups between two threads that sleep in
+/// between (a channel ping-pong): the floor under any call that hands work to another
+/// thread and waits for the answer, set by the machine (scheduler, virtual CPUs).
+#[napi]
+pub fn bench_thread_wake(n: u32) -> Result<f64> {
+    let (to_peer, from_main) = std::sync::mpsc::channel::<()>();
+    let (to_main, from_peer) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        while from_main.recv().is_ok() {
+            if to_main.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        to_peer
+            .send(())
+            .map_err(|_| napi::Error::from_reason("the ping-pong thread ended"))?;
+        from_peer
+            .recv()
+            .map_err(|_| napi::Error::from_reason("the ping-pong thread ended"))?;
+    }
+    let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1));
+    drop(to_peer);
+    peer.join()
+        .map_err(|_| napi::Error::from_reason("the ping-pong thread panicked"))?;
+    Ok(per)
+}
+
 struct InFlight;
 
 impl InFlight {
