@@ -65,6 +65,20 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_IDEMPOTENCY_WINDOW_MS", default_value_t = 24 * 60 * 60 * 1000)]
     pub idempotency_window_ms: u64,
 
+    /// Longest a request waits in a member for a quorum (its commit, or the leader's
+    /// read barrier), in milliseconds; then it fails with UNAVAILABLE. Requests without
+    /// a client deadline never wait longer, so a cluster without a quorum does not
+    /// pile them up.
+    #[arg(long, env = "KAHUNA_REQUEST_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub request_timeout_ms: u64,
+
+    /// Concurrent requests (HTTP/2 streams) one client connection may have open; more
+    /// wait in the client until one finishes.
+    #[arg(long, env = "KAHUNA_MAX_STREAMS_PER_CONNECTION", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_streams_per_connection: u32,
+
     /// TEST ONLY, debug builds only: answer linearizable reads from the local state
     /// machine without a read-index or forwarding. Unsafe by design; it exists so the
     /// fault-injection checkers can prove they catch stale reads.

@@ -299,6 +299,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_ephemeral_ttl: Duration::from_millis(config.max_ephemeral_ttl_ms),
             idempotency_window: Duration::from_millis(config.idempotency_window_ms),
             forward: client_tls.is_none(),
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
         },
         transport,
     ));
@@ -333,6 +334,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let api = Api::new(node.clone(), auth.clone());
     let client_router = Server::builder()
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
         .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))

@@ -252,6 +252,23 @@ impl Cluster {
         }
     }
 
+    /// The process id of member `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.members[(id - 1) as usize].child.as_ref().map(Child::id)
+    }
+
+    /// Member `id`'s resident memory (VmRSS), in bytes, while it runs.
+    pub fn rss_bytes(&self, id: u64) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(id)?)).ok()?;
+        let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+        kib.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    }
+
     /// Everything member `id` has logged (stderr) across its starts.
     pub fn log(&self, id: u64) -> String {
         let m = &self.members[(id - 1) as usize];

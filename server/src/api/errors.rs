@@ -69,6 +69,24 @@ impl RaftFailure {
     }
 }
 
+/// Metadata entry with how long to wait before trying again (RESOURCE_EXHAUSTED).
+pub const RETRY_AFTER_KEY: &str = "kahuna-retry-after-ms";
+
+/// A bounded resource is full: `what` names it and its limit; a retry can succeed
+/// after about `retry_after_ms`.
+pub fn overloaded(what: impl Into<String>, retry_after_ms: u64) -> Status {
+    let mut s = status(ErrorKind::ResourceExhausted, what);
+    s.metadata_mut()
+        .insert(RETRY_AFTER_KEY, MetadataValue::from(retry_after_ms.max(1)));
+    s
+}
+
+/// A limit on what the state may hold was reached (`what` names it and its limit);
+/// nothing was applied, and waiting does not help until something is removed.
+pub fn full(what: impl Into<String>) -> Status {
+    status(ErrorKind::ResourceExhausted, what)
+}
+
 /// The ephemeral tier ran out of tokens in this leader term.
 pub fn ephemeral_tokens_exhausted() -> Status {
     status(

@@ -145,7 +145,22 @@ impl Api {
             fence: fence.clone(),
             op,
         };
-        match self.node.proposer.propose(cmd).await {
+        let proposed = match tokio::time::timeout(self.node.request_timeout, self.node.proposer.propose(cmd)).await {
+            Ok(p) => p,
+            // Dropping the proposal withdraws it if it is still queued; if it is in
+            // the entry in flight, that entry may yet commit.
+            Err(_) => {
+                return Err(errors::status(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "the write was not committed within this member's request timeout of {} ms (is a quorum \
+                         of members reachable?); it may still be applied",
+                        self.node.request_timeout.as_millis()
+                    ),
+                ))
+            }
+        };
+        match proposed {
             Ok(outcome) => {
                 if let (Reply::Fenced { current }, Some((resource, token))) = (&outcome.reply, &fence) {
                     return Err(fenced(resource, *token, *current));

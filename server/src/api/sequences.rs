@@ -4,10 +4,9 @@ use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::sequences_client::SequencesClient;
 use kahuna_proto::v1::sequences_server::Sequences;
 use kahuna_proto::ErrorKind;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
-use super::errors::{internal, status};
+use super::errors::{internal, overloaded, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
 use crate::sm::sequences::MAX_KEYS_PER_SEQUENCE;
@@ -56,16 +55,13 @@ impl Sequences for Api {
             )),
             Reply::Seq(Err(SeqRefusal::KeysFull { free_at_ms })) => {
                 let retry_after_ms = free_at_ms.saturating_sub(p.time_ms).max(1);
-                let mut s = status(
-                    ErrorKind::ResourceExhausted,
+                Err(overloaded(
                     format!(
                         "sequence {name:?} already remembers {MAX_KEYS_PER_SEQUENCE} idempotency keys inside \
                          their window; a new key can be remembered in {retry_after_ms} ms (or reserve without a key)"
                     ),
-                );
-                s.metadata_mut()
-                    .insert("kahuna-retry-after-ms", MetadataValue::from(retry_after_ms));
-                Err(s)
+                    retry_after_ms,
+                ))
             }
             other => Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),
         }

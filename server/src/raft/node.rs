@@ -25,6 +25,8 @@ pub struct Limits {
     pub idempotency_window: Duration,
     /// Followers forward client requests to the leader (see `Node::forward`).
     pub forward: bool,
+    /// Longest a request waits in this member for a quorum (a commit or a read barrier).
+    pub request_timeout: Duration,
 }
 
 pub struct Node {
@@ -40,6 +42,7 @@ pub struct Node {
     pub ephemeral: EphemeralTier,
     pub idempotency_window: Duration,
     pub unsafe_local_reads: bool,
+    pub request_timeout: Duration,
     /// node id -> (peer address it was learned for, client address).
     client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
     /// client address -> channel, for forwarding to the leader.
@@ -75,7 +78,7 @@ impl Node {
     ) -> Self {
         Self {
             id,
-            read_index: ReadIndex::new(raft.clone()),
+            read_index: ReadIndex::new(raft.clone(), limits.request_timeout),
             proposer: Proposer::start(raft.clone()),
             raft,
             clock: sm.clock(),
@@ -85,6 +88,7 @@ impl Node {
             ephemeral: EphemeralTier::new(limits.max_ephemeral_ttl),
             idempotency_window: limits.idempotency_window,
             unsafe_local_reads: limits.unsafe_local_reads,
+            request_timeout: limits.request_timeout,
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
             ephemeral_open: RwLock::new(true),

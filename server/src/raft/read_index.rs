@@ -17,13 +17,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::types::Raft;
-use crate::api::errors::RaftFailure;
+use crate::api::errors::{overloaded, status, RaftFailure};
+use kahuna_proto::ErrorKind;
+
+/// Callers waiting for a round, at most. Each holds a request in memory; past this
+/// the member sheds reads with RESOURCE_EXHAUSTED (those that stopped waiting are
+/// dropped first, so only live load is refused).
+pub const MAX_WAITERS: usize = 20_000;
 
 type Waiter = oneshot::Sender<Result<(), RaftFailure>>;
 
 pub struct ReadIndex {
     raft: Raft,
     lease: Duration,
+    /// Longest one round may take: without a quorum openraft's check never returns,
+    /// and every caller waiting on it would wait as long.
+    round_timeout: Duration,
     state: Mutex<State>,
 }
 
@@ -36,11 +45,12 @@ struct State {
 }
 
 impl ReadIndex {
-    pub fn new(raft: Raft) -> Arc<Self> {
+    pub fn new(raft: Raft, round_timeout: Duration) -> Arc<Self> {
         let lease = Duration::from_millis(raft.config().election_timeout_max / 2);
         Arc::new(Self {
             raft,
             lease,
+            round_timeout,
             state: Mutex::default(),
         })
     }
@@ -63,14 +73,39 @@ impl ReadIndex {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut st = self.state()?;
+            if st.waiting.len() >= MAX_WAITERS {
+                st.waiting.retain(|w| !w.is_closed());
+                if st.waiting.len() >= MAX_WAITERS {
+                    return Err(RaftFailure::Status(overloaded(
+                        format!("{MAX_WAITERS} reads already wait for the leader's read barrier (the limit)"),
+                        self.lease.as_millis() as u64,
+                    )));
+                }
+            }
             st.waiting.push(tx);
             !std::mem::replace(&mut st.running, true)
         };
         if start {
             tokio::spawn(self.clone().rounds());
         }
-        rx.await
-            .unwrap_or_else(|_| Err(RaftFailure::internal("read-index round ended without an answer")))
+        // The round this caller waits for may start only when the one in flight ends:
+        // bound the wait as a whole, not each round.
+        match tokio::time::timeout(self.round_timeout, rx).await {
+            Ok(answer) => {
+                answer.unwrap_or_else(|_| Err(RaftFailure::internal("read-index round ended without an answer")))
+            }
+            Err(_) => Err(self.unconfirmed()),
+        }
+    }
+
+    fn unconfirmed(&self) -> RaftFailure {
+        RaftFailure::Status(status(
+            ErrorKind::Unavailable,
+            format!(
+                "no quorum confirmed this member's leadership within {} ms (its request timeout); nothing was applied",
+                self.round_timeout.as_millis()
+            ),
+        ))
     }
 
     fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, RaftFailure> {
@@ -94,12 +129,10 @@ impl ReadIndex {
             // then does not match and confirms nothing.
             let started = Instant::now();
             let term = self.raft.metrics().borrow().current_term;
-            let result = self
-                .raft
-                .ensure_linearizable()
-                .await
-                .map(|_| ())
-                .map_err(RaftFailure::from);
+            let result = match tokio::time::timeout(self.round_timeout, self.raft.ensure_linearizable()).await {
+                Ok(r) => r.map(|_| ()).map_err(RaftFailure::from),
+                Err(_) => Err(self.unconfirmed()),
+            };
             if result.is_ok() {
                 if let Ok(mut st) = self.state.lock() {
                     st.confirmed = Some((started, term));
