@@ -7,6 +7,9 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBat
 
 use super::backend::{Backend, BackendError, Result, Space, WriteOp};
 
+/// The largest key or value one write may carry: RocksDB keeps slice lengths in 32 bits.
+const MAX_SLICE_BYTES: usize = u32::MAX as usize - 1;
+
 pub struct RocksBackend {
     db: DB,
 }
@@ -76,6 +79,17 @@ impl Backend for RocksBackend {
     fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<()> {
         let mut batch = WriteBatch::default();
         for op in ops {
+            // The C API's batch put ignores the status of a put it refuses (a key or
+            // value of 4 GiB or more), leaving the batch without it: refuse the whole
+            // write instead of committing the rest.
+            if let WriteOp::Put(_, k, v) = &op {
+                if k.len() > MAX_SLICE_BYTES || v.len() > MAX_SLICE_BYTES {
+                    return Err(BackendError(format!(
+                        "RocksDB cannot store a value of {} bytes (the limit is {MAX_SLICE_BYTES}); nothing was written",
+                        k.len().max(v.len())
+                    )));
+                }
+            }
             match op {
                 WriteOp::Put(s, k, v) => batch.put_cf(self.cf(s)?, k, v),
                 WriteOp::Delete(s, k) => batch.delete_cf(self.cf(s)?, k),
