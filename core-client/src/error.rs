@@ -57,6 +57,10 @@ pub enum Error {
     /// The caller's role does not allow this request (or not on this name).
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A retry of a request an earlier attempt applied, whose answer the server did not
+    /// keep (too large): it was applied once; read the state to see its effect.
+    #[error("already applied: {0}")]
+    AlreadyApplied(String),
     /// No member could serve the request before its deadline (members down, no leader,
     /// no quorum); the last failure seen is in the message.
     #[error("unavailable: {0}")]
@@ -135,6 +139,7 @@ impl Error {
             Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::AlreadyApplied(_) => ErrorKind::AlreadyApplied,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::LockNotHeld(_) => ErrorKind::LockNotHeld,
@@ -230,6 +235,7 @@ fn from_kind(kind: ErrorKind, s: &Status, msg: String) -> (Failure, bool, Error)
         ErrorKind::LockNotHeld => Error::LockNotHeld(msg),
         ErrorKind::Unauthenticated => Error::Unauthenticated(msg),
         ErrorKind::PermissionDenied => Error::PermissionDenied(msg),
+        ErrorKind::AlreadyApplied => Error::AlreadyApplied(msg),
         ErrorKind::Config => Error::Config(msg),
         ErrorKind::Unimplemented => Error::Unimplemented(msg),
         ErrorKind::Internal | ErrorKind::Panic => Error::Internal(msg),

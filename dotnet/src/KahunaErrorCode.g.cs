@@ -51,6 +51,8 @@ namespace Kahuna.Client
         Unauthenticated = 20,
         /// <summary>The caller's role does not allow this request, or not on this name (a role restricted to a prefix). PERMISSION_DENIED; not retried; not applied.</summary>
         PermissionDenied = 21,
+        /// <summary>A retry of a request an earlier attempt applied, whose answer was too large to keep for retries (the dedupe table's per-answer and per-client byte limits): it was applied once and not again; read the state to see its effect. ALREADY_EXISTS; not retried; applied.</summary>
+        AlreadyApplied = 22,
         /// <summary>The same as <see cref="Config"/>.</summary>
         Configuration = Config,
         /// <summary>The same as <see cref="Panic"/>.</summary>

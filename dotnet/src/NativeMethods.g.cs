@@ -153,6 +153,13 @@ namespace Kahuna.Client.Native
         ///  restricted to a prefix). PERMISSION_DENIED; not retried; not applied.
         /// </summary>
         internal const int KAHUNA_STATUS_PERMISSION_DENIED = 21;
+        /// <summary>
+        ///  A retry of a request an earlier attempt applied, whose answer was too large to
+        ///  keep for retries (the dedupe table's per-answer and per-client byte limits): it was
+        ///  applied once and not again; read the state to see its effect. ALREADY_EXISTS; not
+        ///  retried; applied.
+        /// </summary>
+        internal const int KAHUNA_STATUS_ALREADY_APPLIED = 22;
 
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]

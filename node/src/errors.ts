@@ -27,6 +27,7 @@ export type CoreErrorCode =
   | 'RESOURCE_EXHAUSTED'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
+  | 'ALREADY_APPLIED'
 
 /** Codes this package adds: an aborted signal, a closed client, `withLock` not acquiring. */
 export type PackageErrorCode = 'ABORTED' | 'CLOSED' | 'LOCK_NOT_ACQUIRED'
@@ -88,6 +89,8 @@ export class ResourceExhaustedError extends KahunaError {}
 export class UnauthenticatedError extends KahunaError {}
 /** The token's role or prefix does not allow this call. */
 export class PermissionDeniedError extends KahunaError {}
+/** A retried call had been applied by an earlier attempt whose answer was too large for the server to keep: read the state to see its effect. */
+export class AlreadyAppliedError extends KahunaError {}
 /** The call's AbortSignal aborted; the native call was cancelled. `cause` is the signal's reason. */
 export class AbortError extends KahunaError {}
 /** The client was closed. */
@@ -117,6 +120,7 @@ export const ERROR_CLASSES: Readonly<Record<CoreErrorCode | PackageErrorCode, ty
   RESOURCE_EXHAUSTED: ResourceExhaustedError,
   UNAUTHENTICATED: UnauthenticatedError,
   PERMISSION_DENIED: PermissionDeniedError,
+  ALREADY_APPLIED: AlreadyAppliedError,
   ABORTED: AbortError,
   CLOSED: ClientClosedError,
   LOCK_NOT_ACQUIRED: LockNotAcquiredError,

@@ -17,7 +17,7 @@ struct Properties {
 
 impl ErrorKind {
     /// Every kind, in number order.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::Ok,
         ErrorKind::InvalidArgument,
         ErrorKind::Fenced,
@@ -40,6 +40,7 @@ impl ErrorKind {
         ErrorKind::ResourceExhausted,
         ErrorKind::Unauthenticated,
         ErrorKind::PermissionDenied,
+        ErrorKind::AlreadyApplied,
     ];
 
     fn properties(self) -> Properties {
@@ -67,6 +68,7 @@ impl ErrorKind {
             K::ResourceExhausted => (Code::ResourceExhausted, false, true),
             K::Unauthenticated => (Code::Unauthenticated, false, true),
             K::PermissionDenied => (Code::PermissionDenied, false, true),
+            K::AlreadyApplied => (Code::AlreadyExists, false, false),
         };
         Properties {
             code,

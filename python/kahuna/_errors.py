@@ -97,6 +97,11 @@ class PermissionDeniedError(KahunaError):
     """The client's role does not allow this request, or not on this name."""
 
 
+class AlreadyAppliedError(KahunaError):
+    """A retried request had been applied by an earlier attempt, whose answer was too
+    large for the server to keep: it was applied once; read the state to see its effect."""
+
+
 #: The one table from a core error code to its exception class.
 ERRORS: Dict[str, Type[KahunaError]] = {
     "INVALID_ARGUMENT": InvalidArgumentError,
@@ -116,6 +121,7 @@ ERRORS: Dict[str, Type[KahunaError]] = {
     "SEQUENCE_EXHAUSTED": SequenceExhaustedError,
     "UNAUTHENTICATED": UnauthenticatedError,
     "PERMISSION_DENIED": PermissionDeniedError,
+    "ALREADY_APPLIED": AlreadyAppliedError,
 }
 
 

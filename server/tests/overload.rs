@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::kv_client::KvClient;
+use kahuna_proto::v1::{txn_op, RequestId, TxnGet, TxnOp, TxnRequest, TxnSet};
 use kahuna_testkit::*;
 use tonic::Code;
 
@@ -122,4 +123,80 @@ async fn a_flood_without_quorum_fails_within_the_request_timeout_and_the_cluster
         "FLOOD recovery: serving writes again {:?} after the followers resumed",
         recovered.elapsed()
     );
+}
+
+fn request_id(client: &str, id: u64) -> Option<RequestId> {
+    Some(RequestId {
+        client_id: client.as_bytes().to_vec(),
+        request_id: id,
+    })
+}
+
+/// Issue 18's dedupe attack, scaled down: transactions of 127 gets of a 256 KiB key,
+/// each from its own client id. The dedupe table keeps none of those answers (before,
+/// every member kept all of them: 32 MiB each), so the leader's RSS stays put; a
+/// retry is told the transaction was applied (ALREADY_APPLIED) and is not applied
+/// again; a retried set still gets its whole answer back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_answers_are_not_kept_for_retries_and_a_retry_is_told_it_was_applied() {
+    let c = Cluster::start(1, "memory", &[]).await;
+    let leader = c.wait_leader(WAIT).await;
+    let mut kv = KvClient::new(c.channel(leader)).max_decoding_message_size(usize::MAX);
+    let value = vec![b'v'; 256 * 1024];
+    let mut set = set_req("big", "");
+    set.value = value.clone();
+    set.request_id = request_id("setter", 1);
+    let first = kv.set(set.clone()).await.expect("set").into_inner();
+    let again = kv.set(set).await.expect("retried set").into_inner();
+    assert_eq!(first.kv.as_ref().map(|k| &k.value), Some(&value));
+    assert_eq!(
+        again.kv, first.kv,
+        "a retried set gets its first answer, value included"
+    );
+
+    let txn = |client: &str| TxnRequest {
+        then: (0..127)
+            .map(|_| TxnOp {
+                op: Some(txn_op::Op::Get(TxnGet { key: b"big".to_vec() })),
+            })
+            .chain(std::iter::once(TxnOp {
+                op: Some(txn_op::Op::Set(TxnSet {
+                    key: format!("count/{client}").into_bytes(),
+                    value: b"1".to_vec(),
+                    ..TxnSet::default()
+                })),
+            }))
+            .collect(),
+        request_id: request_id(client, 1),
+        ..TxnRequest::default()
+    };
+    // Warm up allocator pools with one transaction, then measure twenty.
+    kv.txn(txn("warm")).await.expect("txn");
+    let rss_before = c.rss_bytes(leader).expect("RSS");
+    for i in 0..20 {
+        let r = kv.txn(txn(&format!("c{i}"))).await.expect("txn").into_inner();
+        assert_eq!(r.results.len(), 128);
+        assert_eq!(r.results[0].kv.as_ref().map(|k| k.value.len()), Some(value.len()));
+    }
+    let rss_after = c.rss_bytes(leader).expect("RSS");
+    let growth = rss_after.saturating_sub(rss_before);
+    println!(
+        "DEDUPE 20 transactions of 127 gets of a 256 KiB key (32 MiB answers): leader RSS {:.1} MiB before, \
+         {:.1} MiB after (+{:.1} MiB; keeping the answers would add 635 MiB)",
+        mib(rss_before),
+        mib(rss_after),
+        mib(growth)
+    );
+    assert!(growth < 128 << 20, "RSS grew by {:.1} MiB", mib(growth));
+
+    let retry = kv.txn(txn("c3")).await.expect_err("a retry of a large answer");
+    assert_eq!(retry.code(), Code::AlreadyExists, "{retry:?}");
+    assert_eq!(
+        retry.metadata().get("kahuna-error").and_then(|v| v.to_str().ok()),
+        Some("ALREADY_APPLIED")
+    );
+    assert!(retry.message().contains("applied"), "{}", retry.message());
+    // Applied once: the transaction's own set is at version 1, not 2.
+    let count = kv.get(get_req("count/c3")).await.expect("get").into_inner();
+    assert_eq!(count.kv.map(|k| k.version), Some(1));
 }

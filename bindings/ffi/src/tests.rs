@@ -387,6 +387,7 @@ fn core_errors_map_to_their_status() {
         Error::ResourceExhausted("x".into()),
         Error::Unauthenticated("x".into()),
         Error::PermissionDenied("x".into()),
+        Error::AlreadyApplied("x".into()),
         Error::Unavailable("x".into()),
         Error::Timeout {
             elapsed: Duration::from_secs(1),
@@ -428,6 +429,7 @@ fn core_errors_map_to_their_status() {
         (ErrorKind::ResourceExhausted, KAHUNA_STATUS_RESOURCE_EXHAUSTED),
         (ErrorKind::Unauthenticated, KAHUNA_STATUS_UNAUTHENTICATED),
         (ErrorKind::PermissionDenied, KAHUNA_STATUS_PERMISSION_DENIED),
+        (ErrorKind::AlreadyApplied, KAHUNA_STATUS_ALREADY_APPLIED),
     ];
     assert_eq!(statuses.len(), ErrorKind::ALL.len());
     for (kind, status) in statuses {

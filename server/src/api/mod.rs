@@ -139,6 +139,7 @@ impl Api {
         request: Option<(String, u64)>,
     ) -> Result<Proposed, Status> {
         let time_ms = self.node.clock.now_ms();
+        let request_id = request.as_ref().map_or(0, |(_, id)| *id);
         let cmd = Command {
             time_ms,
             request,
@@ -169,6 +170,18 @@ impl Api {
                     return Err(errors::invalid(
                         "request_id was already used by this client_id for a different request; \
                          nothing was applied (a retry must repeat the same request, a new request needs a new id)",
+                    ));
+                }
+                if outcome.reply == Reply::AnswerNotKept {
+                    return Err(errors::status(
+                        ErrorKind::AlreadyApplied,
+                        format!(
+                            "this request (request_id {}) was applied by an earlier attempt; its answer was larger than \
+                             the server keeps for retries ({} bytes per answer and per client), so read the state to \
+                             see its effect; it was not applied again",
+                            request_id,
+                            crate::sm::dedupe::MAX_CLIENT_ANSWER_BYTES
+                        ),
                     ));
                 }
                 let mut header = self.node.header();

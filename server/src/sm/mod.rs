@@ -7,7 +7,7 @@
 //! applied command takes the next revision, so revisions (and the fencing tokens
 //! made from them) increase by one per command, in log order.
 
-mod dedupe;
+pub mod dedupe;
 mod kv;
 pub mod locks;
 pub mod sequences;
@@ -143,6 +143,15 @@ pub enum Reply {
     /// The `(client_id, request_id)` was first used for a different request (another
     /// operation or other arguments): nothing was applied.
     RequestReused,
+    /// A retry of a request applied earlier whose answer was not kept (it was larger
+    /// than the dedupe table keeps per answer, or its client's answers outgrew their
+    /// budget): applied once, not again.
+    AnswerNotKept,
+    /// Kept by the dedupe table for a set that succeeded: the key as written without
+    /// its value, which the retry carries (see `dedupe`). Never leaves the table.
+    WrittenAsSent {
+        kv: KeyValue,
+    },
 }
 
 /// All replicated application state, snapshotted as a whole.
@@ -188,7 +197,7 @@ impl StateMachine {
         }
         let digest = cmd.request.as_ref().map(|_| dedupe::digest(cmd));
         if let (Some((client, request_id)), Some(digest)) = (&cmd.request, digest) {
-            match self.dedupe.lookup(client, *request_id, digest) {
+            match self.dedupe.lookup(client, *request_id, digest, &cmd.op) {
                 Some(Ok(reply)) => return reply,
                 Some(Err(dedupe::Mismatch)) => return Reply::RequestReused,
                 None => {}
@@ -202,7 +211,7 @@ impl StateMachine {
         };
         self.kv.prune_history(revision);
         if let (Some((client, request_id)), Some(digest)) = (&cmd.request, digest) {
-            self.dedupe.record(client, *request_id, digest, now, &reply);
+            self.dedupe.record(client, *request_id, digest, now, &cmd.op, &reply);
         }
         reply
     }
