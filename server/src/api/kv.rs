@@ -369,7 +369,7 @@ impl Kv for Api {
             .read(r.consistency, |st, _| {
                 Ok((
                     st.sm.kv.history(&r.key, limit, limits::MAX_PAGE_BYTES),
-                    sm::retained_from(st.revision()),
+                    st.sm.kv.retained_from(st.revision()),
                 ))
             })
             .await?;

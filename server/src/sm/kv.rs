@@ -8,6 +8,11 @@ use super::{Conditions, DeleteOp, Reply, SetOp};
 
 /// Changes older than this many revisions are dropped from the history.
 pub const HISTORY_RETENTION_REVISIONS: u64 = 10_000;
+/// Bytes of keys and values the retained history may hold: each change keeps a copy
+/// of the key as it was, so 10,000 changes of 1 MiB values would hold 10 GB on every
+/// member. Past this the oldest changes are dropped, and reads before them are
+/// COMPACTED, as for the revision window.
+pub const MAX_HISTORY_BYTES: u64 = 256 << 20;
 
 /// A key as clients see it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -78,6 +83,14 @@ pub struct KvStore {
     history: BTreeMap<Vec<u8>, VecDeque<Event>>,
     /// Every retained change in revision order, to prune the oldest first.
     history_order: VecDeque<(u64, Vec<u8>)>,
+    /// Bytes of keys and values in `history` (bounded by [`MAX_HISTORY_BYTES`]).
+    history_bytes: u64,
+    /// The first revision whose changes are all retained after pruning by bytes.
+    history_floor: u64,
+}
+
+fn event_bytes(e: &Event) -> u64 {
+    (e.kv.key.len() + e.kv.value.len()) as u64
 }
 
 fn expiry_at(now_ms: u64, ttl_ms: u64) -> u64 {
@@ -234,29 +247,48 @@ impl KvStore {
 
     fn record(&mut self, kind: EventKind, revision: u64, kv: KeyValue) {
         self.history_order.push_back((revision, kv.key.clone()));
-        self.history
-            .entry(kv.key.clone())
-            .or_default()
-            .push_back(Event { kind, revision, kv });
+        let event = Event { kind, revision, kv };
+        self.history_bytes += event_bytes(&event);
+        self.history.entry(event.kv.key.clone()).or_default().push_back(event);
     }
 
-    /// Drops changes that fell out of the retention window once `revision` is applied.
+    /// Drops changes that fell out of the retention window once `revision` is applied,
+    /// and the oldest ones while the history holds more than [`MAX_HISTORY_BYTES`].
     pub fn prune_history(&mut self, revision: u64) {
         let keep_from = retained_from(revision);
         while let Some((rev, _)) = self.history_order.front() {
-            if *rev >= keep_from {
+            let rev = *rev;
+            let over = self.history_bytes > MAX_HISTORY_BYTES;
+            if rev >= keep_from && !over {
                 break;
             }
             let Some((_, key)) = self.history_order.pop_front() else {
                 break;
             };
             if let Some(events) = self.history.get_mut(&key) {
-                events.pop_front();
+                if let Some(e) = events.pop_front() {
+                    self.history_bytes = self.history_bytes.saturating_sub(event_bytes(&e));
+                }
                 if events.is_empty() {
                     self.history.remove(&key);
                 }
             }
+            if over {
+                self.history_floor = self.history_floor.max(rev + 1);
+            }
         }
+    }
+
+    /// The first revision a read at a past revision can be answered for, once
+    /// `applied` is the latest: the revision window, or later where changes were
+    /// dropped for their size.
+    pub fn retained_from(&self, applied: u64) -> u64 {
+        retained_from(applied).max(self.history_floor)
+    }
+
+    /// Bytes of keys and values in the retained history.
+    pub fn history_bytes(&self) -> u64 {
+        self.history_bytes
     }
 
     /// The retained changes of `key`, oldest first: the newest `limit` of them, fewer
@@ -286,7 +318,7 @@ impl KvStore {
         key: &[u8],
         at_revision: u64,
     ) -> Result<Option<KeyValue>, HistoryError> {
-        let retained = retained_from(applied);
+        let retained = self.retained_from(applied);
         if at_revision >= applied {
             return Ok(self.get(now_ms, key));
         }
@@ -515,6 +547,28 @@ mod tests {
                 retained_from: retained_from(n)
             })
         );
+    }
+
+    /// Issue 18: 300 changes of a 1 MiB value would keep 300 MiB of history.
+    #[test]
+    fn history_is_bounded_by_bytes_and_reads_before_it_are_compacted() {
+        let mut kv = KvStore::default();
+        let big = "v".repeat(1 << 20);
+        let n = 300;
+        for rev in 1..=n {
+            put(&mut kv, rev, 0, "a", &big, 0);
+            kv.prune_history(rev);
+            assert!(kv.history_bytes() <= MAX_HISTORY_BYTES, "{} at {rev}", kv.history_bytes());
+        }
+        let h = kv.history(b"a", usize::MAX, usize::MAX);
+        let oldest = h.first().map(|e| e.revision).unwrap_or_default();
+        assert!(oldest > 1 && h.last().map(|e| e.revision) == Some(n), "oldest retained {oldest}");
+        assert_eq!(kv.retained_from(n), oldest);
+        assert_eq!(
+            kv.get_at(n, 0, b"a", oldest - 1),
+            Err(HistoryError::Compacted { retained_from: oldest })
+        );
+        assert_eq!(kv.get_at(n, 0, b"a", oldest).map(|k| k.map(|k| k.mod_revision)), Ok(Some(oldest)));
     }
 
     #[test]
