@@ -332,7 +332,7 @@ impl Kv for Api {
             Some(r.page_token.as_slice())
         };
         let scan = |kv: &sm::KvStore, now| kv.scan(now, &r.prefix, after, limit, limits::MAX_PAGE_BYTES, r.keys_only);
-        let ((kvs, more), header) = match durability(r.durability)? {
+        let ((kvs, next), header) = match durability(r.durability)? {
             Durability::Persistent => self.read(r.consistency, |st, now| Ok(scan(&st.sm.kv, now))).await?,
             Durability::Ephemeral => {
                 let (page, header, _) = self
@@ -341,11 +341,7 @@ impl Kv for Api {
                 (page, header)
             }
         };
-        let next_page_token = if more {
-            kvs.last().map(|k| k.key.clone()).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let next_page_token = next.unwrap_or_default();
         Ok(Response::new(pb::ScanResponse {
             header: Some(header),
             kvs: kvs.into_iter().map(to_pb).collect(),

@@ -12,8 +12,10 @@ pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_TTL_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 pub const DEFAULT_SCAN_LIMIT: u32 = 100;
 pub const MAX_SCAN_LIMIT: u32 = 1000;
-/// A scan or history page stops early once its values reach this many bytes.
-pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// A scan or history page stops early once its encoded keys, values and framing would
+/// pass this many bytes: below the clients' 4 MiB receive limit, with room for the
+/// response's header.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
 pub const MAX_CLIENT_ID_BYTES: usize = 128;

@@ -13,6 +13,12 @@ pub const HISTORY_RETENTION_REVISIONS: u64 = 10_000;
 /// member. Past this the oldest changes are dropped, and reads before them are
 /// COMPACTED, as for the revision window.
 pub const MAX_HISTORY_BYTES: u64 = 256 << 20;
+/// Entries one scan page may look at, live or expired but not yet swept: the work a
+/// page does under the state's read lock.
+pub const MAX_SCAN_EXAMINED: usize = 10_000;
+/// What a key/value costs in a response besides its key and value bytes (revisions,
+/// version, expiry, field tags and lengths), rounded up.
+pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// A key as clients see it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -292,7 +298,7 @@ impl KvStore {
     }
 
     /// The retained changes of `key`, oldest first: the newest `limit` of them, fewer
-    /// if their values pass `max_bytes`.
+    /// once their encoded size (key, value and framing of each) would pass `max_bytes`.
     pub fn history(&self, key: &[u8], limit: usize, max_bytes: usize) -> Vec<Event> {
         let Some(events) = self.history.get(key) else {
             return Vec::new();
@@ -300,7 +306,7 @@ impl KvStore {
         let mut out = Vec::new();
         let mut bytes = 0;
         for e in events.iter().rev().take(limit) {
-            bytes += e.kv.value.len();
+            bytes += e.kv.key.len() + e.kv.value.len() + ENTRY_OVERHEAD_BYTES;
             if bytes > max_bytes && !out.is_empty() {
                 break;
             }
@@ -356,7 +362,11 @@ impl KvStore {
     }
 
     /// Live keys starting with `prefix` and after `after` (exclusive), in key order: at
-    /// most `limit`, fewer if their values pass `max_bytes`. Also says whether more follow.
+    /// most `limit`, fewer once their encoded size (keys, values and per-entry framing)
+    /// would pass `max_bytes`, and fewer when [`MAX_SCAN_EXAMINED`] entries (expired ones
+    /// not yet swept included) were looked at. Returns the page and, when more may follow,
+    /// the key to continue after: the last one examined, which may be an expired one
+    /// past the last returned, so the next page does not walk them again.
     pub fn scan(
         &self,
         now_ms: u64,
@@ -365,34 +375,37 @@ impl KvStore {
         limit: usize,
         max_bytes: usize,
         keys_only: bool,
-    ) -> (Vec<KeyValue>, bool) {
+    ) -> (Vec<KeyValue>, Option<Vec<u8>>) {
         use std::ops::Bound;
         let start = match after {
             Some(a) => Bound::Excluded(a.to_vec()),
             None => Bound::Included(prefix.to_vec()),
         };
         let mut out = Vec::new();
-        let mut more = false;
         let mut bytes = 0;
-        for (key, stored) in self.keys.range((start, Bound::Unbounded)) {
+        let mut last_examined: Option<&[u8]> = None;
+        for (examined, (key, stored)) in self.keys.range((start, Bound::Unbounded)).enumerate() {
             if !key.starts_with(prefix) {
-                break;
+                return (out, None);
             }
-            if !stored.live(now_ms) {
-                continue;
+            if out.len() == limit || examined == MAX_SCAN_EXAMINED {
+                return (out, last_examined.map(<[u8]>::to_vec));
             }
-            bytes += if keys_only { 0 } else { stored.value.len() };
-            if out.len() == limit || (bytes > max_bytes && !out.is_empty()) {
-                more = true;
-                break;
+            if stored.live(now_ms) {
+                let size = key.len() + if keys_only { 0 } else { stored.value.len() } + ENTRY_OVERHEAD_BYTES;
+                if bytes + size > max_bytes && !out.is_empty() {
+                    return (out, last_examined.map(<[u8]>::to_vec));
+                }
+                bytes += size;
+                let mut kv = stored.to_kv(key);
+                if keys_only {
+                    kv.value.clear();
+                }
+                out.push(kv);
             }
-            let mut kv = stored.to_kv(key);
-            if keys_only {
-                kv.value.clear();
-            }
-            out.push(kv);
+            last_examined = Some(key);
         }
-        (out, more)
+        (out, None)
     }
 }
 
@@ -558,17 +571,27 @@ mod tests {
         for rev in 1..=n {
             put(&mut kv, rev, 0, "a", &big, 0);
             kv.prune_history(rev);
-            assert!(kv.history_bytes() <= MAX_HISTORY_BYTES, "{} at {rev}", kv.history_bytes());
+            assert!(
+                kv.history_bytes() <= MAX_HISTORY_BYTES,
+                "{} at {rev}",
+                kv.history_bytes()
+            );
         }
         let h = kv.history(b"a", usize::MAX, usize::MAX);
         let oldest = h.first().map(|e| e.revision).unwrap_or_default();
-        assert!(oldest > 1 && h.last().map(|e| e.revision) == Some(n), "oldest retained {oldest}");
+        assert!(
+            oldest > 1 && h.last().map(|e| e.revision) == Some(n),
+            "oldest retained {oldest}"
+        );
         assert_eq!(kv.retained_from(n), oldest);
         assert_eq!(
             kv.get_at(n, 0, b"a", oldest - 1),
             Err(HistoryError::Compacted { retained_from: oldest })
         );
-        assert_eq!(kv.get_at(n, 0, b"a", oldest).map(|k| k.map(|k| k.mod_revision)), Ok(Some(oldest)));
+        assert_eq!(
+            kv.get_at(n, 0, b"a", oldest).map(|k| k.map(|k| k.mod_revision)),
+            Ok(Some(oldest))
+        );
     }
 
     #[test]
@@ -577,15 +600,57 @@ mod tests {
         for (i, k) in ["a/1", "a/2", "a/3", "b/1"].iter().enumerate() {
             put(&mut kv, i as u64 + 1, 0, k, "v", 0);
         }
-        let (page, more) = kv.scan(0, b"a/", None, 2, usize::MAX, false);
-        assert!(more);
+        let (page, next) = kv.scan(0, b"a/", None, 2, usize::MAX, false);
+        assert_eq!(next, Some(b"a/2".to_vec()));
         assert_eq!(
             page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
             vec![b"a/1".to_vec(), b"a/2".to_vec()]
         );
-        let (page, more) = kv.scan(0, b"a/", Some(b"a/2"), 2, usize::MAX, true);
-        assert!(!more);
+        let (page, next) = kv.scan(0, b"a/", Some(b"a/2"), 2, usize::MAX, true);
+        assert_eq!(next, None);
         assert_eq!(page.len(), 1);
         assert!(page[0].value.is_empty());
+    }
+
+    /// Issue 18: keys count toward a page's size, so 1,000 keys of 4 KiB (4 MiB of keys)
+    /// do not make a page larger than the clients' 4 MiB receive limit.
+    #[test]
+    fn a_scan_page_is_bounded_by_encoded_size_keys_included() {
+        let mut kv = KvStore::default();
+        for i in 0..1000u64 {
+            let key = format!("p/{i:04}/{}", "k".repeat(4000));
+            put(&mut kv, i + 1, 0, &key, "v", 0);
+        }
+        let max = 3 << 20;
+        let (page, next) = kv.scan(0, b"p/", None, 1000, max, true);
+        let size: usize = page.iter().map(|k| k.key.len() + ENTRY_OVERHEAD_BYTES).sum();
+        assert!(size <= max && page.len() < 1000, "{} entries, {size} bytes", page.len());
+        assert_eq!(next.as_deref(), page.last().map(|k| k.key.as_slice()));
+        let (rest, next) = kv.scan(0, b"p/", next.as_deref(), 1000, max, true);
+        assert_eq!(page.len() + rest.len(), 1000);
+        assert_eq!(next, None);
+    }
+
+    /// Expired keys not yet swept cost work but are not returned: a page stops after
+    /// MAX_SCAN_EXAMINED of them and hands back a token past them, so paging makes
+    /// progress and every live key is still found.
+    #[test]
+    fn a_scan_page_does_bounded_work_over_expired_keys() {
+        let mut kv = KvStore::default();
+        let dead = MAX_SCAN_EXAMINED as u64 + 500;
+        for i in 0..dead {
+            put(&mut kv, i + 1, 0, &format!("e/{i:06}"), "v", 10);
+        }
+        put(&mut kv, dead + 1, 0, "e/zz-live", "v", 0);
+        let (page, next) = kv.scan(100, b"e/", None, 10, usize::MAX, false);
+        assert!(page.is_empty());
+        let token = next.expect("a token past the examined expired keys");
+        assert_eq!(token, format!("e/{:06}", MAX_SCAN_EXAMINED - 1).into_bytes());
+        let (page, next) = kv.scan(100, b"e/", Some(&token), 10, usize::MAX, false);
+        assert_eq!(
+            page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
+            vec![b"e/zz-live".to_vec()]
+        );
+        assert_eq!(next, None);
     }
 }
