@@ -66,6 +66,60 @@ pub struct ClusterStatus {
     pub snapshot_index: u64,
     /// Storage engine.
     pub storage: String,
+    /// What the member holds against its caps.
+    pub usage: Usage,
+}
+
+/// What a member holds (as applied there) against the caps of its flags: a write that
+/// would add an item past its cap is refused with RESOURCE_EXHAUSTED.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Keys (expired ones not yet swept included).
+    pub keys: u64,
+    /// The cap on keys (`--max-keys`).
+    pub max_keys: u64,
+    /// Persistent locks.
+    pub locks: u64,
+    /// The cap on persistent locks (`--max-locks`).
+    pub max_locks: u64,
+    /// Sequences.
+    pub sequences: u64,
+    /// The cap on sequences (`--max-sequences`).
+    pub max_sequences: u64,
+    /// Ephemeral keys and locks (the leader's; 0 on other members).
+    pub ephemeral_entries: u64,
+    /// The cap on ephemeral entries (`--max-ephemeral-entries`).
+    pub max_ephemeral_entries: u64,
+    /// Bytes of keys and values in the retained history.
+    pub history_bytes: u64,
+    /// The bound on the history's bytes.
+    pub max_history_bytes: u64,
+    /// Clients the dedupe table remembers.
+    pub dedupe_clients: u64,
+    /// Bytes of answers the dedupe table keeps.
+    pub dedupe_answer_bytes: u64,
+    /// Commands waiting for the next log entry (the leader's).
+    pub queued_proposals: u64,
+}
+
+impl Usage {
+    fn from_pb(u: pb::Usage) -> Usage {
+        Usage {
+            keys: u.keys,
+            max_keys: u.max_keys,
+            locks: u.locks,
+            max_locks: u.max_locks,
+            sequences: u.sequences,
+            max_sequences: u.max_sequences,
+            ephemeral_entries: u.ephemeral_entries,
+            max_ephemeral_entries: u.max_ephemeral_entries,
+            history_bytes: u.history_bytes,
+            max_history_bytes: u.max_history_bytes,
+            dedupe_clients: u.dedupe_clients,
+            dedupe_answer_bytes: u.dedupe_answer_bytes,
+            queued_proposals: u.queued_proposals,
+        }
+    }
 }
 
 impl ClusterStatus {
@@ -81,6 +135,7 @@ impl ClusterStatus {
             last_log_index: s.last_log_index,
             snapshot_index: s.snapshot_index,
             storage: s.storage,
+            usage: s.usage.map(Usage::from_pb).unwrap_or_default(),
         }
     }
 }

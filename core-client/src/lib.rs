@@ -46,7 +46,7 @@ mod ttl;
 mod txn;
 
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
-pub use cluster::{ClusterStatus, Member};
+pub use cluster::{ClusterStatus, Member, Usage};
 pub use error::{Error, ErrorKind, Result};
 /// TLS settings of [`ClientOptions::tls`].
 pub use kahuna_proto::tls::{fingerprint, parse_pin, ClientTls, ServerTrust};

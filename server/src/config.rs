@@ -79,6 +79,24 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_streams_per_connection: u32,
 
+    /// Most keys the cluster holds (expired ones not yet swept included); a write that
+    /// would create one more is refused with RESOURCE_EXHAUSTED. About 400 bytes of
+    /// memory per key on every member besides its key and value (docs/limits).
+    #[arg(long, env = "KAHUNA_MAX_KEYS", default_value_t = 10_000_000)]
+    pub max_keys: usize,
+
+    /// Most persistent locks the cluster holds (held, or expired and not yet swept).
+    #[arg(long, env = "KAHUNA_MAX_LOCKS", default_value_t = 1_000_000)]
+    pub max_locks: usize,
+
+    /// Most sequences the cluster holds (a sequence is kept once it handed out an id).
+    #[arg(long, env = "KAHUNA_MAX_SEQUENCES", default_value_t = 1_000_000)]
+    pub max_sequences: usize,
+
+    /// Most ephemeral keys and locks together, held in the leader's memory.
+    #[arg(long, env = "KAHUNA_MAX_EPHEMERAL_ENTRIES", default_value_t = 1_000_000)]
+    pub max_ephemeral_entries: usize,
+
     /// TEST ONLY, debug builds only: answer linearizable reads from the local state
     /// machine without a read-index or forwarding. Unsafe by design; it exists so the
     /// fault-injection checkers can prove they catch stale reads.

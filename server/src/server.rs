@@ -300,6 +300,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             idempotency_window: Duration::from_millis(config.idempotency_window_ms),
             forward: client_tls.is_none(),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            caps: crate::api::capacity::Caps {
+                keys: config.max_keys,
+                locks: config.max_locks,
+                sequences: config.max_sequences,
+                ephemeral: config.max_ephemeral_entries,
+            },
         },
         transport,
     ));

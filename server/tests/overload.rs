@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::kv_client::KvClient;
-use kahuna_proto::v1::{txn_op, RequestId, TxnGet, TxnOp, TxnRequest, TxnSet};
+use kahuna_proto::v1::{
+    txn_op, Durability, NextRequest, RequestId, StatusRequest, TryLockRequest, TxnGet, TxnOp, TxnRequest, TxnSet,
+};
 use kahuna_testkit::*;
 use tonic::Code;
 
@@ -199,4 +201,136 @@ async fn large_answers_are_not_kept_for_retries_and_a_retry_is_told_it_was_appli
     // Applied once: the transaction's own set is at version 1, not 2.
     let count = kv.get(get_req("count/c3")).await.expect("get").into_inner();
     assert_eq!(count.kv.map(|k| k.version), Some(1));
+}
+
+fn kind(s: &tonic::Status) -> &str {
+    s.metadata()
+        .get("kahuna-error")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn assert_full(r: Result<impl std::fmt::Debug, tonic::Status>, flag: &str) {
+    let s = r.expect_err("past the cap");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert_eq!(kind(&s), "RESOURCE_EXHAUSTED");
+    assert!(s.message().contains(flag), "{}", s.message());
+}
+
+/// Keys, locks, sequences and ephemeral entries are capped: what would add one past
+/// its cap is refused with RESOURCE_EXHAUSTED naming the flag, changing what exists is
+/// not, removing makes room again, and `cluster status` reports the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_capped_and_reported() {
+    let c = Cluster::start(
+        1,
+        "memory",
+        &[
+            "--max-keys",
+            "3",
+            "--max-locks",
+            "2",
+            "--max-sequences",
+            "2",
+            "--max-ephemeral-entries",
+            "2",
+        ],
+    )
+    .await;
+    let leader = c.wait_leader(WAIT).await;
+    let mut kv = c.kv(leader).await;
+    for k in ["a", "b", "c"] {
+        kv.set(set_req(k, "1")).await.expect("under the cap");
+    }
+    assert_full(kv.set(set_req("d", "1")).await, "--max-keys");
+    kv.set(set_req("a", "2")).await.expect("overwriting an existing key");
+    let creates = TxnRequest {
+        then: vec![TxnOp {
+            op: Some(txn_op::Op::Set(TxnSet {
+                key: b"d".to_vec(),
+                value: b"1".to_vec(),
+                ..TxnSet::default()
+            })),
+        }],
+        ..TxnRequest::default()
+    };
+    assert_full(kv.txn(creates.clone()).await, "--max-keys");
+    kv.delete(kahuna_proto::v1::DeleteRequest {
+        key: b"c".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .expect("delete");
+    kv.txn(creates).await.expect("room again after a delete");
+
+    let mut locks = c.locks(leader).await;
+    let lock = |resource: &str, durability: Durability| TryLockRequest {
+        resource: resource.as_bytes().to_vec(),
+        owner: b"me".to_vec(),
+        ttl_ms: 10_000,
+        durability: durability as i32,
+        ..Default::default()
+    };
+    for r in ["l1", "l2"] {
+        assert!(
+            locks
+                .try_lock(lock(r, Durability::Persistent))
+                .await
+                .expect("lock")
+                .into_inner()
+                .acquired
+        );
+    }
+    assert_full(locks.try_lock(lock("l3", Durability::Persistent)).await, "--max-locks");
+    locks
+        .try_lock(lock("l1", Durability::Persistent))
+        .await
+        .expect("relocking a held lock");
+
+    let mut seqs = c.sequences(leader).await;
+    let next = |name: &str| NextRequest {
+        name: name.as_bytes().to_vec(),
+        count: 1,
+        ..Default::default()
+    };
+    seqs.next(next("s1")).await.expect("s1");
+    seqs.next(next("s2")).await.expect("s2");
+    assert_full(seqs.next(next("s3")).await, "--max-sequences");
+    seqs.next(next("s1")).await.expect("an existing sequence");
+
+    // Ephemeral locks wait out the new leader's grace period before the first grant.
+    retry(WAIT, || async {
+        let mut locks = c.locks(leader).await;
+        match locks.try_lock(lock("e1", Durability::Ephemeral)).await {
+            Ok(r) if r.get_ref().acquired => Ok(()),
+            Ok(_) => Err(tonic::Status::unavailable("not granted yet")),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    let mut eset = set_req("e/key", "1");
+    eset.durability = Durability::Ephemeral as i32;
+    eset.ttl_ms = 10_000;
+    kv.set(eset.clone()).await.expect("an ephemeral key");
+    eset.key = b"e/other".to_vec();
+    assert_full(kv.set(eset).await, "--max-ephemeral-entries");
+    assert_full(
+        locks.try_lock(lock("e2", Durability::Ephemeral)).await,
+        "--max-ephemeral-entries",
+    );
+
+    let usage = c
+        .admin(leader)
+        .await
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .usage
+        .expect("usage");
+    assert_eq!((usage.keys, usage.max_keys), (3, 3));
+    assert_eq!((usage.locks, usage.max_locks), (2, 2));
+    assert_eq!((usage.sequences, usage.max_sequences), (2, 2));
+    assert_eq!((usage.ephemeral_entries, usage.max_ephemeral_entries), (2, 2));
+    assert!(usage.history_bytes > 0 && usage.max_history_bytes > usage.history_bytes);
 }

@@ -325,6 +325,15 @@ fn status_json(s: &ClusterStatus) -> Value {
         "snapshot_index": s.snapshot_index,
         "storage": s.storage,
         "members": s.members.iter().map(member_json).collect::<Vec<_>>(),
+        "usage": {
+            "keys": s.usage.keys, "max_keys": s.usage.max_keys,
+            "locks": s.usage.locks, "max_locks": s.usage.max_locks,
+            "sequences": s.usage.sequences, "max_sequences": s.usage.max_sequences,
+            "ephemeral_entries": s.usage.ephemeral_entries, "max_ephemeral_entries": s.usage.max_ephemeral_entries,
+            "history_bytes": s.usage.history_bytes, "max_history_bytes": s.usage.max_history_bytes,
+            "dedupe_clients": s.usage.dedupe_clients, "dedupe_answer_bytes": s.usage.dedupe_answer_bytes,
+            "queued_proposals": s.usage.queued_proposals,
+        },
     })
 }
 
@@ -728,7 +737,9 @@ async fn cluster(client: &Client, out: &Out, cmd: ClusterCmd) -> anyhow::Result<
             let s = client.status().await?;
             out.emit(status_json(&s), || {
                 format!(
-                    "member {} is {}; leader {} term {}\ncommitted {} applied {} last log {} snapshot {} storage {}\n{}",
+                    "member {} is {}; leader {} term {}\ncommitted {} applied {} last log {} snapshot {} storage {}\n\
+                     holds keys {}/{} locks {}/{} sequences {}/{} ephemeral {}/{} history {}/{} bytes \
+                     dedupe {} clients {} bytes queued {}\n{}",
                     s.member_id,
                     s.state,
                     s.leader_id,
@@ -738,6 +749,19 @@ async fn cluster(client: &Client, out: &Out, cmd: ClusterCmd) -> anyhow::Result<
                     s.last_log_index,
                     s.snapshot_index,
                     s.storage,
+                    s.usage.keys,
+                    s.usage.max_keys,
+                    s.usage.locks,
+                    s.usage.max_locks,
+                    s.usage.sequences,
+                    s.usage.max_sequences,
+                    s.usage.ephemeral_entries,
+                    s.usage.max_ephemeral_entries,
+                    s.usage.history_bytes,
+                    s.usage.max_history_bytes,
+                    s.usage.dedupe_clients,
+                    s.usage.dedupe_answer_bytes,
+                    s.usage.queued_proposals,
                     members_human(&s.members)
                 )
             });

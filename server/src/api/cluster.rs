@@ -69,6 +69,7 @@ impl Cluster for Api {
             snapshot_index: m.snapshot.map_or(0, |l| l.index),
             state: state.into(),
             storage: self.node.storage.into(),
+            usage: Some(self.usage()?),
         }))
     }
 
@@ -123,5 +124,39 @@ impl Cluster for Api {
         Ok(Response::new(pb::TriggerSnapshotResponse {
             header: Some(self.node.header()),
         }))
+    }
+}
+
+impl Api {
+    /// What this member holds, against the caps (for `cluster status`).
+    fn usage(&self) -> Result<pb::Usage, Status> {
+        let n = |v: usize| v as u64;
+        let caps = self.node.caps;
+        let mut usage = {
+            let st = self
+                .node
+                .sm
+                .read()
+                .map_err(|e| super::errors::internal(e.to_string()))?;
+            pb::Usage {
+                keys: n(st.sm.kv.len()),
+                locks: n(st.sm.locks.len()),
+                sequences: n(st.sm.sequences.len()),
+                history_bytes: st.sm.kv.history_bytes(),
+                dedupe_clients: n(st.sm.dedupe.clients()),
+                dedupe_answer_bytes: st.sm.dedupe.answer_bytes(),
+                ..pb::Usage::default()
+            }
+        };
+        usage.max_keys = n(caps.keys);
+        usage.max_locks = n(caps.locks);
+        usage.max_sequences = n(caps.sequences);
+        usage.max_ephemeral_entries = n(caps.ephemeral);
+        usage.max_history_bytes = crate::sm::MAX_HISTORY_BYTES;
+        if self.node.is_leader() {
+            usage.ephemeral_entries = n(self.node.ephemeral.peek(|t| t.kv.len() + t.locks.len()).unwrap_or(0));
+            usage.queued_proposals = n(self.node.proposer.queued());
+        }
+        Ok(usage)
     }
 }

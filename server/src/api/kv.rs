@@ -7,6 +7,7 @@ use kahuna_proto::v1::Durability;
 use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
+use super::capacity::Item;
 use super::errors::{internal, invalid, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
@@ -156,11 +157,13 @@ impl Kv for Api {
             Durability::Persistent => {
                 let fence = self.log_fence(r.fence.as_ref())?;
                 let request = limits::request_id(r.request_id.as_ref())?;
+                self.admit(Item::Keys, |sm| (sm.kv.len(), usize::from(!sm.kv.contains(&op.key))))?;
                 let p = self.propose(Op::Set(op), fence, request).await?;
                 (p.reply, p.header)
             }
             Durability::Ephemeral => {
                 self.ephemeral_key_ttl(op.ttl_ms)?;
+                self.admit_ephemeral(|t| !t.kv.contains(&op.key))?;
                 self.ephemeral_write(r.fence.as_ref(), |kv, rev, now| kv.set(rev, now, &op))
                     .await?
             }
@@ -405,6 +408,7 @@ impl Kv for Api {
             otherwise: r.otherwise.into_iter().map(txn_step).collect::<Result<_, _>>()?,
         };
         let fence = self.log_fence(r.fence.as_ref())?;
+        self.admit(Item::Keys, |sm| (sm.kv.len(), txn.new_keys(&sm.kv)))?;
         let p = self
             .propose(Op::Txn(txn), fence, limits::request_id(r.request_id.as_ref())?)
             .await?;

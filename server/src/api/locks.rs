@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use std::time::Duration;
 
+use super::capacity::Item;
 use super::errors::{self, internal, RaftFailure};
 use super::limits;
 use super::{forward_unless_leader, Api};
@@ -155,6 +156,12 @@ impl Locks for Api {
         let r = req.into_inner();
         let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
         self.check_ttl(durability, r.ttl_ms)?;
+        match durability {
+            Durability::Persistent => self.admit(Item::Locks, |sm| {
+                (sm.locks.len(), usize::from(!sm.locks.contains(&r.resource)))
+            })?,
+            Durability::Ephemeral => self.admit_ephemeral(|t| !t.locks.contains(&r.resource))?,
+        }
         let op = Op::TryLock {
             resource: r.resource.clone(),
             owner: r.owner.clone(),

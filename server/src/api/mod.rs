@@ -1,6 +1,7 @@
 //! The client-facing gRPC services. Thin: validate and decode, route to the leader,
 //! propose or read, encode. Shared plumbing for all services lives here.
 
+pub mod capacity;
 pub mod cluster;
 pub mod errors;
 pub mod kv;
@@ -343,6 +344,33 @@ impl Api {
             })??;
         drop(applied);
         Ok((reply, self.node.header()))
+    }
+
+    /// Refuses a request that would add items past their cap (see `capacity`), judged
+    /// on the applied state: `count` gives the items held and those the request adds.
+    pub fn admit(
+        &self,
+        item: capacity::Item,
+        count: impl FnOnce(&crate::sm::StateMachine) -> (usize, usize),
+    ) -> Result<(), Status> {
+        let (held, adding) = {
+            let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+            count(&st.sm)
+        };
+        self.node.caps.admit(item, held, adding)
+    }
+
+    /// Like [`Api::admit`] for the ephemeral tier, whose keys and locks share one cap:
+    /// `new` says whether the request adds an entry to the tier.
+    pub fn admit_ephemeral(&self, new: impl FnOnce(&crate::ephemeral::Tier) -> bool) -> Result<(), Status> {
+        let counted = self
+            .node
+            .ephemeral
+            .peek(|t| (t.kv.len() + t.locks.len(), usize::from(new(t))));
+        match counted {
+            Some((held, adding)) => self.node.caps.admit(capacity::Item::Ephemeral, held, adding),
+            None => Ok(()),
+        }
     }
 
     /// Whether a read of this consistency has to be served by the leader.

@@ -6,6 +6,7 @@ use kahuna_proto::v1::sequences_server::Sequences;
 use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
+use super::capacity::Item;
 use super::errors::{internal, overloaded, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
@@ -33,6 +34,9 @@ impl Sequences for Api {
                 .to_owned(),
             )
         };
+        self.admit(Item::Sequences, |sm| {
+            (sm.sequences.len(), usize::from(!sm.sequences.contains(&name)))
+        })?;
         let op = Op::SeqNext {
             name: name.clone(),
             count: r.count,

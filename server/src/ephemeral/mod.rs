@@ -131,6 +131,13 @@ impl EphemeralTier {
         }
     }
 
+    /// Runs `f` on the current tier, whatever its term (for counting what it holds);
+    /// `None` before the first term or when the lock is poisoned.
+    pub fn peek<R>(&self, f: impl FnOnce(&Tier) -> R) -> Option<R> {
+        let guard = self.tier.lock().ok()?;
+        guard.as_ref().map(f)
+    }
+
     /// Runs `f` on the tier of `term` (the term leadership was just confirmed in).
     /// `None` when the lock is poisoned or the tier already belongs to a later term.
     pub fn with<R>(&self, term: u64, now_ms: u64, f: impl FnOnce(&mut Tier) -> R) -> Option<R> {

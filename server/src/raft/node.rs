@@ -13,6 +13,7 @@ use super::network::{peer_info, PeerTransport};
 use super::proposer::Proposer;
 use super::read_index::ReadIndex;
 use super::types::{NodeId, Raft};
+use crate::api::capacity::Caps;
 use crate::clock::Clock;
 use crate::ephemeral::EphemeralTier;
 use crate::store::StateMachineStore;
@@ -27,6 +28,8 @@ pub struct Limits {
     pub forward: bool,
     /// Longest a request waits in this member for a quorum (a commit or a read barrier).
     pub request_timeout: Duration,
+    /// How many keys, locks, sequences and ephemeral entries the cluster may hold.
+    pub caps: Caps,
 }
 
 pub struct Node {
@@ -43,6 +46,7 @@ pub struct Node {
     pub idempotency_window: Duration,
     pub unsafe_local_reads: bool,
     pub request_timeout: Duration,
+    pub caps: Caps,
     /// node id -> (peer address it was learned for, client address).
     client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
     /// client address -> channel, for forwarding to the leader.
@@ -89,6 +93,7 @@ impl Node {
             idempotency_window: limits.idempotency_window,
             unsafe_local_reads: limits.unsafe_local_reads,
             request_timeout: limits.request_timeout,
+            caps: limits.caps,
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
             ephemeral_open: RwLock::new(true),

@@ -122,8 +122,14 @@ impl KvStore {
         self.keys.get(key).filter(|s| s.live(now_ms))
     }
 
+    /// Keys stored, expired or not yet swept.
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Whether `key` is stored (live, or expired and not yet swept).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.keys.contains_key(key)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -204,6 +204,11 @@ impl LockTable {
         self.locks.is_empty()
     }
 
+    /// Whether `resource` has an entry (held, or expired and not yet swept).
+    pub fn contains(&self, resource: &[u8]) -> bool {
+        self.locks.contains_key(resource)
+    }
+
     pub fn next_expiry(&self) -> Option<u64> {
         self.expiry.first().map(|(at, _)| *at)
     }

@@ -16,7 +16,9 @@ pub mod txn;
 use serde::{Deserialize, Serialize};
 
 pub use dedupe::Dedupe;
-pub use kv::{retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, HISTORY_RETENTION_REVISIONS};
+pub use kv::{
+    retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, HISTORY_RETENTION_REVISIONS, MAX_HISTORY_BYTES,
+};
 pub use locks::{LockReply, LockTable, LockView, Refusal};
 pub use sequences::{Range, SeqRefusal, Sequences};
 

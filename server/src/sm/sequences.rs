@@ -49,6 +49,19 @@ pub struct Range {
 }
 
 impl Sequences {
+    /// Sequences that have handed out identifiers (they are never forgotten).
+    pub fn len(&self) -> usize {
+        self.next.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.next.contains_key(name)
+    }
+
     pub fn peek(&self, name: &str) -> u64 {
         self.next.get(name).copied().unwrap_or(1)
     }

@@ -49,6 +49,24 @@ pub struct Txn {
     pub otherwise: Vec<Step>,
 }
 
+impl Txn {
+    /// The most keys either branch would create in `kv` (distinct keys it sets that
+    /// are not stored).
+    pub fn new_keys(&self, kv: &KvStore) -> usize {
+        let creates = |steps: &[Step]| {
+            let keys: std::collections::BTreeSet<&[u8]> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Set { key, .. } if !kv.contains(key) => Some(key.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            keys.len()
+        };
+        creates(&self.then).max(creates(&self.otherwise))
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StepResult {
     pub succeeded: bool,

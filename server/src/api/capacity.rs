@@ -1,0 +1,96 @@
+//! Caps on how many things the cluster holds: keys, locks, sequences and entries of
+//! the ephemeral tier. Every member holds the whole state in memory, so these bound
+//! its memory the way the size limits in `limits` bound one request.
+//!
+//! Checked by the leader before it proposes (or, for the ephemeral tier, before it
+//! writes): a request that would add an item past its cap is refused with
+//! RESOURCE_EXHAUSTED and nothing is applied; changing what exists is always allowed.
+//! The check is not part of the replicated state machine, so members may be started
+//! with different caps (the leader's apply), and writes racing in one batch may pass a
+//! cap by at most that batch.
+
+use tonic::Status;
+
+use super::errors::full;
+
+/// The caps, from the server's flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub keys: usize,
+    pub locks: usize,
+    pub sequences: usize,
+    pub ephemeral: usize,
+}
+
+/// What a cap covers, for the message and the flag to raise it.
+#[derive(Clone, Copy, Debug)]
+pub enum Item {
+    Keys,
+    Locks,
+    Sequences,
+    Ephemeral,
+}
+
+impl Item {
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Item::Keys => ("keys", "--max-keys"),
+            Item::Locks => ("locks", "--max-locks"),
+            Item::Sequences => ("sequences", "--max-sequences"),
+            Item::Ephemeral => ("ephemeral keys and locks", "--max-ephemeral-entries"),
+        }
+    }
+}
+
+impl Caps {
+    fn cap(&self, item: Item) -> usize {
+        match item {
+            Item::Keys => self.keys,
+            Item::Locks => self.locks,
+            Item::Sequences => self.sequences,
+            Item::Ephemeral => self.ephemeral,
+        }
+    }
+
+    /// Admits a request that adds `adding` items to the `held` there are.
+    pub fn admit(&self, item: Item, held: usize, adding: usize) -> Result<(), Status> {
+        let cap = self.cap(item);
+        if adding == 0 || held.saturating_add(adding) <= cap {
+            return Ok(());
+        }
+        let (what, flag) = item.describe();
+        Err(full(format!(
+            "the cluster holds {held} {what} and this request would add {adding}; the limit is {cap} ({flag}): \
+             remove some, or raise the limit on every member"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_only_what_would_pass_the_cap_and_names_it() {
+        let caps = Caps {
+            keys: 10,
+            locks: 1,
+            sequences: 1,
+            ephemeral: 1,
+        };
+        assert!(caps.admit(Item::Keys, 9, 1).is_ok());
+        assert!(
+            caps.admit(Item::Keys, 10, 0).is_ok(),
+            "changing existing keys is allowed"
+        );
+        let e = caps.admit(Item::Keys, 10, 1).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.message().contains("limit is 10 (--max-keys)"), "{}", e.message());
+        assert!(caps.admit(Item::Keys, 5, 6).is_err());
+        assert!(caps
+            .admit(Item::Ephemeral, 1, 1)
+            .unwrap_err()
+            .message()
+            .contains("--max-ephemeral-entries"));
+    }
+}
