@@ -97,6 +97,12 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_MAX_EPHEMERAL_ENTRIES", default_value_t = 1_000_000)]
     pub max_ephemeral_entries: usize,
 
+    /// Client connections the client port holds open at once; more are closed as they
+    /// are accepted. Keep it below the process's open-file limit (`ulimit -n`).
+    #[arg(long, env = "KAHUNA_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
     /// TEST ONLY, debug builds only: answer linearizable reads from the local state
     /// machine without a read-index or forwarding. Unsafe by design; it exists so the
     /// fault-injection checkers can prove they catch stale reads.

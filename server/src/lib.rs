@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod ephemeral;
 pub mod raft;
 pub mod server;

@@ -26,6 +26,7 @@ use crate::api::limits::MAX_REQUEST_BYTES;
 use crate::api::Api;
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::connections;
 use crate::raft::cluster_id::{ClusterIdentity, Stored};
 use crate::raft::handoff::hand_off;
 use crate::raft::network::{peer_info, PeerNetwork, PeerTransport, MAX_PEER_MESSAGE_BYTES};
@@ -37,6 +38,8 @@ use crate::{store, sweeper};
 
 /// How long in-flight client requests may take to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
+/// Connections the peer port holds open at once: members keep one or two each.
+const MAX_PEER_CONNECTIONS: usize = 256;
 /// How long the Raft core may take to stop on shutdown.
 const RAFT_STOP: Duration = Duration::from_secs(5);
 /// How long each named member gets to answer the start-up probe.
@@ -332,10 +335,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
     let peer_router = Server::builder().add_service(peer);
     let mut peer_server = match peer_tls {
-        None => tokio::spawn(peer_router.serve_with_incoming_shutdown(plain(peer_listener), stopped(peer_stopping))),
-        Some(tls) => tokio::spawn(
-            peer_router.serve_with_incoming_shutdown(tls::incoming(peer_listener, tls), stopped(peer_stopping)),
-        ),
+        None => tokio::spawn(peer_router.serve_with_incoming_shutdown(
+            connections::limit(plain(peer_listener), MAX_PEER_CONNECTIONS, "--peer-listen"),
+            stopped(peer_stopping),
+        )),
+        Some(tls) => tokio::spawn(peer_router.serve_with_incoming_shutdown(
+            connections::limit(tls::incoming(peer_listener, tls), MAX_PEER_CONNECTIONS, "--peer-listen"),
+            stopped(peer_stopping),
+        )),
     };
 
     let api = Api::new(node.clone(), auth.clone());
@@ -346,13 +353,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(SequencesServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
+    let max_connections = config.max_connections as usize;
     let mut client_server = match client_tls {
-        None => {
-            tokio::spawn(client_router.serve_with_incoming_shutdown(plain(client_listener), stopped(clients_stopping)))
-        }
-        Some(tls) => tokio::spawn(
-            client_router.serve_with_incoming_shutdown(tls::incoming(client_listener, tls), stopped(clients_stopping)),
-        ),
+        None => tokio::spawn(client_router.serve_with_incoming_shutdown(
+            connections::limit(plain(client_listener), max_connections, "--listen"),
+            stopped(clients_stopping),
+        )),
+        Some(tls) => tokio::spawn(client_router.serve_with_incoming_shutdown(
+            connections::limit(tls::incoming(client_listener, tls), max_connections, "--listen"),
+            stopped(clients_stopping),
+        )),
     };
 
     if let Some(members) = bootstrap {

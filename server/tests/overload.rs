@@ -334,3 +334,52 @@ async fn counts_are_capped_and_reported() {
     assert_eq!((usage.ephemeral_entries, usage.max_ephemeral_entries), (2, 2));
     assert!(usage.history_bytes > 0 && usage.max_history_bytes > usage.history_bytes);
 }
+
+/// The client port holds at most --max-connections open: one more is closed as it is
+/// accepted (the caller sees the connection fail), and a closed connection frees its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_and_a_closed_one_frees_its_slot() {
+    let c = Cluster::start(1, "memory", &["--max-connections", "3"]).await;
+    let leader = c.wait_leader(WAIT).await;
+    // The harness's own status probes may still hold slots for a moment after they
+    // close: each connection within the cap is tried until it is served.
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut kv = KvClient::new(c.channel(leader));
+            match kv.set(set_req(&format!("conn/{i}"), "v")).await {
+                Ok(_) => {
+                    open.push(kv);
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "connection {i} within the cap: {e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut extra = KvClient::new(c.channel(leader));
+    let refused = extra.get(get_req("conn/0")).await.expect_err("a fourth connection");
+    // The connection is closed under the request: a transport error, which the core
+    // client retries like any lost connection.
+    assert!(
+        matches!(refused.code(), Code::Unavailable | Code::Unknown | Code::Cancelled),
+        "{refused:?}"
+    );
+    assert!(refused.metadata().get("kahuna-error").is_none(), "{refused:?}");
+    // Still served: the connections inside the cap.
+    open[0]
+        .get(get_req("conn/0"))
+        .await
+        .expect("an open connection keeps working");
+    drop(open.pop());
+    let deadline = Instant::now() + WAIT;
+    while let Err(e) = KvClient::new(c.channel(leader)).get(get_req("conn/1")).await {
+        assert!(
+            Instant::now() < deadline,
+            "no slot freed after a connection closed: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("CONNECTIONS refused past 3, served again after one closed");
+}
