@@ -80,8 +80,8 @@ pub struct Config {
     pub max_streams_per_connection: u32,
 
     /// Most keys the cluster holds (expired ones not yet swept included); a write that
-    /// would create one more is refused with RESOURCE_EXHAUSTED. About 400 bytes of
-    /// memory per key on every member besides its key and value (docs/limits).
+    /// would create one more is refused with RESOURCE_EXHAUSTED. About 300 bytes of
+    /// memory per key on every member besides its key and value (README, "Limits").
     #[arg(long, env = "KAHUNA_MAX_KEYS", default_value_t = 10_000_000)]
     pub max_keys: usize,
 
