@@ -20,11 +20,9 @@
 //! Worst case: [`MAX_CLIENTS`] × ([`MAX_CLIENT_ANSWER_BYTES`] + [`MAX_PER_CLIENT`] ×
 //! about 100 bytes of ids, digests and headers) ≈ 900 MiB on every member.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use serde::{Deserialize, Serialize};
 
-use super::{Command, KeyValue, Op, Reply};
+use super::{Command, KeyValue, Map, Op, Reply, Seq};
 
 pub const MAX_PER_CLIENT: usize = 256;
 pub const CLIENT_IDLE_MS: u64 = 60 * 60 * 1000;
@@ -38,7 +36,7 @@ pub const MAX_ANSWER_BYTES: u64 = MAX_CLIENT_ANSWER_BYTES;
 struct ClientAnswers {
     last_seen_ms: u64,
     /// (request id, request digest, answer).
-    answers: VecDeque<(u64, u64, Reply)>,
+    answers: Seq<(u64, u64, Reply)>,
 }
 
 impl ClientAnswers {
@@ -121,7 +119,7 @@ fn restore(op: &Op, kept: &Reply) -> Reply {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Dedupe {
-    clients: BTreeMap<String, ClientAnswers>,
+    clients: Map<String, ClientAnswers>,
 }
 
 impl Dedupe {
@@ -173,8 +171,15 @@ impl Dedupe {
     }
 
     pub fn forget_idle(&mut self, now_ms: u64) {
-        self.clients
-            .retain(|_, c| now_ms.saturating_sub(c.last_seen_ms) < CLIENT_IDLE_MS);
+        let idle: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| now_ms.saturating_sub(c.last_seen_ms) >= CLIENT_IDLE_MS)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in idle {
+            self.clients.remove(&name);
+        }
     }
 
     pub fn clients(&self) -> usize {

@@ -1,10 +1,8 @@
 //! The key/value store: live keys, their expiry index and a bounded change history.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
 use serde::{Deserialize, Serialize};
 
-use super::{Conditions, DeleteOp, Reply, SetOp};
+use super::{Conditions, DeleteOp, Map, Reply, Seq, Set, SetOp};
 
 /// Changes older than this many revisions are dropped from the history.
 pub const HISTORY_RETENTION_REVISIONS: u64 = 10_000;
@@ -82,13 +80,13 @@ pub enum HistoryError {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KvStore {
-    keys: BTreeMap<Vec<u8>, Stored>,
+    keys: Map<Vec<u8>, Stored>,
     /// (expires_at_ms, key) for every key with an expiry.
-    expiry: BTreeSet<(u64, Vec<u8>)>,
+    expiry: Set<(u64, Vec<u8>)>,
     /// Per key, its retained changes, oldest first.
-    history: BTreeMap<Vec<u8>, VecDeque<Event>>,
+    history: Map<Vec<u8>, Seq<Event>>,
     /// Every retained change in revision order, to prune the oldest first.
-    history_order: VecDeque<(u64, Vec<u8>)>,
+    history_order: Seq<(u64, Vec<u8>)>,
     /// Bytes of keys and values in `history` (bounded by [`MAX_HISTORY_BYTES`]).
     history_bytes: u64,
     /// The first revision whose changes are all retained after pruning by bytes.
@@ -138,7 +136,7 @@ impl KvStore {
 
     /// The earliest expiry of any stored key, to know when a sweep is due.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.expiry.first().map(|(at, _)| *at)
+        self.expiry.get_min().map(|(at, _)| *at)
     }
 
     fn check(&self, now_ms: u64, key: &[u8], c: &Conditions) -> bool {

@@ -5,9 +5,9 @@
 //! state machine's deterministic time; [`LockTable::extend_all_leases`] runs at the
 //! first entry of every new leader term, so a failover never shortens a lease.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::{Deserialize, Serialize};
+
+use super::{Map, Set};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Lock {
@@ -46,9 +46,9 @@ pub struct LockReply {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockTable {
-    locks: BTreeMap<Vec<u8>, Lock>,
+    locks: Map<Vec<u8>, Lock>,
     /// (expires_at_ms, resource) for every lock.
-    expiry: BTreeSet<(u64, Vec<u8>)>,
+    expiry: Set<(u64, Vec<u8>)>,
 }
 
 impl LockTable {
@@ -210,7 +210,7 @@ impl LockTable {
     }
 
     pub fn next_expiry(&self) -> Option<u64> {
-        self.expiry.first().map(|(at, _)| *at)
+        self.expiry.get_min().map(|(at, _)| *at)
     }
 }
 

@@ -8,6 +8,16 @@
 //! made from them) increase by one per command, in log order.
 
 pub mod dedupe;
+
+/// The state machine's collections are persistent (structurally shared): cloning the
+/// whole state is O(1), so a snapshot clones it under the read lock and serializes the
+/// clone after releasing it, and applies go on meanwhile (a write then copies only
+/// the tree nodes it touches, while the clone lives). They encode like the std
+/// collections they replace (maps as maps, sets and sequences as sequences), so
+/// snapshots taken before read back unchanged.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
+pub type Set<T> = imbl::OrdSet<T>;
+pub type Seq<T> = imbl::Vector<T>;
 mod kv;
 pub mod locks;
 pub mod sequences;
@@ -271,6 +281,36 @@ impl StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Snapshots written when the state used std collections read back into the
+    /// persistent ones, and the persistent ones encode the same bytes.
+    #[test]
+    fn persistent_collections_encode_like_the_std_ones() {
+        use std::collections::{BTreeMap, BTreeSet, VecDeque};
+        let map: BTreeMap<Vec<u8>, u64> = [(b"a".to_vec(), 1), (b"b".to_vec(), 2)].into_iter().collect();
+        let set: BTreeSet<(u64, Vec<u8>)> = [(3, b"x".to_vec()), (1, b"y".to_vec())].into_iter().collect();
+        let seq: VecDeque<(u64, Vec<u8>)> = [(5, b"p".to_vec()), (4, b"q".to_vec())].into_iter().collect();
+        let old = bincode::serialize(&(&map, &set, &seq)).expect("encode");
+        type Entry = (u64, Vec<u8>);
+        let new: (Map<Vec<u8>, u64>, Set<Entry>, Seq<Entry>) = bincode::deserialize(&old).expect("decode");
+        assert_eq!(new.0.get(b"b".as_slice()), Some(&2));
+        assert_eq!(new.1.get_min(), Some(&(1, b"y".to_vec())));
+        assert_eq!(new.2.front(), Some(&(5, b"p".to_vec())));
+        assert_eq!(bincode::serialize(&new).expect("encode"), old);
+    }
+
+    /// A clone (what a snapshot serializes) is unaffected by later applies.
+    #[test]
+    fn a_clone_of_the_state_is_a_stable_view() {
+        let mut sm = StateMachine::default();
+        sm.apply(1, &set("k", "1", 10));
+        let view = sm.clone();
+        sm.apply(1, &set("k", "2", 11));
+        sm.apply(1, &set("other", "3", 12));
+        assert_eq!(view.kv.get(10, b"k").map(|k| k.value), Some(b"1".to_vec()));
+        assert_eq!(view.kv.len(), 1);
+        assert_eq!(sm.kv.get(12, b"k").map(|k| k.value), Some(b"2".to_vec()));
+    }
 
     fn set(key: &str, value: &str, time_ms: u64) -> Command {
         Command {

@@ -3,9 +3,9 @@
 //! range. Windows are part of each command (set by the leader's configuration), so
 //! every replica forgets the same keys at the same point.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::{Deserialize, Serialize};
+
+use super::{Map, Set};
 
 /// Idempotency keys remembered per sequence at once. A key is never forgotten
 /// inside its window (that would hand out a second range for it): a new key beyond
@@ -32,12 +32,12 @@ struct Reserved {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sequences {
     /// name -> next value to hand out (absent = 1).
-    next: BTreeMap<String, u64>,
+    next: Map<String, u64>,
     /// (name, idempotency key) -> the range it reserved.
-    reserved: BTreeMap<(String, String), Reserved>,
+    reserved: Map<(String, String), Reserved>,
     /// (forget_at_ms, name, key), to forget keys in order.
-    forget: BTreeSet<(u64, String, String)>,
-    per_sequence: BTreeMap<String, usize>,
+    forget: Set<(u64, String, String)>,
+    per_sequence: Map<String, usize>,
 }
 
 /// A reserved range `[first, first + count)`.
@@ -141,7 +141,7 @@ impl Sequences {
 
     /// Forgets idempotency keys whose window has passed.
     pub fn forget_expired(&mut self, now_ms: u64) {
-        while let Some((at, n, k)) = self.forget.first().cloned() {
+        while let Some((at, n, k)) = self.forget.get_min().cloned() {
             if at > now_ms {
                 break;
             }

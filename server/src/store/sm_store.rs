@@ -161,9 +161,12 @@ impl StateMachineStore {
 
     fn replace(&self, applied: Applied) -> Result<(), StorageError> {
         let mut st = self.write_state()?;
-        *st = applied;
+        let old = std::mem::replace(&mut *st, applied);
         self.revision.store(st.revision(), Ordering::Release);
         self.clock.observe(st.sm.now_ms);
+        drop(st);
+        // Freeing a large state takes a while: not while holding the lock.
+        drop(old);
         Ok(())
     }
 
@@ -198,14 +201,14 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (data, last_log_id, last_membership) = {
-            let st = self.read()?;
-            (
-                bincode::serialize(&*st).map_err(snap_err)?,
-                st.last_applied,
-                st.membership.clone(),
-            )
-        };
+        // A clone of the persistent collections costs O(1) under the read lock; the
+        // serialization, O(state), runs after it is released, so applies go on.
+        let view: Applied = self.read()?.clone();
+        let (last_log_id, last_membership) = (view.last_applied, view.membership.clone());
+        let data = tokio::task::spawn_blocking(move || bincode::serialize(&view))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
         let seq = self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {
             Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
