@@ -48,4 +48,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies `ops` atomically. With `durable`, returns only once they are on stable
     /// storage (fsync); without, a crash may lose them but never tears the batch.
     fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<()>;
+
+    /// Applies `ops` durably for bulk data (snapshot chunks), outside the write-ahead
+    /// log that [`write`](Self::write) syncs when the engine has one: hundreds of MiB
+    /// there would make the next durable write wait for all of them to reach the disk.
+    /// Atomic only where the engine makes it so; callers write what nothing points at
+    /// yet and point at it with a later [`write`](Self::write).
+    fn write_bulk(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.write(ops, true)
+    }
 }

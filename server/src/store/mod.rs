@@ -11,6 +11,7 @@ mod log_store;
 mod memory;
 mod rocks;
 mod sm_store;
+mod snapshot_store;
 mod sqlite;
 
 use std::path::Path;

@@ -13,89 +13,11 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::backend::{Backend, Space, WriteOp};
+use super::backend::Backend;
+use super::snapshot_store;
 use crate::clock::Clock;
 use crate::raft::types::{Entry, LogId, Membership, NodeId, StorageError, TypeConfig};
 use crate::sm::{Outcome, StateMachine};
-
-const SNAPSHOT_META: &[u8] = b"snapshot_meta";
-/// Where snapshots were kept whole, before they were chunked: read when no chunks are.
-const SNAPSHOT_DATA_WHOLE: &[u8] = b"snapshot_data";
-/// The snapshot's chunks: this prefix and the chunk's index (8 bytes, big-endian).
-const SNAPSHOT_CHUNK_PREFIX: &[u8] = b"snapshot_data/";
-/// The number of chunks, written in the same batch as them and the metadata.
-const SNAPSHOT_CHUNKS: &[u8] = b"snapshot_chunks";
-/// A snapshot is stored in chunks of at most this many bytes: RocksDB drops a single
-/// value of 4 GiB or more from a write batch without an error, and SQLite refuses a
-/// blob over 1 GB, so a large state stored whole would not survive a restart.
-const SNAPSHOT_CHUNK_BYTES: usize = 64 << 20;
-
-/// The writes that replace the stored snapshot: old chunks out, new chunks, their
-/// count and the metadata in.
-fn snapshot_writes(meta: Vec<u8>, data: &[u8], chunk_bytes: usize) -> Vec<WriteOp> {
-    let mut ops = vec![
-        WriteOp::DeleteRange(Space::Meta, SNAPSHOT_CHUNK_PREFIX.to_vec(), chunks_end()),
-        WriteOp::Delete(Space::Meta, SNAPSHOT_DATA_WHOLE.to_vec()),
-    ];
-    let mut count = 0u64;
-    for chunk in data.chunks(chunk_bytes) {
-        ops.push(WriteOp::Put(Space::Meta, chunk_key(count), chunk.to_vec()));
-        count += 1;
-    }
-    ops.push(WriteOp::Put(
-        Space::Meta,
-        SNAPSHOT_CHUNKS.to_vec(),
-        count.to_be_bytes().to_vec(),
-    ));
-    ops.push(WriteOp::Put(Space::Meta, SNAPSHOT_META.to_vec(), meta));
-    ops
-}
-
-/// A stored snapshot: its encoded metadata and its data.
-type StoredSnapshot = (Vec<u8>, Vec<u8>);
-
-/// The stored snapshot: chunked, or whole as older versions kept it.
-fn read_snapshot(backend: &dyn Backend) -> Result<Option<StoredSnapshot>, StorageError> {
-    let read = |key| backend.get(Space::Meta, key).map_err(snap_err);
-    let Some(meta) = read(SNAPSHOT_META)? else {
-        return Ok(None);
-    };
-    let Some(count) = read(SNAPSHOT_CHUNKS)? else {
-        return Ok(read(SNAPSHOT_DATA_WHOLE)?.map(|data| (meta, data)));
-    };
-    let count = u64::from_be_bytes(
-        count
-            .try_into()
-            .map_err(|_| snap_err("the snapshot's chunk count is not 8 bytes"))?,
-    );
-    let chunks = backend
-        .range(Space::Meta, SNAPSHOT_CHUNK_PREFIX, Some(&chunks_end()))
-        .map_err(snap_err)?;
-    if chunks.len() as u64 != count || chunks.iter().enumerate().any(|(i, (k, _))| *k != chunk_key(i as u64)) {
-        return Err(snap_err(format!(
-            "the stored snapshot is incomplete: {} of its {count} chunks are present",
-            chunks.len()
-        )));
-    }
-    let mut data = Vec::with_capacity(chunks.iter().map(|(_, v)| v.len()).sum());
-    for (_, chunk) in chunks {
-        data.extend_from_slice(&chunk);
-    }
-    Ok(Some((meta, data)))
-}
-
-fn chunk_key(index: u64) -> Vec<u8> {
-    [SNAPSHOT_CHUNK_PREFIX, &index.to_be_bytes()].concat()
-}
-
-/// The first key after every chunk key.
-fn chunks_end() -> Vec<u8> {
-    let mut end = SNAPSHOT_CHUNK_PREFIX.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    end
-}
 
 /// Everything applied so far: the application state plus what openraft needs back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -120,6 +42,8 @@ pub struct StateMachineStore {
     /// The applied revision, readable without the state lock (for response headers).
     revision: Arc<AtomicU64>,
     snapshots_built: Arc<AtomicU64>,
+    /// Held while a snapshot is stored: building and installing may overlap.
+    saving: Arc<tokio::sync::Mutex<()>>,
     /// Cluster time, told of every applied stamp so a new leader continues from it.
     clock: Arc<Clock>,
 }
@@ -140,6 +64,7 @@ impl StateMachineStore {
             state: Arc::default(),
             revision: Arc::default(),
             snapshots_built: Arc::default(),
+            saving: Arc::default(),
             clock: Arc::default(),
         };
         if let Some((_, data)) = store.load_snapshot()? {
@@ -180,22 +105,32 @@ impl StateMachineStore {
     }
 
     fn load_snapshot(&self) -> Result<Option<(Meta, Vec<u8>)>, StorageError> {
-        match read_snapshot(&*self.backend)? {
+        match snapshot_store::load(&*self.backend).map_err(snap_err)? {
             None => Ok(None),
             Some((meta, data)) => Ok(Some((bincode::deserialize(&meta).map_err(snap_err)?, data))),
         }
     }
 
-    /// Replaces the stored snapshot with `data`, its chunks and metadata in one atomic,
-    /// durable write: metadata is never stored without all of its data.
-    async fn save_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
-        let meta = bincode::serialize(meta).map_err(snap_err)?;
-        let ops = snapshot_writes(meta, data, SNAPSHOT_CHUNK_BYTES);
+    /// Makes `data` the stored snapshot (see `snapshot_store`), unless the stored one
+    /// is newer: a snapshot built from an older state can finish after a newer one was
+    /// installed, and must not replace it.
+    /// Hands `data` back for the caller to use.
+    async fn save_snapshot(&self, meta: &Meta, data: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        let _one_at_a_time = self.saving.lock().await;
+        if let Some(stored) = snapshot_store::load_meta(&*self.backend).map_err(snap_err)? {
+            let stored: Meta = bincode::deserialize(&stored).map_err(snap_err)?;
+            if stored.last_log_id > meta.last_log_id {
+                return Ok(data);
+            }
+        }
+        let encoded = bincode::serialize(meta).map_err(snap_err)?;
         let backend = self.backend.clone();
-        tokio::task::spawn_blocking(move || backend.write(ops, true))
-            .await
-            .map_err(snap_err)?
-            .map_err(snap_err)
+        tokio::task::spawn_blocking(move || {
+            snapshot_store::store(&*backend, encoded, &data, snapshot_store::CHUNK_BYTES).map(|()| data)
+        })
+        .await
+        .map_err(snap_err)?
+        .map_err(snap_err)
     }
 }
 
@@ -219,7 +154,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             last_membership,
             snapshot_id,
         };
-        self.save_snapshot(&meta, &data).await?;
+        let data = self.save_snapshot(&meta, data).await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -280,7 +215,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             )));
         }
         // Durable first: once installed, openraft may purge the log it replaces.
-        self.save_snapshot(meta, &data).await?;
+        self.save_snapshot(meta, data).await?;
         self.replace(applied)
     }
 
@@ -289,85 +224,5 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{open_backend, StorageKind};
-
-    fn backends() -> Vec<(tempfile::TempDir, Arc<dyn Backend>)> {
-        [StorageKind::Rocksdb, StorageKind::Sqlite, StorageKind::Memory]
-            .into_iter()
-            .map(|kind| {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let backend = open_backend(kind, dir.path()).expect("backend");
-                (dir, backend)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_snapshot_is_stored_in_chunks_and_read_back_whole() {
-        for (_dir, backend) in backends() {
-            let data: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
-            backend
-                .write(snapshot_writes(b"meta-1".to_vec(), &data, 4096), true)
-                .expect("write");
-            let chunks = backend
-                .range(Space::Meta, SNAPSHOT_CHUNK_PREFIX, Some(&chunks_end()))
-                .expect("range");
-            assert_eq!(chunks.len(), 10, "{}", backend.name());
-            assert_eq!(
-                read_snapshot(&*backend).expect("read"),
-                Some((b"meta-1".to_vec(), data))
-            );
-            // A smaller snapshot replaces every chunk of the larger one.
-            backend
-                .write(snapshot_writes(b"meta-2".to_vec(), b"small", 4096), true)
-                .expect("write");
-            assert_eq!(
-                read_snapshot(&*backend).expect("read"),
-                Some((b"meta-2".to_vec(), b"small".to_vec()))
-            );
-        }
-    }
-
-    #[test]
-    fn a_snapshot_stored_whole_by_an_older_version_still_loads() {
-        for (_dir, backend) in backends() {
-            let whole = vec![
-                WriteOp::Put(Space::Meta, SNAPSHOT_META.to_vec(), b"old".to_vec()),
-                WriteOp::Put(Space::Meta, SNAPSHOT_DATA_WHOLE.to_vec(), b"state".to_vec()),
-            ];
-            backend.write(whole, true).expect("write");
-            assert_eq!(
-                read_snapshot(&*backend).expect("read"),
-                Some((b"old".to_vec(), b"state".to_vec()))
-            );
-            backend
-                .write(snapshot_writes(b"new".to_vec(), b"chunked", 2), true)
-                .expect("write");
-            assert_eq!(backend.get(Space::Meta, SNAPSHOT_DATA_WHOLE).expect("get"), None);
-            assert_eq!(
-                read_snapshot(&*backend).expect("read"),
-                Some((b"new".to_vec(), b"chunked".to_vec()))
-            );
-        }
-    }
-
-    #[test]
-    fn a_snapshot_missing_a_chunk_is_an_error_not_a_smaller_state() {
-        for (_dir, backend) in backends() {
-            backend
-                .write(snapshot_writes(b"m".to_vec(), &[7u8; 100], 10), true)
-                .expect("write");
-            backend
-                .write(vec![WriteOp::Delete(Space::Meta, chunk_key(3))], true)
-                .expect("delete");
-            let e = read_snapshot(&*backend).expect_err("incomplete");
-            assert!(e.to_string().contains("9 of its 10 chunks"), "{e}");
-        }
     }
 }
