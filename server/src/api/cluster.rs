@@ -154,7 +154,7 @@ impl Api {
         usage.max_ephemeral_entries = n(caps.ephemeral);
         usage.max_history_bytes = crate::sm::MAX_HISTORY_BYTES;
         if self.node.is_leader() {
-            usage.ephemeral_entries = n(self.node.ephemeral.peek(|t| t.kv.len() + t.locks.len()).unwrap_or(0));
+            usage.ephemeral_entries = n(self.node.ephemeral.peek(crate::ephemeral::Tier::entries).unwrap_or(0));
             usage.queued_proposals = n(self.node.proposer.queued());
         }
         Ok(usage)

@@ -363,10 +363,7 @@ impl Api {
     /// Like [`Api::admit`] for the ephemeral tier, whose keys and locks share one cap:
     /// `new` says whether the request adds an entry to the tier.
     pub fn admit_ephemeral(&self, new: impl FnOnce(&crate::ephemeral::Tier) -> bool) -> Result<(), Status> {
-        let counted = self
-            .node
-            .ephemeral
-            .peek(|t| (t.kv.len() + t.locks.len(), usize::from(new(t))));
+        let counted = self.node.ephemeral.peek(|t| (t.entries(), usize::from(new(t))));
         match counted {
             Some((held, adding)) => self.node.caps.admit(capacity::Item::Ephemeral, held, adding),
             None => Ok(()),

@@ -62,6 +62,12 @@ impl Tier {
         }
     }
 
+    /// Keys and locks held (expired ones not yet swept included): what the
+    /// `--max-ephemeral-entries` cap counts.
+    pub fn entries(&self) -> usize {
+        self.kv.len() + self.locks.len()
+    }
+
     /// The next token/revision of this term. `None` once 2^32 - 1 were handed out in
     /// one term: granting more would break token order.
     pub fn next_token(&mut self) -> Option<u64> {
