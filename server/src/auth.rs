@@ -252,6 +252,7 @@ access! {
     pb::ExistsRequest => |r| (Action::Read, vec![&r.key]);
     pb::ScanRequest => |r| (Action::Read, vec![&r.prefix]);
     pb::HistoryRequest => |r| (Action::Read, vec![&r.key]);
+    pb::WatchRequest => |r| (Action::Read, vec![&r.key]);
     pb::TxnRequest => |r| txn_access(r);
     pb::TryLockRequest => |r| (Action::Write, vec![&r.resource]);
     pb::ExtendLockRequest => |r| (Action::Write, vec![&r.resource]);

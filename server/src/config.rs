@@ -103,6 +103,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
+    /// Watches one member serves at once (each is a stream held open by a client).
+    #[arg(long, env = "KAHUNA_MAX_WATCHES", default_value_t = 10_000)]
+    pub max_watches: usize,
+
     /// TEST ONLY, debug builds only: answer linearizable reads from the local state
     /// machine without a read-index or forwarding. Unsafe by design; it exists so the
     /// fault-injection checkers can prove they catch stale reads.

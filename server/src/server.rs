@@ -303,6 +303,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             idempotency_window: Duration::from_millis(config.idempotency_window_ms),
             forward: client_tls.is_none(),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            max_watches: config.max_watches,
             caps: crate::api::capacity::Caps {
                 keys: config.max_keys,
                 locks: config.max_locks,
@@ -472,6 +473,9 @@ async fn stopped(mut flag: watch::Receiver<bool>) {
 /// The member stops serving: a leader hands its leadership to an up-to-date follower
 /// first, so the cluster does not wait for an election timeout.
 async fn shut_down(config: &Config, node: &Node, network: &PeerNetwork) {
+    // Watches are streams that would hold the client port open past the drain: end
+    // them now, telling each client where to resume.
+    node.stopping.cancel();
     if !node.is_leader() {
         node.close_ephemeral();
         node.proposer.close(RaftFailure::Status(shutting_down()));

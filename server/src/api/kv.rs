@@ -25,6 +25,18 @@ fn to_pb(kv: sm::KeyValue) -> pb::KeyValue {
     }
 }
 
+pub(super) fn event_to_pb(e: sm::Event) -> pb::KeyEvent {
+    pb::KeyEvent {
+        kind: match e.kind {
+            EventKind::Put => pb::EventKind::Put,
+            EventKind::Delete => pb::EventKind::Delete,
+            EventKind::Expire => pb::EventKind::Expire,
+        } as i32,
+        kv: Some(to_pb(e.kv)),
+        revision: e.revision,
+    }
+}
+
 fn conditions(
     if_not_exists: bool,
     if_exists: bool,
@@ -139,6 +151,12 @@ fn txn_compare(c: pb::Compare) -> Result<Compare, Status> {
 
 #[tonic::async_trait]
 impl Kv for Api {
+    type WatchStream = super::watch::WatchStream;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        self.open_watch(req).await
+    }
+
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
         self.authorize(&req)?;
         forward_unless_leader!(self, req, KvClient, set);
@@ -372,18 +390,7 @@ impl Kv for Api {
                 ))
             })
             .await?;
-        let events = events
-            .into_iter()
-            .map(|e| pb::KeyEvent {
-                kind: match e.kind {
-                    EventKind::Put => pb::EventKind::Put,
-                    EventKind::Delete => pb::EventKind::Delete,
-                    EventKind::Expire => pb::EventKind::Expire,
-                } as i32,
-                kv: Some(to_pb(e.kv)),
-                revision: e.revision,
-            })
-            .collect();
+        let events = events.into_iter().map(event_to_pb).collect();
         Ok(Response::new(pb::HistoryResponse {
             header: Some(header),
             events,

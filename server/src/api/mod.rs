@@ -9,6 +9,7 @@ pub mod limits;
 pub mod locks;
 pub mod oversize;
 pub mod sequences;
+pub mod watch;
 
 use kahuna_proto::ErrorKind;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kahuna_proto::v1::ResponseHeader;
 use openraft::{BasicNode, ServerState};
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::network::{peer_info, PeerTransport};
@@ -14,6 +15,7 @@ use super::proposer::Proposer;
 use super::read_index::ReadIndex;
 use super::types::{NodeId, Raft};
 use crate::api::capacity::Caps;
+use crate::api::watch::WatchSlots;
 use crate::clock::Clock;
 use crate::ephemeral::EphemeralTier;
 use crate::store::StateMachineStore;
@@ -30,6 +32,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How many keys, locks, sequences and ephemeral entries the cluster may hold.
     pub caps: Caps,
+    /// Watches this member serves at once (`--max-watches`).
+    pub max_watches: usize,
 }
 
 pub struct Node {
@@ -47,6 +51,10 @@ pub struct Node {
     pub unsafe_local_reads: bool,
     pub request_timeout: Duration,
     pub caps: Caps,
+    pub watches: WatchSlots,
+    pub max_watches: usize,
+    /// Cancelled when the member begins to shut down (ends open watches).
+    pub stopping: CancellationToken,
     /// node id -> (peer address it was learned for, client address).
     client_addrs: Mutex<HashMap<NodeId, (String, String)>>,
     /// client address -> channel, for forwarding to the leader.
@@ -94,6 +102,9 @@ impl Node {
             unsafe_local_reads: limits.unsafe_local_reads,
             request_timeout: limits.request_timeout,
             caps: limits.caps,
+            watches: WatchSlots::default(),
+            max_watches: limits.max_watches,
+            stopping: CancellationToken::new(),
             client_addrs: Mutex::default(),
             channels: Mutex::default(),
             ephemeral_open: RwLock::new(true),

@@ -105,6 +105,37 @@ fn expiry_at(now_ms: u64, ttl_ms: u64) -> u64 {
     }
 }
 
+/// What a watch looks at: one key, or every key under a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Watched {
+    Key(Vec<u8>),
+    Prefix(Vec<u8>),
+}
+
+impl Watched {
+    pub fn covers(&self, key: &[u8]) -> bool {
+        match self {
+            Watched::Key(k) => k.as_slice() == key,
+            Watched::Prefix(p) => key.starts_with(p),
+        }
+    }
+}
+
+/// The first index in `0..len` for which `at_or_after` holds, given that it holds for
+/// every index after the first one it holds for (a sorted sequence's lower bound).
+fn first_index(len: usize, at_or_after: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at_or_after(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
 /// The first revision still covered by the history once `revision` is applied.
 pub fn retained_from(revision: u64) -> u64 {
     revision.saturating_sub(HISTORY_RETENTION_REVISIONS).max(1)
@@ -318,6 +349,67 @@ impl KvStore {
         }
         out.reverse();
         out
+    }
+
+    /// The retained changes at revisions `from..=applied` to the keys `watched` names,
+    /// oldest first, for a watch; removals come without the value the key had. Once `max_events` changes or `max_bytes` of them (as
+    /// encoded) are gathered it stops at the end of a revision: the changes of one
+    /// revision (a transaction) are never split. Returns them with the revision they
+    /// are complete up to: `applied`, or the last revision gathered when it stopped
+    /// early. COMPACTED when `from` is older than the retained history, whose changes
+    /// would be missing.
+    pub fn changes(
+        &self,
+        from: u64,
+        applied: u64,
+        watched: &Watched,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Event>, u64), HistoryError> {
+        let retained = self.retained_from(applied);
+        if from < retained {
+            return Err(HistoryError::Compacted { retained_from: retained });
+        }
+        let start = first_index(self.history_order.len(), |i| {
+            self.history_order.get(i).is_none_or(|(rev, _)| *rev >= from)
+        });
+        let mut out: Vec<Event> = Vec::new();
+        let mut bytes = 0;
+        // Keys already gathered at `current`: a transaction that wrote a key twice has
+        // two entries in `history_order` for that (revision, key).
+        let mut current = 0;
+        let mut seen: Vec<&[u8]> = Vec::new();
+        for (rev, key) in self.history_order.skip(start).iter() {
+            if *rev > applied {
+                break;
+            }
+            if *rev != current {
+                if out.len() >= max_events || bytes >= max_bytes {
+                    return Ok((out, current));
+                }
+                current = *rev;
+                seen.clear();
+            }
+            if !watched.covers(key) || seen.contains(&key.as_slice()) {
+                continue;
+            }
+            seen.push(key);
+            let Some(events) = self.history.get(key) else {
+                continue;
+            };
+            let first = first_index(events.len(), |i| events.get(i).is_none_or(|e| e.revision >= *rev));
+            for e in events.iter().skip(first).take_while(|e| e.revision == *rev) {
+                let mut e = e.clone();
+                if e.kind != EventKind::Put {
+                    // A sweep removes up to 1,000 keys in one revision: with their
+                    // values that could be a gigabyte in one message.
+                    e.kv.value = Vec::new();
+                }
+                bytes += e.kv.key.len() + e.kv.value.len() + ENTRY_OVERHEAD_BYTES;
+                out.push(e);
+            }
+        }
+        Ok((out, applied))
     }
 
     /// The key as it was at `at_revision`, given that `applied` is the latest revision.
@@ -656,5 +748,87 @@ mod tests {
             vec![b"e/zz-live".to_vec()]
         );
         assert_eq!(next, None);
+    }
+
+    fn revs(events: &[Event]) -> Vec<(u64, String, EventKind)> {
+        events
+            .iter()
+            .map(|e| (e.revision, String::from_utf8_lossy(&e.kv.key).into_owned(), e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn changes_come_in_revision_order_for_the_watched_keys() {
+        let mut kv = KvStore::default();
+        put(&mut kv, 1, 0, "a/1", "x", 0);
+        put(&mut kv, 2, 0, "b/1", "x", 0);
+        put(&mut kv, 3, 0, "a/2", "x", 100);
+        // One revision writing two keys, and one key twice (a transaction).
+        put(&mut kv, 4, 0, "a/1", "y", 0);
+        put(&mut kv, 4, 0, "a/3", "y", 0);
+        put(&mut kv, 4, 0, "a/3", "z", 0);
+        kv.delete(
+            5,
+            0,
+            &DeleteOp {
+                key: "a/1".into(),
+                conditions: Conditions::default(),
+            },
+        );
+        kv.sweep(6, 100, 10);
+        for rev in 1..=6 {
+            kv.prune_history(rev);
+        }
+        let prefix = Watched::Prefix(b"a/".to_vec());
+        let (all, through) = kv.changes(1, 6, &prefix, 100, usize::MAX).unwrap();
+        assert_eq!(through, 6);
+        use EventKind::*;
+        assert_eq!(
+            revs(&all),
+            vec![
+                (1, "a/1".into(), Put),
+                (3, "a/2".into(), Put),
+                (4, "a/1".into(), Put),
+                (4, "a/3".into(), Put),
+                (4, "a/3".into(), Put),
+                (5, "a/1".into(), Delete),
+                (6, "a/2".into(), Expire),
+            ]
+        );
+        // A later start, one key, and an upper bound below the latest.
+        let (one, through) = kv.changes(2, 5, &Watched::Key(b"a/1".to_vec()), 100, usize::MAX).unwrap();
+        assert_eq!(revs(&one), vec![(4, "a/1".into(), Put), (5, "a/1".into(), Delete)]);
+        assert_eq!(through, 5);
+        // Batches stop at the end of a revision, never inside one.
+        let (first, through) = kv.changes(1, 6, &prefix, 3, usize::MAX).unwrap();
+        assert_eq!(revs(&first).len(), 5, "{:?}", revs(&first));
+        assert_eq!(through, 4);
+        let (rest, through) = kv.changes(through + 1, 6, &prefix, 3, usize::MAX).unwrap();
+        assert_eq!(revs(&rest), vec![(5, "a/1".into(), Delete), (6, "a/2".into(), Expire)]);
+        assert_eq!(through, 6);
+        let (by_bytes, through) = kv.changes(1, 6, &prefix, 100, 1).unwrap();
+        assert_eq!((by_bytes.len(), through), (1, 1));
+        // Nothing new: an empty answer complete up to the latest.
+        let (none, through) = kv.changes(7, 6, &prefix, 100, usize::MAX).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(through, 6);
+    }
+
+    #[test]
+    fn changes_from_before_the_retained_history_are_compacted() {
+        let mut kv = KvStore::default();
+        let n = HISTORY_RETENTION_REVISIONS + 50;
+        for rev in 1..=n {
+            put(&mut kv, rev, 0, "k", "v", 0);
+            kv.prune_history(rev);
+        }
+        let all = Watched::Prefix(Vec::new());
+        let oldest = retained_from(n);
+        assert_eq!(
+            kv.changes(oldest - 1, n, &all, 10, usize::MAX),
+            Err(HistoryError::Compacted { retained_from: oldest })
+        );
+        let (events, _) = kv.changes(oldest, n, &all, 10, usize::MAX).unwrap();
+        assert_eq!(events.first().map(|e| e.revision), Some(oldest));
     }
 }

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use dedupe::Dedupe;
 pub use kv::{
-    retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, HISTORY_RETENTION_REVISIONS, MAX_HISTORY_BYTES,
+    retained_from, Event, EventKind, HistoryError, KeyValue, KvStore, Watched, HISTORY_RETENTION_REVISIONS,
+    MAX_HISTORY_BYTES,
 };
 pub use locks::{LockReply, LockTable, LockView, Refusal};
 pub use sequences::{Range, SeqRefusal, Sequences};

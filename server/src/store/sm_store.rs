@@ -46,6 +46,8 @@ pub struct StateMachineStore {
     saving: Arc<tokio::sync::Mutex<()>>,
     /// Cluster time, told of every applied stamp so a new leader continues from it.
     clock: Arc<Clock>,
+    /// The applied revision again, for watches to wait on (see `subscribe`).
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError {
@@ -66,6 +68,7 @@ impl StateMachineStore {
             snapshots_built: Arc::default(),
             saving: Arc::default(),
             clock: Arc::default(),
+            applied: Arc::new(tokio::sync::watch::channel(0).0),
         };
         if let Some((_, data)) = store.load_snapshot()? {
             let applied: Applied = bincode::deserialize(&data).map_err(snap_err)?;
@@ -84,12 +87,25 @@ impl StateMachineStore {
         self.revision.load(Ordering::Acquire)
     }
 
+    /// Tells the receiver of every change of the applied revision (after the state
+    /// that revision made is readable), so a watch waits instead of polling.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Publishes the applied revision to the header counter and to watches.
+    fn publish(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Release);
+        self.applied.send_replace(revision);
+    }
+
     fn replace(&self, applied: Applied) -> Result<(), StorageError> {
         let mut st = self.write_state()?;
         let old = std::mem::replace(&mut *st, applied);
-        self.revision.store(st.revision(), Ordering::Release);
+        let revision = st.revision();
         self.clock.observe(st.sm.now_ms);
         drop(st);
+        self.publish(revision);
         // Freeing a large state takes a while: not while holding the lock.
         drop(old);
         Ok(())
@@ -211,8 +227,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             replies.push(outcomes);
         }
-        self.revision.store(st.revision(), Ordering::Release);
+        let revision = st.revision();
         self.clock.observe(st.sm.now_ms);
+        drop(st);
+        self.publish(revision);
         Ok(replies)
     }
 
