@@ -390,6 +390,20 @@ pub struct HistoryEvent {
     pub revision: u64,
 }
 
+impl HistoryEvent {
+    pub(crate) fn from_pb(e: pb::KeyEvent) -> Self {
+        HistoryEvent {
+            kind: match pb::EventKind::try_from(e.kind) {
+                Ok(pb::EventKind::Delete) => EventKind::Delete,
+                Ok(pb::EventKind::Expire) => EventKind::Expire,
+                _ => EventKind::Put,
+            },
+            kv: e.kv.map(KeyValue::from_pb).unwrap_or_default(),
+            revision: e.revision,
+        }
+    }
+}
+
 /// The retained changes of a key.
 ///
 /// ```
@@ -780,15 +794,7 @@ impl Client {
             events: r
                 .events
                 .into_iter()
-                .map(|e| HistoryEvent {
-                    kind: match pb::EventKind::try_from(e.kind) {
-                        Ok(pb::EventKind::Delete) => EventKind::Delete,
-                        Ok(pb::EventKind::Expire) => EventKind::Expire,
-                        _ => EventKind::Put,
-                    },
-                    kv: e.kv.map(KeyValue::from_pb).unwrap_or_default(),
-                    revision: e.revision,
-                })
+                .map(HistoryEvent::from_pb)
                 .collect(),
         })
     }

@@ -44,6 +44,7 @@ pub mod retry;
 mod seq;
 mod ttl;
 mod txn;
+mod watch;
 
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member, Usage};
@@ -59,6 +60,7 @@ pub use retry::RetryPolicy;
 pub use seq::IdRange;
 pub use tokio_util::sync::CancellationToken;
 pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResult, TxnResult};
+pub use watch::{Watch, WatchBatch, WatchOptions};
 
 #[cfg(test)]
 mod tests {
@@ -81,5 +83,6 @@ mod tests {
         send(c.lock("r", LockOptions::default()));
         send(c.txn().commit());
         send(c.next("s", 1, None));
+        send(c.watch("k", WatchOptions::default()));
     }
 }

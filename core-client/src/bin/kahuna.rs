@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
-    HistoryEvent, KeyValue, LockInfo, LockOptions, Member, ScanOptions, SetCondition, SetOptions,
+    HistoryEvent, KeyValue, LockInfo, LockOptions, Member, ScanOptions, SetCondition, SetOptions, WatchOptions,
 };
 use serde_json::{json, Value};
 
@@ -165,6 +165,24 @@ enum KvCmd {
         /// At most this many events (newest).
         #[arg(long, default_value_t = 0)]
         limit: u32,
+    },
+    /// Print every change to the keys under PREFIX as it is committed (revision, kind,
+    /// key, value), resuming across member failures; runs until interrupted.
+    Watch {
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Watch this one key, not the keys under it.
+        #[arg(long)]
+        exact: bool,
+        /// Start with the changes at this revision (still retained) instead of new ones.
+        #[arg(long, default_value_t = 0)]
+        from_revision: u64,
+        /// Exit after this many changes.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Also print the server's progress notifications ("nothing new up to N").
+        #[arg(long)]
+        progress: bool,
     },
 }
 
@@ -544,6 +562,36 @@ async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
                 match page.next_page_token {
                     Some(t) => options.page_token = Some(t),
                     None => break,
+                }
+            }
+            Ok(0)
+        }
+        KvCmd::Watch {
+            prefix,
+            exact,
+            from_revision,
+            count,
+            progress,
+        } => {
+            let options = WatchOptions {
+                prefix: !exact,
+                start_revision: from_revision,
+                ..WatchOptions::default()
+            };
+            let mut watch = client.watch(&prefix, options).await?;
+            let mut left = count.unwrap_or(u64::MAX);
+            while left > 0 {
+                let batch = watch.next().await?;
+                if batch.is_progress() && progress {
+                    out.emit(json!({ "progress": batch.revision }), || {
+                        format!("{}\tprogress", batch.revision)
+                    });
+                }
+                for e in batch.events.iter().take(left.min(usize::MAX as u64) as usize) {
+                    out.emit(event_json(e), || {
+                        format!("{}\t{}\t{}\t{}", e.revision, e.kind.as_str(), e.kv.key, e.kv.value_str())
+                    });
+                    left -= 1;
                 }
             }
             Ok(0)
