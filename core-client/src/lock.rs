@@ -25,8 +25,11 @@ use crate::retry::Safety;
 
 /// How to take a lock: lease length, how long to keep trying, tier.
 ///
-/// `wait` and `retry` work like the C# API: the lock is tried once, then again every
-/// `retry` until `wait` has passed since the first try. `wait == 0` makes one attempt.
+/// `wait` works like the C# API: how long to wait for the lock while someone else holds
+/// it; `wait == 0` makes one attempt. A persistent lock waits in the server's queue:
+/// waiters are granted in the order they asked, woken by the server the moment the
+/// lock is released or its lease expires (no polling; `retry` is not used). An
+/// ephemeral lock is tried again every `retry` until `wait` has passed.
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,7 +49,7 @@ pub struct LockOptions {
     pub ttl: Duration,
     /// How long to keep trying while someone else holds the lock (0 = one attempt).
     pub wait: Duration,
-    /// Pause between attempts while waiting.
+    /// Pause between attempts while waiting for an ephemeral lock.
     pub retry: Duration,
     /// Persistent (replicated) or ephemeral (leader memory) lock.
     pub durability: Durability,
@@ -200,6 +203,10 @@ impl std::fmt::Debug for LockGuard {
     }
 }
 
+/// Longest one call waits in a lock's queue (the server's limit): a longer wait is
+/// several calls, each renewing the caller's place.
+const MAX_WAIT_PER_CALL: Duration = Duration::from_secs(5);
+
 fn ttl_ms(ttl: Duration) -> Result<u64> {
     if ttl < Duration::from_millis(1) {
         return Err(Error::InvalidArgument("lock ttl must be at least 1 ms".into()));
@@ -225,6 +232,9 @@ impl Client {
     /// ```
     pub async fn lock(&self, resource: &str, options: LockOptions) -> Result<LockGuard> {
         let ttl = ttl_ms(options.ttl)?;
+        if options.wait > Duration::ZERO && options.durability == Durability::Persistent {
+            return self.lock_in_queue(resource, ttl, &options).await;
+        }
         let started = Instant::now();
         loop {
             // A generated owner is new for every attempt, so giving back an attempt whose
@@ -235,6 +245,7 @@ impl Client {
                 owner: owner.as_bytes().to_vec(),
                 ttl_ms: ttl,
                 durability: options.durability.pb(),
+                wait_ms: 0,
                 request_id: None,
             };
             // Locking again as the same owner refreshes the lease from when it is applied,
@@ -275,6 +286,74 @@ impl Client {
             let pause = options.retry.max(retry_after).min(options.wait - waited);
             tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
         }
+    }
+
+    /// Waits for a persistent lock in the server's queue: one owner takes a place and
+    /// is granted the lock in arrival order, woken by the server, with one call per
+    /// [`MAX_WAIT_PER_CALL`] to keep the place. Whatever ends the wait without the lock
+    /// (the wait running out, an error, the future being dropped) gives the place
+    /// back, and with it a grant that may have raced the end.
+    async fn lock_in_queue(&self, resource: &str, ttl: u64, options: &LockOptions) -> Result<LockGuard> {
+        let started = Instant::now();
+        let generated = options.owner.is_none();
+        let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
+        // A caller-chosen owner may hold the lock on purpose from before; it is given
+        // back only once an answer showed it waiting, not holding.
+        let mut give_back = GiveBack::arm(self, resource, &owner, options.durability, generated);
+        let mut holder = None;
+        loop {
+            let waited = started.elapsed();
+            if waited >= options.wait {
+                break;
+            }
+            let hold = (options.wait - waited).min(MAX_WAIT_PER_CALL);
+            let msg = pb::TryLockRequest {
+                resource: resource.as_bytes().to_vec(),
+                owner: owner.as_bytes().to_vec(),
+                ttl_ms: ttl,
+                durability: options.durability.pb(),
+                wait_ms: crate::ttl::ceil_ms(hold),
+                request_id: None,
+            };
+            // Each attempt may be held by the server for `hold` before it answers.
+            let mut waiting = self.clone();
+            waiting.call.attempt_timeout = self.call.attempt_timeout + hold;
+            waiting.call.timeout = self.call.timeout.max(waiting.call.attempt_timeout);
+            let mut sent = Instant::now();
+            let answer = waiting
+                .call("lock.try_lock", Safety::Idempotent, |ch, t| {
+                    let mut msg = msg.clone();
+                    msg.request_id = Some(self.request_id());
+                    sent = Instant::now();
+                    async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
+                })
+                .await;
+            match answer {
+                Ok(r) if r.acquired => {
+                    give_back.disarm();
+                    // The grant came while the server held the call: the lease began
+                    // no earlier than the send plus the time the server says it held it.
+                    let from = (sent + Duration::from_millis(r.waited_ms)).min(Instant::now());
+                    return Ok(self.guard(resource, owner, options, from, r.lock));
+                }
+                Ok(r) => {
+                    holder = r.lock.map(LockInfo::from_pb);
+                    if r.queued && !generated && !give_back.armed() {
+                        give_back = GiveBack::arm(self, resource, &owner, options.durability, true);
+                    }
+                }
+                // The place outlives a failed call by seconds: ask again, same owner.
+                Err(e) if e.is_retryable() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        drop(give_back);
+        Ok(LockGuard {
+            client: self.clone(),
+            shared: None,
+            holder,
+            renewer: None,
+        })
     }
 
     fn guard(
@@ -739,6 +818,10 @@ impl GiveBack {
 
     fn disarm(&mut self) {
         self.target = None;
+    }
+
+    fn armed(&self) -> bool {
+        self.target.is_some()
     }
 }
 

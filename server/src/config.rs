@@ -97,6 +97,10 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_MAX_EPHEMERAL_ENTRIES", default_value_t = 1_000_000)]
     pub max_ephemeral_entries: usize,
 
+    /// Most callers waiting in lock queues at once, across all locks.
+    #[arg(long, env = "KAHUNA_MAX_LOCK_WAITERS", default_value_t = 100_000)]
+    pub max_lock_waiters: usize,
+
     /// Client connections the client port holds open at once; more are closed as they
     /// are accepted. Keep it below the process's open-file limit (`ulimit -n`).
     #[arg(long, env = "KAHUNA_MAX_CONNECTIONS", default_value_t = 4096,

@@ -309,6 +309,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 locks: config.max_locks,
                 sequences: config.max_sequences,
                 ephemeral: config.max_ephemeral_entries,
+                lock_waiters: config.max_lock_waiters,
             },
         },
         transport,

@@ -15,6 +15,7 @@ fn try_lock(owner: &str, ttl_ms: u64) -> TryLockRequest {
         owner: owner.into(),
         ttl_ms,
         durability: Durability::Persistent as i32,
+        wait_ms: 0,
         request_id: None,
     }
 }

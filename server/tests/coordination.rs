@@ -16,6 +16,7 @@ fn try_lock(resource: &str, owner: &str, ttl_ms: u64, durability: Durability) ->
         owner: owner.into(),
         ttl_ms,
         durability: durability as i32,
+        wait_ms: 0,
         request_id: None,
     }
 }

@@ -20,6 +20,7 @@ pub struct Caps {
     pub locks: usize,
     pub sequences: usize,
     pub ephemeral: usize,
+    pub lock_waiters: usize,
 }
 
 /// What a cap covers, for the message and the flag to raise it.
@@ -29,6 +30,7 @@ pub enum Item {
     Locks,
     Sequences,
     Ephemeral,
+    LockWaiters,
 }
 
 impl Item {
@@ -38,6 +40,7 @@ impl Item {
             Item::Locks => ("locks", "--max-locks"),
             Item::Sequences => ("sequences", "--max-sequences"),
             Item::Ephemeral => ("ephemeral keys and locks", "--max-ephemeral-entries"),
+            Item::LockWaiters => ("callers waiting in lock queues", "--max-lock-waiters"),
         }
     }
 }
@@ -49,6 +52,7 @@ impl Caps {
             Item::Locks => self.locks,
             Item::Sequences => self.sequences,
             Item::Ephemeral => self.ephemeral,
+            Item::LockWaiters => self.lock_waiters,
         }
     }
 
@@ -77,6 +81,7 @@ mod tests {
             locks: 1,
             sequences: 1,
             ephemeral: 1,
+            lock_waiters: 1,
         };
         assert!(caps.admit(Item::Keys, 9, 1).is_ok());
         assert!(

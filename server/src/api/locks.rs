@@ -17,6 +17,13 @@ use super::{forward_unless_leader, Api};
 use crate::ephemeral::{EphemeralLock, EphemeralTier, LeaseGate};
 use crate::sm::{LockReply, LockView, Op, Refusal, Reply};
 
+/// Longest one try-lock call waits in a lock's queue; a caller waiting longer calls
+/// again as the same owner.
+pub const MAX_LOCK_WAIT_MS: u64 = 5_000;
+/// How long a waiter's place outlives the call that took or renewed it: the time the
+/// caller has to call again before it loses its place.
+pub const PLACE_GRACE_MS: u64 = 2_000;
+
 fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::LockInfo {
     pb::LockInfo {
         resource: view.resource,
@@ -109,6 +116,73 @@ impl Api {
         }
     }
 
+    /// A persistent try-lock that waits in the lock's queue: takes the lock or a place
+    /// through the log, then holds the call until the entry that frees the lock grants
+    /// it to this owner, or `wait_ms` (at most [`MAX_LOCK_WAIT_MS`]) passes. The grant
+    /// is read from this member's applied state: applied means committed, and the
+    /// lease it starts began after the caller sent this request.
+    async fn wait_for_lock(&self, r: pb::TryLockRequest) -> Result<Response<pb::TryLockResponse>, Status> {
+        let received = tokio::time::Instant::now();
+        let hold = Duration::from_millis(r.wait_ms.min(MAX_LOCK_WAIT_MS));
+        self.admit(Item::LockWaiters, |sm| {
+            (sm.locks.waiters(), usize::from(!sm.locks.is_waiting(&r.resource, &r.owner)))
+        })?;
+        // Subscribed before proposing, so a grant applied right after is seen.
+        let mut applied = self.node.sm.subscribe();
+        let op = Op::WaitLock {
+            resource: r.resource.clone(),
+            owner: r.owner.clone(),
+            ttl_ms: r.ttl_ms,
+            place_ms: hold.as_millis() as u64 + PLACE_GRACE_MS,
+        };
+        let p = self.propose(op, None, limits::request_id(r.request_id.as_ref())?).await?;
+        let reply = match p.reply {
+            Reply::Lock(reply) => reply,
+            other => return Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),
+        };
+        let answer = |acquired: bool, queued: bool, lock: Option<LockView>, now_ms: u64, header, waited: Duration| {
+            pb::TryLockResponse {
+                header: Some(header),
+                acquired,
+                lock: lock.map(|v| info(v, now_ms, Durability::Persistent)),
+                retry_after_ms: 0,
+                queued,
+                waited_ms: waited.as_millis() as u64,
+            }
+        };
+        if reply.ok {
+            // Granted by this call's own entry: its lease began after the request came.
+            let granted = answer(true, false, reply.lock, p.time_ms, p.header, Duration::ZERO);
+            return Ok(Response::new(granted));
+        }
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            let woken = tokio::select! {
+                changed = applied.changed() => changed.is_ok(),
+                () = tokio::time::sleep_until(deadline) => false,
+                () = self.node.stopping.cancelled() => false,
+            };
+            // Measured before the time the remaining lease is judged by, so that both
+            // err on the short side.
+            let waited = received.elapsed();
+            let now = self.node.clock.now_ms();
+            let (holder, waiting) = {
+                let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+                let now = st.sm.now_ms.max(now);
+                (st.sm.locks.get(now, &r.resource), st.sm.locks.is_waiting(&r.resource, &r.owner))
+            };
+            let header = self.node.header();
+            if holder.as_ref().is_some_and(|h| h.owner == r.owner) {
+                return Ok(Response::new(answer(true, false, holder, now, header, waited)));
+            }
+            // Out of time, the place is gone, or this member no longer leads (the next
+            // leader grants from the same queue): answer, and the caller asks again.
+            if !woken || !waiting || !self.node.is_leader() {
+                return Ok(Response::new(answer(false, waiting, holder, now, header, waited)));
+            }
+        }
+    }
+
     /// Runs an ephemeral lock operation once the tier's lease gate lets it through:
     /// on the term's first grant, reads the mark earlier terms committed (after a
     /// read-index, so all of them are applied) to learn the grace period; before a
@@ -162,6 +236,9 @@ impl Locks for Api {
             })?,
             Durability::Ephemeral => self.admit_ephemeral(|t| !t.locks.contains(&r.resource))?,
         }
+        if durability == Durability::Persistent && r.wait_ms > 0 {
+            return self.wait_for_lock(r).await;
+        }
         let op = Op::TryLock {
             resource: r.resource.clone(),
             owner: r.owner.clone(),
@@ -177,6 +254,8 @@ impl Locks for Api {
             acquired: o.reply.ok,
             lock: o.reply.lock.map(|v| info(v, o.now_ms, durability)),
             retry_after_ms: o.retry_after_ms,
+            queued: false,
+            waited_ms: 0,
         }))
     }
 
@@ -216,7 +295,10 @@ impl Locks for Api {
         let o = self
             .lock_op(durability, op, r.request_id.as_ref(), 0, |tier, term, now| {
                 tier.with(term, now, |t| {
-                    Ok(EphemeralLock::Reply(t.locks.unlock(now, &r.resource, &r.owner)))
+                    // Nobody waits in the ephemeral tier's queues (waiting there is
+                    // the client's retry loop), so an unlock grants nothing and
+                    // needs no token.
+                    Ok(EphemeralLock::Reply(t.locks.unlock(0, now, &r.resource, &r.owner)))
                 })
             })
             .await?;

@@ -82,7 +82,7 @@ impl Tier {
 
     fn sweep(&mut self, now_ms: u64, limit: u32) -> u32 {
         let rev = self.revision();
-        self.kv.sweep(rev, now_ms, limit) + self.locks.sweep(now_ms, limit)
+        self.kv.sweep(rev, now_ms, limit) + self.locks.sweep(rev, now_ms, limit)
     }
 }
 

@@ -4,10 +4,20 @@
 //! tokens strictly increase. A lock is held while `now < expires_at_ms` in the
 //! state machine's deterministic time; [`LockTable::extend_all_leases`] runs at the
 //! first entry of every new leader term, so a failover never shortens a lease.
+//!
+//! A caller that wants to wait takes a place in the resource's queue
+//! ([`LockTable::wait_lock`]) and is granted the lock, in arrival order, by the entry
+//! that frees it: an unlock, a sweep of an expired lease, or any lock operation on the
+//! resource once the lease has run out. A place has a lease of its own that the waiter
+//! renews by asking again; a waiter that dies loses its place when that lease runs
+//! out. A waiter granted the lock is given at first only what is left of its place's
+//! lease (its client extends to the full TTL as soon as it hears of the grant), so a
+//! waiter that died just before its turn holds the queue up no longer than its place
+//! would have.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Map, Set};
+use super::{Map, Seq, Set};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Lock {
@@ -44,11 +54,27 @@ pub struct LockReply {
     pub lock: Option<LockView>,
 }
 
+/// A caller waiting for a lock, in its place in the queue.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Waiter {
+    pub owner: Vec<u8>,
+    /// The lease the waiter asked for once granted.
+    pub ttl_ms: u64,
+    /// How long one renewal keeps the place.
+    pub place_ms: u64,
+    /// The place is gone at this time unless renewed.
+    pub expires_at_ms: u64,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockTable {
     locks: Map<Vec<u8>, Lock>,
     /// (expires_at_ms, resource) for every lock.
     expiry: Set<(u64, Vec<u8>)>,
+    /// Per resource, its waiters in arrival order.
+    queues: Map<Vec<u8>, Seq<Waiter>>,
+    /// (expires_at_ms, resource, owner) for every waiter's place.
+    places: Set<(u64, Vec<u8>, Vec<u8>)>,
 }
 
 impl LockTable {
@@ -89,7 +115,10 @@ impl LockTable {
 
     /// Grants the lock to `owner` at `revision`, or refreshes it (same token) when
     /// `owner` already holds it.
+    /// A waiter ahead in the queue goes first: a free lock with live waiters is
+    /// granted to the first of them, and the caller is refused.
     pub fn try_lock(&mut self, revision: u64, now_ms: u64, resource: &[u8], owner: &[u8], ttl_ms: u64) -> LockReply {
+        self.grant_next(revision, now_ms, resource);
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         let token = match self.live(now_ms, resource) {
             Some(l) if l.owner != owner => {
@@ -151,16 +180,125 @@ impl LockTable {
         }
     }
 
-    pub fn unlock(&mut self, now_ms: u64, resource: &[u8], owner: &[u8]) -> LockReply {
+    /// Releases the lock `owner` holds, granting it to the next waiter at `revision`;
+    /// also gives up `owner`'s place in the queue, so a waiter that stops waiting
+    /// unlocks whether or not its grant came first.
+    pub fn unlock(&mut self, revision: u64, now_ms: u64, resource: &[u8], owner: &[u8]) -> LockReply {
+        self.leave_queue(resource, owner);
         if let Some(refused) = self.refuse(now_ms, resource, owner) {
             return refused;
         }
         self.put(resource, None);
+        self.grant_next(revision, now_ms, resource);
         LockReply {
             ok: true,
             refusal: Refusal::None,
             lock: None,
         }
+    }
+
+    /// Grants the lock to `owner` if it is free and nobody waits ahead, refreshes it
+    /// if `owner` holds it, and otherwise puts `owner` in the queue (or keeps its
+    /// place) for another `place_ms`. Refused answers name the holder.
+    pub fn wait_lock(
+        &mut self,
+        revision: u64,
+        now_ms: u64,
+        resource: &[u8],
+        owner: &[u8],
+        ttl_ms: u64,
+        place_ms: u64,
+    ) -> LockReply {
+        self.grant_next(revision, now_ms, resource);
+        let holder = self.live(now_ms, resource).map(|l| l.owner.clone());
+        if holder.is_none() || holder.as_deref() == Some(owner) {
+            // Free with an empty queue (grant_next would have granted otherwise), or ours.
+            self.leave_queue(resource, owner);
+            return self.try_lock(revision, now_ms, resource, owner, ttl_ms);
+        }
+        let expires_at_ms = now_ms.saturating_add(place_ms);
+        let mut queue = self.queues.get(resource).cloned().unwrap_or_default();
+        match queue.iter().position(|w| w.owner == owner) {
+            Some(i) => {
+                let old = queue[i].expires_at_ms;
+                self.places.remove(&(old, resource.to_vec(), owner.to_vec()));
+                queue[i].expires_at_ms = expires_at_ms;
+                queue[i].ttl_ms = ttl_ms;
+                queue[i].place_ms = place_ms;
+            }
+            None => queue.push_back(Waiter {
+                owner: owner.to_vec(),
+                ttl_ms,
+                place_ms,
+                expires_at_ms,
+            }),
+        }
+        self.places.insert((expires_at_ms, resource.to_vec(), owner.to_vec()));
+        self.queues.insert(resource.to_vec(), queue);
+        LockReply {
+            ok: false,
+            refusal: Refusal::HeldByOther,
+            lock: self.get(now_ms, resource),
+        }
+    }
+
+    /// Whether `owner` has a place in `resource`'s queue (live or not yet pruned).
+    pub fn is_waiting(&self, resource: &[u8], owner: &[u8]) -> bool {
+        self.queues
+            .get(resource)
+            .is_some_and(|q| q.iter().any(|w| w.owner == owner))
+    }
+
+    /// Removes `owner`'s place in `resource`'s queue, if it has one.
+    fn leave_queue(&mut self, resource: &[u8], owner: &[u8]) {
+        let Some(queue) = self.queues.get_mut(resource) else {
+            return;
+        };
+        if let Some(i) = queue.iter().position(|w| w.owner == owner) {
+            let w = queue.remove(i);
+            self.places.remove(&(w.expires_at_ms, resource.to_vec(), w.owner));
+        }
+        if queue.is_empty() {
+            self.queues.remove(resource);
+        }
+    }
+
+    /// If `resource` is free, grants it at `revision` to the first waiter whose place
+    /// is still live, dropping the expired places ahead of it. The grant's lease is
+    /// the waiter's TTL, cut to what is left of its place (see the module docs).
+    fn grant_next(&mut self, revision: u64, now_ms: u64, resource: &[u8]) {
+        if self.live(now_ms, resource).is_some() {
+            return;
+        }
+        loop {
+            let Some(queue) = self.queues.get_mut(resource) else {
+                return;
+            };
+            let Some(w) = queue.pop_front() else {
+                self.queues.remove(resource);
+                return;
+            };
+            if queue.is_empty() {
+                self.queues.remove(resource);
+            }
+            self.places.remove(&(w.expires_at_ms, resource.to_vec(), w.owner.clone()));
+            if w.expires_at_ms <= now_ms {
+                continue;
+            }
+            let lock = Lock {
+                owner: w.owner,
+                token: revision,
+                expires_at_ms: now_ms.saturating_add(w.ttl_ms).min(w.expires_at_ms),
+                ttl_ms: w.ttl_ms,
+            };
+            self.put(resource, Some(lock));
+            return;
+        }
+    }
+
+    /// Places in every queue.
+    pub fn waiters(&self) -> usize {
+        self.places.len()
     }
 
     /// Gives every lease live at `live_at_ms` (the previous leader's last time) at
@@ -178,10 +316,27 @@ impl LockTable {
                 self.put(&resource, Some(lock));
             }
         }
+        // Waiters could not renew their places while there was no leader either.
+        let live: Vec<(u64, Vec<u8>, Vec<u8>)> = self
+            .places
+            .range((live_at_ms.saturating_add(1), Vec::new(), Vec::new())..)
+            .cloned()
+            .collect();
+        for (at, resource, owner) in live {
+            let Some(queue) = self.queues.get_mut(&resource) else {
+                continue;
+            };
+            if let Some(w) = queue.iter_mut().find(|w| w.owner == owner) {
+                w.expires_at_ms = at.max(now_ms.saturating_add(w.place_ms));
+                self.places.remove(&(at, resource.clone(), owner.clone()));
+                self.places.insert((w.expires_at_ms, resource, owner));
+            }
+        }
     }
 
-    /// Removes up to `limit` expired locks; returns how many.
-    pub fn sweep(&mut self, now_ms: u64, limit: u32) -> u32 {
+    /// Removes up to `limit` expired locks and up to `limit` expired places, granting
+    /// each freed lock to its next waiter at `revision`; returns how many were removed.
+    pub fn sweep(&mut self, revision: u64, now_ms: u64, limit: u32) -> u32 {
         let due: Vec<Vec<u8>> = self
             .expiry
             .iter()
@@ -191,8 +346,19 @@ impl LockTable {
             .collect();
         for r in &due {
             self.put(r, None);
+            self.grant_next(revision, now_ms, r);
         }
-        due.len() as u32
+        let gone: Vec<(u64, Vec<u8>, Vec<u8>)> = self
+            .places
+            .iter()
+            .take_while(|(at, _, _)| *at <= now_ms)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        for (_, resource, owner) in &gone {
+            self.leave_queue(resource, owner);
+        }
+        (due.len() + gone.len()) as u32
     }
 
     /// Locks held, expired or not yet swept.
@@ -210,7 +376,9 @@ impl LockTable {
     }
 
     pub fn next_expiry(&self) -> Option<u64> {
-        self.expiry.get_min().map(|(at, _)| *at)
+        let lock = self.expiry.get_min().map(|(at, _)| *at);
+        let place = self.places.get_min().map(|(at, _, _)| *at);
+        lock.into_iter().chain(place).min()
     }
 }
 
@@ -234,9 +402,9 @@ mod tests {
         assert!(!b.ok);
         assert_eq!(b.refusal, Refusal::HeldByOther);
         assert_eq!(b.lock.map(|l| l.owner), Some(b"A".to_vec()));
-        assert_eq!(t.unlock(1100, b"r", b"B").refusal, Refusal::HeldByOther);
+        assert_eq!(t.unlock(12, 1100, b"r", b"B").refusal, Refusal::HeldByOther);
         assert_eq!(t.extend(1100, b"x", b"A", 10).refusal, Refusal::NotHeld);
-        assert!(t.unlock(1100, b"r", b"A").ok);
+        assert!(t.unlock(12, 1100, b"r", b"A").ok);
         let b = t.try_lock(13, 1100, b"r", b"B", 100);
         assert_eq!(b.lock.map(|l| l.token), Some(13));
     }
@@ -261,7 +429,82 @@ mod tests {
         assert_eq!(t.get(50, b"live").map(|l| l.expires_at_ms), Some(150));
         assert_eq!(t.get(50, b"long").map(|l| l.expires_at_ms), Some(10_050));
         assert!(t.get(50, b"dead").is_none());
-        assert_eq!(t.sweep(50, 10), 1);
+        assert_eq!(t.sweep(4, 50, 10), 1);
         assert_eq!(t.next_expiry(), Some(150));
+    }
+
+    fn holder(t: &LockTable, now: u64, r: &[u8]) -> Option<(Vec<u8>, u64)> {
+        t.get(now, r).map(|l| (l.owner, l.token))
+    }
+
+    #[test]
+    fn waiters_are_granted_in_arrival_order_with_increasing_tokens() {
+        let mut t = LockTable::default();
+        assert!(t.wait_lock(1, 0, b"r", b"A", 1000, 500).ok, "free: granted at once");
+        for (rev, w) in [(2, b"B"), (3, b"C"), (4, b"D")] {
+            let r = t.wait_lock(rev, 0, b"r", w, 1000, 500);
+            assert!(!r.ok);
+            assert_eq!(r.lock.map(|l| l.owner), Some(b"A".to_vec()), "names the holder");
+        }
+        assert_eq!(t.waiters(), 3);
+        assert!(t.unlock(10, 100, b"r", b"A").ok);
+        assert_eq!(holder(&t, 100, b"r"), Some((b"B".to_vec(), 10)));
+        // Someone who never queued cannot jump the queue.
+        assert!(!t.try_lock(11, 100, b"r", b"E", 1000).ok);
+        assert!(t.unlock(12, 100, b"r", b"B").ok);
+        assert_eq!(holder(&t, 100, b"r"), Some((b"C".to_vec(), 12)));
+        // C's lease runs out (cut to its place: 0 + 500): the sweep grants D.
+        assert!(!t.is_waiting(b"r", b"C"));
+        let removed = t.sweep(13, 500, 10);
+        assert!(removed >= 1);
+        assert_eq!(holder(&t, 500, b"r"), None, "D's place ran out at 500 too");
+        assert_eq!(t.waiters(), 0);
+    }
+
+    #[test]
+    fn a_dead_waiter_is_skipped_and_a_grant_is_cut_to_the_place_left() {
+        let mut t = LockTable::default();
+        t.try_lock(1, 0, b"r", b"A", 100);
+        t.wait_lock(2, 0, b"r", b"dead", 10_000, 50);
+        t.wait_lock(3, 0, b"r", b"live", 10_000, 1_000);
+        assert!(t.unlock(4, 60, b"r", b"A").ok);
+        let l = t.get(60, b"r").expect("granted");
+        assert_eq!((l.owner.as_slice(), l.token), (b"live".as_slice(), 4));
+        assert_eq!(l.expires_at_ms, 1_000, "what was left of the place, not the 10 s TTL");
+        // Asking again as the holder refreshes to the full TTL.
+        let r = t.wait_lock(5, 100, b"r", b"live", 10_000, 1_000);
+        assert!(r.ok);
+        assert_eq!(r.lock.map(|l| (l.token, l.expires_at_ms)), Some((4, 10_100)));
+    }
+
+    #[test]
+    fn an_expired_lease_goes_to_the_first_waiter_on_the_next_touch() {
+        let mut t = LockTable::default();
+        t.try_lock(1, 0, b"r", b"A", 100);
+        t.wait_lock(2, 0, b"r", b"B", 1_000, 5_000);
+        // No sweep yet: a newcomer's try finds the lease over and the queue first.
+        let e = t.try_lock(3, 150, b"r", b"E", 1_000);
+        assert!(!e.ok);
+        assert_eq!(holder(&t, 150, b"r"), Some((b"B".to_vec(), 3)));
+    }
+
+    #[test]
+    fn leaving_renewing_and_failover_keep_places_right() {
+        let mut t = LockTable::default();
+        t.try_lock(1, 0, b"r", b"A", 10_000);
+        t.wait_lock(2, 0, b"r", b"B", 1_000, 100);
+        t.wait_lock(3, 0, b"r", b"C", 1_000, 100);
+        assert_eq!(t.next_expiry(), Some(100), "places are swept when due");
+        // Renewing keeps B's place (still first) with a later expiry.
+        t.wait_lock(4, 50, b"r", b"B", 1_000, 100);
+        // C gives up: it unlocks, which leaves the queue.
+        assert_eq!(t.unlock(5, 60, b"r", b"C").refusal, Refusal::HeldByOther);
+        assert!(!t.is_waiting(b"r", b"C"));
+        // A new term extends places like leases: B keeps its place past 150.
+        t.extend_all_leases(60, 1_000);
+        assert_eq!(t.sweep(6, 1_050, 10), 0);
+        assert!(t.is_waiting(b"r", b"B"));
+        assert!(t.unlock(7, 1_060, b"r", b"A").ok);
+        assert_eq!(holder(&t, 1_060, b"r"), Some((b"B".to_vec(), 7)));
     }
 }

@@ -86,6 +86,14 @@ pub enum Op {
     EphemeralLeaseMark {
         ttl_ms: u64,
     },
+    /// Take the lock, or a place in its queue held for `place_ms` (see `locks`).
+    /// Appended last: the log's encoding names variants by position.
+    WaitLock {
+        resource: Vec<u8>,
+        owner: Vec<u8>,
+        ttl_ms: u64,
+        place_ms: u64,
+    },
 }
 
 /// Conditions a write is subject to; all given ones must hold.
@@ -245,7 +253,16 @@ impl StateMachine {
                 owner,
                 ttl_ms,
             } => Reply::Lock(self.locks.extend(now, resource, owner, *ttl_ms)),
-            Op::Unlock { resource, owner } => Reply::Lock(self.locks.unlock(now, resource, owner)),
+            Op::Unlock { resource, owner } => Reply::Lock(self.locks.unlock(revision, now, resource, owner)),
+            Op::WaitLock {
+                resource,
+                owner,
+                ttl_ms,
+                place_ms,
+            } => Reply::Lock(
+                self.locks
+                    .wait_lock(revision, now, resource, owner, *ttl_ms, *place_ms),
+            ),
             Op::SeqNext {
                 name,
                 count,
@@ -253,7 +270,7 @@ impl StateMachine {
                 window_ms,
             } => Reply::Seq(self.sequences.next(now, name, *count, key.as_deref(), *window_ms)),
             Op::Sweep { limit } => {
-                let removed = self.kv.sweep(revision, now, *limit) + self.locks.sweep(now, *limit);
+                let removed = self.kv.sweep(revision, now, *limit) + self.locks.sweep(revision, now, *limit);
                 self.sequences.forget_expired(now);
                 self.dedupe.forget_idle(now);
                 Reply::Sweep { removed }
