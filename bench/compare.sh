@@ -6,6 +6,13 @@
 # Both fsync on commit (Kahuna: RocksDB synced writes; etcd: its default) and keep
 # their data on the same disk.
 #
+# `handoff` (one lock, every client taking and releasing it; latency from a release to
+# the next grant) runs at 2 and 65 clients, that is 1 and 64 waiters, and also against
+# Kahuna's clients as they were before the server's lock queue (a try every 100 ms):
+#   RATIO handoff-vs-polling <clients> throughput=<queue/polling> p99=<queue/polling>
+# `watch` (one watcher, the other clients writing; latency from a write's send to its
+# delivery) compares with etcd's watch.
+#
 #   bench/compare.sh [--quick] [--duration SECONDS] [--workloads "put get ..."] [--clients "1 16 64"]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,7 +20,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh"
 
 duration=10
-workloads="put get cas lock ephemeral-lock seq mixed"
+workloads="put get cas lock ephemeral-lock seq mixed handoff watch"
+handoff_clients="2 65"
 clients="1 16 64"
 profile=release
 while [ $# -gt 0 ]; do
@@ -77,44 +85,51 @@ sleep 5
 
 declare -A result
 run() { # target workload clients
-  local eps=$kahuna_eps
+  local eps=$kahuna_eps target=$1 extra=()
   [ "$1" = etcd ] && eps=$etcd_eps
+  [ "$1" = kahuna-polling ] && target=kahuna && extra=(--lock-poll-ms 100)
   local line
-  line=$("$bin/kahuna-bench" --target "$1" --endpoints "$eps" --workload "$2" --clients "$3" \
-    --connections 8 --duration "$duration" 2>"$work/bench-err.log" | grep '^RESULT' || true)
+  line=$("$bin/kahuna-bench" --target "$target" --endpoints "$eps" --workload "$2" --clients "$3" \
+    --connections 8 --duration "$duration" "${extra[@]}" 2>"$work/bench-err.log" | grep '^RESULT' || true)
   if [ -z "$line" ]; then
     echo "bench failed: $1 $2 $3: $(tail -3 "$work/bench-err.log")" >&2
     line="RESULT target=$1 workload=$2 clients=$3 ops=0 errors=0 seconds=0 throughput=0 p50_us=0 p99_us=0 p999_us=0"
   fi
+  line=${line/target=$target /target=$1 }
   echo "$line"
   result["$1 $2 $3"]="$line"
 }
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
+clients_of() { if [ "$1" = handoff ]; then echo "$handoff_clients"; else echo "$clients"; fi; }
 for w in $workloads; do
-  for c in $clients; do
+  for c in $(clients_of "$w"); do
     run kahuna "$w" "$c"
     run etcd "$w" "$c"
+    if [ "$w" = handoff ]; then run kahuna-polling "$w" "$c"; fi
   done
 done
 
 echo
 printf '%-15s %7s %14s %14s %10s %10s %10s %10s\n' workload clients kahuna_ops/s etcd_ops/s k_p50_us e_p50_us k_p99_us e_p99_us
 for w in $workloads; do
-  for c in $clients; do
+  for c in $(clients_of "$w"); do
     k="${result["kahuna $w $c"]}"; e="${result["etcd $w $c"]}"
     printf '%-15s %7s %14s %14s %10s %10s %10s %10s\n' "$w" "$c" "$(field "$k" throughput)" "$(field "$e" throughput)" \
       "$(field "$k" p50_us)" "$(field "$e" p50_us)" "$(field "$k" p99_us)" "$(field "$e" p99_us)"
   done
 done
 echo
+ratio() { # label clients kahuna-line other-line
+  awk -v w="$1" -v c="$2" -v kt="$(field "$3" throughput)" -v et="$(field "$4" throughput)" \
+      -v kp="$(field "$3" p99_us)" -v ep="$(field "$4" p99_us)" 'BEGIN {
+    t = (et > 0) ? sprintf("%.2f", kt / et) : "n/a"; p = (ep > 0) ? sprintf("%.2f", kp / ep) : "n/a";
+    printf "RATIO %s %s throughput=%s p99=%s\n", w, c, t, p }'
+}
 for w in $workloads; do
-  for c in $clients; do
-    k="${result["kahuna $w $c"]}"; e="${result["etcd $w $c"]}"
-    awk -v w="$w" -v c="$c" -v kt="$(field "$k" throughput)" -v et="$(field "$e" throughput)" \
-        -v kp="$(field "$k" p99_us)" -v ep="$(field "$e" p99_us)" 'BEGIN {
-      t = (et > 0) ? sprintf("%.2f", kt / et) : "n/a"; p = (ep > 0) ? sprintf("%.2f", kp / ep) : "n/a";
-      printf "RATIO %s %s throughput=%s p99=%s\n", w, c, t, p }'
+  for c in $(clients_of "$w"); do
+    ratio "$w" "$c" "${result["kahuna $w $c"]}" "${result["etcd $w $c"]}"
+    if [ "$w" = handoff ]; then ratio handoff-vs-polling "$c" "${result["kahuna $w $c"]}" "${result["kahuna-polling $w $c"]}"; fi
   done
 done
 for n in 1 2 3; do

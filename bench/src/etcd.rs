@@ -3,7 +3,7 @@
 //! counter key for sequences.
 
 use anyhow::{bail, Result};
-use etcd_client::{Client, Compare, CompareOp, LockOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, LockOptions, Txn, TxnOp, WatchOptions, WatchStream};
 
 use crate::workload::Workload;
 
@@ -52,6 +52,27 @@ impl Worker {
         let id = self.client.lease_grant(SESSION_TTL_S, None).await?.id();
         self.lease = Some(id);
         Ok(id)
+    }
+
+    /// Takes `resource` with etcd's lock API (waiters ordered by revision, woken by
+    /// a watch on the one ahead); returns the key that holds it.
+    pub async fn acquire(&mut self, resource: &str) -> Result<Vec<u8>> {
+        let lease = self.lease().await?;
+        let held = self
+            .client
+            .lock(resource, Some(LockOptions::new().with_lease(lease)))
+            .await?;
+        Ok(held.key().to_vec())
+    }
+
+    pub async fn release(&mut self, held: Vec<u8>) -> Result<()> {
+        self.client.unlock(held).await?;
+        Ok(())
+    }
+
+    /// A watch on every key under `prefix`, from now on.
+    pub async fn watch(&mut self, prefix: &str) -> Result<WatchStream> {
+        Ok(self.client.watch(prefix, Some(WatchOptions::new().with_prefix())).await?)
     }
 
     pub async fn op(&mut self, w: Workload, key: &str, value: &[u8]) -> Result<()> {
@@ -105,7 +126,7 @@ impl Worker {
                     }
                 }
             }
-            Workload::Mixed | Workload::Load => bail!("{w:?} is not a single operation"),
+            Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => bail!("{w:?} is not a single operation"),
         }
     }
 }

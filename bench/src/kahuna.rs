@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use kahuna_client::{Client, ClientOptions, ClientTls, Durability, LockOptions};
+use kahuna_client::{Client, ClientOptions, ClientTls, Durability, LockGuard, LockOptions, Watch, WatchOptions};
 
 use crate::workload::Workload;
 
@@ -66,6 +66,35 @@ impl Worker {
         Ok(())
     }
 
+    /// Takes `resource`, waiting as long as it takes: in the server's queue, or with
+    /// `poll`, by trying again every `poll` as clients did before the queue.
+    pub async fn acquire(&self, resource: &str, poll: Option<Duration>) -> Result<LockGuard> {
+        let options = LockOptions {
+            ttl: self.lock_ttl,
+            wait: if poll.is_some() { Duration::ZERO } else { Duration::from_secs(600) },
+            ..LockOptions::default()
+        };
+        loop {
+            let guard = self.client.lock(resource, options.clone()).await?;
+            if guard.is_acquired() {
+                return Ok(guard);
+            }
+            match poll {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => bail!("{resource} not acquired within 10 minutes"),
+            }
+        }
+    }
+
+    /// A watch on every key under `prefix`, from now on.
+    pub async fn watch(&self, prefix: &str) -> Result<Watch> {
+        let options = WatchOptions {
+            prefix: true,
+            ..WatchOptions::default()
+        };
+        Ok(self.client.watch(prefix, options).await?)
+    }
+
     /// Triggers a snapshot on the leader and returns how long it took to build it.
     pub async fn snapshot(&self) -> Result<Duration> {
         let target = self.client.status().await?.applied_index;
@@ -123,7 +152,7 @@ impl Worker {
                 self.client.next("bench/seq", 1, None).await?;
                 Ok(())
             }
-            Workload::Mixed | Workload::Load => bail!("{w:?} is not a single operation"),
+            Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => bail!("{w:?} is not a single operation"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! latency percentiles. Compare targets with `bench/compare.sh`, which runs both on
 //! the same machine in the same run and prints ratios.
 
+mod contended;
 mod etcd;
 mod kahuna;
 mod stats;
@@ -64,9 +65,13 @@ struct Args {
     /// (endpoints then `https://`).
     #[arg(long)]
     cacert: Option<std::path::PathBuf>,
+    /// The handoff workload on Kahuna as clients waited before the server's lock queue:
+    /// a try every this many milliseconds.
+    #[arg(long)]
+    lock_poll_ms: Option<u64>,
 }
 
-enum Worker {
+pub enum Worker {
     Kahuna(kahuna::Worker),
     // Boxed: the etcd client is a few kilobytes.
     Etcd(Box<etcd::Worker>),
@@ -180,6 +185,17 @@ async fn main() -> Result<()> {
     }
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    if matches!(args.workload, Workload::Handoff | Workload::Watch) {
+        let started = Instant::now();
+        let samples = match args.workload {
+            Workload::Handoff => {
+                contended::handoff(workers, deadline, args.lock_poll_ms.map(Duration::from_millis)).await?
+            }
+            _ => contended::watch(workers, deadline).await?,
+        };
+        print_result(&args, Summary::of(samples, started.elapsed()), started.elapsed());
+        return Ok(());
+    }
     let budget = Arc::new(AtomicU64::new(args.ops.unwrap_or(u64::MAX)));
     let started = Instant::now();
     let tasks: Vec<_> = workers
@@ -224,7 +240,11 @@ async fn main() -> Result<()> {
         all.merge(t.await?);
     }
     let elapsed = started.elapsed();
-    let s = Summary::of(all, elapsed);
+    print_result(&args, Summary::of(all, elapsed), elapsed);
+    Ok(())
+}
+
+fn print_result(args: &Args, s: Summary, elapsed: Duration) {
     println!(
         "RESULT target={} workload={} clients={} ops={} errors={} seconds={:.2} throughput={:.1} p50_us={} p99_us={} p999_us={}",
         target_name(args.target),
@@ -238,7 +258,6 @@ async fn main() -> Result<()> {
         s.p99_us,
         s.p999_us
     );
-    Ok(())
 }
 
 fn target_name(t: Target) -> &'static str {

@@ -20,6 +20,12 @@ pub enum Workload {
     Mixed,
     /// Write keys 0..--keys once each (to build a data set of a given size).
     Load,
+    /// Every client takes the same lock, waiting, and releases it at once; latency is
+    /// the handoff, from one holder's release to the next one's grant.
+    Handoff,
+    /// Every client writes; one more watches the prefix; latency is from a write's
+    /// send to its delivery to the watcher.
+    Watch,
 }
 
 impl Workload {
@@ -33,6 +39,8 @@ impl Workload {
             Workload::Seq => "seq",
             Workload::Mixed => "mixed",
             Workload::Load => "load",
+            Workload::Handoff => "handoff",
+            Workload::Watch => "watch",
         }
     }
 

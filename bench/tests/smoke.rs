@@ -9,7 +9,17 @@ use kahuna_testkit::Cluster;
 async fn every_workload_runs_and_reports() {
     let c = Cluster::start(1, "memory", &["--max-ephemeral-ttl-ms", "1000"]).await;
     let endpoint = c.members[0].client_addr.clone();
-    for workload in ["put", "get", "cas", "lock", "ephemeral-lock", "seq", "mixed"] {
+    for workload in [
+        "put",
+        "get",
+        "cas",
+        "lock",
+        "ephemeral-lock",
+        "seq",
+        "mixed",
+        "handoff",
+        "watch",
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_kahuna-bench"))
             .args(["--endpoints", &endpoint, "--workload", workload])
             .args([

@@ -198,7 +198,8 @@ enum LockCmd {
         /// Keep trying this long while someone else holds it (exit 2 if never acquired).
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         wait: Duration,
-        /// Pause between tries while waiting.
+        /// Pause between tries while waiting for an ephemeral lock (a persistent one
+        /// waits in the server's queue).
         #[arg(long, default_value = "100ms", value_parser = parse_duration)]
         retry: Duration,
         #[command(flatten)]
