@@ -123,6 +123,7 @@ fn refresh(generated: &Path, checked_in: &Path) {
 fn main() {
     println!("cargo:rerun-if-changed=src/lib.rs");
     println!("cargo:rerun-if-changed=src/types.rs");
+    println!("cargo:rerun-if-changed=src/watch.rs");
     println!("cargo:rerun-if-changed={CATALOGUE}");
     println!("cargo:rerun-if-env-changed=KAHUNA_REGENERATE_BINDINGS");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -141,6 +142,7 @@ fn main() {
     csbindgen::Builder::default()
         .input_extern_file("src/lib.rs")
         .input_extern_file("src/types.rs")
+        .input_extern_file("src/watch.rs")
         .input_extern_file(&status)
         .csharp_dll_name("kahuna_ffi")
         .csharp_namespace("Kahuna.Client.Native")

@@ -706,6 +706,68 @@ namespace Kahuna.Client
             return ScanAllByPrefix(prefix, durability, cancellationToken);
         }
 
+        // ---- watches ---------------------------------------------------------------------
+
+        /// <summary>
+        /// Opens a watch on the persistent key <paramref name="key"/> (with
+        /// <paramref name="prefix"/>, on every key starting with it); completes once the server
+        /// has it in place, so every change committed after that is delivered. Dispose the watch
+        /// to close it.
+        /// </summary>
+        /// <param name="key">The key, or the prefix (empty with <paramref name="prefix"/>: every key).</param>
+        /// <param name="prefix">Watch every key starting with <paramref name="key"/>.</param>
+        /// <param name="startRevision">The first revision to deliver changes of (a past one replays the
+        /// retained history from there); 0: only changes made after the watch is open.</param>
+        /// <param name="progressInterval">How often a progress notification comes while nothing changes,
+        /// from 100 ms to 10 minutes (null: 5 s); a refused one fails with
+        /// <see cref="KahunaErrorCode.InvalidArgument"/>.</param>
+        /// <param name="cancellationToken">Cancels opening the watch.</param>
+        /// <example>
+        /// <code>
+        /// var watch = await client.Watch("config/", prefix: true);
+        /// try
+        /// {
+        ///     var e = watch.GetAsyncEnumerator();
+        ///     while (await e.MoveNextAsync())
+        ///         Console.WriteLine(e.Current.Type + " " + e.Current.Key + " = " + e.Current.ValueAsString);
+        /// }
+        /// finally { await watch.DisposeAsync(); }
+        /// </code>
+        /// </example>
+        public unsafe Task<KahunaWatch> Watch(string key, bool prefix = false, long startRevision = 0,
+            TimeSpan? progressInterval = null, CancellationToken cancellationToken = default)
+        {
+            byte[] k = Interop.Utf8(key, nameof(key));
+            if (startRevision < 0) throw new ArgumentOutOfRangeException(nameof(startRevision), "must not be negative");
+            ulong intervalMs = 0;
+            if (progressInterval.HasValue)
+            {
+                // Zero means "the default" on the C ABI, so an explicit zero is refused here.
+                if (progressInterval.Value <= TimeSpan.Zero)
+                    throw new ArgumentOutOfRangeException(nameof(progressInterval), "must be positive");
+                intervalMs = Interop.Millis(progressInterval.Value, nameof(progressInterval));
+            }
+            var client = this;
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                var watch = new KahunaWatch(client, new WatchHandle((IntPtr)res->watch), key, prefix);
+                Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug,
+                    "watch on " + (prefix ? "prefix " : "key ") + key + " open after revision " + res->revision);
+                return watch;
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaWatchRequest();
+                    req.key = pins.Bytes(k);
+                    req.prefix = (byte)(prefix ? 1 : 0);
+                    req.start_revision = (ulong)startRevision;
+                    req.progress_interval_ms = intervalMs;
+                    NativeMethods.kahuna_watch_open((Native.KahunaClient*)h, &req, cancel, ud, Interop.WatchOpen);
+                }
+            });
+        }
+
         // ---- transactions and sequences --------------------------------------------------
 
         /// <summary>Starts an atomic transaction over persistent keys and locks: compares, then a

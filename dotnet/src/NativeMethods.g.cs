@@ -216,6 +216,12 @@ namespace Kahuna.Client.Native
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_txn_commit_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_watch_next_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_watch_open_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
 
 
         /// <summary>
@@ -425,6 +431,37 @@ namespace Kahuna.Client.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_lock_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_lock_free(KahunaLock* lock_handle);
+
+        /// <summary>
+        ///  Opens a watch; completes once the server has it in place, so every change committed
+        ///  after the callback is delivered. Result: `watch` (a new handle the callee owns and
+        ///  frees with `kahuna_watch_free`), `revision` (the watch starts after it).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_watch_open", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_watch_open(KahunaClient* client_handle, KahunaWatchRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_watch_open_callback_delegate callback);
+
+        /// <summary>
+        ///  The next message of a watch: changes of one or more whole revisions, oldest first,
+        ///  or none (a progress notification). Result: `events`, `revision` (every change up to
+        ///  it has been delivered). Completes with `KAHUNA_STATUS_CLOSED` when the watch or its
+        ///  client is freed meanwhile; an error (`COMPACTED`, an unreachable cluster) is final
+        ///  for this call, and calling again tries again.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_watch_next", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_watch_next(KahunaWatch* watch_handle, KahunaCancel* cancel, ulong user_data, kahuna_watch_next_callback_delegate callback);
+
+        /// <summary>
+        ///  Every change up to this revision has been delivered (0 for a null handle).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_watch_revision", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ulong kahuna_watch_revision(KahunaWatch* watch_handle);
+
+        /// <summary>
+        ///  Closes and frees a watch (null is ignored). A `next` still pending completes with
+        ///  `KAHUNA_STATUS_CLOSED`; the server stream is cancelled once it has.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_watch_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_watch_free(KahunaWatch* watch_handle);
 
 
     }
@@ -758,6 +795,24 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
+    ///  `kahuna_watch_open`: every change to `key` (or, with `prefix != 0`, to every key
+    ///  starting with it) from `start_revision` (0 = only changes made after the watch is
+    ///  open).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaWatchRequest
+    {
+        public KahunaBytes key;
+        public byte prefix;
+        public ulong start_revision;
+        /// <summary>
+        ///  How often the server reports progress while nothing changes: 100 ms to 10
+        ///  minutes, 0 = the default (5 s).
+        /// </summary>
+        public ulong progress_interval_ms;
+    }
+
+    /// <summary>
     ///  One change of a key's history.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -902,7 +957,8 @@ namespace Kahuna.Client.Native
         /// </summary>
         public byte deleted;
         /// <summary>
-        ///  Store revision of the answer (exists: the key's mod revision).
+        ///  Store revision of the answer (exists: the key's mod revision; watch: every
+        ///  change up to it has been delivered).
         /// </summary>
         public ulong revision;
         /// <summary>
@@ -933,7 +989,8 @@ namespace Kahuna.Client.Native
         /// </summary>
         public KahunaLockInfo lock_info;
         /// <summary>
-        ///  History: the events, oldest first.
+        ///  History, watch next: the events, oldest first (a watch's next without events
+        ///  is a progress notification: nothing changed up to `revision`).
         /// </summary>
         public KahunaKeyEvent* events;
         public System.UIntPtr events_len;
@@ -945,6 +1002,18 @@ namespace Kahuna.Client.Native
         ///  Cluster status.
         /// </summary>
         public KahunaClusterStatus cluster;
+        /// <summary>
+        ///  Watch open: a new watch handle owned by the callee (null on failure).
+        /// </summary>
+        public void* watch;
+    }
+
+    /// <summary>
+    ///  An open watch (`kahuna_watch_open` / `kahuna_watch_free`).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaWatch
+    {
     }
 
 

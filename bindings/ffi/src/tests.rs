@@ -373,6 +373,69 @@ fn parity_calls_complete_once() {
     unsafe { kahuna_client_free(c) };
 }
 
+fn watch_request(key: &[u8], progress_interval_ms: u64) -> KahunaWatchRequest {
+    KahunaWatchRequest {
+        key: bytes(key),
+        prefix: 1,
+        start_revision: 0,
+        progress_interval_ms,
+    }
+}
+
+/// Watch calls complete exactly once on bad input, on a refused progress interval
+/// (before any I/O), on an unreachable cluster and when the client is freed meanwhile;
+/// the watch functions ignore null handles.
+#[test]
+fn watch_calls_complete_once() {
+    let c = new_client("127.0.0.1:1");
+    let too_often = watch_request(b"w/", 10);
+    let too_rare = watch_request(b"w/", 660_000);
+    let refused: [(&str, *const KahunaWatchRequest); 3] = [
+        ("a null request", ptr::null()),
+        ("an interval of 10 ms", &too_often),
+        ("an interval of 11 minutes", &too_rare),
+    ];
+    for (what, req) in refused {
+        let ud = id();
+        unsafe { kahuna_watch_open(c, req, ptr::null(), ud, Some(record)) };
+        let seen = completions(ud);
+        assert_eq!(seen.len(), 1, "{what}: {seen:?}");
+        assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {seen:?}");
+    }
+    let bad = [0xffu8];
+    let ud = id();
+    unsafe { kahuna_watch_open(c, &watch_request(&bad, 0), ptr::null(), ud, Some(record)) };
+    let seen = completions(ud);
+    assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert!(seen[0].1.contains("UTF-8"), "{seen:?}");
+
+    let ud = id();
+    unsafe { kahuna_watch_open(ptr::null(), &watch_request(b"w/", 0), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let ud = id();
+    unsafe { kahuna_watch_next(ptr::null(), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(unsafe { kahuna_watch_revision(ptr::null()) }, 0);
+    unsafe { kahuna_watch_free(ptr::null_mut()) };
+
+    // Nobody listens at 127.0.0.1:1: the open fails once, with neither a handle nor a panic.
+    let ud = id();
+    unsafe { kahuna_watch_open(c, &watch_request(b"w/", 0), ptr::null(), ud, Some(record)) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_ne!(seen[0].0, KAHUNA_STATUS_OK, "{seen:?}");
+    assert_ne!(seen[0].0, KAHUNA_STATUS_PANIC, "{seen:?}");
+
+    // An open still trying when the client is freed completes with CLOSED.
+    let ud = id();
+    unsafe { kahuna_watch_open(c, &watch_request(b"w/", 0), ptr::null(), ud, Some(record)) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { kahuna_client_free(c) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+}
+
 /// Every error of the core client comes out as the status numbered like its kind in
 /// the catalogue, and every kind has a status of that number.
 #[test]
@@ -455,7 +518,7 @@ fn generated_csharp_is_fresh() {
         generated == checked_in,
         "dotnet/src/NativeMethods.g.cs is stale: run `KAHUNA_REGENERATE_BINDINGS=1 cargo build --workspace --all-targets` and commit it"
     );
-    let source = include_str!("lib.rs");
+    let source = [include_str!("lib.rs"), include_str!("watch.rs")].join("\n");
     let mut exports = 0;
     let mut lines = source.lines();
     while let Some(line) = lines.next() {

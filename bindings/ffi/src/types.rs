@@ -4,7 +4,8 @@
 //! Ownership: every pointer in a request is borrowed for the duration of the call that
 //! receives it (the callee copies what it keeps). Every pointer in a [`KahunaResult`] is
 //! valid only while the callback runs, except [`KahunaResult::lock`], a new handle the
-//! callee owns from then on and frees with `kahuna_lock_free`.
+//! callee owns from then on and frees with `kahuna_lock_free`, and
+//! [`KahunaResult::watch`], likewise freed with `kahuna_watch_free`.
 
 use std::os::raw::c_void;
 
@@ -261,6 +262,20 @@ pub struct KahunaSequencePeekRequest {
     pub name: KahunaBytes,
 }
 
+/// `kahuna_watch_open`: every change to `key` (or, with `prefix != 0`, to every key
+/// starting with it) from `start_revision` (0 = only changes made after the watch is
+/// open).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaWatchRequest {
+    pub key: KahunaBytes,
+    pub prefix: u8,
+    pub start_revision: u64,
+    /// How often the server reports progress while nothing changes: 100 ms to 10
+    /// minutes, 0 = the default (5 s).
+    pub progress_interval_ms: u64,
+}
+
 /// One change of a key's history.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -363,7 +378,8 @@ pub struct KahunaResult {
     pub succeeded: u8,
     /// Delete: whether a key was deleted.
     pub deleted: u8,
-    /// Store revision of the answer (exists: the key's mod revision).
+    /// Store revision of the answer (exists: the key's mod revision; watch: every
+    /// change up to it has been delivered).
     pub revision: u64,
     /// The key of a single-key call (get, set, delete, extend).
     pub kv: KahunaKeyValue,
@@ -380,11 +396,14 @@ pub struct KahunaResult {
     /// Lock acquire / get info: the holder. Extend by owner: the caller's lock after
     /// the extend, or the current holder when refused.
     pub lock_info: KahunaLockInfo,
-    /// History: the events, oldest first.
+    /// History, watch next: the events, oldest first (a watch's next without events
+    /// is a progress notification: nothing changed up to `revision`).
     pub events: *const KahunaKeyEvent,
     pub events_len: usize,
     /// History: revisions below this are no longer retained.
     pub retained_from_revision: u64,
     /// Cluster status.
     pub cluster: KahunaClusterStatus,
+    /// Watch open: a new watch handle owned by the callee (null on failure).
+    pub watch: *mut c_void,
 }
