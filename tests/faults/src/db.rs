@@ -147,10 +147,17 @@ impl Db {
 
     /// One attempt at the lock: `Ok(Some(lease))` when granted, `Ok(None)` when someone
     /// else holds it or it cannot be granted yet.
-    pub async fn lock(&self, resource: &str, owner: &str, ttl: Duration, tier: Tier) -> Outcome<Option<Lease>> {
+    pub async fn lock(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+        tier: Tier,
+        wait: Duration,
+    ) -> Outcome<Option<Lease>> {
         let options = LockOptions {
             ttl,
-            wait: Duration::ZERO,
+            wait,
             durability: tier.durability(),
             owner: Some(owner.to_owned()),
             ..LockOptions::default()

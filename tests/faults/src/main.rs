@@ -21,7 +21,7 @@ use check::Anomaly;
 use db::Tier;
 use workload::{Ctx, Locks, Register, Sequences};
 
-const WORKLOADS: [&str; 5] = ["register", "lock", "lock-long", "ephemeral", "sequence"];
+const WORKLOADS: [&str; 6] = ["register", "lock", "lock-long", "lock-queue", "ephemeral", "sequence"];
 
 #[derive(Parser, Debug)]
 #[command(about = "Fault injection with checked histories against a real kahuna-server cluster")]
@@ -29,7 +29,7 @@ struct Args {
     /// How long to inject faults, in seconds.
     #[arg(long, default_value_t = 60)]
     time: u64,
-    /// Workloads, comma-separated: register, lock, lock-long, ephemeral, sequence, or all.
+    /// Workloads, comma-separated: register, lock, lock-long, lock-queue, ephemeral, sequence, or all.
     #[arg(long, default_value = "all")]
     workload: String,
     /// Faults, comma-separated: kill-leader, kill-random, pause, partition-leader,
@@ -234,6 +234,7 @@ async fn run(args: Args) -> Result<i32> {
     let register = Register::new();
     let locks = Locks::new("lock", Tier::Persistent, workload::LOCK_TTL);
     let long_locks = Locks::new("lock-long", Tier::Persistent, workload::LONG_LOCK_TTL);
+    let queued = Locks::queued("lock-queue", workload::LOCK_TTL, (200, 3000));
     let ephemeral = Locks::new("ephemeral", Tier::Ephemeral, workload::LOCK_TTL);
     let sequences = Sequences::new();
     let mut tasks = Vec::new();
@@ -244,6 +245,7 @@ async fn run(args: Args) -> Result<i32> {
             "register" => tokio::spawn(register.clone().run(ctx, n)),
             "lock" => tokio::spawn(locks.clone().run(ctx, n, 2)),
             "lock-long" => tokio::spawn(long_locks.clone().run(ctx, n, 2)),
+            "lock-queue" => tokio::spawn(queued.clone().run(ctx, n, 2)),
             "ephemeral" => tokio::spawn(ephemeral.clone().run(ctx, n, 2)),
             _ => tokio::spawn(sequences.clone().run(ctx, n)),
         });
@@ -304,7 +306,12 @@ async fn run(args: Args) -> Result<i32> {
             notes,
         });
     }
-    for (name, l) in [("lock", &locks), ("lock-long", &long_locks), ("ephemeral", &ephemeral)] {
+    for (name, l) in [
+        ("lock", &locks),
+        ("lock-long", &long_locks),
+        ("lock-queue", &queued),
+        ("ephemeral", &ephemeral),
+    ] {
         if !workloads.contains(&name) {
             continue;
         }

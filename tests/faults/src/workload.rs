@@ -205,6 +205,9 @@ pub struct Locks {
     pub history: Mutex<LockHistory>,
     pub counts: Counts,
     pub grants: AtomicU64,
+    /// Wait in the server's lock queue this long (a random pick in the range, ms)
+    /// instead of trying once and retrying after a pause.
+    pub wait_ms: Option<(u64, u64)>,
 }
 
 /// Shorter than an election: leases run out while a failover is under way.
@@ -222,6 +225,22 @@ impl Locks {
             history: Mutex::new(LockHistory::default()),
             counts: Counts::default(),
             grants: AtomicU64::new(0),
+            wait_ms: None,
+        })
+    }
+
+    /// Persistent locks whose clients wait in the server's queue for `wait_ms`: grants
+    /// handed from one holder to the next waiter by the state machine, whose leases
+    /// the waiters time from the server's answer.
+    pub fn queued(name: &'static str, ttl: Duration, wait_ms: (u64, u64)) -> Arc<Locks> {
+        Arc::new(Locks {
+            name,
+            tier: Tier::Persistent,
+            ttl,
+            history: Mutex::new(LockHistory::default()),
+            counts: Counts::default(),
+            grants: AtomicU64::new(0),
+            wait_ms: Some(wait_ms),
         })
     }
 
@@ -253,8 +272,9 @@ impl Locks {
             attempt += 1;
             // A fresh owner per attempt: every grant is a new lease, never a re-lock.
             let owner = format!("c{client}-{attempt}");
+            let wait = self.wait_ms.map_or(Duration::ZERO, |(lo, hi)| Duration::from_millis(rnd(lo, hi)));
             let sent = Instant::now();
-            let o = db.lock(&resource, &owner, self.ttl, tier).await;
+            let o = db.lock(&resource, &owner, self.ttl, tier, wait).await;
             let ack = Instant::now();
             self.counts.count(&o);
             let lease = match o {
