@@ -9,7 +9,7 @@ sequences, over Kahuna's Rust core client.
 """
 
 from . import _native
-from ._client import AsyncClient, AsyncLock, AsyncTxn, Client, Compare, Lock, Op, Txn
+from ._client import AsyncClient, AsyncLock, AsyncTxn, AsyncWatch, Client, Compare, Lock, Op, Txn, Watch
 from ._errors import (
     ERRORS,
     CompactedError,
@@ -48,6 +48,7 @@ from ._types import (
     Tls,
     TxnOpResult,
     TxnResult,
+    WatchBatch,
 )
 
 _native.set_error_factory(make_error)
@@ -56,6 +57,7 @@ __all__ = [
     "AsyncClient",
     "AsyncLock",
     "AsyncTxn",
+    "AsyncWatch",
     "Client",
     "ClusterStatus",
     "CompactedError",
@@ -95,5 +97,7 @@ __all__ = [
     "TxnResult",
     "UnavailableError",
     "UnimplementedError",
+    "Watch",
+    "WatchBatch",
     "make_error",
 ]

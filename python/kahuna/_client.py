@@ -10,18 +10,21 @@ call. Precise signatures are in ``_client.pyi``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import functools
 import inspect
 import threading
 import weakref
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._errors import LockNotHeldError, make_error
 from ._types import (
     Fence,
+    HistoryEvent,
     Tls,
+    WatchBatch,
     _delete_result,
     _history,
     _id_range,
@@ -32,6 +35,7 @@ from ._types import (
     _set_result,
     _status,
     _txn_result,
+    _watch_batch,
 )
 
 Seconds = Union[float, int, datetime.timedelta]
@@ -294,6 +298,9 @@ class _Calls:
     def txn(self) -> Txn:
         return Txn(self)
 
+    def _watch_args(self, key: str, prefix: bool, start_revision: int, progress_interval: Seconds) -> Tuple[Any, ...]:
+        return (key, bool(prefix), int(start_revision), _secs(progress_interval, "progress_interval"))
+
     # sequences
     def next(self, name: str, count: int = 1, *, idempotency_key: Optional[str] = None) -> Any:
         return self._call(_id_range, self._n.next, name, count, idempotency_key)
@@ -435,6 +442,12 @@ class Client(_Calls):
     ) -> "Lock":
         n = self._n.lock(*self._lock_args(resource, ttl, wait, retry, ephemeral, owner))
         return Lock(n, resource, ephemeral, on_lost)
+
+    def watch(
+        self, key: str, *, prefix: bool = False, start_revision: int = 0, progress_interval: Seconds = 5.0
+    ) -> "Watch":
+        n = self._n.watch(*self._watch_args(key, prefix, start_revision, progress_interval))
+        return Watch(n, key, prefix)
 
     def scan_iter(
         self, prefix: str, *, page_size: int = 0, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
@@ -671,6 +684,17 @@ class AsyncClient(_Calls):
 
         return _LockRequest(acquire)
 
+    def watch(
+        self, key: str, *, prefix: bool = False, start_revision: int = 0, progress_interval: Seconds = 5.0
+    ) -> "_WatchRequest":
+        args = self._watch_args(key, prefix, start_revision, progress_interval)
+
+        async def open_watch() -> AsyncWatch:
+            n = await _start(_ident, self._n.watch, *args)
+            return AsyncWatch(n, key, prefix)
+
+        return _WatchRequest(open_watch)
+
     async def scan_iter(
         self, prefix: str, *, page_size: int = 0, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
     ) -> Any:
@@ -781,3 +805,116 @@ FenceLike = Union[Lock, AsyncLock, Fence, Tuple[str, int], Tuple[str, int, bool]
 
 #: The asyncio client's transaction builder is the same class; its ``commit()`` is awaitable.
 AsyncTxn = Txn
+
+
+# --- watches ------------------------------------------------------------------------------
+
+
+def _watch_closed(key: str) -> BaseException:
+    # The same error as a call on a closed client.
+    return make_error("CONFIG", f"the watch on {key!r} is closed", False)
+
+
+class _WatchBase:
+    """What both watches share; the native handle moves plain tuples."""
+
+    _n: Any
+
+    def __init__(self, native: Any, key: str, prefix: bool) -> None:
+        self._n = native
+        self.key = key
+        self.prefix = prefix
+        # Events of a batch taken by the iterator and not yet handed out.
+        self._pending: Deque[HistoryEvent] = collections.deque()
+
+    def _batch(self, t: Any) -> WatchBatch:
+        if t is None:
+            raise _watch_closed(self.key)
+        return _watch_batch(t)
+
+    @property
+    def revision(self) -> int:
+        """Every change up to and including this revision has been delivered."""
+        return int(self._n.revision())
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._n.closed())
+
+    def close(self) -> None:
+        """Closes the watch: a pending iteration ends, a pending ``next_batch`` raises."""
+        self._n.close()
+
+    def __repr__(self) -> str:
+        what = "prefix" if self.prefix else "key"
+        return f"<kahuna watch on {what} {self.key!r} revision={self.revision} closed={self.closed}>"
+
+
+class Watch(_WatchBase):
+    """A watch (blocking client): ``for event in watch`` or ``watch.next_batch()``; each
+    call waits with the GIL released. ``with client.watch(...) as w:`` closes it on exit;
+    ``close()`` from another thread ends an iteration in progress."""
+
+    def next_batch(self) -> WatchBatch:
+        return self._batch(self._n.next())
+
+    def __iter__(self) -> "Watch":
+        return self
+
+    def __next__(self) -> HistoryEvent:
+        while not self._pending:
+            t = self._n.next()
+            if t is None:
+                raise StopIteration
+            self._pending.extend(_watch_batch(t).events)
+        return self._pending.popleft()
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncWatch(_WatchBase):
+    """A watch (asyncio client): ``async for event in watch`` or ``await
+    watch.next_batch()``. Cancelling a pending one loses nothing."""
+
+    def next_batch(self) -> "asyncio.Future[WatchBatch]":
+        return _start(self._batch, self._n.next)
+
+    def __aiter__(self) -> "AsyncWatch":
+        return self
+
+    async def __anext__(self) -> HistoryEvent:
+        while not self._pending:
+            t = await _start(_ident, self._n.next)
+            if t is None:
+                raise StopAsyncIteration
+            self._pending.extend(_watch_batch(t).events)
+        return self._pending.popleft()
+
+    async def __aenter__(self) -> "AsyncWatch":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _WatchRequest:
+    """``await client.watch(...)`` or ``async with client.watch(...) as watch:``."""
+
+    def __init__(self, open_watch: Callable[[], Any]) -> None:
+        self._open = open_watch
+        self._watch: Optional[AsyncWatch] = None
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncWatch:
+        self._watch = await self._open()
+        return self._watch
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._watch is not None:
+            self._watch.close()

@@ -28,3 +28,6 @@ class Client:
 
 class Lock:
     def __getattr__(self, name: str) -> Any: ...
+
+class Watch:
+    def __getattr__(self, name: str) -> Any: ...

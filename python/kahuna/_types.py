@@ -13,6 +13,7 @@ __all__ = [
     "ScanPage",
     "HistoryEvent",
     "History",
+    "WatchBatch",
     "TxnOpResult",
     "TxnResult",
     "IdRange",
@@ -117,7 +118,8 @@ def _scan_page(t: Any) -> ScanPage:
 
 @dataclass(frozen=True)
 class HistoryEvent:
-    """One change of a key: ``kind`` is "put", "delete" or "expire"."""
+    """One change of a key: ``kind`` is "put", "delete" or "expire". A delete or an
+    expiry carries the key's revisions but no value (``kv.value`` is empty)."""
 
     kind: str
     kv: KeyValue
@@ -133,8 +135,31 @@ class History:
     revision: int
 
 
+def _events(t: Any) -> List[HistoryEvent]:
+    return [HistoryEvent(e[0], _kv(e[1]), e[2]) for e in t]
+
+
 def _history(t: Any) -> History:
-    return History([HistoryEvent(e[0], _kv(e[1]), e[2]) for e in t[0]], t[1], t[2])
+    return History(_events(t[0]), t[1], t[2])
+
+
+@dataclass(frozen=True)
+class WatchBatch:
+    """One message of a watch: the changes of one or more whole revisions, oldest first
+    (a transaction's changes share one revision), or none: a progress notification."""
+
+    events: List[HistoryEvent]
+    #: Every change to the watched keys up to and including this revision was delivered.
+    revision: int
+
+    @property
+    def is_progress(self) -> bool:
+        """No changes: nothing changed up to ``revision``."""
+        return not self.events
+
+
+def _watch_batch(t: Any) -> WatchBatch:
+    return WatchBatch(_events(t[0]), t[1])
 
 
 @dataclass(frozen=True)

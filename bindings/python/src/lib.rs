@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
-    DeleteResult, Durability, Error, Fence, GetOptions, History, KeyValue, LockGuard, LockInfo, LockOptions, Member,
-    ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, TxnOp, TxnResult,
+    DeleteResult, Durability, Error, Fence, GetOptions, History, HistoryEvent, KeyValue, LockGuard, LockInfo,
+    LockOptions, Member, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, TxnOp, TxnResult, WatchOptions,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -37,7 +37,9 @@ use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
 mod shutdown;
+mod watch;
 use shutdown::with_python;
+use watch::NativeWatch;
 
 /// Native calls spawned and not yet finished (completed, cancelled or dropped).
 static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -265,13 +267,18 @@ fn scan_page(py: Python<'_>, p: ScanPage) -> PyResult<Py<PyAny>> {
     any(py, (kvs, token, p.revision))
 }
 
-fn history(py: Python<'_>, h: History) -> PyResult<Py<PyAny>> {
-    let events: Vec<(&'static str, KvTuple, u64)> = h
-        .events
+type EventTuple = (&'static str, KvTuple, u64);
+
+/// History and watch events alike: `(kind, kv, revision)`.
+fn events(py: Python<'_>, events: Vec<HistoryEvent>) -> Vec<EventTuple> {
+    events
         .into_iter()
         .map(|e| (e.kind.as_str(), kv(py, e.kv), e.revision))
-        .collect();
-    any(py, (events, h.retained_from_revision, h.revision))
+        .collect()
+}
+
+fn history(py: Python<'_>, h: History) -> PyResult<Py<PyAny>> {
+    any(py, (events(py, h.events), h.retained_from_revision, h.revision))
 }
 
 fn txn_result(py: Python<'_>, r: TxnResult) -> PyResult<Py<PyAny>> {
@@ -655,6 +662,31 @@ impl NativeClient {
         run(py, cb, async move { c.history(&key, limit).await }, history)
     }
 
+    /// Opens a watch once the server has it in place: a `Watch` handle.
+    #[pyo3(signature = (key, prefix, start_revision, progress_interval, cb=None))]
+    fn watch(
+        &self,
+        py: Python<'_>,
+        key: String,
+        prefix: bool,
+        start_revision: u64,
+        progress_interval: f64,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        let options = WatchOptions {
+            prefix,
+            start_revision,
+            progress_interval: duration(progress_interval, "progress_interval").map_err(|e| to_pyerr(py, &e))?,
+        };
+        run(
+            py,
+            cb,
+            async move { c.watch(&key, options).await },
+            |py, w| any(py, NativeWatch::new(w)),
+        )
+    }
+
     #[pyo3(signature = (compares, then, otherwise, fence_, cb=None))]
     fn txn(
         &self,
@@ -964,6 +996,7 @@ fn kahuna_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(live_handles, m)?)?;
     m.add_class::<NativeClient>()?;
     m.add_class::<NativeLock>()?;
+    m.add_class::<NativeWatch>()?;
     m.add_class::<Pending>()?;
     shutdown::register(m)?;
     Ok(())
