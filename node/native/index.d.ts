@@ -28,6 +28,8 @@ export declare class NativeClient {
   exists(key: string, consistency?: string | undefined | null, durability?: string | undefined | null, call?: CallOptions | undefined | null): Promise<number | null>
   scan(prefix: string, options?: NativeScanOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeScanPage>
   history(key: string, limit?: number | undefined | null, call?: CallOptions | undefined | null): Promise<NativeHistory>
+  /** Opens a watch; resolves once the server has it in place. */
+  watch(key: string, options?: NativeWatchOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeWatch>
   txn(compares: Array<NativeCompare>, then: Array<NativeTxnOp>, otherwise: Array<NativeTxnOp>, fence?: NativeFence | undefined | null, call?: CallOptions | undefined | null): Promise<NativeTxnResult>
   /** Reserves `[first, first + count)` of sequence `name`. */
   next(name: string, count: number, idempotencyKey?: string | undefined | null, call?: CallOptions | undefined | null): Promise<NativeRange>
@@ -72,6 +74,17 @@ export declare class NativeLock {
   waitLost(): Promise<string>
   extend(ttlMs?: number | undefined | null, call?: CallOptions | undefined | null): Promise<void>
   release(call?: CallOptions | undefined | null): Promise<boolean>
+}
+
+/** An open watch; closed by `close()` or when garbage-collected. */
+export declare class NativeWatch {
+  /** The next message, or `null` once the watch is closed. */
+  next(call?: CallOptions | undefined | null): Promise<NativeWatchBatch | null>
+  /** Every change up to this revision has been delivered. */
+  get revision(): number
+  get closed(): boolean
+  /** Closes the watch: a pending `next` resolves with `null` at once. */
+  close(): void
 }
 
 /**
@@ -276,6 +289,21 @@ export interface NativeTxnResult {
   success: boolean
   results: Array<NativeTxnOpResult>
   revision: number
+}
+
+/** One message of a watch: changes of whole revisions, or none (progress). */
+export interface NativeWatchBatch {
+  events: Array<NativeHistoryEvent>
+  /** Every change up to this revision has been delivered. */
+  revision: number
+}
+
+export interface NativeWatchOptions {
+  prefix?: boolean
+  /** 0 (default): only changes made after the watch is open. */
+  startRevision?: number
+  /** 100 to 600,000 (default 5,000). */
+  progressIntervalMs?: number
 }
 
 /**

@@ -228,6 +228,33 @@ export interface History {
   storeRevision: number
 }
 
+/** History and watch events alike; a delete or expiry carries the key's revisions but no value (empty). */
+function historyEvent(e: native.NativeHistoryEvent): HistoryEvent {
+  return {
+    kind: e.kind === 'delete' ? 'delete' : e.kind === 'expire' ? 'expire' : 'put',
+    entry: new KeyValueEntry(e.kind === 'put', e.kv.key, e.kv, e.revision),
+    revision: e.revision,
+  }
+}
+
+export interface WatchOptions extends CallOptions {
+  /** Watch every key starting with the given key (default false). */
+  prefix?: boolean
+  /** The first revision to deliver changes of (a past one replays the retained history); default 0: only changes made after the watch is open. */
+  startRevision?: number
+  /** How often a progress notification comes while nothing changes: 100 to 600,000 ms (default 5,000). */
+  progressIntervalMs?: number
+}
+
+/** One message of a watch: the changes of one or more whole revisions, oldest first, or none (a progress notification). */
+export interface WatchBatch {
+  events: HistoryEvent[]
+  /** Every change to the watched keys up to and including this revision has been delivered. */
+  revision: number
+  /** No events: nothing changed up to `revision`. */
+  isProgress: boolean
+}
+
 export interface SequenceOptions extends CallOptions {
   /** The same key returns the same range within the idempotency window. */
   idempotencyKey?: string
@@ -439,6 +466,72 @@ export class KahunaLock {
   }
 }
 
+// --- watches ----------------------------------------------------------------------------
+
+/**
+ * A watch on a key or a prefix (from {@link KahunaClient.watch}): every change in revision
+ * order, exactly once, resumed across member failures by the core client. Read it with
+ * `for await (const event of watch)` or {@link KahunaWatch.nextBatch} (one reader at a
+ * time). `close()` ends an iteration in progress and rejects a pending `nextBatch()` with
+ * {@link ClientClosedError}. A pending `nextBatch` (so a loop over the watch) keeps the
+ * process alive, like a socket read: close the watch, use `await using`, or `client.close()`.
+ */
+export class KahunaWatch implements AsyncIterable<HistoryEvent> {
+  readonly key: string
+  readonly prefix: boolean
+  readonly #native: native.NativeWatch
+  readonly #client: KahunaClient
+
+  /** @internal */
+  constructor(client: KahunaClient, n: native.NativeWatch, key: string, prefix: boolean) {
+    this.#client = client
+    this.#native = n
+    this.key = key
+    this.prefix = prefix
+  }
+
+  /** Every change up to and including this revision has been delivered. */
+  get revision(): number {
+    return this.#native.revision
+  }
+
+  get closed(): boolean {
+    return this.#native.closed
+  }
+
+  /** The next message: changes, or a progress notification while nothing changes. An aborted one loses nothing. */
+  async nextBatch(options?: CallOptions): Promise<WatchBatch> {
+    const b = await this.#next(options)
+    if (b === null) throw new ClientClosedError('CLOSED', `the watch on ${this.key} is closed`)
+    return b
+  }
+
+  async #next(options?: CallOptions): Promise<WatchBatch | null> {
+    const b = await invoke(options, (c) => this.#native.next(c))
+    if (b === null) return null
+    return { events: b.events.map(historyEvent), revision: b.revision, isProgress: b.events.length === 0 }
+  }
+
+  /** The changes one by one (progress notifications skipped); ends when the watch is closed. Leaving the loop leaves the watch open. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<HistoryEvent, void, undefined> {
+    for (;;) {
+      const b = await this.#next()
+      if (b === null) return
+      yield* b.events
+    }
+  }
+
+  /** Closes the watch: a pending iteration ends, a pending `nextBatch()` rejects. Idempotent. */
+  close(): void {
+    this.#client._forgetWatch(this)
+    this.#native.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+}
+
 // --- transactions -----------------------------------------------------------------------
 
 /** Comparison operators of transaction compares. */
@@ -557,6 +650,7 @@ export interface TransactionResult {
 export class KahunaClient {
   #native: native.NativeClient | null
   readonly #locks = new Set<KahunaLock>()
+  readonly #watches = new Set<KahunaWatch>()
 
   constructor(options: KahunaClientOptions) {
     const endpoints = typeof options.endpoints === 'string' ? options.endpoints.split(',') : [...options.endpoints]
@@ -588,6 +682,11 @@ export class KahunaClient {
   /** @internal */
   _forget(lock: KahunaLock): void {
     this.#locks.delete(lock)
+  }
+
+  /** @internal */
+  _forgetWatch(watch: KahunaWatch): void {
+    this.#watches.delete(watch)
   }
 
   async #call<T>(o: CallOptions | undefined, f: (n: native.NativeClient, c: native.CallOptions | undefined) => Promise<T>): Promise<T> {
@@ -781,14 +880,29 @@ export class KahunaClient {
   async history(key: string, options?: CallOptions & { limit?: number }): Promise<History> {
     const h = await this.#call(options, (n, c) => n.history(key, options?.limit, c))
     return {
-      events: h.events.map((e) => ({
-        kind: e.kind === 'delete' ? 'delete' : e.kind === 'expire' ? 'expire' : 'put',
-        entry: new KeyValueEntry(e.kind === 'put', key, e.kv, e.revision),
-        revision: e.revision,
-      })),
+      events: h.events.map(historyEvent),
       retainedFromRevision: h.retainedFromRevision,
       storeRevision: h.revision,
     }
+  }
+
+  /**
+   * Opens a watch on `key` (with `prefix`, on every key starting with it); resolves once the
+   * server has it in place, so every change committed after that is delivered.
+   */
+  async watch(key: string, options?: WatchOptions): Promise<KahunaWatch> {
+    const n = await this.#call(options, (n, c) =>
+      n.watch(
+        key,
+        options === undefined
+          ? undefined
+          : { prefix: options.prefix, startRevision: options.startRevision, progressIntervalMs: options.progressIntervalMs },
+        c,
+      ),
+    )
+    const watch = new KahunaWatch(this, n, key, options?.prefix ?? false)
+    this.#watches.add(watch)
+    return watch
   }
 
   /** A new transaction: `client.transaction().ifValue(k, v).thenSet(k, w).elseGet(k).commit()`. */
@@ -900,11 +1014,12 @@ export class KahunaClient {
   }
 
   /**
-   * Releases the locks this client still holds and closes it; later calls reject with
-   * {@link ClientClosedError}. Idempotent.
+   * Releases the locks this client still holds, closes its watches and closes it; later
+   * calls reject with {@link ClientClosedError}. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#native === null) return
+    for (const w of [...this.#watches]) w.close()
     const locks = [...this.#locks]
     this.#locks.clear()
     await Promise.allSettled(locks.map((l) => l.release()))

@@ -25,13 +25,16 @@ use std::time::Duration;
 
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
-    DeleteResult, Durability, Error, Fence, GetOptions, KeyValue, LockGuard, LockInfo, LockOptions, Member,
-    ScanOptions, SetCondition, SetOptions, SetResult, TxnOp,
+    DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockGuard, LockInfo, LockOptions,
+    Member, ScanOptions, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions,
 };
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
 use napi::{Result, Status};
 use napi_derive::napi;
 use tokio_util::sync::CancellationToken;
+
+mod watch;
+use watch::{NativeWatch, NativeWatchOptions};
 
 /// Largest integer a JavaScript number holds exactly.
 const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
@@ -342,6 +345,15 @@ pub struct NativeHistoryEvent {
     pub kind: String,
     pub kv: NativeKv,
     pub revision: f64,
+}
+
+/// History and watch events alike.
+fn history_event_out(e: HistoryEvent) -> NativeHistoryEvent {
+    NativeHistoryEvent {
+        kind: e.kind.as_str().to_owned(),
+        kv: kv_out(e.kv),
+        revision: num(e.revision),
+    }
 }
 
 #[napi(object)]
@@ -757,18 +769,32 @@ impl NativeClient {
         let c = self.with(&call)?;
         let h = run(call.and_then(|c| c.cancel), c.history(&key, limit.unwrap_or(0))).await?;
         Ok(NativeHistory {
-            events: h
-                .events
-                .into_iter()
-                .map(|e| NativeHistoryEvent {
-                    kind: e.kind.as_str().to_owned(),
-                    kv: kv_out(e.kv),
-                    revision: num(e.revision),
-                })
-                .collect(),
+            events: h.events.into_iter().map(history_event_out).collect(),
             retained_from_revision: num(h.retained_from_revision),
             revision: num(h.revision),
         })
+    }
+
+    /// Opens a watch; resolves once the server has it in place.
+    #[napi]
+    pub async fn watch(
+        &self,
+        key: String,
+        options: Option<NativeWatchOptions>,
+        call: Option<CallOptions>,
+    ) -> Result<NativeWatch> {
+        let c = self.with(&call)?;
+        let d = WatchOptions::default();
+        let o = match options {
+            None => d,
+            Some(o) => WatchOptions {
+                prefix: o.prefix.unwrap_or(false),
+                start_revision: o.start_revision.map(|r| u64_in("startRevision", r)).transpose()?.unwrap_or(0),
+                progress_interval: positive_ms("progressIntervalMs", o.progress_interval_ms, d.progress_interval)?,
+            },
+        };
+        let w = run(call.and_then(|c| c.cancel), c.watch(&key, o)).await?;
+        Ok(NativeWatch::new(w))
     }
 
     #[napi]

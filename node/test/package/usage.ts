@@ -12,6 +12,9 @@ import {
   TransactionResult,
   ClusterStatus,
   Durability,
+  KahunaWatch,
+  WatchBatch,
+  HistoryEvent,
 } from 'kahuna-rs'
 
 export async function usage(endpoints: string[]): Promise<void> {
@@ -35,6 +38,17 @@ export async function usage(endpoints: string[]): Promise<void> {
   await client.getByBucket('p')
   const h = await client.history('k', { limit: 10 })
   const kind: 'put' | 'delete' | 'expire' = h.events[0]!.kind
+  {
+    await using w: KahunaWatch = await client.watch('p/', { prefix: true, startRevision: 0, progressIntervalMs: 1000, signal: ac.signal })
+    const b: WatchBatch = await w.nextBatch({ signal: ac.signal })
+    const progress: boolean = b.isProgress && b.events.length === 0 && b.revision >= w.revision
+    for await (const ev of w) {
+      const change: HistoryEvent = ev
+      void change.entry.valueAsString()
+      w.close()
+    }
+    void progress
+  }
   const t: TransactionResult = await client.transaction().ifValue('a', 'b').thenSet('a', 'c').elseGet('a').commit()
   const id: number = await client.nextSequenceValue('s', { idempotencyKey: 'x' })
   const r: SequenceRange = await client.reserveSequenceRange('s', 10)
