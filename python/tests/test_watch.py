@@ -45,7 +45,6 @@ def test_a_watch_delivers_every_change_in_order_and_replays(cluster: Cluster, pr
         async with kahuna.AsyncClient(cluster.endpoints) as c:
             async with c.watch(prefix, prefix=True) as watch:
                 opened = watch.revision
-                assert opened > 0
                 a = await c.set(prefix + "a", "1")
                 await c.set(prefix.rstrip("/") + "-unwatched", "x")
                 b = await c.set(prefix + "b", "2")
