@@ -120,6 +120,7 @@ has_header!(
     pb::ExtendLockResponse,
     pb::UnlockResponse,
     pb::GetLockResponse,
+    pb::ProclaimResponse,
     pb::NextResponse,
     pb::PeekResponse,
     pb::StatusResponse,

@@ -37,6 +37,7 @@
 
 mod client;
 mod cluster;
+mod election;
 mod error;
 mod kv;
 mod lock;
@@ -48,6 +49,7 @@ mod watch;
 
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member, Usage};
+pub use election::{CampaignOptions, Leader, Leadership, Observer};
 pub use error::{Error, ErrorKind, Result};
 /// TLS settings of [`ClientOptions::tls`].
 pub use kahuna_proto::tls::{fingerprint, parse_pin, ClientTls, ServerTrust};
@@ -84,5 +86,7 @@ mod tests {
         send(c.txn().commit());
         send(c.next("s", 1, None));
         send(c.watch("k", WatchOptions::default()));
+        send(c.campaign("e", "v", CampaignOptions::default()));
+        send(c.observe("e"));
     }
 }

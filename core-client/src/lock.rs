@@ -92,10 +92,14 @@ pub struct LockInfo {
     pub remaining: Duration,
     /// The lock's tier.
     pub durability: Durability,
+    /// What the holder announces (an election leader's value); empty for plain locks.
+    pub value: Vec<u8>,
+    /// Callers waiting in the lock's queue ([`Client::lock_info`] only; 0 elsewhere).
+    pub waiters: u32,
 }
 
 impl LockInfo {
-    fn from_pb(l: pb::LockInfo) -> LockInfo {
+    pub(crate) fn from_pb(l: pb::LockInfo) -> LockInfo {
         LockInfo {
             resource: String::from_utf8_lossy(&l.resource).into_owned(),
             owner: String::from_utf8_lossy(&l.owner).into_owned(),
@@ -103,6 +107,8 @@ impl LockInfo {
             expires_at_ms: l.expires_at_ms,
             remaining: Duration::from_millis(l.remaining_ms),
             durability: Durability::from_pb(l.durability),
+            value: l.value,
+            waiters: l.waiters,
         }
     }
 }
@@ -186,7 +192,7 @@ impl Shared {
 /// # Ok(()) }
 /// ```
 pub struct LockGuard {
-    client: Client,
+    pub(crate) client: Client,
     shared: Option<Arc<Shared>>,
     holder: Option<LockInfo>,
     renewer: Option<JoinHandle<()>>,
@@ -207,7 +213,7 @@ impl std::fmt::Debug for LockGuard {
 /// several calls, each renewing the caller's place.
 const MAX_WAIT_PER_CALL: Duration = Duration::from_secs(5);
 
-fn ttl_ms(ttl: Duration) -> Result<u64> {
+pub(crate) fn ttl_ms(ttl: Duration) -> Result<u64> {
     if ttl < Duration::from_millis(1) {
         return Err(Error::InvalidArgument("lock ttl must be at least 1 ms".into()));
     }
@@ -233,7 +239,7 @@ impl Client {
     pub async fn lock(&self, resource: &str, options: LockOptions) -> Result<LockGuard> {
         let ttl = ttl_ms(options.ttl)?;
         if options.wait > Duration::ZERO && options.durability == Durability::Persistent {
-            return self.lock_in_queue(resource, ttl, &options).await;
+            return self.lock_in_queue(resource, ttl, &options, &[]).await;
         }
         let started = Instant::now();
         loop {
@@ -246,6 +252,7 @@ impl Client {
                 ttl_ms: ttl,
                 durability: options.durability.pb(),
                 wait_ms: 0,
+                value: Vec::new(),
                 request_id: None,
             };
             // Locking again as the same owner refreshes the lease from when it is applied,
@@ -293,7 +300,15 @@ impl Client {
     /// [`MAX_WAIT_PER_CALL`] to keep the place. Whatever ends the wait without the lock
     /// (the wait running out, an error, the future being dropped) gives the place
     /// back, and with it a grant that may have raced the end.
-    async fn lock_in_queue(&self, resource: &str, ttl: u64, options: &LockOptions) -> Result<LockGuard> {
+    ///
+    /// `value` is what the lock carries once granted (an election candidate's).
+    pub(crate) async fn lock_in_queue(
+        &self,
+        resource: &str,
+        ttl: u64,
+        options: &LockOptions,
+        value: &[u8],
+    ) -> Result<LockGuard> {
         let started = Instant::now();
         let generated = options.owner.is_none();
         let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
@@ -313,6 +328,7 @@ impl Client {
                 ttl_ms: ttl,
                 durability: options.durability.pb(),
                 wait_ms: crate::ttl::ceil_ms(hold),
+                value: value.to_vec(),
                 request_id: None,
             };
             // Each attempt may be held by the server for `hold` before it answers.

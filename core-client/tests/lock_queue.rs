@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kahuna_client::{Client, LockOptions};
+use kahuna_client::{Client, Durability, LockOptions};
 use kahuna_testkit::Cluster;
 
 fn waiting(ttl: Duration, wait: Duration) -> LockOptions {
@@ -25,18 +25,18 @@ fn waiting(ttl: Duration, wait: Duration) -> LockOptions {
 /// What each waiter saw: (waiter, fencing token, when granted, when released).
 type Grants = Arc<Mutex<Vec<(usize, u64, Instant, Instant)>>>;
 
-/// Starts `n` waiters on `resource` one after another, each queued before the next
-/// asks (the next starts once the previous call is in the server's hands).
+/// Starts `n` waiters on `resource` one after another while its holder holds it,
+/// each in its place in the queue (the lock's `waiters`) before the next asks.
 async fn queue_waiters(client: &Client, resource: &str, n: usize, hold: Duration) -> (Vec<tokio::task::JoinHandle<()>>, Grants) {
     let grants: Grants = Arc::default();
     let mut tasks = Vec::new();
     for i in 0..n {
-        let client = client.clone();
+        let waiter = client.clone();
         let grants = grants.clone();
-        let resource = resource.to_owned();
+        let mine = resource.to_owned();
         tasks.push(tokio::spawn(async move {
-            let guard = client
-                .lock(&resource, waiting(Duration::from_secs(10), Duration::from_secs(90)))
+            let guard = waiter
+                .lock(&mine, waiting(Duration::from_secs(10), Duration::from_secs(90)))
                 .await
                 .expect("lock");
             assert!(guard.is_acquired(), "waiter {i} gave up");
@@ -48,8 +48,17 @@ async fn queue_waiters(client: &Client, resource: &str, n: usize, hold: Duration
             grants.lock().unwrap().push((i, token, granted, released));
             guard.release().await.expect("release");
         }));
-        // Each enqueue is one commit; this leaves room for it on a loaded machine.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The next asks only once this one has its place.
+        let queued = Instant::now();
+        loop {
+            let info = client.lock_info(resource, Durability::Persistent).await.expect("lock info");
+            // The holder holds on while the waiters line up: none is granted yet.
+            if info.is_some_and(|info| info.waiters as usize > i) {
+                break;
+            }
+            assert!(queued.elapsed() < Duration::from_secs(10), "waiter {i} never took its place");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     (tasks, grants)
 }

@@ -258,6 +258,8 @@ access! {
     pb::ExtendLockRequest => |r| (Action::Write, vec![&r.resource]);
     pb::UnlockRequest => |r| (Action::Write, vec![&r.resource]);
     pb::GetLockRequest => |r| (Action::Read, vec![&r.resource]);
+    pb::ProclaimRequest => |r| (Action::Write, vec![&r.resource]);
+    pb::ObserveRequest => |r| (Action::Read, vec![&r.resource]);
     pb::NextRequest => |r| (Action::Write, vec![&r.name]);
     pb::PeekRequest => |r| (Action::Read, vec![&r.name]);
     pb::StatusRequest => |_r| (Action::Read, Vec::new());

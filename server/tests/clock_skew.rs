@@ -16,6 +16,7 @@ fn try_lock(owner: &str, ttl_ms: u64) -> TryLockRequest {
         ttl_ms,
         durability: Durability::Persistent as i32,
         wait_ms: 0,
+        value: Vec::new(),
         request_id: None,
     }
 }

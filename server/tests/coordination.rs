@@ -17,6 +17,7 @@ fn try_lock(resource: &str, owner: &str, ttl_ms: u64, durability: Durability) ->
         ttl_ms,
         durability: durability as i32,
         wait_ms: 0,
+        value: Vec::new(),
         request_id: None,
     }
 }

@@ -12,7 +12,8 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
-    HistoryEvent, KeyValue, LockInfo, LockOptions, Member, ScanOptions, SetCondition, SetOptions, WatchOptions,
+    CampaignOptions, HistoryEvent, KeyValue, Leader, LockGuard, LockInfo, LockOptions, Member, ScanOptions, SetCondition,
+    SetOptions, WatchOptions,
 };
 use serde_json::{json, Value};
 
@@ -79,6 +80,32 @@ enum Command {
     /// Sequences.
     #[command(subcommand)]
     Seq(SeqCmd),
+    /// Campaign in election NAME and run COMMAND while leader: the epoch is in
+    /// KAHUNA_ELECTION_EPOCH (and KAHUNA_FENCING_TOKEN). Candidates are elected in the
+    /// order they campaigned; the command is stopped (SIGTERM, then SIGKILL) if
+    /// leadership is lost (exit 4).
+    Elect {
+        name: String,
+        /// What the leader announces to observers.
+        #[arg(long, default_value = "")]
+        value: String,
+        /// The leader's lease, renewed at about a third of it.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        ttl: Duration,
+        /// Give up after waiting this long to be elected (exit 2); default: wait.
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<Duration>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show the leader of election NAME (exit 3 when none); with --follow, one line
+    /// per change until interrupted.
+    Leader {
+        name: String,
+        #[arg(long)]
+        follow: bool,
+    },
     /// Cluster status and membership.
     #[command(subcommand)]
     Cluster(ClusterCmd),
@@ -436,6 +463,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Kv(cmd) => kv(&client, &out, cmd).await,
         Command::Lock(cmd) => lock(&client, &out, cmd).await,
         Command::Seq(cmd) => seq(&client, &out, cmd).await,
+        Command::Elect {
+            name,
+            value,
+            ttl,
+            wait,
+            command,
+        } => elect(&client, &out, name, value, CampaignOptions { ttl, wait }, command).await,
+        Command::Leader { name, follow } => leader(&client, &out, &name, follow).await,
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
     }
 }
@@ -665,38 +700,112 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
                 );
                 return Ok(EXIT_NEGATIVE);
             };
-            let (program, args) = command.split_first().ok_or_else(|| anyhow!("no command given"))?;
-            let mut child = tokio::process::Command::new(program)
-                .args(args)
-                .env("KAHUNA_FENCING_TOKEN", token.to_string())
-                .env("KAHUNA_LOCK_RESOURCE", &resource)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting {program}"))?;
-            let lost = guard.lost();
-            let code = tokio::select! {
-                status = child.wait() => {
-                    let status = status.context("waiting for the command")?;
-                    guard.release().await.ok();
-                    // A command killed by a signal exits like a shell reports it.
-                    status.code().map_or_else(|| 128 + signal_of(&status), |c| c as u8 as i32) as u8
-                }
-                _ = lost => {
-                    let why = guard.lost_reason().unwrap_or_else(|| "lost".into());
-                    eprintln!("kahuna: lock {resource} lost ({why}); stopping the command");
-                    stop(&mut child).await;
-                    out.emit(json!({ "resource": resource, "lost": true, "reason": why, "fencing_token": token }), String::new);
-                    EXIT_LOST
-                }
-                sig = &mut interrupted => {
-                    // Stop the command first, then give the lock back.
-                    stop(&mut child).await;
-                    guard.release().await.ok();
-                    128 + sig as u8
-                }
-            };
-            Ok(code)
+            let env = [
+                ("KAHUNA_FENCING_TOKEN", token.to_string()),
+                ("KAHUNA_LOCK_RESOURCE", resource.clone()),
+            ];
+            let what = format!("lock {resource}");
+            run_held(out, &guard, &what, &command, &env, interrupted).await
         }
+    }
+}
+
+/// Runs `command` while `guard` holds its lock (a lock, or an election's leadership
+/// named by `what`), with `env` set; stops it if the lock is lost (exit 4) or this
+/// process is interrupted; gives the lock back when the command ends.
+async fn run_held(
+    out: &Out,
+    guard: &LockGuard,
+    what: &str,
+    command: &[String],
+    env: &[(&str, String)],
+    mut interrupted: Interrupted,
+) -> anyhow::Result<u8> {
+    let (program, args) = command.split_first().ok_or_else(|| anyhow!("no command given"))?;
+    let token = guard.fencing_token().unwrap_or(0);
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let lost = guard.lost();
+    let code = tokio::select! {
+        status = child.wait() => {
+            let status = status.context("waiting for the command")?;
+            guard.release().await.ok();
+            // A command killed by a signal exits like a shell reports it.
+            status.code().map_or_else(|| 128 + signal_of(&status), |c| c as u8 as i32) as u8
+        }
+        _ = lost => {
+            let why = guard.lost_reason().unwrap_or_else(|| "lost".into());
+            eprintln!("kahuna: {what} lost ({why}); stopping the command");
+            stop(&mut child).await;
+            out.emit(json!({ "lost": what, "reason": why, "fencing_token": token }), String::new);
+            EXIT_LOST
+        }
+        sig = &mut interrupted => {
+            // Stop the command first, then give the lock back.
+            stop(&mut child).await;
+            guard.release().await.ok();
+            128 + sig as u8
+        }
+    };
+    Ok(code)
+}
+
+async fn elect(
+    client: &Client,
+    out: &Out,
+    name: String,
+    value: String,
+    options: CampaignOptions,
+    command: Vec<String>,
+) -> anyhow::Result<u8> {
+    // Listen for SIGINT/SIGTERM before campaigning: dropping the campaign withdraws it.
+    let mut interrupted = interrupted();
+    let leadership = tokio::select! {
+        l = client.campaign(&name, value, options) => l?,
+        sig = &mut interrupted => return Ok(128 + sig as u8),
+    };
+    let Some(leadership) = leadership else {
+        let leader = client.election_leader(&name).await.ok().flatten();
+        out.emit(json!({ "election": name, "elected": false, "leader": leader.as_ref().map(leader_json) }), || {
+            match &leader {
+                Some(l) => format!("not elected: {} leads (epoch {})", l.owner, l.epoch),
+                None => "not elected".into(),
+            }
+        });
+        return Ok(EXIT_NEGATIVE);
+    };
+    let env = [
+        ("KAHUNA_ELECTION_EPOCH", leadership.epoch().to_string()),
+        ("KAHUNA_FENCING_TOKEN", leadership.epoch().to_string()),
+        ("KAHUNA_ELECTION", name.clone()),
+    ];
+    let what = format!("leadership of {name}");
+    run_held(out, leadership.guard(), &what, &command, &env, interrupted).await
+}
+
+fn leader_json(l: &Leader) -> Value {
+    json!({ "owner": l.owner, "epoch": l.epoch, "value": l.value_str() })
+}
+
+async fn leader(client: &Client, out: &Out, name: &str, follow: bool) -> anyhow::Result<u8> {
+    let show = |l: &Option<Leader>| {
+        out.emit(json!({ "election": name, "leader": l.as_ref().map(leader_json) }), || match l {
+            Some(l) => format!("{}\t{}\t{}", l.epoch, l.owner, l.value_str()),
+            None => "none".into(),
+        })
+    };
+    if !follow {
+        let l = client.election_leader(name).await?;
+        show(&l);
+        return Ok(if l.is_some() { 0 } else { EXIT_NOT_FOUND });
+    }
+    let mut observer = client.observe(name).await?;
+    loop {
+        show(&observer.next().await?);
     }
 }
 

@@ -24,7 +24,7 @@ pub const MAX_LOCK_WAIT_MS: u64 = 5_000;
 /// caller has to call again before it loses its place.
 pub const PLACE_GRACE_MS: u64 = 2_000;
 
-fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::LockInfo {
+pub(super) fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::LockInfo {
     pb::LockInfo {
         resource: view.resource,
         owner: view.owner,
@@ -32,7 +32,22 @@ fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::LockInfo {
         expires_at_ms: view.expires_at_ms,
         remaining_ms: view.expires_at_ms.saturating_sub(now_ms),
         durability: durability as i32,
+        value: view.value,
+        waiters: view.waiters,
     }
+}
+
+/// What an election leader may announce: the lock table is in every member's memory.
+pub const MAX_LOCK_VALUE_BYTES: usize = 64 * 1024;
+
+fn lock_value(value: &[u8]) -> Result<(), Status> {
+    if value.len() > MAX_LOCK_VALUE_BYTES {
+        return Err(errors::invalid(format!(
+            "value is {} bytes; the limit for a lock's value is {MAX_LOCK_VALUE_BYTES} bytes",
+            value.len()
+        )));
+    }
+    Ok(())
 }
 
 fn refusal(r: Refusal) -> i32 {
@@ -134,6 +149,7 @@ impl Api {
             owner: r.owner.clone(),
             ttl_ms: r.ttl_ms,
             place_ms: hold.as_millis() as u64 + PLACE_GRACE_MS,
+            value: r.value.clone(),
         };
         let p = self.propose(op, None, limits::request_id(r.request_id.as_ref())?).await?;
         let reply = match p.reply {
@@ -236,8 +252,15 @@ impl Locks for Api {
             })?,
             Durability::Ephemeral => self.admit_ephemeral(|t| !t.locks.contains(&r.resource))?,
         }
+        lock_value(&r.value)?;
         if durability == Durability::Persistent && r.wait_ms > 0 {
             return self.wait_for_lock(r).await;
+        }
+        if !r.value.is_empty() {
+            return Err(errors::invalid(
+                "a value is taken with a persistent lock that waits (wait_ms > 0, as a campaign does); change \
+                 a held lock's value with Proclaim",
+            ));
         }
         let op = Op::TryLock {
             resource: r.resource.clone(),
@@ -308,6 +331,35 @@ impl Locks for Api {
             refusal: refusal(o.reply.refusal),
             lock: o.reply.lock.map(|v| info(v, o.now_ms, durability)),
         }))
+    }
+
+    async fn proclaim(&self, req: Request<pb::ProclaimRequest>) -> Result<Response<pb::ProclaimResponse>, Status> {
+        self.authorize(&req)?;
+        forward_unless_leader!(self, req, LocksClient, proclaim);
+        let r = req.into_inner();
+        self.lock_args(&r.resource, Some(&r.owner), Durability::Persistent as i32)?;
+        lock_value(&r.value)?;
+        let op = Op::Proclaim {
+            resource: r.resource,
+            owner: r.owner,
+            value: r.value,
+        };
+        let p = self.propose(op, None, limits::request_id(r.request_id.as_ref())?).await?;
+        let Reply::Lock(reply) = p.reply else {
+            return Err(internal(format!("state machine gave an unexpected answer: {:?}", p.reply)));
+        };
+        Ok(Response::new(pb::ProclaimResponse {
+            header: Some(p.header),
+            proclaimed: reply.ok,
+            refusal: refusal(reply.refusal),
+            lock: reply.lock.map(|v| info(v, p.time_ms, Durability::Persistent)),
+        }))
+    }
+
+    type ObserveStream = super::observe::ObserveStream;
+
+    async fn observe(&self, req: Request<pb::ObserveRequest>) -> Result<Response<Self::ObserveStream>, Status> {
+        self.open_observe(req).await
     }
 
     async fn get_lock(&self, req: Request<pb::GetLockRequest>) -> Result<Response<pb::GetLockResponse>, Status> {

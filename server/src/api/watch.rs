@@ -47,7 +47,7 @@ pub struct WatchSlots {
 }
 
 /// One open watch; frees its slot when dropped.
-struct Slot(Arc<AtomicUsize>);
+pub(super) struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -56,7 +56,7 @@ impl Drop for Slot {
 }
 
 impl WatchSlots {
-    fn take(&self, max: usize) -> Result<Slot, Status> {
+    pub(super) fn take(&self, max: usize) -> Result<Slot, Status> {
         let taken = self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));

@@ -25,6 +25,8 @@ pub struct Lock {
     pub token: u64,
     pub expires_at_ms: u64,
     pub ttl_ms: u64,
+    /// What the holder announces (an election's leader value); empty for plain locks.
+    pub value: Vec<u8>,
 }
 
 /// A lock as answered to clients.
@@ -34,6 +36,9 @@ pub struct LockView {
     pub owner: Vec<u8>,
     pub token: u64,
     pub expires_at_ms: u64,
+    pub value: Vec<u8>,
+    /// Places in the lock's queue (some may have expired and not been pruned yet).
+    pub waiters: u32,
 }
 
 /// Why an extend or unlock did not happen.
@@ -54,6 +59,18 @@ pub struct LockReply {
     pub lock: Option<LockView>,
 }
 
+/// Who asks to wait for a lock, and on what terms (see [`LockTable::wait_lock`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    pub owner: &'a [u8],
+    /// The lease it asks for once granted.
+    pub ttl_ms: u64,
+    /// How long this request keeps its place.
+    pub place_ms: u64,
+    /// The lock's value once granted to it.
+    pub value: &'a [u8],
+}
+
 /// A caller waiting for a lock, in its place in the queue.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Waiter {
@@ -64,6 +81,8 @@ pub struct Waiter {
     pub place_ms: u64,
     /// The place is gone at this time unless renewed.
     pub expires_at_ms: u64,
+    /// The holder's value once granted.
+    pub value: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -88,11 +107,18 @@ impl LockTable {
             owner: l.owner.clone(),
             token: l.token,
             expires_at_ms: l.expires_at_ms,
+            value: l.value.clone(),
+            waiters: 0,
         }
     }
 
+    /// The live lock on `resource` with the number of callers waiting for it.
     pub fn get(&self, now_ms: u64, resource: &[u8]) -> Option<LockView> {
-        self.live(now_ms, resource).map(|l| Self::view(resource, l))
+        let waiters = self.queues.get(resource).map_or(0, |q| q.len() as u32);
+        self.live(now_ms, resource).map(|l| LockView {
+            waiters,
+            ..Self::view(resource, l)
+        })
     }
 
     /// The token of the live lock on `resource`, 0 when free.
@@ -118,9 +144,23 @@ impl LockTable {
     /// A waiter ahead in the queue goes first: a free lock with live waiters is
     /// granted to the first of them, and the caller is refused.
     pub fn try_lock(&mut self, revision: u64, now_ms: u64, resource: &[u8], owner: &[u8], ttl_ms: u64) -> LockReply {
+        self.take(revision, now_ms, resource, owner, ttl_ms, None)
+    }
+
+    /// [`LockTable::try_lock`] that also sets the holder's value (`None` keeps it on a
+    /// refresh, and is empty on a grant).
+    fn take(
+        &mut self,
+        revision: u64,
+        now_ms: u64,
+        resource: &[u8],
+        owner: &[u8],
+        ttl_ms: u64,
+        value: Option<&[u8]>,
+    ) -> LockReply {
         self.grant_next(revision, now_ms, resource);
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
-        let token = match self.live(now_ms, resource) {
+        let (token, kept) = match self.live(now_ms, resource) {
             Some(l) if l.owner != owner => {
                 return LockReply {
                     ok: false,
@@ -128,14 +168,15 @@ impl LockTable {
                     lock: Some(Self::view(resource, l)),
                 }
             }
-            Some(l) => l.token,
-            None => revision,
+            Some(l) => (l.token, l.value.clone()),
+            None => (revision, Vec::new()),
         };
         let lock = Lock {
             owner: owner.to_vec(),
             token,
             expires_at_ms,
             ttl_ms,
+            value: value.map_or(kept, <[u8]>::to_vec),
         };
         let view = Self::view(resource, &lock);
         self.put(resource, Some(lock));
@@ -180,6 +221,25 @@ impl LockTable {
         }
     }
 
+    /// Replaces the value of the lock `owner` holds (an election leader's
+    /// announcement); the lease and token stay as they are.
+    pub fn proclaim(&mut self, now_ms: u64, resource: &[u8], owner: &[u8], value: &[u8]) -> LockReply {
+        if let Some(refused) = self.refuse(now_ms, resource, owner) {
+            return refused;
+        }
+        let Some(mut lock) = self.locks.get(resource).cloned() else {
+            return LockReply::default();
+        };
+        lock.value = value.to_vec();
+        let view = Self::view(resource, &lock);
+        self.put(resource, Some(lock));
+        LockReply {
+            ok: true,
+            refusal: Refusal::None,
+            lock: Some(view),
+        }
+    }
+
     /// Releases the lock `owner` holds, granting it to the next waiter at `revision`;
     /// also gives up `owner`'s place in the queue, so a waiter that stops waiting
     /// unlocks whether or not its grant came first.
@@ -200,21 +260,19 @@ impl LockTable {
     /// Grants the lock to `owner` if it is free and nobody waits ahead, refreshes it
     /// if `owner` holds it, and otherwise puts `owner` in the queue (or keeps its
     /// place) for another `place_ms`. Refused answers name the holder.
-    pub fn wait_lock(
-        &mut self,
-        revision: u64,
-        now_ms: u64,
-        resource: &[u8],
-        owner: &[u8],
-        ttl_ms: u64,
-        place_ms: u64,
-    ) -> LockReply {
+    pub fn wait_lock(&mut self, revision: u64, now_ms: u64, resource: &[u8], c: &Candidate) -> LockReply {
+        let Candidate {
+            owner,
+            ttl_ms,
+            place_ms,
+            value,
+        } = *c;
         self.grant_next(revision, now_ms, resource);
         let holder = self.live(now_ms, resource).map(|l| l.owner.clone());
         if holder.is_none() || holder.as_deref() == Some(owner) {
             // Free with an empty queue (grant_next would have granted otherwise), or ours.
             self.leave_queue(resource, owner);
-            return self.try_lock(revision, now_ms, resource, owner, ttl_ms);
+            return self.take(revision, now_ms, resource, owner, ttl_ms, Some(value));
         }
         let expires_at_ms = now_ms.saturating_add(place_ms);
         let mut queue = self.queues.get(resource).cloned().unwrap_or_default();
@@ -225,12 +283,14 @@ impl LockTable {
                 queue[i].expires_at_ms = expires_at_ms;
                 queue[i].ttl_ms = ttl_ms;
                 queue[i].place_ms = place_ms;
+                queue[i].value = value.to_vec();
             }
             None => queue.push_back(Waiter {
                 owner: owner.to_vec(),
                 ttl_ms,
                 place_ms,
                 expires_at_ms,
+                value: value.to_vec(),
             }),
         }
         self.places.insert((expires_at_ms, resource.to_vec(), owner.to_vec()));
@@ -290,6 +350,7 @@ impl LockTable {
                 token: revision,
                 expires_at_ms: now_ms.saturating_add(w.ttl_ms).min(w.expires_at_ms),
                 ttl_ms: w.ttl_ms,
+                value: w.value,
             };
             self.put(resource, Some(lock));
             return;
@@ -433,6 +494,15 @@ mod tests {
         assert_eq!(t.next_expiry(), Some(150));
     }
 
+    fn cand(owner: &[u8], ttl_ms: u64, place_ms: u64) -> Candidate<'_> {
+        Candidate {
+            owner,
+            ttl_ms,
+            place_ms,
+            value: b"",
+        }
+    }
+
     fn holder(t: &LockTable, now: u64, r: &[u8]) -> Option<(Vec<u8>, u64)> {
         t.get(now, r).map(|l| (l.owner, l.token))
     }
@@ -440,9 +510,9 @@ mod tests {
     #[test]
     fn waiters_are_granted_in_arrival_order_with_increasing_tokens() {
         let mut t = LockTable::default();
-        assert!(t.wait_lock(1, 0, b"r", b"A", 1000, 500).ok, "free: granted at once");
+        assert!(t.wait_lock(1, 0, b"r", &cand(b"A", 1000, 500)).ok, "free: granted at once");
         for (rev, w) in [(2, b"B"), (3, b"C"), (4, b"D")] {
-            let r = t.wait_lock(rev, 0, b"r", w, 1000, 500);
+            let r = t.wait_lock(rev, 0, b"r", &cand(w, 1000, 500));
             assert!(!r.ok);
             assert_eq!(r.lock.map(|l| l.owner), Some(b"A".to_vec()), "names the holder");
         }
@@ -465,14 +535,14 @@ mod tests {
     fn a_dead_waiter_is_skipped_and_a_grant_is_cut_to_the_place_left() {
         let mut t = LockTable::default();
         t.try_lock(1, 0, b"r", b"A", 100);
-        t.wait_lock(2, 0, b"r", b"dead", 10_000, 50);
-        t.wait_lock(3, 0, b"r", b"live", 10_000, 1_000);
+        t.wait_lock(2, 0, b"r", &cand(b"dead", 10_000, 50));
+        t.wait_lock(3, 0, b"r", &cand(b"live", 10_000, 1_000));
         assert!(t.unlock(4, 60, b"r", b"A").ok);
         let l = t.get(60, b"r").expect("granted");
         assert_eq!((l.owner.as_slice(), l.token), (b"live".as_slice(), 4));
         assert_eq!(l.expires_at_ms, 1_000, "what was left of the place, not the 10 s TTL");
         // Asking again as the holder refreshes to the full TTL.
-        let r = t.wait_lock(5, 100, b"r", b"live", 10_000, 1_000);
+        let r = t.wait_lock(5, 100, b"r", &cand(b"live", 10_000, 1_000));
         assert!(r.ok);
         assert_eq!(r.lock.map(|l| (l.token, l.expires_at_ms)), Some((4, 10_100)));
     }
@@ -481,7 +551,7 @@ mod tests {
     fn an_expired_lease_goes_to_the_first_waiter_on_the_next_touch() {
         let mut t = LockTable::default();
         t.try_lock(1, 0, b"r", b"A", 100);
-        t.wait_lock(2, 0, b"r", b"B", 1_000, 5_000);
+        t.wait_lock(2, 0, b"r", &cand(b"B", 1_000, 5_000));
         // No sweep yet: a newcomer's try finds the lease over and the queue first.
         let e = t.try_lock(3, 150, b"r", b"E", 1_000);
         assert!(!e.ok);
@@ -492,11 +562,11 @@ mod tests {
     fn leaving_renewing_and_failover_keep_places_right() {
         let mut t = LockTable::default();
         t.try_lock(1, 0, b"r", b"A", 10_000);
-        t.wait_lock(2, 0, b"r", b"B", 1_000, 100);
-        t.wait_lock(3, 0, b"r", b"C", 1_000, 100);
+        t.wait_lock(2, 0, b"r", &cand(b"B", 1_000, 100));
+        t.wait_lock(3, 0, b"r", &cand(b"C", 1_000, 100));
         assert_eq!(t.next_expiry(), Some(100), "places are swept when due");
         // Renewing keeps B's place (still first) with a later expiry.
-        t.wait_lock(4, 50, b"r", b"B", 1_000, 100);
+        t.wait_lock(4, 50, b"r", &cand(b"B", 1_000, 100));
         // C gives up: it unlocks, which leaves the queue.
         assert_eq!(t.unlock(5, 60, b"r", b"C").refusal, Refusal::HeldByOther);
         assert!(!t.is_waiting(b"r", b"C"));

@@ -93,6 +93,14 @@ pub enum Op {
         owner: Vec<u8>,
         ttl_ms: u64,
         place_ms: u64,
+        /// The holder's value once granted (an election candidate's).
+        value: Vec<u8>,
+    },
+    /// Replace the value of a lock the owner holds (an election leader's).
+    Proclaim {
+        resource: Vec<u8>,
+        owner: Vec<u8>,
+        value: Vec<u8>,
     },
 }
 
@@ -259,10 +267,17 @@ impl StateMachine {
                 owner,
                 ttl_ms,
                 place_ms,
-            } => Reply::Lock(
-                self.locks
-                    .wait_lock(revision, now, resource, owner, *ttl_ms, *place_ms),
-            ),
+                value,
+            } => {
+                let candidate = locks::Candidate {
+                    owner,
+                    ttl_ms: *ttl_ms,
+                    place_ms: *place_ms,
+                    value,
+                };
+                Reply::Lock(self.locks.wait_lock(revision, now, resource, &candidate))
+            }
+            Op::Proclaim { resource, owner, value } => Reply::Lock(self.locks.proclaim(now, resource, owner, value)),
             Op::SeqNext {
                 name,
                 count,
