@@ -78,7 +78,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// watcher receiving it. The watcher then waits up to 10 s for the stragglers.
 pub async fn watch(mut workers: Vec<Worker>, deadline: Instant) -> Result<Samples> {
     if workers.len() < 2 {
-        anyhow::bail!("the watch workload needs --clients 2 or more (one watcher, the rest writers)");
+        anyhow::bail!("the watch workload needs at least one writer (--clients 1 or more)");
     }
     let epoch = Instant::now();
     let mut watcher = workers.remove(0);

@@ -101,7 +101,9 @@ impl Worker {
 }
 
 async fn workers(args: &Args) -> Result<Vec<Worker>> {
-    let conns = args.connections.clamp(1, args.clients.max(1));
+    // The watch workload's watcher comes on top of its writers.
+    let workers = args.clients + usize::from(args.workload == Workload::Watch);
+    let conns = args.connections.clamp(1, workers.max(1));
     let lock_ttl = Duration::from_millis(args.lock_ttl_ms);
     let mut out = Vec::new();
     match args.target {
@@ -114,7 +116,7 @@ async fn workers(args: &Args) -> Result<Vec<Worker>> {
                         .context("connect to kahuna")?,
                 );
             }
-            for i in 0..args.clients {
+            for i in 0..workers {
                 out.push(Worker::Kahuna(kahuna::Worker::new(
                     clients[i % conns].clone(),
                     i,
@@ -127,7 +129,7 @@ async fn workers(args: &Args) -> Result<Vec<Worker>> {
             for _ in 0..conns {
                 clients.push(etcd::connect(&args.endpoints).await.context("connect to etcd")?);
             }
-            for i in 0..args.clients {
+            for i in 0..workers {
                 out.push(Worker::Etcd(Box::new(etcd::Worker::new(clients[i % conns].clone(), i))));
             }
         }

@@ -23,8 +23,8 @@ pub enum Workload {
     /// Every client takes the same lock, waiting, and releases it at once; latency is
     /// the handoff, from one holder's release to the next one's grant.
     Handoff,
-    /// Every client writes; one more watches the prefix; latency is from a write's
-    /// send to its delivery to the watcher.
+    /// `--clients` writers, plus one client watching their prefix; latency is from a
+    /// write's send to its delivery to the watcher.
     Watch,
 }
 

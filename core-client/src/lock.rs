@@ -209,6 +209,25 @@ impl std::fmt::Debug for LockGuard {
     }
 }
 
+fn try_lock_request(
+    resource: &str,
+    owner: &str,
+    ttl_ms: u64,
+    durability: Durability,
+    wait_ms: u64,
+    value: &[u8],
+) -> pb::TryLockRequest {
+    pb::TryLockRequest {
+        resource: resource.as_bytes().to_vec(),
+        owner: owner.as_bytes().to_vec(),
+        ttl_ms,
+        durability: durability.pb(),
+        wait_ms,
+        value: value.to_vec(),
+        request_id: None,
+    }
+}
+
 /// Longest one call waits in a lock's queue (the server's limit): a longer wait is
 /// several calls, each renewing the caller's place.
 const MAX_WAIT_PER_CALL: Duration = Duration::from_secs(5);
@@ -246,31 +265,15 @@ impl Client {
             // A generated owner is new for every attempt, so giving back an attempt whose
             // answer was lost can never release a later attempt's grant.
             let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
-            let msg = pb::TryLockRequest {
-                resource: resource.as_bytes().to_vec(),
-                owner: owner.as_bytes().to_vec(),
-                ttl_ms: ttl,
-                durability: options.durability.pb(),
-                wait_ms: 0,
-                value: Vec::new(),
-                request_id: None,
-            };
+            let msg = try_lock_request(resource, &owner, ttl, options.durability, 0, &[]);
             // Locking again as the same owner refreshes the lease from when it is applied,
             // so each attempt is a fresh request and the lease is measured from the moment
             // the attempt that answered was sent.
-            let mut sent = Instant::now();
             // Armed while the attempt is in flight: if it fails, or this future is dropped
             // (cancelled) before the answer arrives, the attempt may still have been
             // granted, and the grant is given back rather than left to expire.
             let mut give_back = GiveBack::arm(self, resource, &owner, options.durability, options.owner.is_none());
-            let answer = self
-                .call("lock.try_lock", Safety::Idempotent, |ch, t| {
-                    let mut msg = msg.clone();
-                    msg.request_id = Some(self.request_id());
-                    sent = Instant::now();
-                    async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
-                })
-                .await;
+            let (answer, sent) = self.try_lock_call(&msg).await;
             if !answer.as_ref().is_err_and(Error::is_retryable) {
                 give_back.disarm();
             }
@@ -322,28 +325,13 @@ impl Client {
                 break;
             }
             let hold = (options.wait - waited).min(MAX_WAIT_PER_CALL);
-            let msg = pb::TryLockRequest {
-                resource: resource.as_bytes().to_vec(),
-                owner: owner.as_bytes().to_vec(),
-                ttl_ms: ttl,
-                durability: options.durability.pb(),
-                wait_ms: crate::ttl::ceil_ms(hold),
-                value: value.to_vec(),
-                request_id: None,
-            };
+            let wait_ms = crate::ttl::ceil_ms(hold);
+            let msg = try_lock_request(resource, &owner, ttl, options.durability, wait_ms, value);
             // Each attempt may be held by the server for `hold` before it answers.
             let mut waiting = self.clone();
             waiting.call.attempt_timeout = self.call.attempt_timeout + hold;
             waiting.call.timeout = self.call.timeout.max(waiting.call.attempt_timeout);
-            let mut sent = Instant::now();
-            let answer = waiting
-                .call("lock.try_lock", Safety::Idempotent, |ch, t| {
-                    let mut msg = msg.clone();
-                    msg.request_id = Some(self.request_id());
-                    sent = Instant::now();
-                    async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
-                })
-                .await;
+            let (answer, sent) = waiting.try_lock_call(&msg).await;
             match answer {
                 Ok(r) if r.acquired => {
                     give_back.disarm();
@@ -370,6 +358,21 @@ impl Client {
             holder,
             renewer: None,
         })
+    }
+
+    /// One try-lock call (its attempts retried as the table says) with a fresh request id
+    /// per attempt; returns the answer and when the attempt that answered was sent.
+    async fn try_lock_call(&self, msg: &pb::TryLockRequest) -> (Result<pb::TryLockResponse>, Instant) {
+        let mut sent = Instant::now();
+        let answer = self
+            .call("lock.try_lock", Safety::Idempotent, |ch, t| {
+                let mut msg = msg.clone();
+                msg.request_id = Some(self.request_id());
+                sent = Instant::now();
+                async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
+            })
+            .await;
+        (answer, sent)
     }
 
     fn guard(
