@@ -197,6 +197,11 @@ namespace Kahuna.Client
         internal static readonly NativeMethods.kahuna_sequence_peek_callback_delegate SequencePeek = OnComplete;
         internal static readonly NativeMethods.kahuna_watch_open_callback_delegate WatchOpen = OnComplete;
         internal static readonly NativeMethods.kahuna_watch_next_callback_delegate WatchNext = OnComplete;
+        internal static readonly NativeMethods.kahuna_election_campaign_callback_delegate ElectionCampaign = OnComplete;
+        internal static readonly NativeMethods.kahuna_election_proclaim_callback_delegate ElectionProclaim = OnComplete;
+        internal static readonly NativeMethods.kahuna_election_leader_callback_delegate ElectionLeader = OnComplete;
+        internal static readonly NativeMethods.kahuna_election_observe_callback_delegate ElectionObserve = OnComplete;
+        internal static readonly NativeMethods.kahuna_observer_next_callback_delegate ObserverNext = OnComplete;
 
         static Interop()
         {
@@ -398,7 +403,7 @@ namespace Kahuna.Client
             if (info->present == 0) return null;
             return new KahunaLockInfo(resource, Copy(info->owner), (long)info->fencing_token,
                 DateTimeOffset.FromUnixTimeMilliseconds((long)info->expires_at_ms),
-                TimeSpan.FromMilliseconds(info->remaining_ms), durability);
+                TimeSpan.FromMilliseconds(info->remaining_ms), durability, Copy(info->value), (int)info->waiters);
         }
     }
 }

@@ -105,14 +105,17 @@ namespace Kahuna.Client
 
         /// <summary>
         /// Tries to take the lock on <paramref name="resource"/> for <paramref name="expiry"/>,
-        /// renewing it in the background while held. With a <paramref name="wait"/>, tries again
-        /// every <paramref name="retry"/> until <paramref name="wait"/> has passed. Not acquiring is
+        /// renewing it in the background while held. With a <paramref name="wait"/>, waits up to
+        /// <paramref name="wait"/>: a persistent lock's waiters take places in the server's queue and
+        /// are granted in arrival order, woken by the server; an ephemeral lock is tried again every
+        /// <paramref name="retry"/>. Not acquiring is
         /// <see cref="KahunaLock.IsAcquired"/> == false, not an exception.
         /// </summary>
         /// <param name="resource">The lock's name.</param>
         /// <param name="expiry">Lease length (TTL); renewed at about a third of it.</param>
         /// <param name="wait">How long to keep trying while someone else holds it (zero: one attempt).</param>
-        /// <param name="retry">Pause between attempts (zero: 100 ms).</param>
+        /// <param name="retry">Pause between attempts at an ephemeral lock (zero: 100 ms); persistent
+        /// locks wait in the server's queue instead.</param>
         /// <param name="durability">Persistent (replicated) or ephemeral (leader memory).</param>
         /// <param name="cancellationToken">Cancels the attempt.</param>
         /// <returns>The lock; dispose it (<c>await l.DisposeAsync()</c>) to release it.</returns>
@@ -764,6 +767,122 @@ namespace Kahuna.Client
                     req.start_revision = (ulong)startRevision;
                     req.progress_interval_ms = intervalMs;
                     NativeMethods.kahuna_watch_open((Native.KahunaClient*)h, &req, cancel, ud, Interop.WatchOpen);
+                }
+            });
+        }
+
+        // ---- leader election --------------------------------------------------------------
+
+        /// <summary>
+        /// Campaigns in election <paramref name="name"/> announcing <paramref name="value"/>: waits in
+        /// the election's queue (candidates are elected in the order they campaigned) and completes
+        /// once elected, or with null when <paramref name="wait"/> passed first. Cancelling withdraws
+        /// the candidacy. The election is the persistent lock <paramref name="name"/>.
+        /// </summary>
+        /// <param name="name">The election's name.</param>
+        /// <param name="value">What the leader announces to observers (UTF-8).</param>
+        /// <param name="ttl">The leader's lease, renewed at about a third of it: how long a dead
+        /// leader holds the election up.</param>
+        /// <param name="wait">How long to wait to be elected (null: until elected or cancelled).</param>
+        /// <param name="cancellationToken">Withdraws the candidacy.</param>
+        /// <example>
+        /// <code>
+        /// var leadership = await client.Campaign("scheduler", "10.0.0.7:8080", TimeSpan.FromSeconds(10));
+        /// try { await RunScheduler(leadership.Lost); }
+        /// finally { await leadership.DisposeAsync(); }   // resigns
+        /// </code>
+        /// </example>
+        public Task<KahunaLeadership> Campaign(string name, string value, TimeSpan ttl, TimeSpan? wait = null,
+            CancellationToken cancellationToken = default)
+        {
+            return Campaign(name, Interop.Utf8(value, nameof(value)), ttl, wait, cancellationToken);
+        }
+
+        /// <summary>Like <see cref="Campaign(string, string, TimeSpan, TimeSpan?, CancellationToken)"/>
+        /// with a byte value.</summary>
+        public unsafe Task<KahunaLeadership> Campaign(string name, byte[] value, TimeSpan ttl, TimeSpan? wait = null,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] n = Interop.Utf8(name, nameof(name));
+            if (value == null) throw new ArgumentNullException(nameof(value));
+            if (ttl <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(ttl), "must be positive");
+            ulong ttlMs = Interop.Millis(ttl, nameof(ttl));
+            ulong waitMs = wait.HasValue ? Interop.Millis(wait.Value, nameof(wait)) : 0;
+            var client = this;
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                if (res->succeeded == 0)
+                {
+                    Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug, "not elected in " + name + " within the wait");
+                    return null;
+                }
+                var l = new KahunaLock(client, new LockHandle((IntPtr)res->@lock), name, LockDurability.Persistent, true, null);
+                Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug, "elected in " + name + " with epoch " + l.FencingToken);
+                return new KahunaLeadership(l, name);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaCampaignRequest();
+                    req.name = pins.Bytes(n);
+                    req.value = pins.Bytes(value);
+                    req.ttl_ms = ttlMs;
+                    req.wait = (byte)(wait.HasValue ? 1 : 0);
+                    req.wait_ms = waitMs;
+                    NativeMethods.kahuna_election_campaign((Native.KahunaClient*)h, &req, cancel, ud, Interop.ElectionCampaign);
+                }
+            });
+        }
+
+        /// <summary>The current leader of election <paramref name="name"/> (a linearizable read), or
+        /// null when there is none.</summary>
+        public unsafe Task<KahunaLeader> GetElectionLeader(string name, CancellationToken cancellationToken = default)
+        {
+            byte[] n = Interop.Utf8(name, nameof(name));
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return KahunaLeader.From(&res->lock_info);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaElectionRequest();
+                    req.name = pins.Bytes(n);
+                    NativeMethods.kahuna_election_leader((Native.KahunaClient*)h, &req, cancel, ud, Interop.ElectionLeader);
+                }
+            });
+        }
+
+        /// <summary>
+        /// Follows the leader of election <paramref name="name"/>: the observer's first item is the
+        /// leader now, each later one the next change (null: no leader). Dispose it to close it.
+        /// </summary>
+        /// <example>
+        /// <code>
+        /// var observer = await client.Observe("scheduler");
+        /// try
+        /// {
+        ///     var e = observer.GetAsyncEnumerator();
+        ///     while (await e.MoveNextAsync())
+        ///         Console.WriteLine(e.Current == null ? "no leader" : e.Current.ValueAsString());
+        /// }
+        /// finally { await observer.DisposeAsync(); }
+        /// </code>
+        /// </example>
+        public unsafe Task<KahunaElectionObserver> Observe(string name, CancellationToken cancellationToken = default)
+        {
+            byte[] n = Interop.Utf8(name, nameof(name));
+            var client = this;
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return new KahunaElectionObserver(client, new ObserverHandle((IntPtr)res->observer), name);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaElectionRequest();
+                    req.name = pins.Bytes(n);
+                    NativeMethods.kahuna_election_observe((Native.KahunaClient*)h, &req, cancel, ud, Interop.ElectionObserve);
                 }
             });
         }

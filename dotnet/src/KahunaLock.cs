@@ -61,6 +61,11 @@ namespace Kahuna.Client
             }, TaskContinuationOptions.ExecuteSynchronously);
         }
 
+        /// <summary>The native handle, for calls on a leadership (which is this lock).</summary>
+        internal LockHandle Handle => _handle;
+
+        internal KahunaClient Client => _client;
+
         /// <summary>The lock's resource name.</summary>
         public string Resource { get; }
 

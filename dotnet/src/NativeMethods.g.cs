@@ -166,6 +166,18 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_cluster_status_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_election_campaign_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_election_leader_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_election_observe_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_election_proclaim_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_delete_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -206,6 +218,9 @@ namespace Kahuna.Client.Native
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_lock_unlock_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_observer_next_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_sequence_next_callback_delegate(ulong user_data, int status, KahunaResult* result);
@@ -462,6 +477,53 @@ namespace Kahuna.Client.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_watch_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_watch_free(KahunaWatch* watch_handle);
+
+        /// <summary>
+        ///  Campaigns in election `name` with `value`, waiting in the election's queue
+        ///  (candidates are elected in the order they campaigned). Result: `succeeded` (elected)
+        ///  and `lock` (the leadership as a lock handle, owned by the callee; null when
+        ///  `wait_ms` passed first). Cancelling the call withdraws the candidacy.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_election_campaign", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_election_campaign(KahunaClient* client_handle, KahunaCampaignRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_election_campaign_callback_delegate callback);
+
+        /// <summary>
+        ///  Announces a new value as the leader. Fails with `KAHUNA_STATUS_LOCK_NOT_HELD` once
+        ///  deposed (or resigned), and with `KAHUNA_STATUS_INVALID_ARGUMENT` for a lock handle
+        ///  that is not a leadership.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_election_proclaim", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_election_proclaim(KahunaLock* lock_handle, KahunaProclaimRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_election_proclaim_callback_delegate callback);
+
+        /// <summary>
+        ///  The current leader of election `name` (a linearizable read). Result: `lock_info`
+        ///  (`present == 0` when there is none; else `owner`, `fencing_token` = epoch, `value`).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_election_leader", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_election_leader(KahunaClient* client_handle, KahunaElectionRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_election_leader_callback_delegate callback);
+
+        /// <summary>
+        ///  Opens an observer of election `name`. Result: `observer` (a new handle the callee
+        ///  owns and frees with `kahuna_observer_free`).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_election_observe", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_election_observe(KahunaClient* client_handle, KahunaElectionRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_election_observe_callback_delegate callback);
+
+        /// <summary>
+        ///  The leader now (first call), then after each change. Result: `lock_info`
+        ///  (`present == 0`: no leader; else `owner`, `fencing_token` = epoch, `value`).
+        ///  Completes with `KAHUNA_STATUS_CLOSED` when the observer or its client is freed
+        ///  meanwhile; a cancelled call loses nothing (the next call gives the same change).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_observer_next", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_observer_next(KahunaObserver* observer_handle, KahunaCancel* cancel, ulong user_data, kahuna_observer_next_callback_delegate callback);
+
+        /// <summary>
+        ///  Closes and frees an observer (null is ignored). A `next` still pending completes with
+        ///  `KAHUNA_STATUS_CLOSED`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_observer_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_observer_free(KahunaObserver* observer_handle);
 
 
     }
@@ -813,6 +875,44 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
+    ///  `kahuna_election_campaign`: campaign in election `name` announcing `value`.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaCampaignRequest
+    {
+        public KahunaBytes name;
+        public KahunaBytes value;
+        /// <summary>
+        ///  The leader's lease (must be positive), renewed at about a third of it: how long
+        ///  a dead leader holds the election up.
+        /// </summary>
+        public ulong ttl_ms;
+        /// <summary>
+        ///  0: wait until elected (or cancelled); otherwise give up after `wait_ms`.
+        /// </summary>
+        public byte wait;
+        public ulong wait_ms;
+    }
+
+    /// <summary>
+    ///  `kahuna_election_proclaim`: the leader's new value.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaProclaimRequest
+    {
+        public KahunaBytes value;
+    }
+
+    /// <summary>
+    ///  `kahuna_election_leader`, `kahuna_election_observe`: the election's name.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaElectionRequest
+    {
+        public KahunaBytes name;
+    }
+
+    /// <summary>
     ///  One change of a key's history.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -923,7 +1023,8 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
-    ///  A lock as the server reports it (`present == 0`: nobody holds it).
+    ///  A lock as the server reports it (`present == 0`: nobody holds it); also an
+    ///  election's leader (`fencing_token` is its epoch, `value` what it announces).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaLockInfo
@@ -933,6 +1034,14 @@ namespace Kahuna.Client.Native
         public ulong fencing_token;
         public ulong expires_at_ms;
         public ulong remaining_ms;
+        /// <summary>
+        ///  What the holder announces (an election leader's value); empty for plain locks.
+        /// </summary>
+        public KahunaBytes value;
+        /// <summary>
+        ///  Callers waiting in the lock's queue (`kahuna_lock_get_info` only; 0 elsewhere).
+        /// </summary>
+        public uint waiters;
     }
 
     /// <summary>
@@ -980,11 +1089,13 @@ namespace Kahuna.Client.Native
         public ulong first;
         public ulong count;
         /// <summary>
-        ///  Lock acquire: a new lock handle owned by the callee (null on failure).
+        ///  Lock acquire, election campaign: a new lock handle owned by the callee (null on
+        ///  failure, and for a campaign that was not elected).
         /// </summary>
         public void* @lock;
         /// <summary>
-        ///  Lock acquire / get info: the holder. Extend by owner: the caller's lock after
+        ///  Lock acquire / get info: the holder. Election leader, observer next: the leader
+        ///  (`present == 0`: none). Extend by owner: the caller's lock after
         ///  the extend, or the current holder when refused.
         /// </summary>
         public KahunaLockInfo lock_info;
@@ -1006,6 +1117,10 @@ namespace Kahuna.Client.Native
         ///  Watch open: a new watch handle owned by the callee (null on failure).
         /// </summary>
         public void* watch;
+        /// <summary>
+        ///  Election observe: a new observer handle owned by the callee (null on failure).
+        /// </summary>
+        public void* observer;
     }
 
     /// <summary>
@@ -1013,6 +1128,14 @@ namespace Kahuna.Client.Native
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaWatch
+    {
+    }
+
+    /// <summary>
+    ///  An open election observer (`kahuna_election_observe` / `kahuna_observer_free`).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaObserver
     {
     }
 

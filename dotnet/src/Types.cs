@@ -251,8 +251,10 @@ namespace Kahuna.Client
     public sealed class KahunaLockInfo
     {
         internal KahunaLockInfo(string resource, byte[] owner, long fencingToken, DateTimeOffset expires,
-            TimeSpan remaining, LockDurability durability)
+            TimeSpan remaining, LockDurability durability, byte[] value, int waiters)
         {
+            Value = value;
+            Waiters = waiters;
             Resource = resource;
             Owner = owner;
             FencingToken = fencingToken;
@@ -275,6 +277,11 @@ namespace Kahuna.Client
         public TimeSpan Remaining { get; }
         /// <summary>The lock's tier.</summary>
         public LockDurability Durability { get; }
+        /// <summary>What the holder announces (an election leader's value); empty for plain locks.</summary>
+        public byte[] Value { get; }
+        /// <summary>Callers waiting in the lock's queue (filled by
+        /// <see cref="KahunaClient.GetLockInfo"/>; 0 elsewhere).</summary>
+        public int Waiters { get; }
     }
 
     /// <summary>What a change of a key did.</summary>

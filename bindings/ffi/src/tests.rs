@@ -436,6 +436,85 @@ fn watch_calls_complete_once() {
     assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
 }
 
+/// Election calls complete exactly once on bad input (before any I/O), on an
+/// unreachable cluster and when the client is freed meanwhile; the observer and
+/// proclaim functions refuse null handles.
+#[test]
+fn election_calls_complete_once() {
+    let c = new_client("127.0.0.1:1");
+    let bad = [0xffu8];
+    let campaign = |name: &[u8], ttl_ms: u64| KahunaCampaignRequest {
+        name: bytes(name),
+        value: bytes(b"v"),
+        ttl_ms,
+        wait: 1,
+        wait_ms: 100,
+    };
+    let no_ttl = campaign(b"e", 0);
+    let bad_name = campaign(&bad, 1000);
+    let refused: [(&str, *const KahunaCampaignRequest); 3] = [
+        ("a null request", ptr::null()),
+        ("a zero ttl", &no_ttl),
+        ("a name that is not UTF-8", &bad_name),
+    ];
+    for (what, req) in refused {
+        let ud = id();
+        unsafe { kahuna_election_campaign(c, req, ptr::null(), ud, Some(record)) };
+        let seen = completions(ud);
+        assert_eq!(seen.len(), 1, "{what}: {seen:?}");
+        assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {seen:?}");
+    }
+    let bad_election = KahunaElectionRequest { name: bytes(&bad) };
+    for observe in [false, true] {
+        let ud = id();
+        if observe {
+            unsafe { kahuna_election_observe(c, &bad_election, ptr::null(), ud, Some(record)) };
+        } else {
+            unsafe { kahuna_election_leader(c, &bad_election, ptr::null(), ud, Some(record)) };
+        }
+        let seen = completions(ud);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "{seen:?}");
+    }
+    let ud = id();
+    unsafe { kahuna_observer_next(ptr::null(), ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let ud = id();
+    let proclaim = KahunaProclaimRequest { value: bytes(b"x") };
+    unsafe { kahuna_election_proclaim(ptr::null(), &proclaim, ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    unsafe { kahuna_observer_free(ptr::null_mut()) };
+
+    // Nobody listens at 127.0.0.1:1: the reads fail once, with neither a handle nor a
+    // panic; a campaign's 100 ms wait passes first, so it is not elected (status 0).
+    let election = KahunaElectionRequest { name: bytes(b"e") };
+    let req = campaign(b"e", 1000);
+    for which in 0..3 {
+        let ud = id();
+        match which {
+            0 => unsafe { kahuna_election_campaign(c, &req, ptr::null(), ud, Some(record)) },
+            1 => unsafe { kahuna_election_leader(c, &election, ptr::null(), ud, Some(record)) },
+            _ => unsafe { kahuna_election_observe(c, &election, ptr::null(), ud, Some(record)) },
+        }
+        let seen = completions(ud);
+        assert_eq!(seen.len(), 1, "call {which}: {seen:?}");
+        assert_ne!(seen[0].0, KAHUNA_STATUS_PANIC, "call {which}: {seen:?}");
+        if which > 0 {
+            assert_ne!(seen[0].0, KAHUNA_STATUS_OK, "call {which}: {seen:?}");
+        }
+    }
+
+    // A campaign still trying when the client is freed completes with CLOSED.
+    let ud = id();
+    let forever = KahunaCampaignRequest { wait: 0, ..req };
+    unsafe { kahuna_election_campaign(c, &forever, ptr::null(), ud, Some(record)) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { kahuna_client_free(c) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+}
+
 /// Every error of the core client comes out as the status numbered like its kind in
 /// the catalogue, and every kind has a status of that number.
 #[test]
@@ -518,7 +597,7 @@ fn generated_csharp_is_fresh() {
         generated == checked_in,
         "dotnet/src/NativeMethods.g.cs is stale: run `KAHUNA_REGENERATE_BINDINGS=1 cargo build --workspace --all-targets` and commit it"
     );
-    let source = [include_str!("lib.rs"), include_str!("watch.rs")].join("\n");
+    let source = [include_str!("lib.rs"), include_str!("watch.rs"), include_str!("election.rs")].join("\n");
     let mut exports = 0;
     let mut lines = source.lines();
     while let Some(line) = lines.next() {

@@ -5,7 +5,8 @@
 //! receives it (the callee copies what it keeps). Every pointer in a [`KahunaResult`] is
 //! valid only while the callback runs, except [`KahunaResult::lock`], a new handle the
 //! callee owns from then on and frees with `kahuna_lock_free`, and
-//! [`KahunaResult::watch`], likewise freed with `kahuna_watch_free`.
+//! [`KahunaResult::watch`] and [`KahunaResult::observer`], likewise freed with
+//! `kahuna_watch_free` and `kahuna_observer_free`.
 
 use std::os::raw::c_void;
 
@@ -276,6 +277,34 @@ pub struct KahunaWatchRequest {
     pub progress_interval_ms: u64,
 }
 
+/// `kahuna_election_campaign`: campaign in election `name` announcing `value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaCampaignRequest {
+    pub name: KahunaBytes,
+    pub value: KahunaBytes,
+    /// The leader's lease (must be positive), renewed at about a third of it: how long
+    /// a dead leader holds the election up.
+    pub ttl_ms: u64,
+    /// 0: wait until elected (or cancelled); otherwise give up after `wait_ms`.
+    pub wait: u8,
+    pub wait_ms: u64,
+}
+
+/// `kahuna_election_proclaim`: the leader's new value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaProclaimRequest {
+    pub value: KahunaBytes,
+}
+
+/// `kahuna_election_leader`, `kahuna_election_observe`: the election's name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaElectionRequest {
+    pub name: KahunaBytes,
+}
+
 /// One change of a key's history.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -354,7 +383,8 @@ pub struct KahunaKeyValue {
     pub expires_at_ms: u64,
 }
 
-/// A lock as the server reports it (`present == 0`: nobody holds it).
+/// A lock as the server reports it (`present == 0`: nobody holds it); also an
+/// election's leader (`fencing_token` is its epoch, `value` what it announces).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KahunaLockInfo {
@@ -363,6 +393,10 @@ pub struct KahunaLockInfo {
     pub fencing_token: u64,
     pub expires_at_ms: u64,
     pub remaining_ms: u64,
+    /// What the holder announces (an election leader's value); empty for plain locks.
+    pub value: KahunaBytes,
+    /// Callers waiting in the lock's queue (`kahuna_lock_get_info` only; 0 elsewhere).
+    pub waiters: u32,
 }
 
 /// What a call answers. Which fields are meaningful depends on the call; the others
@@ -391,9 +425,11 @@ pub struct KahunaResult {
     /// Sequences: the range `[first, first + count)`.
     pub first: u64,
     pub count: u64,
-    /// Lock acquire: a new lock handle owned by the callee (null on failure).
+    /// Lock acquire, election campaign: a new lock handle owned by the callee (null on
+    /// failure, and for a campaign that was not elected).
     pub lock: *mut c_void,
-    /// Lock acquire / get info: the holder. Extend by owner: the caller's lock after
+    /// Lock acquire / get info: the holder. Election leader, observer next: the leader
+    /// (`present == 0`: none). Extend by owner: the caller's lock after
     /// the extend, or the current holder when refused.
     pub lock_info: KahunaLockInfo,
     /// History, watch next: the events, oldest first (a watch's next without events
@@ -406,4 +442,6 @@ pub struct KahunaResult {
     pub cluster: KahunaClusterStatus,
     /// Watch open: a new watch handle owned by the callee (null on failure).
     pub watch: *mut c_void,
+    /// Election observe: a new observer handle owned by the callee (null on failure).
+    pub observer: *mut c_void,
 }

@@ -1,0 +1,228 @@
+//! Leader election over the C ABI.
+//!
+//! A leadership *is* a lock guard (the election's persistent lock), so
+//! `kahuna_election_campaign` hands back a [`KahunaLock`] handle and every lock function
+//! applies to it: `kahuna_lock_fencing_token` is the epoch, `kahuna_lock_is_acquired`
+//! whether it still leads, `kahuna_lock_on_lost` its lost signal, `kahuna_lock_release`
+//! resigns and `kahuna_lock_free` resigns if still leading. Only `kahuna_election_proclaim`
+//! is new, and it refuses a handle that came from `kahuna_lock_acquire`.
+//!
+//! Observers follow the shape of watches (see `watch.rs`): the core [`Observer`] needs
+//! `&mut` for each `next`, so the handle shares it behind an async mutex with the call
+//! in flight; freeing the handle completes a pending `next` with `KAHUNA_STATUS_CLOSED`.
+
+use kahuna_client::{CampaignOptions, Leadership, Observer};
+
+use super::*;
+
+/// What a [`KahunaLock`] handle holds: a plain lock's guard or a leadership (whose
+/// guard is the election's lock). Derefs to the guard so the lock functions serve both.
+pub(crate) enum Held {
+    Lock(LockGuard),
+    Leader(Leadership),
+}
+
+impl std::ops::Deref for Held {
+    type Target = LockGuard;
+
+    fn deref(&self) -> &LockGuard {
+        match self {
+            Held::Lock(g) => g,
+            Held::Leader(l) => l.guard(),
+        }
+    }
+}
+
+/// An open election observer (`kahuna_election_observe` / `kahuna_observer_free`).
+pub struct KahunaObserver {
+    observer: Arc<tokio::sync::Mutex<Observer>>,
+    /// Cancelled by `kahuna_observer_free`: completes the `next` still pending.
+    freed: CancellationToken,
+    /// The client's close: an observer's calls end with the client's.
+    closed: CancellationToken,
+}
+
+unsafe fn observer_ref<'a>(p: *const KahunaObserver) -> Result<&'a KahunaObserver, FfiError> {
+    p.as_ref().ok_or_else(|| FfiError::invalid("observer handle is null"))
+}
+
+/// Campaigns in election `name` with `value`, waiting in the election's queue
+/// (candidates are elected in the order they campaigned). Result: `succeeded` (elected)
+/// and `lock` (the leadership as a lock handle, owned by the callee; null when
+/// `wait_ms` passed first). Cancelling the call withdraws the candidacy.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_election_campaign(
+    client_handle: *const KahunaClient,
+    req: *const KahunaCampaignRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let name = string(r.name, "election name")?;
+        let value = owned_bytes(r.value)?;
+        if r.ttl_ms == 0 {
+            return Err(FfiError::invalid("ttl_ms must be positive"));
+        }
+        let options = CampaignOptions {
+            ttl: Duration::from_millis(r.ttl_ms),
+            wait: (r.wait != 0).then(|| Duration::from_millis(r.wait_ms)),
+        };
+        let cl = c.client.clone();
+        let closed = c.closed.clone();
+        op(&c.closed, async move {
+            let Some(leadership) = cl.campaign(&name, value, options).await? else {
+                return Ok(Answer::default());
+            };
+            let owner = leadership.owner().as_bytes().to_vec();
+            Ok(Answer {
+                succeeded: true,
+                lock: Some(Box::new(KahunaLock {
+                    guard: Arc::new(Held::Leader(leadership)),
+                    closed,
+                    owner,
+                })),
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+/// Announces a new value as the leader. Fails with `KAHUNA_STATUS_LOCK_NOT_HELD` once
+/// deposed (or resigned), and with `KAHUNA_STATUS_INVALID_ARGUMENT` for a lock handle
+/// that is not a leadership.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_election_proclaim(
+    lock_handle: *const KahunaLock,
+    req: *const KahunaProclaimRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let l = lock(lock_handle)?;
+        let r = request(req)?;
+        let value = owned_bytes(r.value)?;
+        if !matches!(*l.guard, Held::Leader(_)) {
+            return Err(FfiError::invalid("the lock handle is not a leadership (from kahuna_election_campaign)"));
+        }
+        let held = l.guard.clone();
+        op(&l.closed, async move {
+            let Held::Leader(leadership) = &*held else {
+                return Err(FfiError::invalid("the lock handle is not a leadership"));
+            };
+            leadership.proclaim(value).await?;
+            Ok(Answer {
+                succeeded: true,
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+/// The current leader of election `name` (a linearizable read). Result: `lock_info`
+/// (`present == 0` when there is none; else `owner`, `fencing_token` = epoch, `value`).
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_election_leader(
+    client_handle: *const KahunaClient,
+    req: *const KahunaElectionRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let name = string(r.name, "election name")?;
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let leader = cl.election_leader(&name).await?;
+            Ok(leader_answer(leader))
+        })
+    })
+}
+
+fn leader_answer(leader: Option<Leader>) -> Answer {
+    Answer {
+        succeeded: leader.is_some(),
+        leader,
+        ..Answer::default()
+    }
+}
+
+/// Opens an observer of election `name`. Result: `observer` (a new handle the callee
+/// owns and frees with `kahuna_observer_free`).
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_election_observe(
+    client_handle: *const KahunaClient,
+    req: *const KahunaElectionRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let name = string(r.name, "election name")?;
+        let cl = c.client.clone();
+        let closed = c.closed.clone();
+        op(&c.closed, async move {
+            let observer = cl.observe(&name).await?;
+            Ok(Answer {
+                succeeded: true,
+                observer: Some(Box::new(KahunaObserver {
+                    observer: Arc::new(tokio::sync::Mutex::new(observer)),
+                    freed: CancellationToken::new(),
+                    closed,
+                })),
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+/// The leader now (first call), then after each change. Result: `lock_info`
+/// (`present == 0`: no leader; else `owner`, `fencing_token` = epoch, `value`).
+/// Completes with `KAHUNA_STATUS_CLOSED` when the observer or its client is freed
+/// meanwhile; a cancelled call loses nothing (the next call gives the same change).
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_observer_next(
+    observer_handle: *const KahunaObserver,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let o = observer_ref(observer_handle)?;
+        let observer = o.observer.clone();
+        let freed = o.freed.clone();
+        op(&o.closed, async move {
+            let next = async {
+                let mut observer = observer.lock().await;
+                Ok::<_, FfiError>(leader_answer(observer.next().await?))
+            };
+            tokio::select! {
+                biased;
+                _ = freed.cancelled() => Err(FfiError::new(KAHUNA_STATUS_CLOSED, "the observer was closed")),
+                r = next => r,
+            }
+        })
+    })
+}
+
+/// Closes and frees an observer (null is ignored). A `next` still pending completes with
+/// `KAHUNA_STATUS_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_observer_free(observer_handle: *mut KahunaObserver) {
+    guarded((), || {
+        if !observer_handle.is_null() {
+            let o = Box::from_raw(observer_handle);
+            o.freed.cancel();
+            let rt = runtime().ok();
+            let _enter = rt.as_ref().map(Handle::enter);
+            drop(o);
+        }
+    })
+}
