@@ -110,6 +110,7 @@ macro_rules! has_header {
 has_header!(
     pb::SetResponse,
     pb::GetResponse,
+    pb::GetManyResponse,
     pb::DeleteResponse,
     pb::ExtendResponse,
     pb::ExistsResponse,

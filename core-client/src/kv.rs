@@ -729,7 +729,14 @@ impl Client {
             consistency: options.consistency.pb(),
             keys_only: options.keys_only,
             durability: options.durability.pb(),
+            range_start: Vec::new(),
+            range_end: Vec::new(),
         };
+        self.scan_page(msg).await
+    }
+
+    /// One page of the scan `msg` asks for (a prefix or a range).
+    pub(crate) async fn scan_page(&self, msg: pb::ScanRequest) -> Result<ScanPage> {
         let r = self
             .call("kv.scan", Safety::Idempotent, |ch, t| {
                 let msg = msg.clone();

@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod client;
 mod cluster;
 mod election;
@@ -47,6 +48,7 @@ mod ttl;
 mod txn;
 mod watch;
 
+pub use batch::ManyKeys;
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member, Usage};
 pub use election::{CampaignOptions, Leader, Leadership, Observer};

@@ -250,7 +250,8 @@ access! {
     pb::ExtendRequest => |r| (Action::Write, vec![&r.key]);
     pb::GetRequest => |r| (Action::Read, vec![&r.key]);
     pb::ExistsRequest => |r| (Action::Read, vec![&r.key]);
-    pb::ScanRequest => |r| (Action::Read, vec![&r.prefix]);
+    pb::ScanRequest => |r| (Action::Read, scan_names(r));
+    pb::GetManyRequest => |r| (Action::Read, r.keys.iter().map(Vec::as_slice).collect());
     pb::HistoryRequest => |r| (Action::Read, vec![&r.key]);
     pb::WatchRequest => |r| (Action::Read, vec![&r.key]);
     pb::TxnRequest => |r| txn_access(r);
@@ -266,6 +267,16 @@ access! {
     pb::AddLearnerRequest => |_r| (Action::Admin, Vec::new());
     pb::ChangeMembershipRequest => |_r| (Action::Admin, Vec::new());
     pb::TriggerSnapshotRequest => |_r| (Action::Admin, Vec::new());
+}
+
+/// A prefix scan names its prefix; a range scan both ends, so a role restricted to a
+/// prefix may scan a range only inside it (an open end is outside every prefix).
+fn scan_names(r: &pb::ScanRequest) -> Vec<&[u8]> {
+    if r.range_start.is_empty() && r.range_end.is_empty() {
+        vec![&r.prefix]
+    } else {
+        vec![&r.range_start, &r.range_end]
+    }
 }
 
 /// A transaction writes if any branch writes; it touches every key it compares or

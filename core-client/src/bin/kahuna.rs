@@ -177,6 +177,12 @@ enum KvCmd {
     Scan {
         #[arg(default_value = "")]
         prefix: String,
+        /// A range instead of a prefix: keys from this one (inclusive)...
+        #[arg(long, conflicts_with = "prefix")]
+        from: Option<String>,
+        /// ...up to this one (exclusive; default: to the last key).
+        #[arg(long, conflicts_with = "prefix")]
+        to: Option<String>,
         /// At most this many keys.
         #[arg(long)]
         limit: Option<usize>,
@@ -185,6 +191,23 @@ enum KvCmd {
         keys_only: bool,
         #[command(flatten)]
         tier: Tier,
+    },
+    /// Read several keys at one revision (one line per key that exists).
+    Mget {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        tier: Tier,
+    },
+    /// Write several KEY=VALUE pairs atomically, at one revision (at most 128).
+    Mset {
+        #[arg(required = true, value_parser = parse_pair)]
+        pairs: Vec<(String, String)>,
+    },
+    /// Delete several keys atomically (prints how many existed).
+    Mdel {
+        #[arg(required = true)]
+        keys: Vec<String>,
     },
     /// Show the retained changes of a key.
     History {
@@ -310,6 +333,13 @@ impl Out {
             }
         }
     }
+}
+
+/// `KEY=VALUE` (the value may contain `=`).
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 fn kv_json(kv: &KeyValue) -> Value {
@@ -570,12 +600,41 @@ async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
                 (true, true) => 0,
             })
         }
+        KvCmd::Mget { keys, tier } => {
+            let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let options = GetOptions {
+                durability: tier.durability(),
+                ..GetOptions::default()
+            };
+            let got = client.get_many(&names, options).await?;
+            for kv in &got.kvs {
+                out.emit(kv_json(kv), || format!("{}\t{}", kv.key, kv.value_str()));
+            }
+            Ok(if got.kvs.len() == keys.len() { 0 } else { EXIT_NOT_FOUND })
+        }
+        KvCmd::Mset { pairs } => {
+            let items: Vec<(&str, &[u8])> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+            let revision = client.set_many(&items).await?;
+            out.emit(json!({ "revision": revision, "keys": pairs.len() }), || {
+                format!("OK revision={revision}")
+            });
+            Ok(0)
+        }
+        KvCmd::Mdel { keys } => {
+            let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let deleted = client.delete_many(&names).await?;
+            out.emit(json!({ "deleted": deleted }), || deleted.to_string());
+            Ok(0)
+        }
         KvCmd::Scan {
             prefix,
+            from,
+            to,
             limit,
             keys_only,
             tier,
         } => {
+            let range = (from.is_some() || to.is_some()).then(|| (from.unwrap_or_default(), to.unwrap_or_default()));
             let mut options = ScanOptions {
                 keys_only,
                 durability: tier.durability(),
@@ -584,7 +643,10 @@ async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
             let mut left = limit.unwrap_or(usize::MAX);
             while left > 0 {
                 options.limit = left.min(1000) as u32;
-                let page = client.scan(&prefix, options.clone()).await?;
+                let page = match &range {
+                    Some((start, end)) => client.scan_range(start, end, options.clone()).await?,
+                    None => client.scan(&prefix, options.clone()).await?,
+                };
                 for kv in page.kvs.iter().take(left) {
                     out.emit(kv_json(kv), || {
                         if keys_only {

@@ -8,7 +8,7 @@ use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
 use super::capacity::Item;
-use super::errors::{internal, invalid, status};
+use super::errors::{self, internal, invalid, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
 use crate::sm::txn::{CmpOp, Compare, Step, Target, Txn};
@@ -23,6 +23,53 @@ fn to_pb(kv: sm::KeyValue) -> pb::KeyValue {
         version: kv.version,
         expires_at_ms: kv.expires_at_ms,
     }
+}
+
+/// The keys a scan covers: a prefix, or a range `[range_start, range_end)`.
+fn scanned(r: &pb::ScanRequest) -> Result<sm::Keys, Status> {
+    limits::text("prefix", &r.prefix, limits::MAX_KEY_BYTES, true)?;
+    limits::text("range_start", &r.range_start, limits::MAX_KEY_BYTES, true)?;
+    limits::text("range_end", &r.range_end, limits::MAX_KEY_BYTES, true)?;
+    if r.range_start.is_empty() && r.range_end.is_empty() {
+        return Ok(sm::Keys::Prefix(r.prefix.clone()));
+    }
+    if !r.prefix.is_empty() {
+        return Err(invalid(
+            "a scan takes a prefix or a range (range_start, range_end), not both",
+        ));
+    }
+    if !r.range_end.is_empty() && r.range_end <= r.range_start {
+        return Err(invalid(
+            "range_end must come after range_start: the range is [range_start, range_end)",
+        ));
+    }
+    Ok(sm::Keys::Range {
+        start: r.range_start.clone(),
+        end: r.range_end.clone(),
+    })
+}
+
+/// Keys one GetMany may ask for.
+pub const MAX_GET_MANY_KEYS: usize = 1000;
+
+/// The keys of `keys` that exist, in order, within the page budget.
+fn get_many(kv: &sm::KvStore, now: u64, keys: &[Vec<u8>]) -> Result<Vec<pb::KeyValue>, Status> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for key in keys {
+        if let Some(found) = kv.get(now, key) {
+            bytes += found.key.len() + found.value.len() + sm::ENTRY_OVERHEAD_BYTES;
+            if bytes > limits::MAX_PAGE_BYTES {
+                return Err(errors::full(format!(
+                    "the answer would hold more than {} bytes of keys and values (the limit of one answer); \
+                     ask for fewer keys",
+                    limits::MAX_PAGE_BYTES
+                )));
+            }
+            out.push(to_pb(found));
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn event_to_pb(e: sm::Event) -> pb::KeyEvent {
@@ -244,6 +291,36 @@ impl Kv for Api {
         }))
     }
 
+    async fn get_many(&self, req: Request<pb::GetManyRequest>) -> Result<Response<pb::GetManyResponse>, Status> {
+        self.authorize(&req)?;
+        if self.kv_needs_leader(req.get_ref().consistency, req.get_ref().durability) {
+            forward_unless_leader!(self, req, KvClient, get_many);
+        }
+        let r = req.into_inner();
+        if r.keys.is_empty() || r.keys.len() > MAX_GET_MANY_KEYS {
+            return Err(invalid(format!(
+                "keys has {} entries; it must have 1 to {MAX_GET_MANY_KEYS}",
+                r.keys.len()
+            )));
+        }
+        for key in &r.keys {
+            limits::key(key)?;
+        }
+        let (kvs, header) = match durability(r.durability)? {
+            Durability::Persistent => self.read(r.consistency, |st, now| get_many(&st.sm.kv, now, &r.keys)).await?,
+            Durability::Ephemeral => {
+                let (kvs, header, _) = self
+                    .ephemeral(|t, term, now| t.with(term, now, |tier| get_many(&tier.kv, now, &r.keys)))
+                    .await?;
+                (kvs?, header)
+            }
+        };
+        Ok(Response::new(pb::GetManyResponse {
+            header: Some(header),
+            kvs,
+        }))
+    }
+
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
         self.authorize(&req)?;
         forward_unless_leader!(self, req, KvClient, delete);
@@ -341,18 +418,18 @@ impl Kv for Api {
             forward_unless_leader!(self, req, KvClient, scan);
         }
         let r = req.into_inner();
-        limits::text("prefix", &r.prefix, limits::MAX_KEY_BYTES, true)?;
+        let keys = scanned(&r)?;
         let limit = limits::page("limit", r.limit, limits::DEFAULT_SCAN_LIMIT, limits::MAX_SCAN_LIMIT)?;
         let after = if r.page_token.is_empty() {
             None
         } else {
             limits::key(&r.page_token)?;
-            if !r.page_token.starts_with(&r.prefix) {
-                return Err(invalid("page_token does not belong to a scan of this prefix"));
+            if !keys.covers(&r.page_token) {
+                return Err(invalid("page_token does not belong to a scan of this prefix or range"));
             }
             Some(r.page_token.as_slice())
         };
-        let scan = |kv: &sm::KvStore, now| kv.scan(now, &r.prefix, after, limit, limits::MAX_PAGE_BYTES, r.keys_only);
+        let scan = |kv: &sm::KvStore, now| kv.scan(now, &keys, after, limit, limits::MAX_PAGE_BYTES, r.keys_only);
         let ((kvs, next), header) = match durability(r.durability)? {
             Durability::Persistent => self.read(r.consistency, |st, now| Ok(scan(&st.sm.kv, now))).await?,
             Durability::Ephemeral => {

@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 use super::errors::{internal, invalid, overloaded, status};
 use super::{kv::event_to_pb, limits, Api};
 use crate::raft::node::Node;
-use crate::sm::{HistoryError, Watched};
+use crate::sm::{HistoryError, Keys};
 
 /// Changes one message gathers before it stops at the end of a revision. A revision
 /// is never split: a transaction's changes are bounded by the request size (2 MiB),
@@ -74,13 +74,13 @@ impl WatchSlots {
     }
 }
 
-fn watched(r: &pb::WatchRequest) -> Result<Watched, Status> {
+fn watched(r: &pb::WatchRequest) -> Result<Keys, Status> {
     if r.prefix {
         limits::text("key", &r.key, limits::MAX_KEY_BYTES, true)?;
-        Ok(Watched::Prefix(r.key.clone()))
+        Ok(Keys::Prefix(r.key.clone()))
     } else {
         limits::key(&r.key)?;
-        Ok(Watched::Key(r.key.clone()))
+        Ok(Keys::Key(r.key.clone()))
     }
 }
 
@@ -145,7 +145,7 @@ impl Api {
 
 struct Watch {
     node: Arc<Node>,
-    watched: Watched,
+    watched: Keys,
     /// The first revision not yet delivered.
     next: u64,
     interval: Duration,

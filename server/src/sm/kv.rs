@@ -105,18 +105,21 @@ fn expiry_at(now_ms: u64, ttl_ms: u64) -> u64 {
     }
 }
 
-/// What a watch looks at: one key, or every key under a prefix.
+/// Which keys a watch or a scan looks at: one key, every key under a prefix, or a
+/// range `[start, end)` (an empty `end` = to the last key).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Watched {
+pub enum Keys {
     Key(Vec<u8>),
     Prefix(Vec<u8>),
+    Range { start: Vec<u8>, end: Vec<u8> },
 }
 
-impl Watched {
+impl Keys {
     pub fn covers(&self, key: &[u8]) -> bool {
         match self {
-            Watched::Key(k) => k.as_slice() == key,
-            Watched::Prefix(p) => key.starts_with(p),
+            Keys::Key(k) => k.as_slice() == key,
+            Keys::Prefix(p) => key.starts_with(p),
+            Keys::Range { start, end } => key >= start.as_slice() && (end.is_empty() || key < end.as_slice()),
         }
     }
 }
@@ -362,7 +365,7 @@ impl KvStore {
         &self,
         from: u64,
         applied: u64,
-        watched: &Watched,
+        watched: &Keys,
         max_events: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Event>, u64), HistoryError> {
@@ -466,22 +469,27 @@ impl KvStore {
     pub fn scan(
         &self,
         now_ms: u64,
-        prefix: &[u8],
+        keys: &Keys,
         after: Option<&[u8]>,
         limit: usize,
         max_bytes: usize,
         keys_only: bool,
     ) -> (Vec<KeyValue>, Option<Vec<u8>>) {
         use std::ops::Bound;
+        let first = match keys {
+            Keys::Key(k) | Keys::Prefix(k) => k.as_slice(),
+            Keys::Range { start, .. } => start.as_slice(),
+        };
         let start = match after {
             Some(a) => Bound::Excluded(a.to_vec()),
-            None => Bound::Included(prefix.to_vec()),
+            None => Bound::Included(first.to_vec()),
         };
         let mut out = Vec::new();
         let mut bytes = 0;
         let mut last_examined: Option<&[u8]> = None;
         for (examined, (key, stored)) in self.keys.range((start, Bound::Unbounded)).enumerate() {
-            if !key.starts_with(prefix) {
+            // Keys come in order: the first one not covered ends the scan.
+            if !keys.covers(key) {
                 return (out, None);
             }
             if out.len() == limit || examined == MAX_SCAN_EXAMINED {
@@ -582,7 +590,7 @@ mod tests {
         put(&mut kv, 1, 1000, "a", "1", 100);
         assert!(kv.get(1099, b"a").is_some());
         assert!(kv.get(1100, b"a").is_none());
-        assert_eq!(kv.scan(1100, b"", None, 10, usize::MAX, false).0.len(), 0);
+        assert_eq!(kv.scan(1100, &Keys::Prefix(b"".to_vec()), None, 10, usize::MAX, false).0.len(), 0);
         // An expired key does not block if_not_exists.
         let reply = kv.set(
             2,
@@ -696,13 +704,13 @@ mod tests {
         for (i, k) in ["a/1", "a/2", "a/3", "b/1"].iter().enumerate() {
             put(&mut kv, i as u64 + 1, 0, k, "v", 0);
         }
-        let (page, next) = kv.scan(0, b"a/", None, 2, usize::MAX, false);
+        let (page, next) = kv.scan(0, &Keys::Prefix(b"a/".to_vec()), None, 2, usize::MAX, false);
         assert_eq!(next, Some(b"a/2".to_vec()));
         assert_eq!(
             page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
             vec![b"a/1".to_vec(), b"a/2".to_vec()]
         );
-        let (page, next) = kv.scan(0, b"a/", Some(b"a/2"), 2, usize::MAX, true);
+        let (page, next) = kv.scan(0, &Keys::Prefix(b"a/".to_vec()), Some(b"a/2"), 2, usize::MAX, true);
         assert_eq!(next, None);
         assert_eq!(page.len(), 1);
         assert!(page[0].value.is_empty());
@@ -718,11 +726,11 @@ mod tests {
             put(&mut kv, i + 1, 0, &key, "v", 0);
         }
         let max = 3 << 20;
-        let (page, next) = kv.scan(0, b"p/", None, 1000, max, true);
+        let (page, next) = kv.scan(0, &Keys::Prefix(b"p/".to_vec()), None, 1000, max, true);
         let size: usize = page.iter().map(|k| k.key.len() + ENTRY_OVERHEAD_BYTES).sum();
         assert!(size <= max && page.len() < 1000, "{} entries, {size} bytes", page.len());
         assert_eq!(next.as_deref(), page.last().map(|k| k.key.as_slice()));
-        let (rest, next) = kv.scan(0, b"p/", next.as_deref(), 1000, max, true);
+        let (rest, next) = kv.scan(0, &Keys::Prefix(b"p/".to_vec()), next.as_deref(), 1000, max, true);
         assert_eq!(page.len() + rest.len(), 1000);
         assert_eq!(next, None);
     }
@@ -738,11 +746,11 @@ mod tests {
             put(&mut kv, i + 1, 0, &format!("e/{i:06}"), "v", 10);
         }
         put(&mut kv, dead + 1, 0, "e/zz-live", "v", 0);
-        let (page, next) = kv.scan(100, b"e/", None, 10, usize::MAX, false);
+        let (page, next) = kv.scan(100, &Keys::Prefix(b"e/".to_vec()), None, 10, usize::MAX, false);
         assert!(page.is_empty());
         let token = next.expect("a token past the examined expired keys");
         assert_eq!(token, format!("e/{:06}", MAX_SCAN_EXAMINED - 1).into_bytes());
-        let (page, next) = kv.scan(100, b"e/", Some(&token), 10, usize::MAX, false);
+        let (page, next) = kv.scan(100, &Keys::Prefix(b"e/".to_vec()), Some(&token), 10, usize::MAX, false);
         assert_eq!(
             page.iter().map(|k| k.key.clone()).collect::<Vec<_>>(),
             vec![b"e/zz-live".to_vec()]
@@ -779,7 +787,7 @@ mod tests {
         for rev in 1..=6 {
             kv.prune_history(rev);
         }
-        let prefix = Watched::Prefix(b"a/".to_vec());
+        let prefix = Keys::Prefix(b"a/".to_vec());
         let (all, through) = kv.changes(1, 6, &prefix, 100, usize::MAX).unwrap();
         assert_eq!(through, 6);
         use EventKind::*;
@@ -796,7 +804,7 @@ mod tests {
             ]
         );
         // A later start, one key, and an upper bound below the latest.
-        let (one, through) = kv.changes(2, 5, &Watched::Key(b"a/1".to_vec()), 100, usize::MAX).unwrap();
+        let (one, through) = kv.changes(2, 5, &Keys::Key(b"a/1".to_vec()), 100, usize::MAX).unwrap();
         assert_eq!(revs(&one), vec![(4, "a/1".into(), Put), (5, "a/1".into(), Delete)]);
         assert_eq!(through, 5);
         // Batches stop at the end of a revision, never inside one.
@@ -822,7 +830,7 @@ mod tests {
             put(&mut kv, rev, 0, "k", "v", 0);
             kv.prune_history(rev);
         }
-        let all = Watched::Prefix(Vec::new());
+        let all = Keys::Prefix(Vec::new());
         let oldest = retained_from(n);
         assert_eq!(
             kv.changes(oldest - 1, n, &all, 10, usize::MAX),
