@@ -9,7 +9,22 @@ sequences, over Kahuna's Rust core client.
 """
 
 from . import _native
-from ._client import AsyncClient, AsyncLock, AsyncTxn, AsyncWatch, Client, Compare, Lock, Op, Txn, Watch
+from ._client import (
+    AsyncClient,
+    AsyncLeadership,
+    AsyncLock,
+    AsyncObserver,
+    AsyncTxn,
+    AsyncWatch,
+    Client,
+    Compare,
+    Leadership,
+    Lock,
+    Observer,
+    Op,
+    Txn,
+    Watch,
+)
 from ._errors import (
     ERRORS,
     CompactedError,
@@ -41,6 +56,7 @@ from ._types import (
     HistoryEvent,
     IdRange,
     KeyValue,
+    Leader,
     LockInfo,
     Member,
     ScanPage,
@@ -55,7 +71,9 @@ _native.set_error_factory(make_error)
 
 __all__ = [
     "AsyncClient",
+    "AsyncLeadership",
     "AsyncLock",
+    "AsyncObserver",
     "AsyncTxn",
     "AsyncWatch",
     "Client",
@@ -76,6 +94,8 @@ __all__ = [
     "KahunaError",
     "KahunaTimeoutError",
     "KeyValue",
+    "Leader",
+    "Leadership",
     "Lock",
     "LockInfo",
     "LockNotHeldError",
@@ -83,6 +103,7 @@ __all__ = [
     "MembershipError",
     "NoLeaderError",
     "NotLeaderError",
+    "Observer",
     "Op",
     "ResourceExhaustedError",
     "ScanPage",

@@ -23,12 +23,14 @@ from ._errors import LockNotHeldError, make_error
 from ._types import (
     Fence,
     HistoryEvent,
+    Leader,
     Tls,
     WatchBatch,
     _delete_result,
     _history,
     _id_range,
     _kv_opt,
+    _leader,
     _lock_info,
     _members,
     _scan_page,
@@ -298,6 +300,13 @@ class _Calls:
     def txn(self) -> Txn:
         return Txn(self)
 
+    def election_leader(self, name: str) -> Any:
+        return self._call(_leader, self._n.election_leader, name)
+
+    @staticmethod
+    def _campaign_args(name: str, value: Value, ttl: Seconds, wait: Optional[Seconds]) -> Tuple[Any, ...]:
+        return (name, _b(value), _secs(ttl, "ttl"), _opt_secs(wait, "wait"))
+
     def _watch_args(self, key: str, prefix: bool, start_revision: int, progress_interval: Seconds) -> Tuple[Any, ...]:
         return (key, bool(prefix), int(start_revision), _secs(progress_interval, "progress_interval"))
 
@@ -448,6 +457,15 @@ class Client(_Calls):
     ) -> "Watch":
         n = self._n.watch(*self._watch_args(key, prefix, start_revision, progress_interval))
         return Watch(n, key, prefix)
+
+    def campaign(
+        self, name: str, value: Value, *, ttl: Seconds = 10.0, wait: Optional[Seconds] = None
+    ) -> Optional["Leadership"]:
+        n = self._n.campaign(*self._campaign_args(name, value, ttl, wait))
+        return None if n is None else Leadership(n, name)
+
+    def observe(self, name: str) -> "Observer":
+        return Observer(self._n.observe(name), name)
 
     def scan_iter(
         self, prefix: str, *, page_size: int = 0, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
@@ -695,6 +713,24 @@ class AsyncClient(_Calls):
 
         return _WatchRequest(open_watch)
 
+    def campaign(
+        self, name: str, value: Value, *, ttl: Seconds = 10.0, wait: Optional[Seconds] = None
+    ) -> "_CampaignRequest":
+        args = self._campaign_args(name, value, ttl, wait)
+
+        async def elect() -> Optional[AsyncLeadership]:
+            n = await _start(_ident, self._n.campaign, *args)
+            return None if n is None else AsyncLeadership(n, name, asyncio.get_running_loop())
+
+        return _CampaignRequest(elect)
+
+    def observe(self, name: str) -> "_ObserveRequest":
+        async def open_observer() -> AsyncObserver:
+            n = await _start(_ident, self._n.observe, name)
+            return AsyncObserver(n, name)
+
+        return _ObserveRequest(open_observer)
+
     async def scan_iter(
         self, prefix: str, *, page_size: int = 0, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
     ) -> Any:
@@ -918,3 +954,190 @@ class _WatchRequest:
     async def __aexit__(self, *exc: object) -> None:
         if self._watch is not None:
             self._watch.close()
+
+
+# --- leader election ------------------------------------------------------------------------
+
+
+class Leadership(Lock):
+    """Being the leader of an election (blocking client): the election's lock, so ``lost``
+    (a ``threading.Event``), ``lost_reason`` and ``fence`` work as a lock's and it can be
+    passed as ``fence=``. ``with client.campaign(...) as leadership:`` resigns on exit."""
+
+    def __init__(self, native: Any, name: str) -> None:
+        super().__init__(native, name, False, None)
+        self.name = name
+
+    @property
+    def epoch(self) -> int:
+        """The fencing token of this leadership: larger than every earlier leader's."""
+        return int(self._n.fencing_token() or 0)
+
+    @property
+    def is_leader(self) -> bool:
+        """Still the leader by this client's clock."""
+        return self.acquired
+
+    def proclaim(self, value: Value) -> None:
+        """Announces a new value; ``LockNotHeldError`` once no longer the leader."""
+        self._n.proclaim(_b(value))
+
+    def resign(self) -> bool:
+        """Steps down so the next candidate is elected at once; whether the server still had it."""
+        return self.release()
+
+    def __enter__(self) -> "Leadership":
+        return self
+
+    def __repr__(self) -> str:
+        return f"<kahuna leadership {self.name!r} epoch={self.epoch} leader={self.is_leader}>"
+
+
+class AsyncLeadership(AsyncLock):
+    """Being the leader of an election (asyncio client); ``lost`` is an ``asyncio.Event``.
+    ``async with`` resigns on exit."""
+
+    def __init__(self, native: Any, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(native, name, False, None, loop)
+        self.name = name
+
+    @property
+    def epoch(self) -> int:
+        """The fencing token of this leadership: larger than every earlier leader's."""
+        return int(self._n.fencing_token() or 0)
+
+    @property
+    def is_leader(self) -> bool:
+        """Still the leader by this client's clock."""
+        return self.acquired
+
+    def proclaim(self, value: Value) -> "asyncio.Future[None]":
+        """Announces a new value; ``LockNotHeldError`` once no longer the leader."""
+        return _start(_none, self._n.proclaim, _b(value))
+
+    def resign(self) -> "asyncio.Future[bool]":
+        """Steps down so the next candidate is elected at once; whether the server still had it."""
+        return self.release()
+
+    async def __aenter__(self) -> "AsyncLeadership":
+        return self
+
+    def __repr__(self) -> str:
+        return f"<kahuna leadership {self.name!r} epoch={self.epoch} leader={self.is_leader}>"
+
+
+class _CampaignRequest:
+    """``await client.campaign(...)`` or ``async with client.campaign(...) as leadership:``
+    (None when not elected within ``wait``; resigns on exit)."""
+
+    def __init__(self, elect: Callable[[], Any]) -> None:
+        self._elect = elect
+        self._leadership: Optional[AsyncLeadership] = None
+
+    def __await__(self) -> Any:
+        return self._elect().__await__()
+
+    async def __aenter__(self) -> Optional[AsyncLeadership]:
+        self._leadership = await self._elect()
+        return self._leadership
+
+    async def __aexit__(self, *exc: object) -> None:
+        leadership = self._leadership
+        if leadership is not None and not leadership._released:
+            await leadership.resign()
+
+
+def _observer_closed(name: str) -> BaseException:
+    # The same error as a call on a closed client.
+    return make_error("CONFIG", f"the observer of {name!r} is closed", False)
+
+
+class _ObserverBase:
+    _n: Any
+
+    def __init__(self, native: Any, name: str) -> None:
+        self._n = native
+        self.name = name
+
+    def _leader(self, t: Any) -> Optional[Leader]:
+        if not t[0]:
+            raise _observer_closed(self.name)
+        return _leader(t[1])
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._n.closed())
+
+    def close(self) -> None:
+        """Closes the observer: a pending iteration ends, a pending ``next`` raises."""
+        self._n.close()
+
+    def __repr__(self) -> str:
+        return f"<kahuna observer of {self.name!r} closed={self.closed}>"
+
+
+class Observer(_ObserverBase):
+    """Follows an election's leader (blocking client): the leader now, then each change
+    (None: no leader), by ``for leader in observer`` or ``observer.next()``; each call waits
+    with the GIL released. ``with`` closes it on exit; ``close()`` from another thread ends
+    an iteration in progress."""
+
+    def next(self) -> Optional[Leader]:
+        return self._leader(self._n.next())
+
+    def __iter__(self) -> "Observer":
+        return self
+
+    def __next__(self) -> Optional[Leader]:
+        t = self._n.next()
+        if not t[0]:
+            raise StopIteration
+        return _leader(t[1])
+
+    def __enter__(self) -> "Observer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncObserver(_ObserverBase):
+    """Follows an election's leader (asyncio client): ``async for leader in observer`` or
+    ``await observer.next()``. Cancelling a pending one loses nothing."""
+
+    def next(self) -> "asyncio.Future[Optional[Leader]]":
+        return _start(self._leader, self._n.next)
+
+    def __aiter__(self) -> "AsyncObserver":
+        return self
+
+    async def __anext__(self) -> Optional[Leader]:
+        t = await _start(_ident, self._n.next)
+        if not t[0]:
+            raise StopAsyncIteration
+        return _leader(t[1])
+
+    async def __aenter__(self) -> "AsyncObserver":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ObserveRequest:
+    """``await client.observe(...)`` or ``async with client.observe(...) as observer:``."""
+
+    def __init__(self, open_observer: Callable[[], Any]) -> None:
+        self._open = open_observer
+        self._observer: Optional[AsyncObserver] = None
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncObserver:
+        self._observer = await self._open()
+        return self._observer
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._observer is not None:
+            self._observer.close()

@@ -31,3 +31,6 @@ class Lock:
 
 class Watch:
     def __getattr__(self, name: str) -> Any: ...
+
+class Observer:
+    def __getattr__(self, name: str) -> Any: ...

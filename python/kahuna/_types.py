@@ -14,6 +14,7 @@ __all__ = [
     "HistoryEvent",
     "History",
     "WatchBatch",
+    "Leader",
     "TxnOpResult",
     "TxnResult",
     "IdRange",
@@ -219,6 +220,10 @@ class LockInfo:
     expires_at_ms: int
     remaining: float
     ephemeral: bool
+    #: What the holder announces (an election leader's value); empty for plain locks.
+    value: bytes = b""
+    #: Callers waiting in the lock's queue (filled by ``lock_info``; 0 elsewhere).
+    waiters: int = 0
 
     @property
     def expires_at(self) -> Optional[datetime.datetime]:
@@ -226,7 +231,27 @@ class LockInfo:
 
 
 def _lock_info(t: Any) -> Optional[LockInfo]:
-    return None if t is None else LockInfo(t[0], t[1], t[2], t[3], t[4], t[5])
+    return None if t is None else LockInfo(t[0], t[1], t[2], t[3], t[4], t[5], bytes(t[6]), t[7])
+
+
+@dataclass(frozen=True)
+class Leader:
+    """An election's leader as observers see it."""
+
+    #: The leader's owner name (unique per campaign).
+    owner: str
+    #: The leader's epoch: its fencing token, larger for every later leader.
+    epoch: int
+    #: What the leader announces.
+    value: bytes
+
+    @property
+    def value_str(self) -> str:
+        return self.value.decode("utf-8", "replace")
+
+
+def _leader(t: Any) -> Optional[Leader]:
+    return None if t is None else Leader(t[0], t[1], bytes(t[2]))
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kahuna_client::{
-    Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
-    DeleteResult, Durability, Error, Fence, GetOptions, History, HistoryEvent, KeyValue, LockGuard, LockInfo,
-    LockOptions, Member, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, TxnOp, TxnResult, WatchOptions,
+    CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency,
+    DeleteCondition, DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, History, HistoryEvent,
+    KeyValue, Leader, Leadership, LockGuard, LockInfo, LockOptions, Member, Observer, ScanOptions, ScanPage,
+    SetCondition, SetOptions, SetResult, TxnOp, TxnResult, WatchOptions,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -36,8 +37,10 @@ use pyo3::IntoPyObjectExt;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
+mod election;
 mod shutdown;
 mod watch;
+use election::{leader, Held, NativeObserver};
 use shutdown::with_python;
 use watch::NativeWatch;
 
@@ -290,7 +293,7 @@ fn txn_result(py: Python<'_>, r: TxnResult) -> PyResult<Py<PyAny>> {
     any(py, (r.succeeded, results, r.revision))
 }
 
-type LockInfoTuple = (String, String, u64, u64, f64, bool);
+type LockInfoTuple = (String, String, u64, u64, f64, bool, Vec<u8>, u32);
 
 fn lock_info(i: &LockInfo) -> LockInfoTuple {
     (
@@ -300,6 +303,8 @@ fn lock_info(i: &LockInfo) -> LockInfoTuple {
         i.expires_at_ms,
         i.remaining.as_secs_f64(),
         i.durability == Durability::Ephemeral,
+        i.value.clone(),
+        i.waiters,
     )
 }
 
@@ -775,6 +780,58 @@ impl NativeClient {
         )
     }
 
+    /// Campaigns in election `name`: a `Lock` handle holding the leadership, or None
+    /// when `wait` (seconds; None: forever) passed first.
+    #[pyo3(signature = (name, value, ttl, wait, cb=None))]
+    fn campaign(
+        &self,
+        py: Python<'_>,
+        name: String,
+        value: Vec<u8>,
+        ttl: f64,
+        wait: Option<f64>,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        let options = (|| -> Result<CampaignOptions, Error> {
+            Ok(CampaignOptions {
+                ttl: duration(ttl, "ttl")?,
+                wait: opt_duration(wait, "wait")?,
+            })
+        })()
+        .map_err(|e| to_pyerr(py, &e))?;
+        run(
+            py,
+            cb,
+            async move { c.campaign(&name, value, options).await },
+            |py, l: Option<Leadership>| any(py, l.map(NativeLock::leader)),
+        )
+    }
+
+    /// The leader of election `name` as `(owner, epoch, value)`, or None.
+    #[pyo3(signature = (name, cb=None))]
+    fn election_leader(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        run(
+            py,
+            cb,
+            async move { c.election_leader(&name).await },
+            |py, l: Option<Leader>| any(py, l.map(|l| leader(py, l))),
+        )
+    }
+
+    /// Opens an observer of election `name`: an `Observer` handle.
+    #[pyo3(signature = (name, cb=None))]
+    fn observe(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        run(
+            py,
+            cb,
+            async move { c.observe(&name).await },
+            |py, o: Observer| any(py, NativeObserver::new(o)),
+        )
+    }
+
     #[pyo3(signature = (resource, owner, ephemeral, cb=None))]
     fn unlock(
         &self,
@@ -899,16 +956,26 @@ impl NativeClient {
     }
 }
 
-/// A lock attempt's guard. Dropping it releases the lock if it is still held.
+/// A lock attempt's guard, or a leadership (the election's lock). Dropping it releases
+/// the lock (resigns) if it is still held.
 #[pyclass(frozen, module = "kahuna._native", name = "Lock")]
 struct NativeLock {
-    guard: Arc<LockGuard>,
+    guard: Arc<Held>,
 }
 
 impl NativeLock {
     fn new(guard: LockGuard) -> NativeLock {
         HANDLES.fetch_add(1, Ordering::SeqCst);
-        NativeLock { guard: Arc::new(guard) }
+        NativeLock {
+            guard: Arc::new(Held::Lock(guard)),
+        }
+    }
+
+    fn leader(leadership: Leadership) -> NativeLock {
+        HANDLES.fetch_add(1, Ordering::SeqCst);
+        NativeLock {
+            guard: Arc::new(Held::Leader(leadership)),
+        }
     }
 }
 
@@ -980,6 +1047,27 @@ impl NativeLock {
         run(py, cb, async move { g.extend(ttl).await }, |py, ()| Ok(py.None()))
     }
 
+    /// Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a
+    /// plain lock.
+    #[pyo3(signature = (value, cb=None))]
+    fn proclaim(&self, py: Python<'_>, value: Vec<u8>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        if !matches!(*self.guard, Held::Leader(_)) {
+            return Err(to_pyerr(py, &invalid("this lock is not a leadership")));
+        }
+        let held = self.guard.clone();
+        run(
+            py,
+            cb,
+            async move {
+                match &*held {
+                    Held::Leader(l) => l.proclaim(value).await,
+                    Held::Lock(_) => Err(invalid("this lock is not a leadership")),
+                }
+            },
+            |py, ()| Ok(py.None()),
+        )
+    }
+
     #[pyo3(signature = (cb=None))]
     fn release(&self, py: Python<'_>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         let g = self.guard.clone();
@@ -997,6 +1085,7 @@ fn kahuna_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeClient>()?;
     m.add_class::<NativeLock>()?;
     m.add_class::<NativeWatch>()?;
+    m.add_class::<NativeObserver>()?;
     m.add_class::<Pending>()?;
     shutdown::register(m)?;
     Ok(())
