@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kahuna/v1/cluster.proto",
         "kahuna/v1/lock.proto",
         "kahuna/v1/sequence.proto",
+        "kahuna/v1/ratelimit.proto",
         "kahuna/v1/peer.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["."])?;

@@ -126,6 +126,7 @@ impl Worker {
                     }
                 }
             }
+            Workload::Rate | Workload::EphemeralRate => bail!("etcd has no rate limiter"),
             Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => bail!("{w:?} is not a single operation"),
         }
     }

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use kahuna_client::{Client, ClientOptions, ClientTls, Durability, LockGuard, LockOptions, Watch, WatchOptions};
+use kahuna_client::{
+    Client, ClientOptions, ClientTls, Durability, LockGuard, LockOptions, RatePolicy, Watch, WatchOptions,
+};
 
 use crate::workload::Workload;
 
@@ -86,6 +88,18 @@ impl Worker {
         }
     }
 
+    async fn rate(&self, durability: Durability) -> Result<()> {
+        let policy = RatePolicy::FixedWindow {
+            limit: 1_000_000_000,
+            window: Duration::from_secs(3600),
+        };
+        let d = self.client.check_rate_with("bench/rate", policy, 1, durability).await?;
+        if !d.allowed {
+            bail!("rate check refused");
+        }
+        Ok(())
+    }
+
     /// A watch on every key under `prefix`, from now on.
     pub async fn watch(&self, prefix: &str) -> Result<Watch> {
         let options = WatchOptions {
@@ -152,6 +166,8 @@ impl Worker {
                 self.client.next("bench/seq", 1, None).await?;
                 Ok(())
             }
+            Workload::Rate => self.rate(Durability::Persistent).await,
+            Workload::EphemeralRate => self.rate(Durability::Ephemeral).await,
             Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => bail!("{w:?} is not a single operation"),
         }
     }

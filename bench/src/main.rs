@@ -180,7 +180,7 @@ async fn main() -> Result<()> {
     if args.workload.needs_preload() {
         preload(&mut workers, args.keys, &value).await.context("preload keys")?;
     }
-    if args.target == Target::Kahuna && args.workload == Workload::EphemeralLock {
+    if args.target == Target::Kahuna && matches!(args.workload, Workload::EphemeralLock | Workload::EphemeralRate) {
         if let Some(Worker::Kahuna(k)) = workers.first() {
             k.wait_for_ephemeral_grants(Duration::from_secs(60)).await?;
         }

@@ -23,6 +23,11 @@ pub enum Workload {
     /// Every client takes the same lock, waiting, and releases it at once; latency is
     /// the handoff, from one holder's release to the next one's grant.
     Handoff,
+    /// Rate-limiter checks, every client on one limiter (a fixed window far above the
+    /// rate, so every check is a full decision): persistent (a log write each).
+    Rate,
+    /// The same on the ephemeral tier (the leader's memory).
+    EphemeralRate,
     /// `--clients` writers, plus one client watching their prefix; latency is from a
     /// write's send to its delivery to the watcher.
     Watch,
@@ -41,6 +46,8 @@ impl Workload {
             Workload::Load => "load",
             Workload::Handoff => "handoff",
             Workload::Watch => "watch",
+            Workload::Rate => "rate",
+            Workload::EphemeralRate => "ephemeral-rate",
         }
     }
 

@@ -19,6 +19,8 @@ async fn every_workload_runs_and_reports() {
         "mixed",
         "handoff",
         "watch",
+        "rate",
+        "ephemeral-rate",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_kahuna-bench"))
             .args(["--endpoints", &endpoint, "--workload", workload])

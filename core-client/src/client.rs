@@ -122,6 +122,7 @@ has_header!(
     pb::UnlockResponse,
     pb::GetLockResponse,
     pb::ProclaimResponse,
+    pb::RateCheckResponse,
     pb::NextResponse,
     pb::PeekResponse,
     pb::StatusResponse,

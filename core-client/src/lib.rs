@@ -42,6 +42,7 @@ mod election;
 mod error;
 mod kv;
 mod lock;
+mod ratelimit;
 pub mod retry;
 mod seq;
 mod ttl;
@@ -60,6 +61,7 @@ pub use kv::{
     HistoryEvent, KeyValue, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult,
 };
 pub use lock::{LockGuard, LockInfo, LockOptions};
+pub use ratelimit::{RateDecision, RatePolicy};
 pub use retry::RetryPolicy;
 pub use seq::IdRange;
 pub use tokio_util::sync::CancellationToken;

@@ -263,6 +263,7 @@ access! {
     pb::ObserveRequest => |r| (Action::Read, vec![&r.resource]);
     pb::NextRequest => |r| (Action::Write, vec![&r.name]);
     pb::PeekRequest => |r| (Action::Read, vec![&r.name]);
+    pb::RateCheckRequest => |r| (Action::Write, vec![&r.name]);
     pb::StatusRequest => |_r| (Action::Read, Vec::new());
     pb::AddLearnerRequest => |_r| (Action::Admin, Vec::new());
     pb::ChangeMembershipRequest => |_r| (Action::Admin, Vec::new());

@@ -101,6 +101,10 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_MAX_LOCK_WAITERS", default_value_t = 100_000)]
     pub max_lock_waiters: usize,
 
+    /// Most persistent rate limiters in use at once (idle ones are forgotten).
+    #[arg(long, env = "KAHUNA_MAX_RATE_LIMITERS", default_value_t = 1_000_000)]
+    pub max_rate_limiters: usize,
+
     /// Client connections the client port holds open at once; more are closed as they
     /// are accepted. Keep it below the process's open-file limit (`ulimit -n`).
     #[arg(long, env = "KAHUNA_MAX_CONNECTIONS", default_value_t = 4096,

@@ -12,6 +12,7 @@ use kahuna_proto::v1::kv_server::KvServer;
 use kahuna_proto::v1::locks_server::LocksServer;
 use kahuna_proto::v1::peer_server::PeerServer;
 use kahuna_proto::v1::sequences_server::SequencesServer;
+use kahuna_proto::v1::rate_limits_server::RateLimitsServer;
 use kahuna_proto::v1::InfoResponse;
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
@@ -310,6 +311,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 sequences: config.max_sequences,
                 ephemeral: config.max_ephemeral_entries,
                 lock_waiters: config.max_lock_waiters,
+                rate_limiters: config.max_rate_limiters,
             },
         },
         transport,
@@ -354,7 +356,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(SequencesServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
+        .add_service(SequencesServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(RateLimitsServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
     let max_connections = config.max_connections as usize;
     let mut client_server = match client_tls {
         None => tokio::spawn(client_router.serve_with_incoming_shutdown(

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
-    CampaignOptions, HistoryEvent, KeyValue, Leader, LockGuard, LockInfo, LockOptions, Member, ScanOptions, SetCondition,
+    CampaignOptions, HistoryEvent, KeyValue, Leader, LockGuard, RatePolicy, LockInfo, LockOptions, Member, ScanOptions, SetCondition,
     SetOptions, WatchOptions,
 };
 use serde_json::{json, Value};
@@ -98,6 +98,22 @@ enum Command {
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Check rate limiter NAME: take COST units if it has them (exit 2 when refused,
+    /// with how long to wait). Exactly one policy: LIMIT/WINDOW (100/1m) for the
+    /// windows, CAPACITY/RATE_PER_SECOND (20/5) for the token bucket.
+    Rate {
+        name: String,
+        #[arg(long, value_parser = parse_window)]
+        fixed_window: Option<(u64, Duration)>,
+        #[arg(long, value_parser = parse_window)]
+        sliding_window: Option<(u64, Duration)>,
+        #[arg(long, value_parser = parse_bucket)]
+        token_bucket: Option<(u64, u64)>,
+        #[arg(long, default_value_t = 1)]
+        cost: u64,
+        #[command(flatten)]
+        tier: Tier,
     },
     /// Show the leader of election NAME (exit 3 when none); with --follow, one line
     /// per change until interrupted.
@@ -335,6 +351,22 @@ impl Out {
     }
 }
 
+/// `LIMIT/WINDOW`, as `100/1m`.
+fn parse_window(s: &str) -> Result<(u64, Duration), String> {
+    let (limit, window) = s.split_once('/').ok_or_else(|| format!("{s:?} is not LIMIT/WINDOW (100/1m)"))?;
+    let limit = limit.trim().parse().map_err(|_| format!("{limit:?} is not a number"))?;
+    Ok((limit, parse_duration(window)?))
+}
+
+/// `CAPACITY/RATE_PER_SECOND`, as `20/5`.
+fn parse_bucket(s: &str) -> Result<(u64, u64), String> {
+    let (cap, rate) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not CAPACITY/RATE_PER_SECOND (20/5)"))?;
+    let number = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("{x:?} is not a number"));
+    Ok((number(cap)?, number(rate)?))
+}
+
 /// `KEY=VALUE` (the value may contain `=`).
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -501,6 +533,34 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             command,
         } => elect(&client, &out, name, value, CampaignOptions { ttl, wait }, command).await,
         Command::Leader { name, follow } => leader(&client, &out, &name, follow).await,
+        Command::Rate {
+            name,
+            fixed_window,
+            sliding_window,
+            token_bucket,
+            cost,
+            tier,
+        } => {
+            let policy = match (fixed_window, sliding_window, token_bucket) {
+                (Some((limit, window)), _, _) => RatePolicy::FixedWindow { limit, window },
+                (_, Some((limit, window)), _) => RatePolicy::SlidingWindow { limit, window },
+                (_, _, Some((capacity, refill_per_second))) => RatePolicy::TokenBucket {
+                    capacity,
+                    refill_per_second,
+                },
+                _ => anyhow::bail!("give one policy: --fixed-window, --sliding-window or --token-bucket"),
+            };
+            let d = client.check_rate_with(&name, policy, cost, tier.durability()).await?;
+            let retry_ms = d.retry_after.as_millis() as u64;
+            out.emit(
+                json!({ "allowed": d.allowed, "remaining": d.remaining, "retry_after_ms": retry_ms }),
+                || match d.allowed {
+                    true => format!("allowed, {} left", d.remaining),
+                    false => format!("refused: retry after {retry_ms} ms"),
+                },
+            );
+            Ok(if d.allowed { 0 } else { EXIT_NEGATIVE })
+        }
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
     }
 }

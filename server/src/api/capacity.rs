@@ -21,6 +21,7 @@ pub struct Caps {
     pub sequences: usize,
     pub ephemeral: usize,
     pub lock_waiters: usize,
+    pub rate_limiters: usize,
 }
 
 /// What a cap covers, for the message and the flag to raise it.
@@ -31,6 +32,7 @@ pub enum Item {
     Sequences,
     Ephemeral,
     LockWaiters,
+    RateLimiters,
 }
 
 impl Item {
@@ -41,6 +43,7 @@ impl Item {
             Item::Sequences => ("sequences", "--max-sequences"),
             Item::Ephemeral => ("ephemeral keys and locks", "--max-ephemeral-entries"),
             Item::LockWaiters => ("callers waiting in lock queues", "--max-lock-waiters"),
+            Item::RateLimiters => ("rate limiters", "--max-rate-limiters"),
         }
     }
 }
@@ -53,6 +56,7 @@ impl Caps {
             Item::Sequences => self.sequences,
             Item::Ephemeral => self.ephemeral,
             Item::LockWaiters => self.lock_waiters,
+            Item::RateLimiters => self.rate_limiters,
         }
     }
 
@@ -82,6 +86,7 @@ mod tests {
             sequences: 1,
             ephemeral: 1,
             lock_waiters: 1,
+            rate_limiters: 1,
         };
         assert!(caps.admit(Item::Keys, 9, 1).is_ok());
         assert!(

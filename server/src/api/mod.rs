@@ -9,6 +9,7 @@ pub mod limits;
 pub mod locks;
 pub mod observe;
 pub mod oversize;
+pub mod ratelimit;
 pub mod sequences;
 pub mod watch;
 

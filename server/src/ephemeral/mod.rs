@@ -24,6 +24,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sm::limiters::Limiters;
 use crate::sm::{KvStore, LockReply, LockTable};
 
 /// Expired ephemeral keys and locks removed per operation.
@@ -46,6 +47,7 @@ pub struct Tier {
     counter: u32,
     pub kv: KvStore,
     pub locks: LockTable,
+    pub limiters: Limiters,
 }
 
 impl Tier {
@@ -59,13 +61,14 @@ impl Tier {
             counter: 0,
             kv: KvStore::default(),
             locks: LockTable::default(),
+            limiters: Limiters::default(),
         }
     }
 
-    /// Keys and locks held (expired ones not yet swept included): what the
-    /// `--max-ephemeral-entries` cap counts.
+    /// Keys, locks and rate limiters held (expired ones not yet swept included): what
+    /// the `--max-ephemeral-entries` cap counts.
     pub fn entries(&self) -> usize {
-        self.kv.len() + self.locks.len()
+        self.kv.len() + self.locks.len() + self.limiters.len()
     }
 
     /// The next token/revision of this term. `None` once 2^32 - 1 were handed out in
@@ -82,7 +85,7 @@ impl Tier {
 
     fn sweep(&mut self, now_ms: u64, limit: u32) -> u32 {
         let rev = self.revision();
-        self.kv.sweep(rev, now_ms, limit) + self.locks.sweep(rev, now_ms, limit)
+        self.kv.sweep(rev, now_ms, limit) + self.locks.sweep(rev, now_ms, limit) + self.limiters.forget_idle(now_ms, limit)
     }
 }
 

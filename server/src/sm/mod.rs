@@ -19,6 +19,7 @@ pub type Map<K, V> = imbl::OrdMap<K, V>;
 pub type Set<T> = imbl::OrdSet<T>;
 pub type Seq<T> = imbl::Vector<T>;
 mod kv;
+pub mod limiters;
 pub mod locks;
 pub mod sequences;
 pub mod txn;
@@ -102,6 +103,12 @@ pub enum Op {
         owner: Vec<u8>,
         value: Vec<u8>,
     },
+    /// Take `cost` units from rate limiter `name` if it has them.
+    RateCheck {
+        name: String,
+        policy: limiters::Policy,
+        cost: u64,
+    },
 }
 
 /// Conditions a write is subject to; all given ones must hold.
@@ -181,6 +188,7 @@ pub enum Reply {
     WrittenAsSent {
         kv: KeyValue,
     },
+    Rate(limiters::Decision),
 }
 
 /// All replicated application state, snapshotted as a whole.
@@ -200,6 +208,7 @@ pub struct StateMachine {
     /// term that granted any (whose leader waited out every earlier term's leases).
     pub ephemeral_mark_ms: u64,
     pub ephemeral_mark_term: u64,
+    pub limiters: limiters::Limiters,
 }
 
 impl StateMachine {
@@ -278,6 +287,7 @@ impl StateMachine {
                 Reply::Lock(self.locks.wait_lock(revision, now, resource, &candidate))
             }
             Op::Proclaim { resource, owner, value } => Reply::Lock(self.locks.proclaim(now, resource, owner, value)),
+            Op::RateCheck { name, policy, cost } => Reply::Rate(self.limiters.check(now, name, *policy, *cost)),
             Op::SeqNext {
                 name,
                 count,
@@ -288,6 +298,7 @@ impl StateMachine {
                 let removed = self.kv.sweep(revision, now, *limit) + self.locks.sweep(revision, now, *limit);
                 self.sequences.forget_expired(now);
                 self.dedupe.forget_idle(now);
+                self.limiters.forget_idle(now, *limit);
                 Reply::Sweep { removed }
             }
             Op::EphemeralLeaseMark { ttl_ms } => {
