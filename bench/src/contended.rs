@@ -135,12 +135,18 @@ pub async fn watch(mut workers: Vec<Worker>, deadline: Instant) -> Result<Sample
         };
         let received = epoch.elapsed().as_nanos();
         for v in values {
-            let sent: u128 = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(received);
+            let sent: u128 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(received);
             samples.record(Duration::from_nanos(received.saturating_sub(sent) as u64));
         }
     }
     if let Some(n) = expected.filter(|n| (samples.ops() as u64) < *n) {
-        eprintln!("the watcher received {} of {n} writes within 10 s of the end", samples.ops());
+        eprintln!(
+            "the watcher received {} of {n} writes within 10 s of the end",
+            samples.ops()
+        );
         samples.errors += n - samples.ops() as u64;
     }
     Ok(samples)

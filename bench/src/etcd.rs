@@ -72,7 +72,10 @@ impl Worker {
 
     /// A watch on every key under `prefix`, from now on.
     pub async fn watch(&mut self, prefix: &str) -> Result<WatchStream> {
-        Ok(self.client.watch(prefix, Some(WatchOptions::new().with_prefix())).await?)
+        Ok(self
+            .client
+            .watch(prefix, Some(WatchOptions::new().with_prefix()))
+            .await?)
     }
 
     pub async fn op(&mut self, w: Workload, key: &str, value: &[u8]) -> Result<()> {
@@ -127,7 +130,9 @@ impl Worker {
                 }
             }
             Workload::Rate | Workload::EphemeralRate => bail!("etcd has no rate limiter"),
-            Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => bail!("{w:?} is not a single operation"),
+            Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => {
+                bail!("{w:?} is not a single operation")
+            }
         }
     }
 }

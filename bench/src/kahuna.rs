@@ -73,7 +73,11 @@ impl Worker {
     pub async fn acquire(&self, resource: &str, poll: Option<Duration>) -> Result<LockGuard> {
         let options = LockOptions {
             ttl: self.lock_ttl,
-            wait: if poll.is_some() { Duration::ZERO } else { Duration::from_secs(600) },
+            wait: if poll.is_some() {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(600)
+            },
             ..LockOptions::default()
         };
         loop {
@@ -168,7 +172,9 @@ impl Worker {
             }
             Workload::Rate => self.rate(Durability::Persistent).await,
             Workload::EphemeralRate => self.rate(Durability::Ephemeral).await,
-            Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => bail!("{w:?} is not a single operation"),
+            Workload::Mixed | Workload::Load | Workload::Handoff | Workload::Watch => {
+                bail!("{w:?} is not a single operation")
+            }
         }
     }
 }

@@ -282,7 +282,10 @@ impl Observer {
                 let msg = msg.clone();
                 async move {
                     // No deadline: the stream lives until the caller drops it.
-                    let mut stream = LocksClient::new(ch).observe(tonic::Request::new(msg)).await?.into_inner();
+                    let mut stream = LocksClient::new(ch)
+                        .observe(tonic::Request::new(msg))
+                        .await?
+                        .into_inner();
                     match stream.message().await? {
                         Some(first) => Ok(Response::new(Opened { first, stream })),
                         None => Err(tonic::Status::unavailable("the observe stream ended at once")),

@@ -798,11 +798,7 @@ impl Client {
         Ok(History {
             revision: rev(r.header.as_ref()),
             retained_from_revision: r.retained_from_revision,
-            events: r
-                .events
-                .into_iter()
-                .map(HistoryEvent::from_pb)
-                .collect(),
+            events: r.events.into_iter().map(HistoryEvent::from_pb).collect(),
         })
     }
 }

@@ -191,7 +191,9 @@ impl Watch {
                         .into_inner();
                     match stream.message().await? {
                         Some(created) if created.created => Ok(Response::new(Opened { created, stream })),
-                        _ => Err(tonic::Status::unavailable("the watch stream ended before it was created")),
+                        _ => Err(tonic::Status::unavailable(
+                            "the watch stream ended before it was created",
+                        )),
                     }
                 }
             })

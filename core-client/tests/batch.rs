@@ -23,8 +23,14 @@ async fn many_keys_at_one_revision_and_ranges_in_pages() {
         .expect("get_many");
     assert_eq!(got.kvs.len(), 2, "a missing key is left out");
     assert_eq!(got.kvs[0].key, "r/03", "in the order asked");
-    assert_eq!(got.get("r/17").map(|kv| kv.value_str().into_owned()), Some("v17".into()));
-    assert!(got.kvs.iter().all(|kv| kv.mod_revision == revision), "one revision for the batch");
+    assert_eq!(
+        got.get("r/17").map(|kv| kv.value_str().into_owned()),
+        Some("v17".into())
+    );
+    assert!(
+        got.kvs.iter().all(|kv| kv.mod_revision == revision),
+        "one revision for the batch"
+    );
     assert!(got.revision >= revision);
 
     // [r/05, r/15) in pages of 4: ten keys, in order, none outside.
@@ -35,7 +41,10 @@ async fn many_keys_at_one_revision_and_ranges_in_pages() {
     let mut keys = Vec::new();
     let mut pages = 0;
     loop {
-        let page = client.scan_range("r/05", "r/15", options.clone()).await.expect("scan_range");
+        let page = client
+            .scan_range("r/05", "r/15", options.clone())
+            .await
+            .expect("scan_range");
         pages += 1;
         keys.extend(page.kvs.into_iter().map(|kv| kv.key));
         match page.next_page_token {
@@ -51,7 +60,10 @@ async fn many_keys_at_one_revision_and_ranges_in_pages() {
         .scan_range_all("r/18", "", ScanOptions::default())
         .await
         .expect("open range");
-    assert_eq!(tail.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["r/18", "r/19"]);
+    assert_eq!(
+        tail.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
+        ["r/18", "r/19"]
+    );
 
     // Deleted together: those that existed are counted.
     let deleted = client
@@ -59,7 +71,10 @@ async fn many_keys_at_one_revision_and_ranges_in_pages() {
         .await
         .expect("delete_many");
     assert_eq!(deleted, 2);
-    let left = client.get_many(&["r/00", "r/01", "r/02"], GetOptions::default()).await.expect("get_many");
+    let left = client
+        .get_many(&["r/00", "r/01", "r/02"], GetOptions::default())
+        .await
+        .expect("get_many");
     assert_eq!(left.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["r/02"]);
 
     // The ephemeral tier answers get_many too.
@@ -67,7 +82,12 @@ async fn many_keys_at_one_revision_and_ranges_in_pages() {
         durability: Durability::Ephemeral,
         ..GetOptions::default()
     };
-    assert!(client.get_many(&["r/02"], ephemeral).await.expect("ephemeral").kvs.is_empty());
+    assert!(client
+        .get_many(&["r/02"], ephemeral)
+        .await
+        .expect("ephemeral")
+        .kvs
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,13 +148,27 @@ async fn batch_and_range_bounds_are_typed_errors() {
         client.set(k, big.as_slice()).await.expect("set 1 MiB");
     }
     let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let e = client.get_many(&names, GetOptions::default()).await.expect_err("too large");
+    let e = client
+        .get_many(&names, GetOptions::default())
+        .await
+        .expect_err("too large");
     assert!(matches!(e, Error::ResourceExhausted(_)), "{e:?}");
-    assert_eq!(client.get_many(&names[..2], GetOptions::default()).await.expect("two").kvs.len(), 2);
+    assert_eq!(
+        client
+            .get_many(&names[..2], GetOptions::default())
+            .await
+            .expect("two")
+            .kvs
+            .len(),
+        2
+    );
     // A batch past the transaction limit is refused as a whole.
     let pairs: Vec<(String, &str)> = (0..129).map(|i| (format!("t/{i}"), "v")).collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let e = client.set_many(&pairs).await.expect_err("129 writes");
     assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
-    assert!(client.get("t/0").await.expect("get").is_none(), "nothing of it was applied");
+    assert!(
+        client.get("t/0").await.expect("get").is_none(),
+        "nothing of it was applied"
+    );
 }

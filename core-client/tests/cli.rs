@@ -99,7 +99,14 @@ async fn every_cli_command() {
     );
     assert_eq!(json(ep, &["kv", "scan", "list/"], 0)[4]["value"], "4");
     // ranges and batches
-    assert_eq!(ok(ep, &["kv", "scan", "--from", "list/1", "--to", "list/3", "--keys-only"], 0), "list/1\nlist/2\n");
+    assert_eq!(
+        ok(
+            ep,
+            &["kv", "scan", "--from", "list/1", "--to", "list/3", "--keys-only"],
+            0
+        ),
+        "list/1\nlist/2\n"
+    );
     assert!(ok(ep, &["kv", "mset", "m/a=1", "m/b=x=y"], 0).starts_with("OK revision="));
     assert_eq!(ok(ep, &["kv", "mget", "m/a", "m/b"], 0), "m/a\t1\nm/b\tx=y\n");
     assert_eq!(ok(ep, &["kv", "mget", "m/a", "m/none"], 3), "m/a\t1\n");

@@ -28,7 +28,13 @@ type Terms = Arc<Mutex<Vec<(u64, Instant, Instant)>>>;
 
 /// A candidate that campaigns, leads for `hold` (or until deposed), resigns, and
 /// campaigns again until `stop`.
-fn candidate(client: Client, id: usize, hold: Duration, terms: Terms, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+fn candidate(
+    client: Client,
+    id: usize,
+    hold: Duration,
+    terms: Terms,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
             let leadership = match client.campaign(NAME, format!("candidate-{id}"), options(2000)).await {
@@ -45,7 +51,11 @@ fn candidate(client: Client, id: usize, hold: Duration, terms: Terms, stop: Arc<
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let resigned = Instant::now();
-            let end = if leadership.is_leader() { resigned.min(trusted) } else { trusted };
+            let end = if leadership.is_leader() {
+                resigned.min(trusted)
+            } else {
+                trusted
+            };
             terms.lock().unwrap().push((leadership.epoch(), elected, end));
             let _ = leadership.resign().await;
         }
@@ -55,8 +65,22 @@ fn candidate(client: Client, id: usize, hold: Duration, terms: Terms, stop: Arc<
 /// `kahuna elect` in its own process, appending its epoch to `file` once elected.
 fn cli_candidate(endpoints: &str, file: &std::path::Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args(["--endpoints", endpoints, "elect", NAME, "--value", "cli", "--ttl", "2s", "--"])
-        .args(["sh", "-c", &format!("echo $KAHUNA_ELECTION_EPOCH >> {}; sleep 60", file.display())])
+        .args([
+            "--endpoints",
+            endpoints,
+            "elect",
+            NAME,
+            "--value",
+            "cli",
+            "--ttl",
+            "2s",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            &format!("echo $KAHUNA_ELECTION_EPOCH >> {}; sleep 60", file.display()),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -72,7 +96,10 @@ async fn elected_epoch(file: &std::path::Path, within: Duration) -> u64 {
         {
             return e;
         }
-        assert!(started.elapsed() < within, "the CLI candidate was not elected within {within:?}");
+        assert!(
+            started.elapsed() < within,
+            "the CLI candidate was not elected within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -109,7 +136,13 @@ async fn one_leader_at_a_time_across_kills_and_pauses() {
     let mut tasks = Vec::new();
     for id in 0..3 {
         let client = common::client_with(&cluster, opts.clone()).await;
-        tasks.push(candidate(client, id, Duration::from_millis(300), terms.clone(), stop.clone()));
+        tasks.push(candidate(
+            client,
+            id,
+            Duration::from_millis(300),
+            terms.clone(),
+            stop.clone(),
+        ));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The cluster's own leader dies while candidates churn.
@@ -180,10 +213,15 @@ async fn one_leader_at_a_time_across_kills_and_pauses() {
     following.abort();
     let seen = seen.lock().unwrap().clone();
     let epochs: Vec<u64> = seen.iter().flatten().map(|l| l.epoch).collect();
-    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "observed epochs go back: {epochs:?}");
+    assert!(
+        epochs.windows(2).all(|w| w[0] < w[1]),
+        "observed epochs go back: {epochs:?}"
+    );
     assert!(epochs.len() >= 5, "observed only {epochs:?}");
     assert!(
-        seen.iter().flatten().any(|l| l.value == b"cli" && l.epoch == paused_epoch),
+        seen.iter()
+            .flatten()
+            .any(|l| l.value == b"cli" && l.epoch == paused_epoch),
         "the paused CLI leader was observed with its value"
     );
 }
@@ -193,7 +231,11 @@ async fn a_leader_proclaims_observers_follow_and_others_are_refused() {
     let cluster = Cluster::start(3, "memory", &[]).await;
     let a = common::client(&cluster).await;
     let b = common::client(&cluster).await;
-    let first = a.campaign(NAME, "a:1", options(1500)).await.expect("campaign").expect("elected");
+    let first = a
+        .campaign(NAME, "a:1", options(1500))
+        .await
+        .expect("campaign")
+        .expect("elected");
     let mut observer = b.observe(NAME).await.expect("observe");
     // The member observed may not have applied the grant yet: then "none" comes first.
     let now = loop {
@@ -202,7 +244,10 @@ async fn a_leader_proclaims_observers_follow_and_others_are_refused() {
         }
     };
     assert_eq!((now.epoch, now.value_str().as_ref()), (first.epoch(), "a:1"));
-    assert_eq!(b.election_leader(NAME).await.expect("leader").map(|l| l.epoch), Some(first.epoch()));
+    assert_eq!(
+        b.election_leader(NAME).await.expect("leader").map(|l| l.epoch),
+        Some(first.epoch())
+    );
 
     first.proclaim("a:2").await.expect("proclaim");
     let changed = observer.next().await.expect("observe").expect("a leader");
@@ -249,7 +294,14 @@ async fn a_leader_proclaims_observers_follow_and_others_are_refused() {
         .into_inner();
     assert!(!refused.proclaimed);
     assert_eq!(refused.refusal, kahuna_proto::v1::LockRefusal::HeldByOther as i32);
-    assert_eq!(refused.lock.map(|l| (l.fencing_token, l.value)), Some((second.epoch(), b"b:1".to_vec())));
+    assert_eq!(
+        refused.lock.map(|l| (l.fencing_token, l.value)),
+        Some((second.epoch(), b"b:1".to_vec()))
+    );
     assert!(second.resign().await.expect("resign"));
-    assert_eq!(observer.next().await.expect("observe"), None, "nobody leads after the resign");
+    assert_eq!(
+        observer.next().await.expect("observe"),
+        None,
+        "nobody leads after the resign"
+    );
 }

@@ -27,7 +27,12 @@ type Grants = Arc<Mutex<Vec<(usize, u64, Instant, Instant)>>>;
 
 /// Starts `n` waiters on `resource` one after another while its holder holds it,
 /// each in its place in the queue (the lock's `waiters`) before the next asks.
-async fn queue_waiters(client: &Client, resource: &str, n: usize, hold: Duration) -> (Vec<tokio::task::JoinHandle<()>>, Grants) {
+async fn queue_waiters(
+    client: &Client,
+    resource: &str,
+    n: usize,
+    hold: Duration,
+) -> (Vec<tokio::task::JoinHandle<()>>, Grants) {
     let grants: Grants = Arc::default();
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -51,12 +56,18 @@ async fn queue_waiters(client: &Client, resource: &str, n: usize, hold: Duration
         // The next asks only once this one has its place.
         let queued = Instant::now();
         loop {
-            let info = client.lock_info(resource, Durability::Persistent).await.expect("lock info");
+            let info = client
+                .lock_info(resource, Durability::Persistent)
+                .await
+                .expect("lock info");
             // The holder holds on while the waiters line up: none is granted yet.
             if info.is_some_and(|info| info.waiters as usize > i) {
                 break;
             }
-            assert!(queued.elapsed() < Duration::from_secs(10), "waiter {i} never took its place");
+            assert!(
+                queued.elapsed() < Duration::from_secs(10),
+                "waiter {i} never took its place"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -73,7 +84,12 @@ fn check_order(grants: &[(usize, u64, Instant, Instant)], first_token: u64) {
         last = g.1;
     }
     for w in grants.windows(2) {
-        assert!(w[1].2 >= w[0].3, "waiter {} was granted before {} released", w[1].0, w[0].0);
+        assert!(
+            w[1].2 >= w[0].3,
+            "waiter {} was granted before {} released",
+            w[1].0,
+            w[0].0
+        );
     }
 }
 

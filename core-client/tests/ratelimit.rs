@@ -61,11 +61,20 @@ async fn each_policy_allows_its_limit_and_says_when_to_retry() {
         limit: 10,
         window: Duration::from_secs(60),
     };
-    assert!(client.check_rate("rl/sliding", sliding, 7).await.expect("check").allowed);
+    assert!(
+        client
+            .check_rate("rl/sliding", sliding, 7)
+            .await
+            .expect("check")
+            .allowed
+    );
     let d = client.check_rate("rl/sliding", sliding, 4).await.expect("check");
     assert!(!d.allowed);
     assert_eq!(d.remaining, 3);
-    let e = client.check_rate("rl/sliding", sliding, 11).await.expect_err("cost > limit");
+    let e = client
+        .check_rate("rl/sliding", sliding, 11)
+        .await
+        .expect_err("cost > limit");
     assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
     assert!(e.to_string().contains("could never be allowed"), "{e}");
     let e = client
@@ -103,7 +112,10 @@ async fn concurrent_checks_allow_exactly_the_limit_on_both_tiers() {
                 allowed += 1;
             }
         }
-        assert_eq!(allowed, 50, "{durability:?}: exactly the limit, whatever the interleaving");
+        assert_eq!(
+            allowed, 50,
+            "{durability:?}: exactly the limit, whatever the interleaving"
+        );
     }
 
     // The CLI: allowed (exit 0), then refused (exit 2) with the wait.
@@ -116,7 +128,12 @@ async fn concurrent_checks_allow_exactly_the_limit_on_both_tiers() {
             .expect("kahuna rate")
     };
     let first = run(&["--token-bucket", "1/1"]);
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&first.stdout), "allowed, 0 left\n");
     let second = run(&["--token-bucket", "1/1"]);
     assert_eq!(second.status.code(), Some(2));

@@ -90,7 +90,10 @@ async fn a_watch_delivers_every_change_in_revision_order() {
     assert!(events[0].revision > opened_at);
     assert_eq!(events[2].revision, events[3].revision, "a transaction is one revision");
     assert!(events.windows(2).all(|w| w[0].revision <= w[1].revision));
-    assert_eq!(events[4].kv.create_revision, a.create_revision, "a delete names what it removed");
+    assert_eq!(
+        events[4].kv.create_revision, a.create_revision,
+        "a delete names what it removed"
+    );
 
     // Replay from the first change: the same changes, then live ones.
     let mut replay = client.watch("w/", prefix(a.mod_revision)).await.expect("replay");
@@ -101,10 +104,7 @@ async fn a_watch_delivers_every_change_in_revision_order() {
     assert_eq!(summary(&live), vec![(Put, "w/e".into(), "5".into())]);
 
     // One key: not its neighbours under the same prefix.
-    let mut one = client
-        .watch("w/c", WatchOptions::default())
-        .await
-        .expect("key watch");
+    let mut one = client.watch("w/c", WatchOptions::default()).await.expect("key watch");
     client.set("w/cc", "neighbour").await.expect("set");
     client.set("w/c", "33").await.expect("set");
     let mine = collect(&mut one, Duration::from_secs(10), |e| !e.is_empty()).await;
@@ -137,7 +137,11 @@ async fn an_idle_watch_hears_progress_and_bad_input_is_refused() {
         if batch.revision >= written {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "progress stuck at {}", batch.revision);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "progress stuck at {}",
+            batch.revision
+        );
     }
 
     // The client refuses an interval it cannot honour; the server names its limits.
@@ -235,7 +239,10 @@ async fn a_watcher_through_a_leader_kill_sees_exactly_the_committed_changes() {
                 Ok::<_, String>((EventKind::Delete, key, r.revision))
             } else {
                 let key = format!("k/{i:04}");
-                let kv = writer.set(&key, i.to_string()).await.map_err(|e| format!("set {key}: {e}"))?;
+                let kv = writer
+                    .set(&key, i.to_string())
+                    .await
+                    .map_err(|e| format!("set {key}: {e}"))?;
                 Ok((EventKind::Put, key, kv.mod_revision))
             }
         }
@@ -268,9 +275,17 @@ async fn a_watcher_through_a_leader_kill_sees_exactly_the_committed_changes() {
         by_revision.insert(a.2, a);
     }
     for (i, s) in seen.iter().enumerate() {
-        assert_eq!(by_revision.get(&s.2).copied(), Some(s), "event {i} {s:?} was not acknowledged as such");
+        assert_eq!(
+            by_revision.get(&s.2).copied(),
+            Some(s),
+            "event {i} {s:?} was not acknowledged as such"
+        );
         if i > 0 {
-            assert!(seen[i - 1].2 < s.2, "out of order or repeated at {i}: {:?} then {s:?}", seen[i - 1]);
+            assert!(
+                seen[i - 1].2 < s.2,
+                "out of order or repeated at {i}: {:?} then {s:?}",
+                seen[i - 1]
+            );
         }
     }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kahuna_client::{
-    Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability, GetOptions,
-    CampaignOptions, HistoryEvent, KeyValue, Leader, LockGuard, RatePolicy, LockInfo, LockOptions, Member, ScanOptions, SetCondition,
-    SetOptions, WatchOptions,
+    CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, DeleteCondition, DeleteOptions, Durability,
+    GetOptions, HistoryEvent, KeyValue, Leader, LockGuard, LockInfo, LockOptions, Member, RatePolicy, ScanOptions,
+    SetCondition, SetOptions, WatchOptions,
 };
 use serde_json::{json, Value};
 
@@ -353,7 +353,9 @@ impl Out {
 
 /// `LIMIT/WINDOW`, as `100/1m`.
 fn parse_window(s: &str) -> Result<(u64, Duration), String> {
-    let (limit, window) = s.split_once('/').ok_or_else(|| format!("{s:?} is not LIMIT/WINDOW (100/1m)"))?;
+    let (limit, window) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not LIMIT/WINDOW (100/1m)"))?;
     let limit = limit.trim().parse().map_err(|_| format!("{limit:?} is not a number"))?;
     Ok((limit, parse_duration(window)?))
 }
@@ -747,7 +749,13 @@ async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
                 }
                 for e in batch.events.iter().take(left.min(usize::MAX as u64) as usize) {
                     out.emit(event_json(e), || {
-                        format!("{}\t{}\t{}\t{}", e.revision, e.kind.as_str(), e.kv.key, e.kv.value_str())
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            e.revision,
+                            e.kind.as_str(),
+                            e.kv.key,
+                            e.kv.value_str()
+                        )
                     });
                     left -= 1;
                 }
@@ -892,12 +900,13 @@ async fn elect(
     };
     let Some(leadership) = leadership else {
         let leader = client.election_leader(&name).await.ok().flatten();
-        out.emit(json!({ "election": name, "elected": false, "leader": leader.as_ref().map(leader_json) }), || {
-            match &leader {
+        out.emit(
+            json!({ "election": name, "elected": false, "leader": leader.as_ref().map(leader_json) }),
+            || match &leader {
                 Some(l) => format!("not elected: {} leads (epoch {})", l.owner, l.epoch),
                 None => "not elected".into(),
-            }
-        });
+            },
+        );
         return Ok(EXIT_NEGATIVE);
     };
     let env = [
@@ -915,10 +924,13 @@ fn leader_json(l: &Leader) -> Value {
 
 async fn leader(client: &Client, out: &Out, name: &str, follow: bool) -> anyhow::Result<u8> {
     let show = |l: &Option<Leader>| {
-        out.emit(json!({ "election": name, "leader": l.as_ref().map(leader_json) }), || match l {
-            Some(l) => format!("{}\t{}\t{}", l.epoch, l.owner, l.value_str()),
-            None => "none".into(),
-        })
+        out.emit(
+            json!({ "election": name, "leader": l.as_ref().map(leader_json) }),
+            || match l {
+                Some(l) => format!("{}\t{}\t{}", l.epoch, l.owner, l.value_str()),
+                None => "none".into(),
+            },
+        )
     };
     if !follow {
         let l = client.election_leader(name).await?;

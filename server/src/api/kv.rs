@@ -307,7 +307,10 @@ impl Kv for Api {
             limits::key(key)?;
         }
         let (kvs, header) = match durability(r.durability)? {
-            Durability::Persistent => self.read(r.consistency, |st, now| get_many(&st.sm.kv, now, &r.keys)).await?,
+            Durability::Persistent => {
+                self.read(r.consistency, |st, now| get_many(&st.sm.kv, now, &r.keys))
+                    .await?
+            }
             Durability::Ephemeral => {
                 let (kvs, header, _) = self
                     .ephemeral(|t, term, now| t.with(term, now, |tier| get_many(&tier.kv, now, &r.keys)))

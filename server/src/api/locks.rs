@@ -140,7 +140,10 @@ impl Api {
         let received = tokio::time::Instant::now();
         let hold = Duration::from_millis(r.wait_ms.min(MAX_LOCK_WAIT_MS));
         self.admit(Item::LockWaiters, |sm| {
-            (sm.locks.waiters(), usize::from(!sm.locks.is_waiting(&r.resource, &r.owner)))
+            (
+                sm.locks.waiters(),
+                usize::from(!sm.locks.is_waiting(&r.resource, &r.owner)),
+            )
         })?;
         // Subscribed before proposing, so a grant applied right after is seen.
         let mut applied = self.node.sm.subscribe();
@@ -151,7 +154,9 @@ impl Api {
             place_ms: hold.as_millis() as u64 + PLACE_GRACE_MS,
             value: r.value.clone(),
         };
-        let p = self.propose(op, None, limits::request_id(r.request_id.as_ref())?).await?;
+        let p = self
+            .propose(op, None, limits::request_id(r.request_id.as_ref())?)
+            .await?;
         let reply = match p.reply {
             Reply::Lock(reply) => reply,
             other => return Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),
@@ -185,7 +190,10 @@ impl Api {
             let (holder, waiting) = {
                 let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
                 let now = st.sm.now_ms.max(now);
-                (st.sm.locks.get(now, &r.resource), st.sm.locks.is_waiting(&r.resource, &r.owner))
+                (
+                    st.sm.locks.get(now, &r.resource),
+                    st.sm.locks.is_waiting(&r.resource, &r.owner),
+                )
             };
             let header = self.node.header();
             if holder.as_ref().is_some_and(|h| h.owner == r.owner) {
@@ -344,9 +352,14 @@ impl Locks for Api {
             owner: r.owner,
             value: r.value,
         };
-        let p = self.propose(op, None, limits::request_id(r.request_id.as_ref())?).await?;
+        let p = self
+            .propose(op, None, limits::request_id(r.request_id.as_ref())?)
+            .await?;
         let Reply::Lock(reply) = p.reply else {
-            return Err(internal(format!("state machine gave an unexpected answer: {:?}", p.reply)));
+            return Err(internal(format!(
+                "state machine gave an unexpected answer: {:?}",
+                p.reply
+            )));
         };
         Ok(Response::new(pb::ProclaimResponse {
             header: Some(p.header),

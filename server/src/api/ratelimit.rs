@@ -77,7 +77,9 @@ impl RateLimits for Api {
                     (sm.limiters.len(), usize::from(!sm.limiters.contains(&name)))
                 })?;
                 let op = Op::RateCheck { name, policy, cost };
-                let p = self.propose(op, None, limits::request_id(r.request_id.as_ref())?).await?;
+                let p = self
+                    .propose(op, None, limits::request_id(r.request_id.as_ref())?)
+                    .await?;
                 match p.reply {
                     Reply::Rate(d) => (d, p.header),
                     other => return Err(internal(format!("state machine gave an unexpected answer: {other:?}"))),

@@ -117,7 +117,11 @@ impl Api {
         let from = {
             let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
             let latest = st.revision();
-            let from = if r.start_revision == 0 { latest + 1 } else { r.start_revision };
+            let from = if r.start_revision == 0 {
+                latest + 1
+            } else {
+                r.start_revision
+            };
             // Checked here so a start that cannot be served fails the call itself.
             let retained = st.sm.kv.retained_from(latest);
             if from <= latest && from < retained {

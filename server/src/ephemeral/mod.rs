@@ -85,7 +85,9 @@ impl Tier {
 
     fn sweep(&mut self, now_ms: u64, limit: u32) -> u32 {
         let rev = self.revision();
-        self.kv.sweep(rev, now_ms, limit) + self.locks.sweep(rev, now_ms, limit) + self.limiters.forget_idle(now_ms, limit)
+        self.kv.sweep(rev, now_ms, limit)
+            + self.locks.sweep(rev, now_ms, limit)
+            + self.limiters.forget_idle(now_ms, limit)
     }
 }
 

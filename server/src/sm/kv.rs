@@ -371,7 +371,9 @@ impl KvStore {
     ) -> Result<(Vec<Event>, u64), HistoryError> {
         let retained = self.retained_from(applied);
         if from < retained {
-            return Err(HistoryError::Compacted { retained_from: retained });
+            return Err(HistoryError::Compacted {
+                retained_from: retained,
+            });
         }
         let start = first_index(self.history_order.len(), |i| {
             self.history_order.get(i).is_none_or(|(rev, _)| *rev >= from)
@@ -590,7 +592,12 @@ mod tests {
         put(&mut kv, 1, 1000, "a", "1", 100);
         assert!(kv.get(1099, b"a").is_some());
         assert!(kv.get(1100, b"a").is_none());
-        assert_eq!(kv.scan(1100, &Keys::Prefix(b"".to_vec()), None, 10, usize::MAX, false).0.len(), 0);
+        assert_eq!(
+            kv.scan(1100, &Keys::Prefix(b"".to_vec()), None, 10, usize::MAX, false)
+                .0
+                .len(),
+            0
+        );
         // An expired key does not block if_not_exists.
         let reply = kv.set(
             2,

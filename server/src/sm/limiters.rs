@@ -244,7 +244,10 @@ mod tests {
         assert_eq!(allowed(&mut l, 1500, p, 20), 5);
         let d = l.check(1500, "r", p, 1);
         assert!(!d.allowed);
-        assert_eq!(d.retry_after_ms, 100, "10 * (1000 - e) / 1000 + 5 + 1 <= 10 from e = 600");
+        assert_eq!(
+            d.retry_after_ms, 100,
+            "10 * (1000 - e) / 1000 + 5 + 1 <= 10 from e = 600"
+        );
         // This window alone full: wait for the next one.
         let mut l = Limiters::default();
         assert_eq!(allowed(&mut l, 200, p, 20), 10);

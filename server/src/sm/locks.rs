@@ -341,7 +341,8 @@ impl LockTable {
             if queue.is_empty() {
                 self.queues.remove(resource);
             }
-            self.places.remove(&(w.expires_at_ms, resource.to_vec(), w.owner.clone()));
+            self.places
+                .remove(&(w.expires_at_ms, resource.to_vec(), w.owner.clone()));
             if w.expires_at_ms <= now_ms {
                 continue;
             }
@@ -510,7 +511,10 @@ mod tests {
     #[test]
     fn waiters_are_granted_in_arrival_order_with_increasing_tokens() {
         let mut t = LockTable::default();
-        assert!(t.wait_lock(1, 0, b"r", &cand(b"A", 1000, 500)).ok, "free: granted at once");
+        assert!(
+            t.wait_lock(1, 0, b"r", &cand(b"A", 1000, 500)).ok,
+            "free: granted at once"
+        );
         for (rev, w) in [(2, b"B"), (3, b"C"), (4, b"D")] {
             let r = t.wait_lock(rev, 0, b"r", &cand(w, 1000, 500));
             assert!(!r.ok);

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use dedupe::Dedupe;
 pub use kv::{
-    retained_from, Event, EventKind, HistoryError, KeyValue, Keys, KvStore, ENTRY_OVERHEAD_BYTES, HISTORY_RETENTION_REVISIONS,
-    MAX_HISTORY_BYTES,
+    retained_from, Event, EventKind, HistoryError, KeyValue, Keys, KvStore, ENTRY_OVERHEAD_BYTES,
+    HISTORY_RETENTION_REVISIONS, MAX_HISTORY_BYTES,
 };
 pub use locks::{LockReply, LockTable, LockView, Refusal};
 pub use sequences::{Range, SeqRefusal, Sequences};

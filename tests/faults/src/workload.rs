@@ -272,7 +272,9 @@ impl Locks {
             attempt += 1;
             // A fresh owner per attempt: every grant is a new lease, never a re-lock.
             let owner = format!("c{client}-{attempt}");
-            let wait = self.wait_ms.map_or(Duration::ZERO, |(lo, hi)| Duration::from_millis(rnd(lo, hi)));
+            let wait = self
+                .wait_ms
+                .map_or(Duration::ZERO, |(lo, hi)| Duration::from_millis(rnd(lo, hi)));
             let sent = Instant::now();
             let o = db.lock(&resource, &owner, self.ttl, tier, wait).await;
             let ack = Instant::now();
