@@ -36,6 +36,15 @@ export declare class NativeClient {
   /** The next value sequence `name` would hand out. */
   peekSequence(name: string, call?: CallOptions | undefined | null): Promise<number>
   lock(resource: string, options?: NativeLockOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeLock>
+  /**
+   * Campaigns in election `name`: the leadership as a lock, or `null` when `waitMs`
+   * passed first. Aborting withdraws the candidacy.
+   */
+  campaign(name: string, value: Buffer, options?: NativeCampaignOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeLock | null>
+  /** The leader of election `name` now (a linearizable read), or `null`. */
+  electionLeader(name: string, call?: CallOptions | undefined | null): Promise<NativeLeader | null>
+  /** Opens an observer of election `name`. */
+  observe(name: string, call?: CallOptions | undefined | null): Promise<NativeObserver>
   /** Releases `resource` held by `owner` (true if it was held by that owner). */
   unlock(resource: string, owner: string, durability?: string | undefined | null, call?: CallOptions | undefined | null): Promise<boolean>
   lockInfo(resource: string, durability?: string | undefined | null, call?: CallOptions | undefined | null): Promise<NativeLockInfo | null>
@@ -54,8 +63,8 @@ export declare class NativeClient {
 }
 
 /**
- * A lock attempt's guard; renews itself while held. Released by `release()`, or when
- * garbage-collected.
+ * A lock attempt's guard, or a leadership (the election's lock); renews itself while
+ * held. Released (resigned) by `release()`, or when garbage-collected.
  */
 export declare class NativeLock {
   get resource(): string
@@ -74,6 +83,20 @@ export declare class NativeLock {
   waitLost(): Promise<string>
   extend(ttlMs?: number | undefined | null, call?: CallOptions | undefined | null): Promise<void>
   release(call?: CallOptions | undefined | null): Promise<boolean>
+  /**
+   * Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a
+   * plain lock.
+   */
+  proclaim(value: Buffer, call?: CallOptions | undefined | null): Promise<void>
+}
+
+/** An open election observer; closed by `close()` or when garbage-collected. */
+export declare class NativeObserver {
+  /** The leader now (first call), then after each change; `closed` once closed. */
+  next(call?: CallOptions | undefined | null): Promise<NativeObserved>
+  get closed(): boolean
+  /** Closes the observer: a pending `next` resolves with `closed` at once. */
+  close(): void
 }
 
 /** An open watch; closed by `close()` or when garbage-collected. */
@@ -116,6 +139,12 @@ export declare function cancelTokens(): number
 
 /** Native calls whose work is still alive (for tests: an aborted call leaves none). */
 export declare function inFlight(): number
+
+export interface NativeCampaignOptions {
+  ttlMs?: number
+  /** Absent: wait until elected (or aborted). */
+  waitMs?: number
+}
 
 export interface NativeClientOptions {
   timeoutMs?: number
@@ -211,6 +240,14 @@ export interface NativeKv {
   expiresAtMs?: number
 }
 
+/** An election's leader. */
+export interface NativeLeader {
+  owner: string
+  /** Its fencing token, larger for every later leader. */
+  epoch: number
+  value: Buffer
+}
+
 export interface NativeLockInfo {
   resource: string
   owner: string
@@ -218,6 +255,10 @@ export interface NativeLockInfo {
   expiresAtMs: number
   remainingMs: number
   durability: string
+  /** What the holder announces (an election leader's value); empty for plain locks. */
+  value: Buffer
+  /** Callers waiting in the lock's queue (`lockInfo` only; 0 elsewhere). */
+  waiters: number
 }
 
 export interface NativeLockOptions {
@@ -233,6 +274,12 @@ export interface NativeMember {
   peerAddr: string
   clientAddr: string
   voter: boolean
+}
+
+/** One `next` of an observer: `closed` once it is closed, else `leader` (absent: none). */
+export interface NativeObserved {
+  closed: boolean
+  leader?: NativeLeader
 }
 
 export interface NativeRange {

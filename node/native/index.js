@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeLock = nativeBinding.NativeLock
+module.exports.NativeObserver = nativeBinding.NativeObserver
 module.exports.NativeWatch = nativeBinding.NativeWatch
 module.exports.benchThreadWake = nativeBinding.benchThreadWake
 module.exports.cancelFire = nativeBinding.cancelFire

@@ -288,6 +288,10 @@ export interface LockInfo {
   expiresAtMs: number
   remainingMs: number
   durability: Durability
+  /** What the holder announces (an election leader's value); empty for plain locks. */
+  value: Buffer
+  /** Callers waiting in the lock's queue (filled by `getLockInfo`; 0 elsewhere). */
+  waiters: number
 }
 
 export interface Member {
@@ -532,6 +536,141 @@ export class KahunaWatch implements AsyncIterable<HistoryEvent> {
   }
 }
 
+// --- leader election --------------------------------------------------------------------
+
+/** An election's leader, as observers see it. */
+export interface Leader {
+  /** The leader's owner name (unique per campaign). */
+  owner: string
+  /** The leader's epoch: its fencing token, larger for every later leader. */
+  epoch: number
+  /** What the leader announces. */
+  value: Buffer
+}
+
+function leaderOf(l: native.NativeLeader | null): Leader | null {
+  return l === null ? null : { owner: l.owner, epoch: l.epoch, value: l.value }
+}
+
+export interface CampaignOptions extends CallOptions {
+  /** The leader's lease (default 10,000 ms), renewed at about a third of it: how long a dead leader holds the election up. */
+  ttlMs?: number
+  /** How long to wait to be elected (default: until elected or aborted). */
+  waitMs?: number
+}
+
+/**
+ * Being the leader of an election (from {@link KahunaClient.campaign}). It is the
+ * election's lock ({@link KahunaLeadership.lock}): renewed in the background, `lost` aborts
+ * the moment its lease can no longer be trusted, and `resign()` (or `await using`) steps
+ * down so the next candidate is elected at once.
+ */
+export class KahunaLeadership {
+  /** The election's name. */
+  readonly name: string
+  /** The election's lock, for fenced writes. */
+  readonly lock: KahunaLock
+  readonly #native: native.NativeLock
+
+  /** @internal */
+  constructor(lock: KahunaLock, n: native.NativeLock, name: string) {
+    this.lock = lock
+    this.#native = n
+    this.name = name
+  }
+
+  /** This leadership's epoch (its fencing token): larger than every earlier leader's. */
+  get epoch(): number {
+    return this.lock.fencingToken ?? 0
+  }
+
+  /** This candidate's owner name, as observers see it. */
+  get owner(): string {
+    return this.lock.owner ?? ''
+  }
+
+  /** Still the leader by this client's clock. */
+  get isLeader(): boolean {
+    return this.lock.acquired
+  }
+
+  /** Aborts once leadership is lost or resigned (reason: a {@link LockNotHeldError}). */
+  get lost(): AbortSignal {
+    return this.lock.lost
+  }
+
+  /** The fence for writes only this leader may make. */
+  get fence(): Fence {
+    return this.lock.fence
+  }
+
+  /** Announces a new value to observers; rejects with {@link LockNotHeldError} once no longer the leader. */
+  async proclaim(value: Value, options?: CallOptions): Promise<void> {
+    return invoke(options, (c) => this.#native.proclaim(bytes(value), c))
+  }
+
+  /** Steps down so the next candidate is elected at once; true if the server still had this leadership. Idempotent. */
+  async resign(options?: CallOptions): Promise<boolean> {
+    return this.lock.release(options)
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.resign()
+  }
+}
+
+/**
+ * Follows an election's leader (from {@link KahunaClient.observe}): the leader now, then
+ * each change (`null`: no leader), resumed across member failures and never going back.
+ * Read it with `for await (const leader of observer)` or {@link KahunaElectionObserver.next}
+ * (one reader at a time). `close()` ends an iteration in progress and rejects a pending
+ * `next()` with {@link ClientClosedError}. A pending `next` keeps the process alive, like a
+ * socket read: close the observer, use `await using`, or `client.close()`.
+ */
+export class KahunaElectionObserver implements AsyncIterable<Leader | null> {
+  /** The election's name. */
+  readonly name: string
+  readonly #native: native.NativeObserver
+  readonly #client: KahunaClient
+
+  /** @internal */
+  constructor(client: KahunaClient, n: native.NativeObserver, name: string) {
+    this.#client = client
+    this.#native = n
+    this.name = name
+  }
+
+  get closed(): boolean {
+    return this.#native.closed
+  }
+
+  /** The leader now (first call), then after each change; `null` while there is none. An aborted one loses nothing. */
+  async next(options?: CallOptions): Promise<Leader | null> {
+    const o = await invoke(options, (c) => this.#native.next(c))
+    if (o.closed) throw new ClientClosedError('CLOSED', `the observer of ${this.name} is closed`)
+    return leaderOf(o.leader ?? null)
+  }
+
+  /** The leader now, then each change; ends when the observer is closed. Leaving the loop leaves it open. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Leader | null, void, undefined> {
+    for (;;) {
+      const o = await this.#native.next()
+      if (o.closed) return
+      yield leaderOf(o.leader ?? null)
+    }
+  }
+
+  /** Closes the observer: a pending iteration ends, a pending `next()` rejects. Idempotent. */
+  close(): void {
+    this.#client._forgetObserver(this)
+    this.#native.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+}
+
 // --- transactions -----------------------------------------------------------------------
 
 /** Comparison operators of transaction compares. */
@@ -651,6 +790,7 @@ export class KahunaClient {
   #native: native.NativeClient | null
   readonly #locks = new Set<KahunaLock>()
   readonly #watches = new Set<KahunaWatch>()
+  readonly #observers = new Set<KahunaElectionObserver>()
 
   constructor(options: KahunaClientOptions) {
     const endpoints = typeof options.endpoints === 'string' ? options.endpoints.split(',') : [...options.endpoints]
@@ -687,6 +827,11 @@ export class KahunaClient {
   /** @internal */
   _forgetWatch(watch: KahunaWatch): void {
     this.#watches.delete(watch)
+  }
+
+  /** @internal */
+  _forgetObserver(observer: KahunaElectionObserver): void {
+    this.#observers.delete(observer)
   }
 
   async #call<T>(o: CallOptions | undefined, f: (n: native.NativeClient, c: native.CallOptions | undefined) => Promise<T>): Promise<T> {
@@ -905,6 +1050,35 @@ export class KahunaClient {
     return watch
   }
 
+  /**
+   * Campaigns in election `name` announcing `value`: waits in the election's queue
+   * (candidates are elected in the order they campaigned) and resolves once elected, or
+   * with `null` when `waitMs` passed first. Aborting (`signal`) withdraws the candidacy.
+   * The election is the persistent lock `name`; `client.close()` resigns.
+   */
+  async campaign(name: string, value: Value, options?: CampaignOptions): Promise<KahunaLeadership | null> {
+    const n = await this.#call(options, (n, c) =>
+      n.campaign(name, bytes(value), options === undefined ? undefined : { ttlMs: options.ttlMs, waitMs: options.waitMs }, c),
+    )
+    if (n === null) return null
+    const lock = new KahunaLock(this, n, 'persistent')
+    this.#locks.add(lock)
+    return new KahunaLeadership(lock, n, name)
+  }
+
+  /** The leader of election `name` now (a linearizable read), or `null`. */
+  async electionLeader(name: string, options?: CallOptions): Promise<Leader | null> {
+    return leaderOf(await this.#call(options, (n, c) => n.electionLeader(name, c)))
+  }
+
+  /** Follows the leader of election `name`: the first item is the leader now, each later one the next change. */
+  async observe(name: string, options?: CallOptions): Promise<KahunaElectionObserver> {
+    const n = await this.#call(options, (n, c) => n.observe(name, c))
+    const observer = new KahunaElectionObserver(this, n, name)
+    this.#observers.add(observer)
+    return observer
+  }
+
   /** A new transaction: `client.transaction().ifValue(k, v).thenSet(k, w).elseGet(k).commit()`. */
   transaction(): Transaction {
     this._native()
@@ -1014,12 +1188,14 @@ export class KahunaClient {
   }
 
   /**
-   * Releases the locks this client still holds, closes its watches and closes it; later
+   * Releases the locks this client still holds (resigning its leaderships), closes its
+   * watches and observers and closes it; later
    * calls reject with {@link ClientClosedError}. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#native === null) return
     for (const w of [...this.#watches]) w.close()
+    for (const o of [...this.#observers]) o.close()
     const locks = [...this.#locks]
     this.#locks.clear()
     await Promise.allSettled(locks.map((l) => l.release()))

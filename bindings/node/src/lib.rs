@@ -25,15 +25,17 @@ use std::time::Duration;
 
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
-    DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockGuard, LockInfo, LockOptions,
-    Member, ScanOptions, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions,
+    DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockInfo, LockOptions,
+    Member, ScanOptions, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions, CampaignOptions,
 };
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
 use napi::{Result, Status};
 use napi_derive::napi;
 use tokio_util::sync::CancellationToken;
 
+mod election;
 mod watch;
+use election::{leader_out, Held, NativeLeader, NativeObserver};
 use watch::{NativeWatch, NativeWatchOptions};
 
 /// Largest integer a JavaScript number holds exactly.
@@ -472,6 +474,10 @@ pub struct NativeLockInfo {
     pub expires_at_ms: f64,
     pub remaining_ms: f64,
     pub durability: String,
+    /// What the holder announces (an election leader's value); empty for plain locks.
+    pub value: Buffer,
+    /// Callers waiting in the lock's queue (`lockInfo` only; 0 elsewhere).
+    pub waiters: u32,
 }
 
 fn lock_info_out(i: &LockInfo) -> NativeLockInfo {
@@ -482,7 +488,16 @@ fn lock_info_out(i: &LockInfo) -> NativeLockInfo {
         expires_at_ms: num(i.expires_at_ms),
         remaining_ms: ms_out(i.remaining),
         durability: i.durability.as_str().to_owned(),
+        value: i.value.clone().into(),
+        waiters: i.waiters,
     }
+}
+
+#[napi(object)]
+pub struct NativeCampaignOptions {
+    pub ttl_ms: Option<f64>,
+    /// Absent: wait until elected (or aborted).
+    pub wait_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -887,8 +902,51 @@ impl NativeClient {
         let guard = run(call.and_then(|c| c.cancel), c.lock(&resource, o)).await?;
         Ok(NativeLock {
             resource,
-            guard: Arc::new(guard),
+            guard: Arc::new(Held::Lock(guard)),
         })
+    }
+
+    /// Campaigns in election `name`: the leadership as a lock, or `null` when `waitMs`
+    /// passed first. Aborting withdraws the candidacy.
+    #[napi]
+    pub async fn campaign(
+        &self,
+        name: String,
+        value: Buffer,
+        options: Option<NativeCampaignOptions>,
+        call: Option<CallOptions>,
+    ) -> Result<Option<NativeLock>> {
+        let c = self.with(&call)?;
+        let d = CampaignOptions::default();
+        let o = match options {
+            None => d,
+            Some(o) => CampaignOptions {
+                ttl: positive_ms("ttlMs", o.ttl_ms, d.ttl)?,
+                wait: o.wait_ms.map(|w| ms_in("waitMs", w)).transpose()?,
+            },
+        };
+        let value = value.to_vec();
+        let elected = run(call.and_then(|c| c.cancel), c.campaign(&name, value, o)).await?;
+        Ok(elected.map(|l| NativeLock {
+            resource: name,
+            guard: Arc::new(Held::Leader(l)),
+        }))
+    }
+
+    /// The leader of election `name` now (a linearizable read), or `null`.
+    #[napi]
+    pub async fn election_leader(&self, name: String, call: Option<CallOptions>) -> Result<Option<NativeLeader>> {
+        let c = self.with(&call)?;
+        let l = run(call.and_then(|c| c.cancel), c.election_leader(&name)).await?;
+        Ok(l.map(leader_out))
+    }
+
+    /// Opens an observer of election `name`.
+    #[napi]
+    pub async fn observe(&self, name: String, call: Option<CallOptions>) -> Result<NativeObserver> {
+        let c = self.with(&call)?;
+        let o = run(call.and_then(|c| c.cancel), c.observe(&name)).await?;
+        Ok(NativeObserver::new(o))
     }
 
     /// Releases `resource` held by `owner` (true if it was held by that owner).
@@ -1006,12 +1064,12 @@ impl NativeClient {
 
 // --- locks ------------------------------------------------------------------------------
 
-/// A lock attempt's guard; renews itself while held. Released by `release()`, or when
-/// garbage-collected.
+/// A lock attempt's guard, or a leadership (the election's lock); renews itself while
+/// held. Released (resigned) by `release()`, or when garbage-collected.
 #[napi]
 pub struct NativeLock {
     resource: String,
-    guard: Arc<LockGuard>,
+    guard: Arc<Held>,
 }
 
 #[napi]
@@ -1074,5 +1132,20 @@ impl NativeLock {
     pub async fn release(&self, call: Option<CallOptions>) -> Result<bool> {
         let g = self.guard.clone();
         run(call.and_then(|c| c.cancel), g.release()).await
+    }
+
+    /// Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a
+    /// plain lock.
+    #[napi]
+    pub async fn proclaim(&self, value: Buffer, call: Option<CallOptions>) -> Result<()> {
+        let held = self.guard.clone();
+        let value = value.to_vec();
+        run(call.and_then(|c| c.cancel), async move {
+            match &*held {
+                Held::Leader(l) => l.proclaim(value).await,
+                Held::Lock(_) => Err(Error::InvalidArgument("this lock is not a leadership".into())),
+            }
+        })
+        .await
     }
 }

@@ -15,6 +15,9 @@ import {
   KahunaWatch,
   WatchBatch,
   HistoryEvent,
+  KahunaLeadership,
+  KahunaElectionObserver,
+  Leader,
 } from 'kahuna-rs'
 
 export async function usage(endpoints: string[]): Promise<void> {
@@ -48,6 +51,27 @@ export async function usage(endpoints: string[]): Promise<void> {
       w.close()
     }
     void progress
+  }
+  {
+    const l: KahunaLeadership | null = await client.campaign('e', 'v', { ttlMs: 5000, waitMs: 100, signal: ac.signal })
+    if (l !== null) {
+      await using leadership = l
+      const epoch: number = leadership.epoch
+      const lost: AbortSignal = leadership.lost
+      const leading: boolean = leadership.isLeader
+      await leadership.proclaim(Buffer.from('w'), { signal: ac.signal })
+      const resigned: boolean = await leadership.resign()
+      void [epoch, lost, leading, resigned]
+    }
+    await using o: KahunaElectionObserver = await client.observe('e', { signal: ac.signal })
+    const first: Leader | null = await o.next({ signal: ac.signal })
+    for await (const leader of o) {
+      const owner: string | undefined = leader?.owner
+      void owner
+      o.close()
+    }
+    const now: Leader | null = await client.electionLeader('e')
+    void [first, now?.value.length]
   }
   const t: TransactionResult = await client.transaction().ifValue('a', 'b').thenSet('a', 'c').elseGet('a').commit()
   const id: number = await client.nextSequenceValue('s', { idempotencyKey: 'x' })
