@@ -106,7 +106,9 @@ pub unsafe extern "C" fn kahuna_election_proclaim(
         let r = request(req)?;
         let value = owned_bytes(r.value)?;
         if !matches!(*l.guard, Held::Leader(_)) {
-            return Err(FfiError::invalid("the lock handle is not a leadership (from kahuna_election_campaign)"));
+            return Err(FfiError::invalid(
+                "the lock handle is not a leadership (from kahuna_election_campaign)",
+            ));
         }
         let held = l.guard.clone();
         op(&l.closed, async move {

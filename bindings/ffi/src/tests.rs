@@ -597,7 +597,12 @@ fn generated_csharp_is_fresh() {
         generated == checked_in,
         "dotnet/src/NativeMethods.g.cs is stale: run `KAHUNA_REGENERATE_BINDINGS=1 cargo build --workspace --all-targets` and commit it"
     );
-    let source = [include_str!("lib.rs"), include_str!("watch.rs"), include_str!("election.rs")].join("\n");
+    let source = [
+        include_str!("lib.rs"),
+        include_str!("watch.rs"),
+        include_str!("election.rs"),
+    ]
+    .join("\n");
     let mut exports = 0;
     let mut lines = source.lines();
     while let Some(line) = lines.next() {

@@ -115,9 +115,7 @@ pub unsafe extern "C" fn kahuna_watch_next(
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_watch_revision(watch_handle: *const KahunaWatch) -> u64 {
     guarded(0, || {
-        watch_handle
-            .as_ref()
-            .map_or(0, |w| w.revision.load(Ordering::SeqCst))
+        watch_handle.as_ref().map_or(0, |w| w.revision.load(Ordering::SeqCst))
     })
 }
 

@@ -24,9 +24,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use kahuna_client::{
-    Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
-    DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockInfo, LockOptions,
-    Member, ScanOptions, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions, CampaignOptions,
+    CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition,
+    DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockInfo, LockOptions,
+    Member, ScanOptions, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions,
 };
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
 use napi::{Result, Status};
@@ -804,7 +804,11 @@ impl NativeClient {
             None => d,
             Some(o) => WatchOptions {
                 prefix: o.prefix.unwrap_or(false),
-                start_revision: o.start_revision.map(|r| u64_in("startRevision", r)).transpose()?.unwrap_or(0),
+                start_revision: o
+                    .start_revision
+                    .map(|r| u64_in("startRevision", r))
+                    .transpose()?
+                    .unwrap_or(0),
                 progress_interval: positive_ms("progressIntervalMs", o.progress_interval_ms, d.progress_interval)?,
             },
         };

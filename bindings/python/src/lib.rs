@@ -25,10 +25,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kahuna_client::{
-    CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency,
-    DeleteCondition, DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, History, HistoryEvent,
-    KeyValue, Leader, Leadership, LockGuard, LockInfo, LockOptions, Member, Observer, ScanOptions, ScanPage,
-    SetCondition, SetOptions, SetResult, TxnOp, TxnResult, WatchOptions,
+    CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition,
+    DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, History, HistoryEvent, KeyValue, Leader,
+    Leadership, LockGuard, LockInfo, LockOptions, Member, Observer, ScanOptions, ScanPage, SetCondition, SetOptions,
+    SetResult, TxnOp, TxnResult, WatchOptions,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -684,12 +684,9 @@ impl NativeClient {
             start_revision,
             progress_interval: duration(progress_interval, "progress_interval").map_err(|e| to_pyerr(py, &e))?,
         };
-        run(
-            py,
-            cb,
-            async move { c.watch(&key, options).await },
-            |py, w| any(py, NativeWatch::new(w)),
-        )
+        run(py, cb, async move { c.watch(&key, options).await }, |py, w| {
+            any(py, NativeWatch::new(w))
+        })
     }
 
     #[pyo3(signature = (compares, then, otherwise, fence_, cb=None))]
@@ -824,12 +821,9 @@ impl NativeClient {
     #[pyo3(signature = (name, cb=None))]
     fn observe(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.observe(&name).await },
-            |py, o: Observer| any(py, NativeObserver::new(o)),
-        )
+        run(py, cb, async move { c.observe(&name).await }, |py, o: Observer| {
+            any(py, NativeObserver::new(o))
+        })
     }
 
     #[pyo3(signature = (resource, owner, ephemeral, cb=None))]
