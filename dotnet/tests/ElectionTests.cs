@@ -82,6 +82,7 @@ namespace Kahuna.Client.Tests
             Assert.AreEqual(name, a.Name);
             Assert.IsFalse(a.Lost.IsCancellationRequested);
             var observer = await _client.Observe(name);
+            KahunaLeadership b = null;
             try
             {
                 AssertLeader(await FirstLeader(observer), a, "a-1", "first item");
@@ -106,7 +107,7 @@ namespace Kahuna.Client.Tests
                 Assert.IsTrue(await a.Resign(), "A still led when it resigned");
                 Assert.IsFalse(a.IsLeader);
                 Assert.IsTrue(await CompletesWithin(bTask, 10000), "B is elected once A resigns");
-                var b = await bTask;
+                b = await bTask;
                 Assert.IsNotNull(b);
                 Assert.IsTrue(b.IsLeader);
                 Assert.Greater(b.Epoch, a.Epoch, "a later leader has a larger epoch");
@@ -128,8 +129,10 @@ namespace Kahuna.Client.Tests
             }
             finally
             {
+                // Also on a failure, so no lost notification is left pending for later tests.
                 await observer.DisposeAsync();
                 await a.DisposeAsync();
+                if (b != null) await b.DisposeAsync();
             }
         }
 
