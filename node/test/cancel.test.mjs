@@ -25,7 +25,16 @@ test('aborting a waiting acquireLock rejects at once and cancels the native call
   assert.ok(Date.now() - started < 2000)
   assert.deepEqual(await settled(), { inFlight: 0, tokens: 0 }, 'no native work and no token left')
   await held.release()
-  assert.equal(await c.getLockInfo(r), null, 'the aborted attempt holds nothing')
+  // The aborted waiter's place in the server's queue is given back in the background:
+  // if the holder's release is applied first, the waiter is granted for a moment and
+  // the give-back releases it. Either way the lock ends up free, and quickly.
+  const deadline = Date.now() + 10_000
+  let info = await c.getLockInfo(r)
+  while (info !== null && Date.now() < deadline) {
+    await sleep(50)
+    info = await c.getLockInfo(r)
+  }
+  assert.equal(info, null, 'the aborted attempt holds nothing')
 })
 
 test('an already aborted signal rejects without a native call', async () => {
