@@ -319,6 +319,9 @@ impl Client {
         // back only once an answer showed it waiting, not holding.
         let mut give_back = GiveBack::arm(self, resource, &owner, options.durability, generated);
         let mut holder = None;
+        // The failure of the last call, when the wait ran out on one: like the polling
+        // path, a wait that never reached a member says why instead of "not acquired".
+        let mut failed = None;
         loop {
             let waited = started.elapsed();
             if waited >= options.wait {
@@ -341,17 +344,21 @@ impl Client {
                     return Ok(self.guard(resource, owner, options, from, r.lock));
                 }
                 Ok(r) => {
+                    failed = None;
                     holder = r.lock.map(LockInfo::from_pb);
                     if r.queued && !generated && !give_back.armed() {
                         give_back = GiveBack::arm(self, resource, &owner, options.durability, true);
                     }
                 }
                 // The place outlives a failed call by seconds: ask again, same owner.
-                Err(e) if e.is_retryable() => {}
+                Err(e) if e.is_retryable() => failed = Some(e),
                 Err(e) => return Err(e),
             }
         }
         drop(give_back);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(LockGuard {
             client: self.clone(),
             shared: None,

@@ -224,3 +224,35 @@ async fn the_queue_survives_a_leader_kill() {
     }
     check_order(&grants.lock().unwrap().clone(), first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_never_reaches_a_member_says_why() {
+    let options = kahuna_client::ClientOptions {
+        timeout: Duration::from_millis(300),
+        discover_members: false,
+        ..kahuna_client::ClientOptions::default()
+    };
+    let client = Client::connect_lazy(["127.0.0.1:1"], options).expect("lazy client");
+    let started = Instant::now();
+    let e = client
+        .lock(
+            "queue/nowhere",
+            waiting(Duration::from_secs(5), Duration::from_millis(500)),
+        )
+        .await
+        .expect_err("nobody listens at 127.0.0.1:1");
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let e = client
+        .campaign(
+            "queue/nowhere",
+            "v",
+            kahuna_client::CampaignOptions {
+                ttl: Duration::from_secs(5),
+                wait: Some(Duration::from_millis(500)),
+            },
+        )
+        .await
+        .expect_err("a campaign too");
+    assert!(e.is_retryable(), "{e:?}");
+}
