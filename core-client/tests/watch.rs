@@ -225,10 +225,21 @@ async fn a_watcher_through_a_leader_kill_sees_exactly_the_committed_changes() {
     };
     let writer = common::client_with(&cluster, options.clone()).await;
     let watcher = common::client_with(&cluster, options).await;
-    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
-    let leader_addr = cluster.members[(leader - 1) as usize].client_addr.clone();
-    let mut watch = watcher.watch("k/", prefix(0)).await.expect("watch");
-    assert_eq!(watcher.leader(), Some(leader_addr), "the watch is served by the leader");
+    // The watch opens where the client believes the leader is; right after a start
+    // that can be a member that just lost an election: open again until it is the
+    // leader that serves it, so the kill below cuts the watch's own stream.
+    let mut tries = 0;
+    let (leader, mut watch) = loop {
+        tries += 1;
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+        let leader_addr = cluster.members[(leader - 1) as usize].client_addr.clone();
+        let watch = watcher.watch("k/", prefix(0)).await.expect("watch");
+        if watcher.leader() == Some(leader_addr) {
+            break (leader, watch);
+        }
+        assert!(tries < 50, "the watch never opened at the leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
 
     let write = |i: usize| {
         let writer = writer.clone();
