@@ -3,7 +3,7 @@
 // KAHUNA_ENDPOINTS / KAHUNA_TEST_CLUSTER / KAHUNA_CLUSTER_SCRIPT; run alone
 // (`node --test test/`), the tests start their own with the same script.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,6 +31,8 @@ function ensureCluster() {
     try {
       execFileSync('bash', [process.env.KAHUNA_CLUSTER_SCRIPT, dir, 'down'], { timeout: 30_000 })
     } catch {}
+    // The members' data (a few hundred MB with RocksDB) would otherwise stay in /tmp after every run.
+    rmSync(dir, { recursive: true, force: true })
   })
 }
 ensureCluster()

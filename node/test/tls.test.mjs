@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -27,7 +27,10 @@ before(() => {
     .trim()
     .split(',')
 })
-after(() => execFileSync('bash', [script, dir, 'down'], { timeout: 30_000 }))
+after(() => {
+  execFileSync('bash', [script, dir, 'down'], { timeout: 30_000 })
+  rmSync(dir, { recursive: true, force: true })
+})
 
 test('the seed example over https:// with a private CA and a token', async () => {
   assert.ok(endpoints.every((e) => e.startsWith('https://localhost:')))
