@@ -27,6 +27,16 @@ export declare class NativeClient {
   /** The key's revision when it exists. */
   exists(key: string, consistency?: string | undefined | null, durability?: string | undefined | null, call?: CallOptions | undefined | null): Promise<number | null>
   scan(prefix: string, options?: NativeScanOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeScanPage>
+  /** One page of the keys in `[start, end)` (an empty `end`: to the last key). */
+  scanRange(start: string, end: string, options?: NativeScanOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeScanPage>
+  /** Reads `keys` (at most 1,000) at one revision; missing keys are left out. */
+  getMany(keys: Array<string>, consistency?: string | undefined | null, durability?: string | undefined | null, call?: CallOptions | undefined | null): Promise<NativeManyKeys>
+  /** Writes every item atomically at one revision (at most 128); returns it. */
+  setMany(items: Array<NativeSetManyItem>, call?: CallOptions | undefined | null): Promise<number>
+  /** Deletes `keys` atomically at one revision (at most 128); returns how many existed. */
+  deleteMany(keys: Array<string>, call?: CallOptions | undefined | null): Promise<number>
+  /** Takes `cost` units (absent or 0: 1) from limiter `name` counting by `policy`. */
+  checkRate(name: string, policy: NativeRatePolicy, cost?: number | undefined | null, durability?: string | undefined | null, call?: CallOptions | undefined | null): Promise<NativeRateDecision>
   history(key: string, limit?: number | undefined | null, call?: CallOptions | undefined | null): Promise<NativeHistory>
   /** Opens a watch; resolves once the server has it in place. */
   watch(key: string, options?: NativeWatchOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeWatch>
@@ -269,6 +279,13 @@ export interface NativeLockOptions {
   owner?: string
 }
 
+/** Keys read together at one revision: those that exist, in the order asked. */
+export interface NativeManyKeys {
+  items: Array<NativeKv>
+  /** The revision every key was read at. */
+  revision: number
+}
+
 export interface NativeMember {
   id: number
   peerAddr: string
@@ -288,6 +305,28 @@ export interface NativeRange {
   replayed: boolean
 }
 
+/** A limiter's answer. */
+export interface NativeRateDecision {
+  allowed: boolean
+  remaining: number
+  retryAfterMs: number
+  revision: number
+}
+
+/** How a limiter counts: `kind` and that kind's fields. */
+export interface NativeRatePolicy {
+  /** `'fixedWindow'`, `'slidingWindow'` or `'tokenBucket'`. */
+  kind: string
+  /** Units per window (the window kinds). */
+  limit?: number
+  /** Window length, whole milliseconds, at least 1 (the window kinds). */
+  windowMs?: number
+  /** Tokens when full (`'tokenBucket'`). */
+  capacity?: number
+  /** Tokens added per second (`'tokenBucket'`). */
+  refillPerSecond?: number
+}
+
 export interface NativeScanOptions {
   limit?: number
   pageToken?: Buffer
@@ -300,6 +339,12 @@ export interface NativeScanPage {
   items: Array<NativeKv>
   nextPageToken?: Buffer
   revision: number
+}
+
+/** One write of `setMany`. */
+export interface NativeSetManyItem {
+  key: string
+  value: Buffer
 }
 
 export interface NativeSetOptions {

@@ -213,6 +213,83 @@ export interface ScanPage {
   storeRevision: number
 }
 
+function pageOf(p: native.NativeScanPage, keysOnly: boolean | undefined): ScanPage {
+  return {
+    items: p.items.map((kv) => new KeyValueEntry(true, kv.key, keysOnly ? { ...kv, value: Buffer.alloc(0) } : kv, p.revision)),
+    nextPageToken: p.nextPageToken ?? null,
+    storeRevision: p.revision,
+  }
+}
+
+function nativeScanOptions(o: ScanPageOptions | undefined): native.NativeScanOptions {
+  return {
+    limit: o?.pageSize,
+    pageToken: o?.pageToken === undefined ? undefined : bytes(o.pageToken),
+    keysOnly: o?.keysOnly,
+    consistency: o?.consistency,
+    durability: o?.durability,
+  }
+}
+
+/** One write of {@link KahunaClient.setMany}. */
+export interface SetManyItem {
+  readonly key: string
+  readonly value: Value
+}
+
+// --- rate limiters ----------------------------------------------------------------------
+
+/**
+ * How a server-side rate limiter counts (kahuna-ts's fixed window, sliding window and
+ * token bucket limiters). Limits, capacities and rates are integers from 1; windows are
+ * whole milliseconds from 1 to a day.
+ */
+export type RatePolicy =
+  /** At most `limit` units per window; windows are aligned to cluster time. */
+  | { readonly kind: 'fixedWindow'; readonly limit: number; readonly windowMs: number }
+  /** At most `limit` units in any `windowMs`, estimated from the current and the previous window. */
+  | { readonly kind: 'slidingWindow'; readonly limit: number; readonly windowMs: number }
+  /** A bucket of `capacity` tokens (the largest burst; a new bucket starts full), refilled at `refillPerSecond`. */
+  | { readonly kind: 'tokenBucket'; readonly capacity: number; readonly refillPerSecond: number }
+
+export interface RateLimitOptions extends CallOptions {
+  /** Units this request takes (default 1; 0 counts as 1). More than the policy ever allows at once is `INVALID_ARGUMENT`. */
+  cost?: number
+  /**
+   * `'persistent'` (default): decided by the replicated state machine, exactly once across
+   * retries, counts survive failovers. `'ephemeral'`: in the leader's memory, much faster,
+   * starts afresh after a leader change. The two tiers are separate namespaces.
+   */
+  durability?: Durability
+}
+
+/** A rate limiter's answer. */
+export interface RateLimitDecision {
+  /** The request may go ahead; its cost was taken. */
+  allowed: boolean
+  /** Units left now. */
+  remaining: number
+  /** When not allowed: how long until the same check would be (ms); 0 when allowed. */
+  retryAfterMs: number
+  /** Store revision of the answer (persistent limiters). */
+  revision: number
+}
+
+function nativePolicy(p: RatePolicy): native.NativeRatePolicy {
+  switch (p.kind) {
+    case 'fixedWindow':
+    case 'slidingWindow':
+      return { kind: p.kind, limit: p.limit, windowMs: p.windowMs }
+    case 'tokenBucket':
+      return { kind: p.kind, capacity: p.capacity, refillPerSecond: p.refillPerSecond }
+    default: {
+      // A JavaScript caller's unknown kind: the native layer refuses it with INVALID_ARGUMENT.
+      const other: never = p
+      return { kind: String((other as { kind?: unknown }).kind) }
+    }
+  }
+}
+
 export type HistoryEventKind = 'put' | 'delete' | 'expire'
 
 export interface HistoryEvent {
@@ -978,24 +1055,8 @@ export class KahunaClient {
 
   /** One page of keys under `prefix`. */
   async scanPage(prefix: string, options?: ScanPageOptions): Promise<ScanPage> {
-    const p = await this.#call(options, (n, c) =>
-      n.scan(
-        prefix,
-        {
-          limit: options?.pageSize,
-          pageToken: options?.pageToken === undefined ? undefined : bytes(options.pageToken),
-          keysOnly: options?.keysOnly,
-          consistency: options?.consistency,
-          durability: options?.durability,
-        },
-        c,
-      ),
-    )
-    return {
-      items: p.items.map((kv) => new KeyValueEntry(true, kv.key, options?.keysOnly ? { ...kv, value: Buffer.alloc(0) } : kv, p.revision)),
-      nextPageToken: p.nextPageToken ?? null,
-      storeRevision: p.revision,
-    }
+    const p = await this.#call(options, (n, c) => n.scan(prefix, nativeScanOptions(options), c))
+    return pageOf(p, options?.keysOnly)
   }
 
   /** Every key under `prefix`, page by page: `for await (const e of client.scan('jobs/'))`. */
@@ -1019,6 +1080,60 @@ export class KahunaClient {
   /** Every key of a bucket: the keys under `bucket/` (Kahuna has no separate buckets). */
   async getByBucket(bucket: string, options?: ScanOptions): Promise<KeyValueEntry[]> {
     return this.scanAllByPrefix(bucket.endsWith('/') ? bucket : `${bucket}/`, options)
+  }
+
+  // batches and ranges
+
+  /**
+   * Reads `keys` (1 to 1,000) together, at one revision: one entry per key asked, in that
+   * order; a missing key's entry has `success === false`. Every entry's `storeRevision` is
+   * the revision all were read at.
+   */
+  async getMany(keys: readonly string[], options?: ReadOptions): Promise<KeyValueEntry[]> {
+    const m = await this.#call(options, (n, c) => n.getMany([...keys], options?.consistency, options?.durability, c))
+    const found = new Map<string, native.NativeKv>()
+    for (const kv of m.items) found.set(kv.key, kv)
+    return keys.map((key) => {
+      const kv = found.get(key)
+      return new KeyValueEntry(kv !== undefined, key, kv, m.revision)
+    })
+  }
+
+  /**
+   * Writes every item atomically (persistent keys; 1 to 128 items, 2 MiB in all): all or
+   * none, every key at the same revision, which it returns. A retry is applied once.
+   */
+  async setMany(items: readonly SetManyItem[], options?: CallOptions): Promise<number> {
+    const batch = items.map((i) => ({ key: i.key, value: bytes(i.value) }))
+    return this.#call(options, (n, c) => n.setMany(batch, c))
+  }
+
+  /** Deletes `keys` atomically at one revision (persistent keys; at most 128); resolves with how many existed. */
+  async deleteMany(keys: readonly string[], options?: CallOptions): Promise<number> {
+    return this.#call(options, (n, c) => n.deleteMany([...keys], c))
+  }
+
+  /**
+   * One page of the keys in `[startKey, endKey)`, in byte order (an empty `endKey`: to the
+   * last key); pass `nextPageToken` as `pageToken` for the next page.
+   */
+  async getByRange(startKey: string, endKey: string, options?: ScanPageOptions): Promise<ScanPage> {
+    const p = await this.#call(options, (n, c) => n.scanRange(startKey, endKey, nativeScanOptions(options), c))
+    return pageOf(p, options?.keysOnly)
+  }
+
+  /**
+   * Every key in `[startKey, endKey)` (an empty `endKey`: to the last key), page by page:
+   * `for await (const e of client.scanByRange('a', 'b'))`. Each page is a separate read.
+   */
+  async *scanByRange(startKey: string, endKey: string, options?: ScanOptions): AsyncGenerator<KeyValueEntry, void, undefined> {
+    let pageToken: Uint8Array | undefined
+    for (;;) {
+      const page = await this.getByRange(startKey, endKey, { ...options, pageToken })
+      yield* page.items
+      if (page.nextPageToken === null || page.nextPageToken.length === 0) return
+      pageToken = page.nextPageToken
+    }
   }
 
   /** The retained changes of `key`, oldest first (at most `limit`; default the server's). */
@@ -1083,6 +1198,24 @@ export class KahunaClient {
   transaction(): Transaction {
     this._native()
     return new Transaction(this)
+  }
+
+  // rate limiters
+
+  /**
+   * Takes `cost` units (default 1) from the server-side limiter `name`, counting by
+   * `policy`, if it has them: one round trip, atomic across every client. Not allowed is
+   * an answer (`allowed === false`, `retryAfterMs`), not an error. Every client naming
+   * `name` must pass the same policy: a changed policy starts the limiter afresh.
+   *
+   * ```ts
+   * const d = await client.checkRateLimit('api/customer-42', { kind: 'slidingWindow', limit: 100, windowMs: 60_000 })
+   * if (!d.allowed) return reply(429, { retryAfterMs: d.retryAfterMs })
+   * ```
+   */
+  async checkRateLimit(name: string, policy: RatePolicy, options?: RateLimitOptions): Promise<RateLimitDecision> {
+    const p = nativePolicy(policy)
+    return this.#call(options, (n, c) => n.checkRate(name, p, options?.cost, options?.durability, c))
   }
 
   // sequences

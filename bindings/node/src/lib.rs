@@ -26,16 +26,20 @@ use std::time::Duration;
 use kahuna_client::{
     CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition,
     DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockInfo, LockOptions,
-    Member, ScanOptions, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions,
+    Member, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions,
 };
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
 use napi::{Result, Status};
 use napi_derive::napi;
 use tokio_util::sync::CancellationToken;
 
+mod batch;
 mod election;
+mod ratelimit;
 mod watch;
+use batch::{many_out, NativeManyKeys, NativeSetManyItem};
 use election::{leader_out, Held, NativeLeader, NativeObserver};
+use ratelimit::{decision_out, policy_in, NativeRateDecision, NativeRatePolicy};
 use watch::{NativeWatch, NativeWatchOptions};
 
 /// Largest integer a JavaScript number holds exactly.
@@ -334,11 +338,32 @@ pub struct NativeScanOptions {
     pub durability: Option<String>,
 }
 
+fn scan_options_in(options: Option<NativeScanOptions>) -> Result<ScanOptions> {
+    Ok(match options {
+        None => ScanOptions::default(),
+        Some(o) => ScanOptions {
+            limit: o.limit.unwrap_or(0),
+            page_token: o.page_token.map(|t| t.to_vec()),
+            keys_only: o.keys_only.unwrap_or(false),
+            consistency: consistency_in(o.consistency.as_deref())?,
+            durability: durability_in(o.durability.as_deref())?,
+        },
+    })
+}
+
 #[napi(object)]
 pub struct NativeScanPage {
     pub items: Vec<NativeKv>,
     pub next_page_token: Option<Buffer>,
     pub revision: f64,
+}
+
+fn page_out(p: ScanPage) -> NativeScanPage {
+    NativeScanPage {
+        items: p.kvs.into_iter().map(kv_out).collect(),
+        next_page_token: p.next_page_token.map(Buffer::from),
+        revision: num(p.revision),
+    }
 }
 
 #[napi(object)]
@@ -761,22 +786,79 @@ impl NativeClient {
         call: Option<CallOptions>,
     ) -> Result<NativeScanPage> {
         let c = self.with(&call)?;
-        let o = match options {
-            None => ScanOptions::default(),
-            Some(o) => ScanOptions {
-                limit: o.limit.unwrap_or(0),
-                page_token: o.page_token.map(|t| t.to_vec()),
-                keys_only: o.keys_only.unwrap_or(false),
-                consistency: consistency_in(o.consistency.as_deref())?,
-                durability: durability_in(o.durability.as_deref())?,
-            },
-        };
+        let o = scan_options_in(options)?;
         let p = run(call.and_then(|c| c.cancel), c.scan(&prefix, o)).await?;
-        Ok(NativeScanPage {
-            items: p.kvs.into_iter().map(kv_out).collect(),
-            next_page_token: p.next_page_token.map(Buffer::from),
-            revision: num(p.revision),
-        })
+        Ok(page_out(p))
+    }
+
+    /// One page of the keys in `[start, end)` (an empty `end`: to the last key).
+    #[napi]
+    pub async fn scan_range(
+        &self,
+        start: String,
+        end: String,
+        options: Option<NativeScanOptions>,
+        call: Option<CallOptions>,
+    ) -> Result<NativeScanPage> {
+        let c = self.with(&call)?;
+        let o = scan_options_in(options)?;
+        let p = run(call.and_then(|c| c.cancel), c.scan_range(&start, &end, o)).await?;
+        Ok(page_out(p))
+    }
+
+    /// Reads `keys` (at most 1,000) at one revision; missing keys are left out.
+    #[napi]
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+        consistency: Option<String>,
+        durability: Option<String>,
+        call: Option<CallOptions>,
+    ) -> Result<NativeManyKeys> {
+        let c = self.with(&call)?;
+        let o = GetOptions {
+            revision: None,
+            consistency: consistency_in(consistency.as_deref())?,
+            durability: durability_in(durability.as_deref())?,
+        };
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let m = run(call.and_then(|c| c.cancel), c.get_many(&keys, o)).await?;
+        Ok(many_out(m))
+    }
+
+    /// Writes every item atomically at one revision (at most 128); returns it.
+    #[napi]
+    pub async fn set_many(&self, items: Vec<NativeSetManyItem>, call: Option<CallOptions>) -> Result<f64> {
+        let c = self.with(&call)?;
+        let items: Vec<(&str, &[u8])> = items.iter().map(|i| (i.key.as_str(), i.value.as_ref())).collect();
+        Ok(num(run(call.and_then(|c| c.cancel), c.set_many(&items)).await?))
+    }
+
+    /// Deletes `keys` atomically at one revision (at most 128); returns how many existed.
+    #[napi]
+    pub async fn delete_many(&self, keys: Vec<String>, call: Option<CallOptions>) -> Result<u32> {
+        let c = self.with(&call)?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let n = run(call.and_then(|c| c.cancel), c.delete_many(&keys)).await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Takes `cost` units (absent or 0: 1) from limiter `name` counting by `policy`.
+    #[napi]
+    pub async fn check_rate(
+        &self,
+        name: String,
+        policy: NativeRatePolicy,
+        cost: Option<f64>,
+        durability: Option<String>,
+        call: Option<CallOptions>,
+    ) -> Result<NativeRateDecision> {
+        let c = self.with(&call)?;
+        let p = policy_in(&policy)?;
+        let cost = cost.map(|n| u64_in("cost", n)).transpose()?.unwrap_or(1);
+        let d = durability_in(durability.as_deref())?;
+        let r = run(call.and_then(|c| c.cancel), c.check_rate_with(&name, p, cost, d)).await?;
+        Ok(decision_out(r))
     }
 
     #[napi]

@@ -18,6 +18,10 @@ import {
   KahunaLeadership,
   KahunaElectionObserver,
   Leader,
+  RatePolicy,
+  RateLimitDecision,
+  ScanPage,
+  SetManyItem,
 } from 'kahuna-rs'
 
 export async function usage(endpoints: string[]): Promise<void> {
@@ -72,6 +76,21 @@ export async function usage(endpoints: string[]): Promise<void> {
     }
     const now: Leader | null = await client.electionLeader('e')
     void [first, now?.value.length]
+  }
+  {
+    const policy: RatePolicy = { kind: 'tokenBucket', capacity: 10, refillPerSecond: 5 }
+    const rd: RateLimitDecision = await client.checkRateLimit('api', policy, { cost: 2, durability: 'ephemeral', signal: ac.signal })
+    const fixed = await client.checkRateLimit('api', { kind: 'fixedWindow', limit: 10, windowMs: 1000 })
+    // @ts-expect-error a window policy has no capacity
+    await client.checkRateLimit('api', { kind: 'slidingWindow', capacity: 10, windowMs: 1000 })
+    const wait: number = fixed.allowed ? 0 : fixed.retryAfterMs
+    const many: KeyValueEntry[] = await client.getMany(['a', 'b'], { consistency: 'stale', signal: ac.signal })
+    const items: SetManyItem[] = [{ key: 'a', value: 'x' }, { key: 'b', value: new Uint8Array([1]) }]
+    const rev: number = await client.setMany(items, { signal: ac.signal })
+    const gone: number = await client.deleteMany(['a', 'b'], { signal: ac.signal })
+    const page: ScanPage = await client.getByRange('a', 'b', { pageSize: 10, signal: ac.signal })
+    for await (const item of client.scanByRange('a', '', { keysOnly: true, signal: ac.signal })) void item.key
+    void [rd.remaining, rd.revision, wait, many, rev, gone, page.nextPageToken]
   }
   const t: TransactionResult = await client.transaction().ifValue('a', 'b').thenSet('a', 'c').elseGet('a').commit()
   const id: number = await client.nextSequenceValue('s', { idempotencyKey: 'x' })
