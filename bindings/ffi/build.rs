@@ -125,6 +125,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/types.rs");
     println!("cargo:rerun-if-changed=src/watch.rs");
     println!("cargo:rerun-if-changed=src/election.rs");
+    println!("cargo:rerun-if-changed=src/batch.rs");
+    println!("cargo:rerun-if-changed=src/ratelimit.rs");
     println!("cargo:rerun-if-changed={CATALOGUE}");
     println!("cargo:rerun-if-env-changed=KAHUNA_REGENERATE_BINDINGS");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -145,6 +147,8 @@ fn main() {
         .input_extern_file("src/types.rs")
         .input_extern_file("src/watch.rs")
         .input_extern_file("src/election.rs")
+        .input_extern_file("src/batch.rs")
+        .input_extern_file("src/ratelimit.rs")
         .input_extern_file(&status)
         .csharp_dll_name("kahuna_ffi")
         .csharp_namespace("Kahuna.Client.Native")

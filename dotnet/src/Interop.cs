@@ -202,6 +202,11 @@ namespace Kahuna.Client
         internal static readonly NativeMethods.kahuna_election_leader_callback_delegate ElectionLeader = OnComplete;
         internal static readonly NativeMethods.kahuna_election_observe_callback_delegate ElectionObserve = OnComplete;
         internal static readonly NativeMethods.kahuna_observer_next_callback_delegate ObserverNext = OnComplete;
+        internal static readonly NativeMethods.kahuna_kv_get_many_callback_delegate KvGetMany = OnComplete;
+        internal static readonly NativeMethods.kahuna_kv_set_many_callback_delegate KvSetMany = OnComplete;
+        internal static readonly NativeMethods.kahuna_kv_delete_many_callback_delegate KvDeleteMany = OnComplete;
+        internal static readonly NativeMethods.kahuna_kv_scan_range_callback_delegate KvScanRange = OnComplete;
+        internal static readonly NativeMethods.kahuna_rate_check_callback_delegate RateCheck = OnComplete;
 
         static Interop()
         {
@@ -317,6 +322,16 @@ namespace Kahuna.Client
                 case KeyValueDurability.Persistent: return NativeMethods.KAHUNA_DURABILITY_PERSISTENT;
                 case KeyValueDurability.Ephemeral: return NativeMethods.KAHUNA_DURABILITY_EPHEMERAL;
                 default: throw new ArgumentOutOfRangeException("durability", d, "not a KeyValueDurability");
+            }
+        }
+
+        internal static int Tier(RateLimiting.RateLimitDurability d)
+        {
+            switch (d)
+            {
+                case RateLimiting.RateLimitDurability.Persistent: return NativeMethods.KAHUNA_DURABILITY_PERSISTENT;
+                case RateLimiting.RateLimitDurability.Ephemeral: return NativeMethods.KAHUNA_DURABILITY_EPHEMERAL;
+                default: throw new ArgumentOutOfRangeException("durability", d, "not a RateLimitDurability");
             }
         }
 

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 using Kahuna.Client.Native;
+using Kahuna.Client.RateLimiting;
 
 namespace Kahuna.Client
 {
@@ -707,6 +708,241 @@ namespace Kahuna.Client
             KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
         {
             return ScanAllByPrefix(prefix, durability, cancellationToken);
+        }
+
+        // ---- batches and ranges ------------------------------------------------------------
+
+        /// <summary>
+        /// Reads <paramref name="keys"/> (1 to 1,000) at one revision, in one round trip. The result has
+        /// one entry per key in the order asked (<c>Success == false</c>, <c>Value == null</c> for a key
+        /// that does not exist) and the <see cref="KahunaKeyValueBatch.Revision"/> they were all read at.
+        /// No keys, or more than 1,000, fail with <see cref="KahunaErrorCode.InvalidArgument"/>.
+        /// </summary>
+        public unsafe Task<KahunaKeyValueBatch> GetManyKeyValues(IEnumerable<string> keys,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            if (keys == null) throw new ArgumentNullException(nameof(keys));
+            var names = new List<string>(keys);
+            var encoded = new byte[names.Count][];
+            for (int i = 0; i < names.Count; i++) encoded[i] = Interop.Utf8(names[i], nameof(keys));
+            int tier = Interop.Tier(durability);
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                int n = checked((int)res->kvs_len.ToUInt64());
+                var found = new Dictionary<string, KahunaKeyValue>(n, StringComparer.Ordinal);
+                for (int i = 0; i < n; i++)
+                {
+                    var kv = Interop.KeyValue(&res->kvs[i], true, (long)res->kvs[i].mod_revision, durability);
+                    found[kv.Key] = kv;
+                }
+                var items = new List<KahunaKeyValue>(names.Count);
+                foreach (var name in names)
+                {
+                    KahunaKeyValue kv;
+                    items.Add(found.TryGetValue(name, out kv) ? kv : new KahunaKeyValue(name, false, 0, null, 0, 0, null, durability));
+                }
+                return new KahunaKeyValueBatch(items, (long)res->revision);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var list = new Native.KahunaBytes[encoded.Length];
+                    for (int i = 0; i < encoded.Length; i++) list[i] = pins.Bytes(encoded[i]);
+                    var req = new KahunaGetManyRequest();
+                    req.keys = list.Length == 0 ? null : (Native.KahunaBytes*)pins.Array(list);
+                    req.keys_len = new UIntPtr((uint)list.Length);
+                    req.durability = tier;
+                    NativeMethods.kahuna_kv_get_many((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvGetMany);
+                }
+            });
+        }
+
+        /// <summary>
+        /// Writes every key of <paramref name="items"/> atomically, at one revision (persistent keys; at
+        /// most 128 items and 2 MiB in all; past that <see cref="KahunaErrorCode.InvalidArgument"/>), in
+        /// one round trip: either every key is written or none is. Returns that revision.
+        /// </summary>
+        public unsafe Task<long> SetManyKeyValues(IEnumerable<KeyValuePair<string, byte[]>> items,
+            CancellationToken cancellationToken = default)
+        {
+            if (items == null) throw new ArgumentNullException(nameof(items));
+            var keys = new List<byte[]>();
+            var values = new List<byte[]>();
+            foreach (var item in items)
+            {
+                keys.Add(Interop.Utf8(item.Key, nameof(items)));
+                if (item.Value == null) throw new ArgumentNullException(nameof(items), "the value of " + item.Key + " is null");
+                values.Add(item.Value);
+            }
+            return Run(delegate(int status, Native.KahunaResult* res) { return (long)res->revision; },
+                cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+                {
+                    using (var pins = new Pins())
+                    {
+                        var list = new KahunaKeyValuePair[keys.Count];
+                        for (int i = 0; i < list.Length; i++)
+                        {
+                            list[i].key = pins.Bytes(keys[i]);
+                            list[i].value = pins.Bytes(values[i]);
+                        }
+                        var req = new KahunaSetManyRequest();
+                        req.items = list.Length == 0 ? null : (KahunaKeyValuePair*)pins.Array(list);
+                        req.items_len = new UIntPtr((uint)list.Length);
+                        NativeMethods.kahuna_kv_set_many((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvSetMany);
+                    }
+                });
+        }
+
+        /// <summary>Like <see cref="SetManyKeyValues(IEnumerable{KeyValuePair{string, byte[]}}, CancellationToken)"/>
+        /// with UTF-8 text values (a <c>Dictionary&lt;string, string&gt;</c>, for example).</summary>
+        public Task<long> SetManyKeyValues(IEnumerable<KeyValuePair<string, string>> items,
+            CancellationToken cancellationToken = default)
+        {
+            if (items == null) throw new ArgumentNullException(nameof(items));
+            var bytes = new List<KeyValuePair<string, byte[]>>();
+            foreach (var item in items)
+                bytes.Add(new KeyValuePair<string, byte[]>(item.Key, Interop.Utf8(item.Value, nameof(items))));
+            return SetManyKeyValues(bytes, cancellationToken);
+        }
+
+        /// <summary>
+        /// Deletes <paramref name="keys"/> atomically, at one revision (persistent keys; at most 128), in
+        /// one round trip. Returns how many of them existed.
+        /// </summary>
+        /// <param name="keys">The keys to delete.</param>
+        /// <param name="durability">Kahuna 1.x's parameter: batches delete persistent keys only, so
+        /// anything else throws <see cref="ArgumentOutOfRangeException"/>.</param>
+        /// <param name="cancellationToken">Cancels the call.</param>
+        public unsafe Task<int> DeleteManyKeyValues(IEnumerable<string> keys,
+            KeyValueDurability durability = KeyValueDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            if (keys == null) throw new ArgumentNullException(nameof(keys));
+            if (durability != KeyValueDurability.Persistent)
+                throw new ArgumentOutOfRangeException(nameof(durability), durability, "batches delete persistent keys only");
+            var encoded = new List<byte[]>();
+            foreach (var k in keys) encoded.Add(Interop.Utf8(k, nameof(keys)));
+            return Run(delegate(int status, Native.KahunaResult* res) { return checked((int)res->count); },
+                cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+                {
+                    using (var pins = new Pins())
+                    {
+                        var list = new Native.KahunaBytes[encoded.Count];
+                        for (int i = 0; i < list.Length; i++) list[i] = pins.Bytes(encoded[i]);
+                        var req = new KahunaDeleteManyRequest();
+                        req.keys = list.Length == 0 ? null : (Native.KahunaBytes*)pins.Array(list);
+                        req.keys_len = new UIntPtr((uint)list.Length);
+                        NativeMethods.kahuna_kv_delete_many((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvDeleteMany);
+                    }
+                });
+        }
+
+        /// <summary>
+        /// One page of the keys in the range <c>[startKey, endKey)</c>, in byte order. Pass the page's
+        /// <see cref="KahunaScanPage.NextPageToken"/> for the next one.
+        /// </summary>
+        /// <param name="startKey">The first key of the range (null or empty: the first key).</param>
+        /// <param name="endKey">The end of the range, not included (null or empty: to the last key); it
+        /// must come after <paramref name="startKey"/>.</param>
+        /// <param name="limit">Page size (0: the server's default; at most 1000).</param>
+        /// <param name="pageToken">Null for the first page.</param>
+        /// <param name="keysOnly">Leave values out.</param>
+        /// <param name="durability">The key space.</param>
+        /// <param name="cancellationToken">Cancels the call.</param>
+        public unsafe Task<KahunaScanPage> GetByRange(string startKey, string endKey, int limit = 0, byte[] pageToken = null,
+            bool keysOnly = false, KeyValueDurability durability = KeyValueDurability.Persistent,
+            CancellationToken cancellationToken = default)
+        {
+            byte[] start = Interop.Utf8(startKey ?? "", nameof(startKey));
+            byte[] end = Interop.Utf8(endKey ?? "", nameof(endKey));
+            if (limit < 0) throw new ArgumentOutOfRangeException(nameof(limit));
+            int tier = Interop.Tier(durability);
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                int n = checked((int)res->kvs_len.ToUInt64());
+                var items = new List<KahunaKeyValue>(n);
+                for (int i = 0; i < n; i++) items.Add(Interop.KeyValue(&res->kvs[i], true, (long)res->kvs[i].mod_revision, durability));
+                byte[] next = Interop.Copy(res->next_page_token);
+                return new KahunaScanPage(items, next.Length == 0 ? null : next, (long)res->revision);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaScanRangeRequest();
+                    req.start = pins.Bytes(start);
+                    req.end = pins.Bytes(end);
+                    req.limit = (uint)limit;
+                    req.page_token = pins.Bytes(pageToken);
+                    req.keys_only = (byte)(keysOnly ? 1 : 0);
+                    req.durability = tier;
+                    NativeMethods.kahuna_kv_scan_range((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvScanRange);
+                }
+            });
+        }
+
+        /// <summary>
+        /// Every key in the range <c>[startKey, endKey)</c> in byte order, read in pages of
+        /// <paramref name="pageSize"/> as it is enumerated (each page is a separate read). Nothing is
+        /// read until enumeration starts.
+        /// </summary>
+        /// <example>
+        /// <code>
+        /// var e = client.ScanByRange("orders/2024-01", "orders/2024-02").GetAsyncEnumerator();
+        /// while (await e.MoveNextAsync()) Console.WriteLine(e.Current.Key);   // or: await foreach with a C# 8 compiler
+        /// </code>
+        /// </example>
+        public KahunaRangeScan ScanByRange(string startKey, string endKey, int pageSize = 1000, bool keysOnly = false,
+            KeyValueDurability durability = KeyValueDurability.Persistent)
+        {
+            if (pageSize < 0) throw new ArgumentOutOfRangeException(nameof(pageSize));
+            Interop.Tier(durability);
+            if (Volatile.Read(ref _disposed) != 0) throw new ObjectDisposedException(nameof(KahunaClient));
+            return new KahunaRangeScan(this, startKey ?? "", endKey ?? "", pageSize, keysOnly, durability);
+        }
+
+        // ---- rate limiting -----------------------------------------------------------------
+
+        /// <summary>
+        /// Takes <paramref name="cost"/> units from the rate limiter <paramref name="name"/>, counting by
+        /// <paramref name="policy"/>, if it has them: one round trip decides, atomically across every
+        /// client of the cluster. A refusal is <c>IsAllowed == false</c> with
+        /// <see cref="KahunaRateLimitResult.RetryAfter"/>, not an exception. A persistent limiter is
+        /// replicated (its count survives a failover, and a retried check is counted once); an
+        /// ephemeral one lives in the leader's memory (faster; it starts afresh after a leader change).
+        /// A limiter checked with another policy than before starts afresh under the new one.
+        /// </summary>
+        /// <param name="name">The limiter's name (UTF-8, 1 to 1,024 bytes).</param>
+        /// <param name="policy">How the limiter counts.</param>
+        /// <param name="cost">Units this request takes (0 counts as 1); at most the policy's limit.</param>
+        /// <param name="durability">Persistent (replicated) or ephemeral (leader memory).</param>
+        /// <param name="cancellationToken">Cancels the call.</param>
+        /// <exception cref="KahunaException"><see cref="KahunaErrorCode.InvalidArgument"/> for an empty or
+        /// too long name, a zero limit, window or refill rate, or a cost above the limit.</exception>
+        public unsafe Task<KahunaRateLimitResult> CheckRateLimit(string name, KahunaRatePolicy policy, long cost = 1,
+            RateLimitDurability durability = RateLimitDurability.Persistent, CancellationToken cancellationToken = default)
+        {
+            byte[] n = Interop.Utf8(name, nameof(name));
+            if (policy == null) throw new ArgumentNullException(nameof(policy));
+            if (cost < 0) throw new ArgumentOutOfRangeException(nameof(cost), "must not be negative");
+            int tier = Interop.Tier(durability);
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return new KahunaRateLimitResult(res->succeeded != 0, (long)Math.Min(res->remaining, (ulong)long.MaxValue),
+                    TimeSpan.FromMilliseconds(res->retry_after_ms), (long)res->revision);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                using (var pins = new Pins())
+                {
+                    var req = new KahunaRateCheckRequest();
+                    req.name = pins.Bytes(n);
+                    req.policy = policy.NativeKind;
+                    req.limit = (ulong)policy.Limit;
+                    req.window_ms = (ulong)policy.WindowMs;
+                    req.refill_per_second = (ulong)policy.RefillPerSecond;
+                    req.cost = (ulong)cost;
+                    req.durability = tier;
+                    NativeMethods.kahuna_rate_check((Native.KahunaClient*)h, &req, cancel, ud, Interop.RateCheck);
+                }
+            });
         }
 
         // ---- watches ---------------------------------------------------------------------

@@ -43,6 +43,21 @@ namespace Kahuna.Client.Native
         /// </summary>
         internal const int KAHUNA_SET_IF_REVISION = 4;
         /// <summary>
+        ///  `policy` of a [`KahunaRateCheckRequest`]: at most `limit` units per window of
+        ///  `window_ms`, windows aligned to cluster time.
+        /// </summary>
+        internal const int KAHUNA_RATE_FIXED_WINDOW = 0;
+        /// <summary>
+        ///  `policy` of a [`KahunaRateCheckRequest`]: at most `limit` units in any `window_ms`,
+        ///  estimated from the current and the previous fixed window.
+        /// </summary>
+        internal const int KAHUNA_RATE_SLIDING_WINDOW = 1;
+        /// <summary>
+        ///  `policy` of a [`KahunaRateCheckRequest`]: a bucket of `limit` tokens refilled at
+        ///  `refill_per_second`.
+        /// </summary>
+        internal const int KAHUNA_RATE_TOKEN_BUCKET = 2;
+        /// <summary>
         ///  `kind` of a [`KahunaKeyEvent`]: the key was written.
         /// </summary>
         internal const int KAHUNA_EVENT_PUT = 0;
@@ -181,6 +196,9 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_kv_delete_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_kv_delete_many_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_exists_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -190,13 +208,22 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_kv_get_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_kv_get_many_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_history_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_scan_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_kv_scan_range_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_kv_set_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_kv_set_many_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_lock_acquire_callback_delegate(ulong user_data, int status, KahunaResult* result);
@@ -221,6 +248,9 @@ namespace Kahuna.Client.Native
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_observer_next_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_rate_check_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_sequence_next_callback_delegate(ulong user_data, int status, KahunaResult* result);
@@ -524,6 +554,46 @@ namespace Kahuna.Client.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_observer_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_observer_free(KahunaObserver* observer_handle);
+
+        /// <summary>
+        ///  Reads keys at one revision (1 to 1,000 keys; more, or none, fail with
+        ///  `KAHUNA_STATUS_INVALID_ARGUMENT`). Result: `kvs` (the keys that exist, in the order
+        ///  asked: missing keys are left out), `revision` (the one every key was read at).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_kv_get_many", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_kv_get_many(KahunaClient* client_handle, KahunaGetManyRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_get_many_callback_delegate callback);
+
+        /// <summary>
+        ///  Writes every item atomically, at one revision (persistent keys; at most 128 items
+        ///  and 2 MiB in all). Result: `revision`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_kv_set_many", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_kv_set_many(KahunaClient* client_handle, KahunaSetManyRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_set_many_callback_delegate callback);
+
+        /// <summary>
+        ///  Deletes keys atomically, at one revision (persistent keys; at most 128). Result:
+        ///  `count` (how many of them existed).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_kv_delete_many", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_kv_delete_many(KahunaClient* client_handle, KahunaDeleteManyRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_delete_many_callback_delegate callback);
+
+        /// <summary>
+        ///  One page of the keys in `[start, end)` (an empty `end`: to the last key), in byte
+        ///  order. Result: `kvs`, `next_page_token` (empty on the last page), `revision`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_kv_scan_range", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_kv_scan_range(KahunaClient* client_handle, KahunaScanRangeRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_scan_range_callback_delegate callback);
+
+        /// <summary>
+        ///  Takes `cost` units (0 counts as 1) from limiter `name` if it has them. A persistent
+        ///  limiter is replicated and counts a retried check once; an ephemeral one lives in the
+        ///  leader's memory and starts afresh after a leader change. Result: `succeeded`
+        ///  (allowed), `remaining`, `retry_after_ms` (when not allowed), `revision`. Bad input
+        ///  (an empty or too long name, a zero limit or window, a cost above the limit) fails
+        ///  with `KAHUNA_STATUS_INVALID_ARGUMENT`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_rate_check", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_rate_check(KahunaClient* client_handle, KahunaRateCheckRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_rate_check_callback_delegate callback);
 
 
     }
@@ -913,6 +983,114 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
+    ///  `kahuna_rate_check`: take `cost` units from limiter `name`, counting by `policy`.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaRateCheckRequest
+    {
+        /// <summary>
+        ///  UTF-8, 1 to 1,024 bytes.
+        /// </summary>
+        public KahunaBytes name;
+        /// <summary>
+        ///  `KAHUNA_RATE_FIXED_WINDOW`, `KAHUNA_RATE_SLIDING_WINDOW` or `KAHUNA_RATE_TOKEN_BUCKET`.
+        /// </summary>
+        public int policy;
+        /// <summary>
+        ///  Units per window (windows) or the bucket's capacity (token bucket).
+        /// </summary>
+        public ulong limit;
+        /// <summary>
+        ///  Window length in milliseconds (windows; at least 1).
+        /// </summary>
+        public ulong window_ms;
+        /// <summary>
+        ///  Tokens added per second (token bucket; at least 1).
+        /// </summary>
+        public ulong refill_per_second;
+        /// <summary>
+        ///  Units this request takes; 0 means 1. At most `limit`.
+        /// </summary>
+        public ulong cost;
+        /// <summary>
+        ///  `KAHUNA_DURABILITY_*`: a persistent (replicated, exactly once across retries) or
+        ///  ephemeral (leader memory) limiter.
+        /// </summary>
+        public int durability;
+    }
+
+    /// <summary>
+    ///  `kahuna_kv_get_many`: read `keys` (1 to 1,000) at one revision.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaGetManyRequest
+    {
+        public KahunaBytes* keys;
+        public System.UIntPtr keys_len;
+        public int durability;
+        public int consistency;
+    }
+
+    /// <summary>
+    ///  One key and its value, for `kahuna_kv_set_many`.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaKeyValuePair
+    {
+        public KahunaBytes key;
+        public KahunaBytes value;
+    }
+
+    /// <summary>
+    ///  `kahuna_kv_set_many`: write every item atomically, at one revision (persistent keys,
+    ///  at most 128).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaSetManyRequest
+    {
+        public KahunaKeyValuePair* items;
+        public System.UIntPtr items_len;
+    }
+
+    /// <summary>
+    ///  `kahuna_kv_delete_many`: delete `keys` atomically, at one revision (persistent keys,
+    ///  at most 128).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaDeleteManyRequest
+    {
+        public KahunaBytes* keys;
+        public System.UIntPtr keys_len;
+    }
+
+    /// <summary>
+    ///  `kahuna_kv_scan_range`: one page of the keys in `[start, end)`, in byte order.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaScanRangeRequest
+    {
+        /// <summary>
+        ///  First key of the range (empty: the first key).
+        /// </summary>
+        public KahunaBytes start;
+        /// <summary>
+        ///  End of the range, excluded (empty: to the last key).
+        /// </summary>
+        public KahunaBytes end;
+        /// <summary>
+        ///  Page size; 0 = the server's default.
+        /// </summary>
+        public uint limit;
+        /// <summary>
+        ///  Empty for the first page, else `next_page_token` of the previous one.
+        /// </summary>
+        public KahunaBytes page_token;
+        public byte keys_only;
+        public int durability;
+        public int consistency;
+    }
+
+    /// <summary>
     ///  One change of a key's history.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -1058,7 +1236,7 @@ namespace Kahuna.Client.Native
         /// <summary>
         ///  Compare/condition outcome (set, delete, extend, txn), `deleted` for delete,
         ///  `exists` for exists, `replayed` for sequences, `acquired` for locks, `extended`
-        ///  for lock extend, `released` for release.
+        ///  for lock extend, `released` for release, `allowed` for rate checks.
         /// </summary>
         public byte succeeded;
         /// <summary>
@@ -1075,7 +1253,8 @@ namespace Kahuna.Client.Native
         /// </summary>
         public KahunaKeyValue kv;
         /// <summary>
-        ///  Scan: the page; txn: one entry per operation of the branch that ran.
+        ///  Scan: the page; txn: one entry per operation of the branch that ran; get many:
+        ///  the keys that exist, in the order asked.
         /// </summary>
         public KahunaKeyValue* kvs;
         public System.UIntPtr kvs_len;
@@ -1084,7 +1263,8 @@ namespace Kahuna.Client.Native
         /// </summary>
         public KahunaBytes next_page_token;
         /// <summary>
-        ///  Sequences: the range `[first, first + count)`.
+        ///  Sequences: the range `[first, first + count)`. Delete many: `count` is how many
+        ///  of the keys existed.
         /// </summary>
         public ulong first;
         public ulong count;
@@ -1121,6 +1301,14 @@ namespace Kahuna.Client.Native
         ///  Election observe: a new observer handle owned by the callee (null on failure).
         /// </summary>
         public void* observer;
+        /// <summary>
+        ///  Rate check: units left now.
+        /// </summary>
+        public ulong remaining;
+        /// <summary>
+        ///  Rate check, when not allowed: how long until the same check would be.
+        /// </summary>
+        public ulong retry_after_ms;
     }
 
     /// <summary>

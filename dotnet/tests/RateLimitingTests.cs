@@ -1,5 +1,6 @@
 // NUnit 2.6 tests of Kahuna.Client.RateLimiting against the 3-node cluster: 16 concurrent
-// callers, and the limit holds exactly. Time moves by a test clock where windows matter.
+// callers, and the limit holds exactly. The rate limiters are the server's (cluster time);
+// the concurrency limiter's time moves by a test clock where it matters.
 using System;
 using System.Collections.Generic;
 using System.Linq;
@@ -46,76 +47,178 @@ namespace Kahuna.Client.Tests
             return (await Task.WhenAll(callers)).Sum();
         }
 
-        [Test]
-        public async Task FixedWindowGrantsExactlyTheLimitPerWindow()
+        private static void AssertInvalid(Func<Task> call, string what)
         {
-            var now = DateTimeOffset.UtcNow;
-            var limiter = new KahunaFixedWindowRateLimiter(_client, Cluster.Unique("fixed"), 10, TimeSpan.FromMinutes(1));
-            limiter.Clock = () => now;
-            Assert.AreEqual(10, await Race(3, async () => (await limiter.TryAcquire("api")).IsAllowed));
-            var refused = await limiter.TryAcquire("api");
-            Assert.IsFalse(refused.IsAllowed);
-            Assert.AreEqual(0, refused.Remaining);
-            Assert.That(refused.RetryAfter, Is.InRange(TimeSpan.FromSeconds(59), TimeSpan.FromSeconds(60)));
-            Assert.IsTrue((await limiter.TryAcquire("other")).IsAllowed, "partitions are independent");
-
-            now = now.AddSeconds(30);
-            Assert.AreEqual(0, await Race(1, async () => (await limiter.TryAcquire("api")).IsAllowed), "same window");
-            now = now.AddSeconds(31);
-            Assert.AreEqual(10, await Race(2, async () => (await limiter.TryAcquire("api")).IsAllowed), "next window");
-
-            now = now.AddMinutes(2);
-            var big = await limiter.TryAcquire("api", 7);
-            Assert.IsTrue(big.IsAllowed);
-            Assert.AreEqual(3, big.Remaining);
-            Assert.IsFalse((await limiter.TryAcquire("api", 4)).IsAllowed);
-            Assert.IsTrue((await limiter.TryAcquire("api", 3)).IsAllowed);
-            Assert.Throws<ArgumentOutOfRangeException>(() => limiter.TryAcquire("api", 11).GetAwaiter().GetResult());
+            var e = Assert.Throws<KahunaException>(() => call().GetAwaiter().GetResult(), what);
+            Assert.AreEqual(KahunaErrorCode.InvalidArgument, e.Code, what + ": " + e.Message);
         }
 
         [Test]
-        public async Task FixedWindowOnTheRealClock()
+        public async Task FixedWindowGrantsExactlyTheLimitPerWindow()
+        {
+            // Windows are aligned to the cluster's clock; an hour-long one is not crossed during the test.
+            string name = Cluster.Unique("fixed");
+            var limiter = new KahunaFixedWindowRateLimiter(_client, name, 10, TimeSpan.FromHours(1));
+            var second = Cluster.Client();
+            try
+            {
+                var other = new KahunaFixedWindowRateLimiter(second, name, 10, TimeSpan.FromHours(1));
+                int allowed = await Race(3, async () => (await (Interlocked.Increment(ref _flip) % 2 == 0 ? limiter.TryAcquire("api")
+                    : other.TryAcquire("api"))).IsAllowed);
+                Assert.AreEqual(10, allowed, "16 callers on two clients, 3 tries each: exactly the limit");
+            }
+            finally
+            {
+                second.Dispose();
+            }
+            var refused = await limiter.TryAcquire("api");
+            Assert.IsFalse(refused.IsAllowed);
+            Assert.AreEqual(0, refused.Remaining);
+            Assert.That(refused.RetryAfter, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(TimeSpan.FromHours(1)));
+            Assert.IsTrue((await limiter.TryAcquire("other")).IsAllowed, "partitions are independent");
+
+            var big = await limiter.TryAcquire("big", 7);
+            Assert.IsTrue(big.IsAllowed);
+            Assert.AreEqual(3, big.Remaining);
+            Assert.Greater(big.Revision, 0, "a persistent decision has a revision");
+            Assert.IsFalse((await limiter.TryAcquire("big", 4)).IsAllowed);
+            var last = await limiter.TryAcquire("big", 3);
+            Assert.IsTrue(last.IsAllowed);
+            Assert.AreEqual(0, last.Remaining);
+            Assert.Throws<ArgumentOutOfRangeException>(() => limiter.TryAcquire("api", 11).GetAwaiter().GetResult());
+        }
+
+        private int _flip;
+
+        [Test]
+        public async Task FixedWindowOpensAgainAfterRetryAfter()
         {
             var limiter = new KahunaFixedWindowRateLimiter(_client, Cluster.Unique("fixed-real"), 5, TimeSpan.FromSeconds(2));
-            Assert.AreEqual(5, await Race(2, async () => (await limiter.TryAcquire()).IsAllowed));
-            await Task.Delay(2100);
-            Assert.AreEqual(5, await Race(1, async () => (await limiter.TryAcquire()).IsAllowed));
+            KahunaRateLimitResult r;
+            int allowed = 0;
+            while ((r = await limiter.TryAcquire()).IsAllowed) allowed++;
+            Assert.That(allowed, Is.InRange(1, 10), "at most two windows' worth before a refusal");
+            Assert.That(r.RetryAfter, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(TimeSpan.FromSeconds(2)));
+            await Task.Delay(r.RetryAfter + TimeSpan.FromMilliseconds(50));
+            Assert.IsTrue((await limiter.TryAcquire()).IsAllowed, "the next window");
         }
 
         [Test]
         public async Task SlidingWindowGrantsExactlyTheLimitInAnyWindow()
         {
-            var now = DateTimeOffset.UtcNow;
-            var limiter = new KahunaSlidingWindowRateLimiter(_client, Cluster.Unique("sliding"), 8, TimeSpan.FromSeconds(10));
-            limiter.Clock = () => now;
-            // 16 callers at t=0 asking for 1 each, 3 times: exactly 8.
-            var t0 = now;
-            int first = await Race(3, async () => (await limiter.TryAcquire("q")).IsAllowed);
-            Assert.AreEqual(8, first);
-            now = t0.AddSeconds(6);
-            Assert.AreEqual(0, await Race(1, async () => (await limiter.TryAcquire("q")).IsAllowed), "still inside the window");
+            var limiter = new KahunaSlidingWindowRateLimiter(_client, Cluster.Unique("sliding"), 8, TimeSpan.FromMinutes(10));
+            Assert.AreEqual(8, await Race(3, async () => (await limiter.TryAcquire("q")).IsAllowed));
             var refused = await limiter.TryAcquire("q");
-            Assert.That(refused.RetryAfter, Is.InRange(TimeSpan.FromSeconds(3.9), TimeSpan.FromSeconds(4.1)));
-            now = t0.AddSeconds(10.001);
-            Assert.AreEqual(8, await Race(2, async () => (await limiter.TryAcquire("q")).IsAllowed), "the first 8 left the window");
-            now = t0.AddSeconds(15);
-            Assert.AreEqual(0, await Race(1, async () => (await limiter.TryAcquire("q")).IsAllowed), "the last 8 are 5 s old");
+            Assert.IsFalse(refused.IsAllowed);
+            Assert.AreEqual(0, refused.Remaining);
+            Assert.That(refused.RetryAfter, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(TimeSpan.FromMinutes(10)));
+
+            var other = await limiter.TryAcquire("r", 5);
+            Assert.IsTrue(other.IsAllowed);
+            Assert.AreEqual(3, other.Remaining);
+            Assert.IsFalse((await limiter.TryAcquire("r", 4)).IsAllowed);
         }
 
         [Test]
-        public async Task TokenBucketGrantsExactlyItsTokens()
+        public async Task TokenBucketGrantsItsTokensThenRefills()
         {
-            var now = DateTimeOffset.UtcNow;
-            var limiter = new KahunaTokenBucketRateLimiter(_client, Cluster.Unique("bucket"), 10, 2, TimeSpan.FromSeconds(1));
-            limiter.Clock = () => now;
-            Assert.AreEqual(10, await Race(3, async () => (await limiter.TryAcquire("b")).IsAllowed), "a full bucket");
-            var refused = await limiter.TryAcquire("b");
+            var limiter = new KahunaTokenBucketRateLimiter(_client, Cluster.Unique("bucket"), 10, 1, TimeSpan.FromSeconds(1));
+            Assert.AreEqual(1, limiter.RefillPerSecond);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int allowed = await Race(3, async () => (await limiter.TryAcquire("b")).IsAllowed);
+            // A full bucket, plus whatever refilled (1 a second) while the callers raced.
+            Assert.That(allowed, Is.InRange(10, 10 + (int)Math.Ceiling(clock.Elapsed.TotalSeconds)));
+            KahunaRateLimitResult refused;
+            while ((refused = await limiter.TryAcquire("b")).IsAllowed) { }
+            Assert.AreEqual(0, refused.Remaining);
+            Assert.That(refused.RetryAfter, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(TimeSpan.FromSeconds(1)));
+            await Task.Delay(refused.RetryAfter + TimeSpan.FromMilliseconds(50));
+            Assert.IsTrue((await limiter.TryAcquire("b")).IsAllowed, "a token refilled");
+            Assert.Throws<ArgumentOutOfRangeException>(() => limiter.TryAcquire("b", 11).GetAwaiter().GetResult());
+
+            // Never above capacity: 3 tokens at 50 a second, after a second's rest.
+            var small = new KahunaTokenBucketRateLimiter(_client, Cluster.Unique("bucket-small"), 3, 50, TimeSpan.FromSeconds(1));
+            Assert.IsTrue((await small.TryAcquire("s", 3)).IsAllowed);
+            await Task.Delay(1000);
+            var full = await small.TryAcquire("s");
+            Assert.IsTrue(full.IsAllowed);
+            Assert.That(full.Remaining, Is.LessThanOrEqualTo(2), "the bucket holds at most its capacity");
+        }
+
+        [Test]
+        public void TokenBucketRefillMustBeWholeTokensPerSecond()
+        {
+            Assert.AreEqual(20, new KahunaTokenBucketRateLimiter(_client, "b", 10, 10, TimeSpan.FromMilliseconds(500)).RefillPerSecond);
+            Assert.AreEqual(1, new KahunaTokenBucketRateLimiter(_client, "b", 10, 60, TimeSpan.FromMinutes(1)).RefillPerSecond);
+            var e = Assert.Throws<ArgumentOutOfRangeException>(
+                () => new KahunaTokenBucketRateLimiter(_client, "b", 10, 1, TimeSpan.FromSeconds(3)));
+            StringAssert.Contains("whole number of tokens per second", e.Message);
+            StringAssert.Contains("0.333333 per second", e.Message);
+            Assert.Throws<ArgumentOutOfRangeException>(() => new KahunaTokenBucketRateLimiter(_client, "b", 10, 3, TimeSpan.FromSeconds(2)));
+            Assert.Throws<ArgumentOutOfRangeException>(() => new KahunaTokenBucketRateLimiter(_client, "b", 10, 1, TimeSpan.Zero));
+        }
+
+        [Test]
+        public async Task EphemeralLimitersAreTheirOwnTier()
+        {
+            string name = Cluster.Unique("ephemeral");
+            var fast = new KahunaFixedWindowRateLimiter(_client, name, 5, TimeSpan.FromHours(1), RateLimitDurability.Ephemeral);
+            Assert.AreEqual(RateLimitDurability.Ephemeral, fast.Durability);
+            Assert.AreEqual(5, await Race(2, async () => (await fast.TryAcquire("e")).IsAllowed), "the limit holds in the leader's memory");
+            var refused = await fast.TryAcquire("e");
             Assert.IsFalse(refused.IsAllowed);
-            Assert.That(refused.RetryAfter, Is.InRange(TimeSpan.FromMilliseconds(400), TimeSpan.FromMilliseconds(500)));
-            now = now.AddSeconds(1);
-            Assert.AreEqual(2, await Race(2, async () => (await limiter.TryAcquire("b")).IsAllowed), "one second refills 2");
-            now = now.AddHours(1);
-            Assert.AreEqual(10, await Race(2, async () => (await limiter.TryAcquire("b")).IsAllowed), "never above capacity");
+            Assert.That(refused.RetryAfter, Is.GreaterThan(TimeSpan.Zero));
+
+            var persistent = new KahunaFixedWindowRateLimiter(_client, name, 5, TimeSpan.FromHours(1));
+            Assert.IsTrue((await persistent.TryAcquire("e")).IsAllowed, "the same name on the persistent tier is another limiter");
+
+            var bucket = new KahunaTokenBucketRateLimiter(_client, name, 4, 1, TimeSpan.FromSeconds(1), RateLimitDurability.Ephemeral);
+            var d = await _client.CheckRateLimit(name + "/direct", KahunaRatePolicy.SlidingWindow(3, TimeSpan.FromMinutes(5)), 3,
+                RateLimitDurability.Ephemeral);
+            Assert.IsTrue(d.IsAllowed);
+            Assert.AreEqual(0, d.Remaining);
+            Assert.IsFalse((await _client.CheckRateLimit(name + "/direct", KahunaRatePolicy.SlidingWindow(3, TimeSpan.FromMinutes(5)),
+                1, RateLimitDurability.Ephemeral)).IsAllowed);
+            Assert.IsTrue((await bucket.TryAcquire("x", 4)).IsAllowed);
+        }
+
+        [Test]
+        public async Task CheckRateLimitDecidesInOneCall()
+        {
+            string name = Cluster.Unique("direct");
+            var policy = KahunaRatePolicy.FixedWindow(3, TimeSpan.FromHours(1));
+            Assert.AreEqual(3, policy.Limit);
+            Assert.AreEqual(TimeSpan.FromHours(1), policy.Window);
+            var first = await _client.CheckRateLimit(name, policy, 2);
+            Assert.IsTrue(first.IsAllowed);
+            Assert.AreEqual(1, first.Remaining);
+            Assert.AreEqual(TimeSpan.Zero, first.RetryAfter);
+            var second = await _client.CheckRateLimit(name, policy, 2);
+            Assert.IsFalse(second.IsAllowed);
+            Assert.AreEqual(1, second.Remaining);
+            Assert.That(second.RetryAfter, Is.GreaterThan(TimeSpan.Zero));
+            Assert.IsTrue((await _client.CheckRateLimit(name, policy)).IsAllowed, "cost 1 fits");
+        }
+
+        [Test]
+        public void BadRateLimitInputIsATypedError()
+        {
+            string name = Cluster.Unique("bad");
+            AssertInvalid(() => _client.CheckRateLimit(name, KahunaRatePolicy.FixedWindow(10, TimeSpan.Zero)), "a zero window");
+            AssertInvalid(() => _client.CheckRateLimit(name, KahunaRatePolicy.SlidingWindow(10, TimeSpan.Zero)), "a zero sliding window");
+            AssertInvalid(() => _client.CheckRateLimit(name, KahunaRatePolicy.FixedWindow(0, TimeSpan.FromSeconds(1))), "a zero limit");
+            AssertInvalid(() => _client.CheckRateLimit(name, KahunaRatePolicy.TokenBucket(10, 0)), "no refill");
+            AssertInvalid(() => _client.CheckRateLimit(new string('n', 1025), KahunaRatePolicy.TokenBucket(10, 1)), "a name too long");
+            AssertInvalid(() => _client.CheckRateLimit("", KahunaRatePolicy.TokenBucket(10, 1)), "an empty name");
+            AssertInvalid(() => _client.CheckRateLimit(name, KahunaRatePolicy.TokenBucket(10, 1), 11), "a cost above the capacity");
+            AssertInvalid(() => _client.CheckRateLimit(new string('n', 1025), KahunaRatePolicy.TokenBucket(10, 1), 1,
+                RateLimitDurability.Ephemeral), "a name too long, ephemeral");
+            Assert.Throws<ArgumentOutOfRangeException>(() => KahunaRatePolicy.FixedWindow(10, TimeSpan.FromTicks(15000)));
+            Assert.Throws<ArgumentOutOfRangeException>(() => KahunaRatePolicy.TokenBucket(-1, 1));
+            Assert.Throws<ArgumentOutOfRangeException>(
+                () => new KahunaFixedWindowRateLimiter(_client, name, 10, TimeSpan.Zero));
+            var tooLong = new KahunaSlidingWindowRateLimiter(_client, new string('n', 1100), 10, TimeSpan.FromSeconds(1));
+            AssertInvalid(() => tooLong.TryAcquire("p"), "a limiter name too long");
         }
 
         [Test]

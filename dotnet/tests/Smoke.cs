@@ -64,7 +64,7 @@ public static class Smoke
             Check("unlock by owner", await client.Unlock(key + "/owned", "smoke-owner"));
             owned.Dispose();
             Check("peek sequence", await client.PeekSequence(key) == r.End + 1);
-            var limiter = new Kahuna.Client.RateLimiting.KahunaFixedWindowRateLimiter(client, key, 3, TimeSpan.FromMinutes(1));
+            var limiter = new Kahuna.Client.RateLimiting.KahunaFixedWindowRateLimiter(client, key, 3, TimeSpan.FromHours(1));
             var decisions = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => limiter.TryAcquire()));
             Check("rate limiter", decisions.Count(d => d.IsAllowed) == 3);
             var cts = new CancellationTokenSource();

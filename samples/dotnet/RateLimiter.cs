@@ -1,6 +1,7 @@
 // Rate limiting: at most `limit` requests per user per minute, shared by every process using
 // the same cluster, with the package's limiters (Kahuna.Client.RateLimiting). Each decision
-// is one compare-and-set, so two processes never both take the last permit.
+// is one round trip to the cluster's own limiter, decided atomically, so two processes never
+// both take the last permit.
 using System;
 using System.Threading;
 using System.Threading.Tasks;

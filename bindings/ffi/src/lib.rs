@@ -5,7 +5,8 @@
 //!
 //! - Opaque handles with `_new` / `_free` pairs: [`KahunaClient`], [`KahunaLock`],
 //!   [`KahunaWatch`], [`KahunaObserver`], [`KahunaCancel`] (a leadership is a
-//!   [`KahunaLock`]: see `election.rs`). Names are `kahuna_<object>_<verb>`.
+//!   [`KahunaLock`]: see `election.rs`). Names are `kahuna_<object>_<verb>`. Batches and
+//!   ranges are in `batch.rs`, rate limiters in `ratelimit.rs`.
 //! - Asynchronous calls take `(handle, request, cancel, user_data, callback)`. They
 //!   return at once; `callback(user_data, status, result)` is called **exactly once**,
 //!   from a thread of the library's tokio runtime, with status 0 or a `KAHUNA_STATUS_*`
@@ -22,7 +23,9 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+mod batch;
 mod election;
+mod ratelimit;
 mod types;
 mod watch;
 
@@ -44,7 +47,9 @@ use kahuna_client::{
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
 
+pub use batch::*;
 pub use election::*;
+pub use ratelimit::*;
 pub use types::*;
 pub use watch::*;
 
@@ -141,6 +146,8 @@ struct Answer {
     observer: Option<Box<KahunaObserver>>,
     /// Election leader, observer next: shown in `lock_info`.
     leader: Option<Leader>,
+    remaining: u64,
+    retry_after_ms: u64,
 }
 
 type Outcome = Result<Answer, FfiError>;
@@ -265,6 +272,8 @@ fn empty_result() -> KahunaResult {
         cluster: NO_CLUSTER,
         watch: ptr::null_mut(),
         observer: ptr::null_mut(),
+        remaining: 0,
+        retry_after_ms: 0,
     }
 }
 
@@ -328,6 +337,8 @@ fn deliver(callback: KahunaCallback, user_data: u64, outcome: Outcome) {
             };
             r.events_len = events.len();
             r.retained_from_revision = a.retained_from_revision;
+            r.remaining = a.remaining;
+            r.retry_after_ms = a.retry_after_ms;
             if let Some(c) = &a.cluster {
                 r.cluster = KahunaClusterStatus {
                     present: 1,

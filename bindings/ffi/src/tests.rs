@@ -580,6 +580,177 @@ fn core_errors_map_to_their_status() {
     }
 }
 
+/// One call to make, given its user_data.
+type Call<'a> = Box<dyn Fn(u64) + 'a>;
+
+fn rate_request(name: &[u8], policy: i32, window_ms: u64, durability: i32) -> KahunaRateCheckRequest {
+    KahunaRateCheckRequest {
+        name: bytes(name),
+        policy,
+        limit: 10,
+        window_ms,
+        refill_per_second: 5,
+        cost: 1,
+        durability,
+    }
+}
+
+/// Completes `call` and returns its one completion.
+fn once(call: impl FnOnce(u64)) -> (i32, String) {
+    let ud = id();
+    call(ud);
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    seen[0].clone()
+}
+
+/// Rate checks complete exactly once: bad input (null request or handle, bad UTF-8,
+/// an unknown policy or tier, a zero window) is `INVALID_ARGUMENT` before any I/O;
+/// an unreachable cluster is an error, never a panic; a free meanwhile is `CLOSED`.
+#[test]
+fn rate_check_completes_once() {
+    let c = new_client("127.0.0.1:1");
+    let bad = [0xffu8];
+    let refused = [
+        ("bad UTF-8", rate_request(&bad, KAHUNA_RATE_FIXED_WINDOW, 1000, 0)),
+        ("an unknown policy", rate_request(b"api", 9, 1000, 0)),
+        (
+            "an unknown tier",
+            rate_request(b"api", KAHUNA_RATE_SLIDING_WINDOW, 1000, 5),
+        ),
+        ("a zero window", rate_request(b"api", KAHUNA_RATE_FIXED_WINDOW, 0, 0)),
+        (
+            "a zero sliding window",
+            rate_request(b"api", KAHUNA_RATE_SLIDING_WINDOW, 0, 1),
+        ),
+    ];
+    for (what, req) in refused {
+        let (status, message) = once(|ud| unsafe { kahuna_rate_check(c, &req, ptr::null(), ud, Some(record)) });
+        assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {message}");
+    }
+    let (status, _) = once(|ud| unsafe { kahuna_rate_check(c, ptr::null(), ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let req = rate_request(b"api", KAHUNA_RATE_TOKEN_BUCKET, 0, 0);
+    let (status, _) = once(|ud| unsafe { kahuna_rate_check(ptr::null(), &req, ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    for tier in [KAHUNA_DURABILITY_PERSISTENT, KAHUNA_DURABILITY_EPHEMERAL] {
+        let req = rate_request(b"api", KAHUNA_RATE_TOKEN_BUCKET, 0, tier);
+        let (status, message) = once(|ud| unsafe { kahuna_rate_check(c, &req, ptr::null(), ud, Some(record)) });
+        assert_ne!(status, KAHUNA_STATUS_OK, "{message}");
+        assert_ne!(status, KAHUNA_STATUS_PANIC, "{message}");
+    }
+
+    let req = rate_request(b"api", KAHUNA_RATE_FIXED_WINDOW, 1000, 0);
+    let ud = id();
+    unsafe { kahuna_rate_check(c, &req, ptr::null(), ud, Some(record)) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { kahuna_client_free(c) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+}
+
+/// Batch and range calls complete exactly once: bad input is `INVALID_ARGUMENT`
+/// before any I/O, an unreachable cluster an error (never a panic).
+#[test]
+fn batch_calls_complete_once() {
+    let c = new_client("127.0.0.1:1");
+    let bad = [0xffu8];
+    let good_keys = [bytes(b"a"), bytes(b"b")];
+    let bad_keys = [bytes(b"a"), bytes(&bad)];
+    let get = |keys: &[KahunaBytes], len: usize, durability: i32| KahunaGetManyRequest {
+        keys: if keys.is_empty() { ptr::null() } else { keys.as_ptr() },
+        keys_len: len,
+        durability,
+        consistency: 0,
+    };
+    let refused = [
+        ("a bad key", get(&bad_keys, 2, 0)),
+        ("null keys with a length", get(&[], 3, 0)),
+        ("an unknown tier", get(&good_keys, 2, 4)),
+    ];
+    for (what, req) in refused {
+        let (status, message) = once(|ud| unsafe { kahuna_kv_get_many(c, &req, ptr::null(), ud, Some(record)) });
+        assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {message}");
+    }
+    let (status, _) = once(|ud| unsafe { kahuna_kv_get_many(c, ptr::null(), ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    let pairs = [KahunaKeyValuePair {
+        key: bytes(&bad),
+        value: bytes(b"v"),
+    }];
+    let set = KahunaSetManyRequest {
+        items: pairs.as_ptr(),
+        items_len: 1,
+    };
+    let (status, _) = once(|ud| unsafe { kahuna_kv_set_many(c, &set, ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let del = KahunaDeleteManyRequest {
+        keys: ptr::null(),
+        keys_len: 1,
+    };
+    let (status, _) = once(|ud| unsafe { kahuna_kv_delete_many(c, &del, ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let range = |start: &'static [u8], durability: i32| KahunaScanRangeRequest {
+        start: bytes(start),
+        end: bytes(b"z"),
+        limit: 0,
+        page_token: NO_BYTES,
+        keys_only: 0,
+        durability,
+        consistency: 0,
+    };
+    let (status, _) = once(|ud| unsafe { kahuna_kv_scan_range(c, &range(&[0xff], 0), ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let (status, _) = once(|ud| unsafe { kahuna_kv_scan_range(c, &range(b"a", 3), ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let (status, _) =
+        once(|ud| unsafe { kahuna_kv_scan_range(ptr::null(), &range(b"a", 0), ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+
+    // Nobody listens at 127.0.0.1:1: each call fails once, without a panic.
+    let pairs = [KahunaKeyValuePair {
+        key: bytes(b"k"),
+        value: bytes(b"v"),
+    }];
+    let set = KahunaSetManyRequest {
+        items: pairs.as_ptr(),
+        items_len: 1,
+    };
+    let del = KahunaDeleteManyRequest {
+        keys: good_keys.as_ptr(),
+        keys_len: 2,
+    };
+    let get_req = get(&good_keys, 2, 0);
+    let range_req = range(b"a", 0);
+    let calls: [(&str, Call); 4] = [
+        (
+            "get many",
+            Box::new(|ud| unsafe { kahuna_kv_get_many(c, &get_req, ptr::null(), ud, Some(record)) }),
+        ),
+        (
+            "set many",
+            Box::new(|ud| unsafe { kahuna_kv_set_many(c, &set, ptr::null(), ud, Some(record)) }),
+        ),
+        (
+            "delete many",
+            Box::new(|ud| unsafe { kahuna_kv_delete_many(c, &del, ptr::null(), ud, Some(record)) }),
+        ),
+        (
+            "scan range",
+            Box::new(|ud| unsafe { kahuna_kv_scan_range(c, &range_req, ptr::null(), ud, Some(record)) }),
+        ),
+    ];
+    for (what, call) in calls {
+        let (status, message) = once(call);
+        assert_ne!(status, KAHUNA_STATUS_OK, "{what}: {message}");
+        assert_ne!(status, KAHUNA_STATUS_PANIC, "{what}: {message}");
+    }
+    unsafe { kahuna_client_free(c) };
+}
+
 /// The checked-in C# declarations are what this build generated, and every exported
 /// function is declared in them.
 #[test]
@@ -601,6 +772,8 @@ fn generated_csharp_is_fresh() {
         include_str!("lib.rs"),
         include_str!("watch.rs"),
         include_str!("election.rs"),
+        include_str!("batch.rs"),
+        include_str!("ratelimit.rs"),
     ]
     .join("\n");
     let mut exports = 0;

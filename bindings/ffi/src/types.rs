@@ -26,6 +26,16 @@ pub const KAHUNA_SET_IF_VALUE: i32 = 3;
 /// `condition` of a set or delete: only when the mod revision equals `compare_revision`.
 pub const KAHUNA_SET_IF_REVISION: i32 = 4;
 
+/// `policy` of a [`KahunaRateCheckRequest`]: at most `limit` units per window of
+/// `window_ms`, windows aligned to cluster time.
+pub const KAHUNA_RATE_FIXED_WINDOW: i32 = 0;
+/// `policy` of a [`KahunaRateCheckRequest`]: at most `limit` units in any `window_ms`,
+/// estimated from the current and the previous fixed window.
+pub const KAHUNA_RATE_SLIDING_WINDOW: i32 = 1;
+/// `policy` of a [`KahunaRateCheckRequest`]: a bucket of `limit` tokens refilled at
+/// `refill_per_second`.
+pub const KAHUNA_RATE_TOKEN_BUCKET: i32 = 2;
+
 /// `kind` of a [`KahunaKeyEvent`]: the key was written.
 pub const KAHUNA_EVENT_PUT: i32 = 0;
 /// `kind` of a [`KahunaKeyEvent`]: the key was deleted.
@@ -305,6 +315,80 @@ pub struct KahunaElectionRequest {
     pub name: KahunaBytes,
 }
 
+/// `kahuna_rate_check`: take `cost` units from limiter `name`, counting by `policy`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaRateCheckRequest {
+    /// UTF-8, 1 to 1,024 bytes.
+    pub name: KahunaBytes,
+    /// `KAHUNA_RATE_FIXED_WINDOW`, `KAHUNA_RATE_SLIDING_WINDOW` or `KAHUNA_RATE_TOKEN_BUCKET`.
+    pub policy: i32,
+    /// Units per window (windows) or the bucket's capacity (token bucket).
+    pub limit: u64,
+    /// Window length in milliseconds (windows; at least 1).
+    pub window_ms: u64,
+    /// Tokens added per second (token bucket; at least 1).
+    pub refill_per_second: u64,
+    /// Units this request takes; 0 means 1. At most `limit`.
+    pub cost: u64,
+    /// `KAHUNA_DURABILITY_*`: a persistent (replicated, exactly once across retries) or
+    /// ephemeral (leader memory) limiter.
+    pub durability: i32,
+}
+
+/// `kahuna_kv_get_many`: read `keys` (1 to 1,000) at one revision.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaGetManyRequest {
+    pub keys: *const KahunaBytes,
+    pub keys_len: usize,
+    pub durability: i32,
+    pub consistency: i32,
+}
+
+/// One key and its value, for `kahuna_kv_set_many`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaKeyValuePair {
+    pub key: KahunaBytes,
+    pub value: KahunaBytes,
+}
+
+/// `kahuna_kv_set_many`: write every item atomically, at one revision (persistent keys,
+/// at most 128).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaSetManyRequest {
+    pub items: *const KahunaKeyValuePair,
+    pub items_len: usize,
+}
+
+/// `kahuna_kv_delete_many`: delete `keys` atomically, at one revision (persistent keys,
+/// at most 128).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaDeleteManyRequest {
+    pub keys: *const KahunaBytes,
+    pub keys_len: usize,
+}
+
+/// `kahuna_kv_scan_range`: one page of the keys in `[start, end)`, in byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaScanRangeRequest {
+    /// First key of the range (empty: the first key).
+    pub start: KahunaBytes,
+    /// End of the range, excluded (empty: to the last key).
+    pub end: KahunaBytes,
+    /// Page size; 0 = the server's default.
+    pub limit: u32,
+    /// Empty for the first page, else `next_page_token` of the previous one.
+    pub page_token: KahunaBytes,
+    pub keys_only: u8,
+    pub durability: i32,
+    pub consistency: i32,
+}
+
 /// One change of a key's history.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -408,7 +492,7 @@ pub struct KahunaResult {
     pub message: KahunaBytes,
     /// Compare/condition outcome (set, delete, extend, txn), `deleted` for delete,
     /// `exists` for exists, `replayed` for sequences, `acquired` for locks, `extended`
-    /// for lock extend, `released` for release.
+    /// for lock extend, `released` for release, `allowed` for rate checks.
     pub succeeded: u8,
     /// Delete: whether a key was deleted.
     pub deleted: u8,
@@ -417,12 +501,14 @@ pub struct KahunaResult {
     pub revision: u64,
     /// The key of a single-key call (get, set, delete, extend).
     pub kv: KahunaKeyValue,
-    /// Scan: the page; txn: one entry per operation of the branch that ran.
+    /// Scan: the page; txn: one entry per operation of the branch that ran; get many:
+    /// the keys that exist, in the order asked.
     pub kvs: *const KahunaKeyValue,
     pub kvs_len: usize,
     /// Scan: token of the next page (empty on the last page).
     pub next_page_token: KahunaBytes,
-    /// Sequences: the range `[first, first + count)`.
+    /// Sequences: the range `[first, first + count)`. Delete many: `count` is how many
+    /// of the keys existed.
     pub first: u64,
     pub count: u64,
     /// Lock acquire, election campaign: a new lock handle owned by the callee (null on
@@ -444,4 +530,8 @@ pub struct KahunaResult {
     pub watch: *mut c_void,
     /// Election observe: a new observer handle owned by the callee (null on failure).
     pub observer: *mut c_void,
+    /// Rate check: units left now.
+    pub remaining: u64,
+    /// Rate check, when not allowed: how long until the same check would be.
+    pub retry_after_ms: u64,
 }

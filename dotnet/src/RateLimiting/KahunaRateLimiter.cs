@@ -1,9 +1,9 @@
-// Rate limiters shared by every process that uses the same Kahuna cluster, built on
-// compare-and-set by revision (the server has no rate-limiting primitive yet). Each limiter
-// partition is one persistent key holding the limiter's state as text; a decision reads it,
-// computes the new state and writes it back only if nobody changed it meanwhile (a failed
-// compare returns the current state, so a retry costs one round trip). Because every grant
-// is one successful compare-and-set, the limit holds exactly however many callers race.
+// Rate limiters shared by every process that uses the same Kahuna cluster. The fixed window,
+// sliding window and token bucket limiters are the server's own (KahunaClient.CheckRateLimit):
+// one round trip decides, atomically across every client, in the cluster's time. Each
+// partition is one limiter on the server, named "ratelimit/{name}/{partition}". The
+// concurrency limiter keeps its leases in a persistent key, updated by compare-and-set by
+// revision (it moves to server semaphores later).
 using System;
 using System.Globalization;
 using System.Threading;
@@ -11,15 +11,93 @@ using System.Threading.Tasks;
 
 namespace Kahuna.Client.RateLimiting
 {
+    /// <summary>Where a rate limiter lives (numbered as <see cref="LockDurability"/>).</summary>
+    public enum RateLimitDurability
+    {
+        /// <summary>In the leader's memory: no log write (much faster); it starts afresh after a leader change.</summary>
+        Ephemeral = 0,
+        /// <summary>Replicated: the count survives a failover, and a retried check is counted once.</summary>
+        Persistent = 1,
+    }
+
+    /// <summary>How a server-side rate limiter counts (<see cref="KahunaClient.CheckRateLimit"/>).</summary>
+    public sealed class KahunaRatePolicy
+    {
+        private KahunaRatePolicy(int nativeKind, long limit, long windowMs, long refillPerSecond)
+        {
+            NativeKind = nativeKind;
+            Limit = limit;
+            WindowMs = windowMs;
+            RefillPerSecond = refillPerSecond;
+        }
+
+        internal int NativeKind { get; }
+        internal long WindowMs { get; }
+
+        /// <summary>Units per window, or the bucket's capacity.</summary>
+        public long Limit { get; }
+
+        /// <summary>The window's length (zero for a token bucket).</summary>
+        public TimeSpan Window => TimeSpan.FromMilliseconds(WindowMs);
+
+        /// <summary>Tokens added per second (zero for the windows).</summary>
+        public long RefillPerSecond { get; }
+
+        /// <summary>At most <paramref name="limit"/> units per <paramref name="window"/> (whole milliseconds, at
+        /// most a day), windows aligned to the cluster's clock.</summary>
+        public static KahunaRatePolicy FixedWindow(long limit, TimeSpan window)
+        {
+            return new KahunaRatePolicy(Native.NativeMethods.KAHUNA_RATE_FIXED_WINDOW, NotNegative(limit, nameof(limit)),
+                Millis(window), 0);
+        }
+
+        /// <summary>At most <paramref name="limit"/> units in any <paramref name="window"/> (whole milliseconds, at
+        /// most a day), estimated from the current and the previous fixed window.</summary>
+        public static KahunaRatePolicy SlidingWindow(long limit, TimeSpan window)
+        {
+            return new KahunaRatePolicy(Native.NativeMethods.KAHUNA_RATE_SLIDING_WINDOW, NotNegative(limit, nameof(limit)),
+                Millis(window), 0);
+        }
+
+        /// <summary>A bucket of <paramref name="capacity"/> tokens, starting full, refilled at
+        /// <paramref name="refillPerSecond"/> tokens per second.</summary>
+        public static KahunaRatePolicy TokenBucket(long capacity, long refillPerSecond)
+        {
+            return new KahunaRatePolicy(Native.NativeMethods.KAHUNA_RATE_TOKEN_BUCKET, NotNegative(capacity, nameof(capacity)),
+                0, NotNegative(refillPerSecond, nameof(refillPerSecond)));
+        }
+
+        private static long NotNegative(long n, string name)
+        {
+            if (n < 0) throw new ArgumentOutOfRangeException(name, "must not be negative");
+            return n;
+        }
+
+        private static long Millis(TimeSpan window)
+        {
+            if (window < TimeSpan.Zero || window.Ticks % TimeSpan.TicksPerMillisecond != 0)
+                throw new ArgumentOutOfRangeException(nameof(window), window, "a rate window is whole milliseconds");
+            return window.Ticks / TimeSpan.TicksPerMillisecond;
+        }
+    }
+
     /// <summary>The answer of a rate limiter.</summary>
     public sealed class KahunaRateLimitResult
     {
-        internal KahunaRateLimitResult(bool isAllowed, long remaining, TimeSpan retryAfter)
+        internal KahunaRateLimitResult(bool isAllowed, long remaining, TimeSpan retryAfter) : this(isAllowed, remaining, retryAfter, 0)
+        {
+        }
+
+        internal KahunaRateLimitResult(bool isAllowed, long remaining, TimeSpan retryAfter, long revision)
         {
             IsAllowed = isAllowed;
             Remaining = remaining;
             RetryAfter = retryAfter;
+            Revision = revision;
         }
+
+        /// <summary>The store revision of a persistent limiter's decision (0 otherwise).</summary>
+        public long Revision { get; }
 
         /// <summary>Whether the permits were granted.</summary>
         public bool IsAllowed { get; }
@@ -33,20 +111,32 @@ namespace Kahuna.Client.RateLimiting
 
     /// <summary>
     /// A limiter whose state lives in Kahuna, so every process using the same cluster shares it.
-    /// Time is the caller's clock (<see cref="Clock"/>): processes sharing a limiter should have
-    /// synchronised clocks; skew only shifts window edges, it never lets more permits through
-    /// within one window.
+    /// The rate limiters are decided by the server in the cluster's time; only
+    /// <see cref="KahunaConcurrencyLimiter"/> uses the caller's <see cref="Clock"/>.
     /// </summary>
     public abstract class KahunaRateLimiter
     {
-        /// <summary>Creates a limiter named <paramref name="name"/> (its keys start with <c>ratelimit/{name}/</c>).</summary>
-        protected KahunaRateLimiter(KahunaClient client, string name)
+        /// <summary>Creates a persistent limiter named <paramref name="name"/> (each partition is the server
+        /// limiter, or key, <c>ratelimit/{name}/{partition}</c>).</summary>
+        protected KahunaRateLimiter(KahunaClient client, string name) : this(client, name, RateLimitDurability.Persistent)
+        {
+        }
+
+        /// <summary>Creates a limiter named <paramref name="name"/> on the <paramref name="durability"/> tier.</summary>
+        protected KahunaRateLimiter(KahunaClient client, string name, RateLimitDurability durability)
         {
             if (client == null) throw new ArgumentNullException(nameof(client));
             if (string.IsNullOrEmpty(name)) throw new ArgumentException("must not be empty", nameof(name));
+            if (durability != RateLimitDurability.Persistent && durability != RateLimitDurability.Ephemeral)
+                throw new ArgumentOutOfRangeException(nameof(durability), durability, "not a RateLimitDurability");
             Client = client;
             Name = name;
+            Durability = durability;
         }
+
+        /// <summary>Where the limiter lives: replicated (persistent, the default) or in the leader's memory
+        /// (ephemeral: faster, and it starts afresh after a leader change).</summary>
+        public RateLimitDurability Durability { get; }
 
         /// <summary>The client the limiter's state is read and written through.</summary>
         protected KahunaClient Client { get; }
@@ -54,13 +144,28 @@ namespace Kahuna.Client.RateLimiting
         /// <summary>The limiter's name.</summary>
         public string Name { get; }
 
-        /// <summary>The clock decisions are made with (default: <see cref="DateTimeOffset.UtcNow"/>).</summary>
+        /// <summary>The clock <see cref="KahunaConcurrencyLimiter"/> decides with (default:
+        /// <see cref="DateTimeOffset.UtcNow"/>). The rate limiters ignore it: the server decides in the
+        /// cluster's time.</summary>
         public Func<DateTimeOffset> Clock { get; set; } = () => DateTimeOffset.UtcNow;
 
-        /// <summary>The key holding the state of one partition.</summary>
+        /// <summary>The name (server limiter or key) of one partition's state.</summary>
         protected string KeyOf(string partitionKey)
         {
             return "ratelimit/" + Name + "/" + (partitionKey ?? "");
+        }
+
+        /// <summary>One decision of the server limiter of <paramref name="partitionKey"/>.</summary>
+        internal Task<KahunaRateLimitResult> Check(string partitionKey, KahunaRatePolicy policy, int permits,
+            CancellationToken cancellationToken)
+        {
+            return Client.CheckRateLimit(KeyOf(partitionKey), policy, permits, Durability, cancellationToken);
+        }
+
+        internal static TimeSpan WholeMillis(TimeSpan window, string name)
+        {
+            if (window < TimeSpan.FromMilliseconds(1)) throw new ArgumentOutOfRangeException(name);
+            return TimeSpan.FromMilliseconds(Math.Ceiling(window.TotalMilliseconds));
         }
 
         /// <summary>Now, in Unix milliseconds, by <see cref="Clock"/>.</summary>
@@ -135,73 +240,63 @@ namespace Kahuna.Client.RateLimiting
     }
 
     /// <summary>
-    /// At most <c>permitLimit</c> permits per partition in each window of <c>window</c>; a window
-    /// starts with the first permit taken after the previous one ended (state: start and count).
+    /// At most <c>permitLimit</c> permits per partition in each window of <c>window</c>, windows
+    /// aligned to the cluster's clock (a window starts at a multiple of its length). Decided by the
+    /// server in one round trip (<see cref="KahunaClient.CheckRateLimit"/>).
     /// </summary>
     public sealed class KahunaFixedWindowRateLimiter : KahunaRateLimiter
     {
-        private readonly long _limit;
-        private readonly long _windowMs;
+        private readonly KahunaRatePolicy _policy;
 
-        /// <summary>A limiter of <paramref name="permitLimit"/> permits per <paramref name="window"/>.</summary>
+        /// <summary>A persistent limiter of <paramref name="permitLimit"/> permits per <paramref name="window"/>
+        /// (rounded up to whole milliseconds; at most a day).</summary>
         public KahunaFixedWindowRateLimiter(KahunaClient client, string name, long permitLimit, TimeSpan window)
-            : base(client, name)
+            : this(client, name, permitLimit, window, RateLimitDurability.Persistent)
+        {
+        }
+
+        /// <summary>A limiter of <paramref name="permitLimit"/> permits per <paramref name="window"/> on the
+        /// <paramref name="durability"/> tier.</summary>
+        public KahunaFixedWindowRateLimiter(KahunaClient client, string name, long permitLimit, TimeSpan window,
+            RateLimitDurability durability) : base(client, name, durability)
         {
             if (permitLimit < 1) throw new ArgumentOutOfRangeException(nameof(permitLimit));
-            if (window < TimeSpan.FromMilliseconds(1)) throw new ArgumentOutOfRangeException(nameof(window));
-            _limit = permitLimit;
-            _windowMs = (long)Math.Ceiling(window.TotalMilliseconds);
+            _policy = KahunaRatePolicy.FixedWindow(permitLimit, WholeMillis(window, nameof(window)));
         }
 
         /// <summary>Takes <paramref name="permits"/> permits of <paramref name="partitionKey"/> in the current window, if there are that many left.</summary>
         public Task<KahunaRateLimitResult> TryAcquire(string partitionKey = "", int permits = 1,
             CancellationToken cancellationToken = default)
         {
-            CheckPermits(permits, _limit);
-            return Update(KeyOf(partitionKey), delegate(string state, long now)
-            {
-                long start = now, used = 0;
-                if (state != null)
-                {
-                    var parts = state.Split(':');
-                    start = ParseLong(parts[0]);
-                    used = ParseLong(parts[1]);
-                    if (now >= start + _windowMs || now < start - _windowMs)
-                    {
-                        start = now;
-                        used = 0;
-                    }
-                }
-                long end = start + _windowMs;
-                if (used + permits > _limit)
-                    return Decision<KahunaRateLimitResult>.Answer(new KahunaRateLimitResult(false, _limit - used,
-                        TimeSpan.FromMilliseconds(Math.Max(0, end - now))));
-                used += permits;
-                return Decision<KahunaRateLimitResult>.Write(Text(start) + ":" + Text(used),
-                    TimeSpan.FromMilliseconds(end - now + _windowMs),
-                    new KahunaRateLimitResult(true, _limit - used, TimeSpan.Zero));
-            }, cancellationToken);
+            CheckPermits(permits, _policy.Limit);
+            return Check(partitionKey, _policy, permits, cancellationToken);
         }
     }
 
     /// <summary>
-    /// At most <c>permitLimit</c> permits per partition in any interval of <c>window</c> (a sliding
-    /// log: the state lists the time of each permit still inside the window, so keep the limit
-    /// modest, up to a few thousand).
+    /// At most <c>permitLimit</c> permits per partition in any interval of <c>window</c>, estimated by
+    /// the server from the current and the previous fixed window (the previous one weighted by how
+    /// much of it the sliding window still covers), as Redis- and Cloudflare-style sliding windows do.
+    /// Decided by the server in one round trip (<see cref="KahunaClient.CheckRateLimit"/>).
     /// </summary>
     public sealed class KahunaSlidingWindowRateLimiter : KahunaRateLimiter
     {
-        private readonly long _limit;
-        private readonly long _windowMs;
+        private readonly KahunaRatePolicy _policy;
 
-        /// <summary>A limiter of <paramref name="permitLimit"/> permits in any <paramref name="window"/>.</summary>
+        /// <summary>A persistent limiter of <paramref name="permitLimit"/> permits in any <paramref name="window"/>
+        /// (rounded up to whole milliseconds; at most a day).</summary>
         public KahunaSlidingWindowRateLimiter(KahunaClient client, string name, long permitLimit, TimeSpan window)
-            : base(client, name)
+            : this(client, name, permitLimit, window, RateLimitDurability.Persistent)
+        {
+        }
+
+        /// <summary>A limiter of <paramref name="permitLimit"/> permits in any <paramref name="window"/> on the
+        /// <paramref name="durability"/> tier.</summary>
+        public KahunaSlidingWindowRateLimiter(KahunaClient client, string name, long permitLimit, TimeSpan window,
+            RateLimitDurability durability) : base(client, name, durability)
         {
             if (permitLimit < 1) throw new ArgumentOutOfRangeException(nameof(permitLimit));
-            if (window < TimeSpan.FromMilliseconds(1)) throw new ArgumentOutOfRangeException(nameof(window));
-            _limit = permitLimit;
-            _windowMs = (long)Math.Ceiling(window.TotalMilliseconds);
+            _policy = KahunaRatePolicy.SlidingWindow(permitLimit, WholeMillis(window, nameof(window)));
         }
 
         /// <summary>Takes <paramref name="permits"/> permits of <paramref name="partitionKey"/>, if fewer than the
@@ -209,90 +304,66 @@ namespace Kahuna.Client.RateLimiting
         public Task<KahunaRateLimitResult> TryAcquire(string partitionKey = "", int permits = 1,
             CancellationToken cancellationToken = default)
         {
-            CheckPermits(permits, _limit);
-            return Update(KeyOf(partitionKey), delegate(string state, long now)
-            {
-                var live = new System.Collections.Generic.List<long>();
-                if (!string.IsNullOrEmpty(state))
-                {
-                    foreach (var part in state.Split(','))
-                    {
-                        long t = ParseLong(part);
-                        if (t > now - _windowMs && t <= now + _windowMs) live.Add(t);
-                    }
-                }
-                live.Sort();
-                if (live.Count + permits > _limit)
-                {
-                    // The permits free up when the oldest ones that must go leave the window.
-                    long freeAt = live[(int)(live.Count + permits - _limit - 1)] + _windowMs;
-                    return Decision<KahunaRateLimitResult>.Answer(new KahunaRateLimitResult(false, _limit - live.Count,
-                        TimeSpan.FromMilliseconds(Math.Max(0, freeAt - now))));
-                }
-                for (int i = 0; i < permits; i++) live.Add(now);
-                var text = new System.Text.StringBuilder();
-                foreach (var t in live)
-                {
-                    if (text.Length > 0) text.Append(',');
-                    text.Append(Text(t));
-                }
-                return Decision<KahunaRateLimitResult>.Write(text.ToString(), TimeSpan.FromMilliseconds(2 * _windowMs),
-                    new KahunaRateLimitResult(true, _limit - live.Count, TimeSpan.Zero));
-            }, cancellationToken);
+            CheckPermits(permits, _policy.Limit);
+            return Check(partitionKey, _policy, permits, cancellationToken);
         }
     }
 
     /// <summary>
     /// A token bucket per partition: it holds at most <c>capacity</c> tokens, gains
     /// <c>tokensPerPeriod</c> every <c>replenishmentPeriod</c> (continuously), and each permit
-    /// takes a token. Starts full.
+    /// takes a token. Starts full. Decided by the server in one round trip
+    /// (<see cref="KahunaClient.CheckRateLimit"/>), which refills a whole number of tokens per
+    /// second: <c>tokensPerPeriod / replenishmentPeriod</c> must be one (2 per second, 60 per
+    /// minute, 10 per 500 ms are; 1 per 3 seconds is not).
     /// </summary>
     public sealed class KahunaTokenBucketRateLimiter : KahunaRateLimiter
     {
-        private readonly long _capacity;
-        private readonly double _tokensPerMs;
+        private readonly KahunaRatePolicy _policy;
+
+        /// <summary>A persistent bucket of <paramref name="capacity"/> tokens refilled by <paramref name="tokensPerPeriod"/>
+        /// every <paramref name="replenishmentPeriod"/>.</summary>
+        /// <exception cref="ArgumentOutOfRangeException">The refill rate is not a whole number of tokens per
+        /// second (the message says which rate it is), or a number is not positive.</exception>
+        public KahunaTokenBucketRateLimiter(KahunaClient client, string name, long capacity, long tokensPerPeriod,
+            TimeSpan replenishmentPeriod) : this(client, name, capacity, tokensPerPeriod, replenishmentPeriod,
+            RateLimitDurability.Persistent)
+        {
+        }
 
         /// <summary>A bucket of <paramref name="capacity"/> tokens refilled by <paramref name="tokensPerPeriod"/>
-        /// every <paramref name="replenishmentPeriod"/>.</summary>
+        /// every <paramref name="replenishmentPeriod"/> on the <paramref name="durability"/> tier.</summary>
+        /// <exception cref="ArgumentOutOfRangeException">The refill rate is not a whole number of tokens per
+        /// second (the message says which rate it is), or a number is not positive.</exception>
         public KahunaTokenBucketRateLimiter(KahunaClient client, string name, long capacity, long tokensPerPeriod,
-            TimeSpan replenishmentPeriod) : base(client, name)
+            TimeSpan replenishmentPeriod, RateLimitDurability durability) : base(client, name, durability)
         {
             if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity));
             if (tokensPerPeriod < 1) throw new ArgumentOutOfRangeException(nameof(tokensPerPeriod));
-            if (replenishmentPeriod < TimeSpan.FromMilliseconds(1)) throw new ArgumentOutOfRangeException(nameof(replenishmentPeriod));
-            _capacity = capacity;
-            _tokensPerMs = tokensPerPeriod / replenishmentPeriod.TotalMilliseconds;
+            if (replenishmentPeriod <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(replenishmentPeriod));
+            // Exact: tokensPerPeriod * ticks-per-second / period-ticks must be a whole number.
+            decimal scaled = (decimal)tokensPerPeriod * TimeSpan.TicksPerSecond;
+            if (scaled % replenishmentPeriod.Ticks != 0)
+            {
+                double perSecond = tokensPerPeriod / replenishmentPeriod.TotalSeconds;
+                throw new ArgumentOutOfRangeException(nameof(tokensPerPeriod),
+                    "the token bucket's refill rate must be a whole number of tokens per second (the server refills " +
+                    "whole tokens per second): " + tokensPerPeriod.ToString(CultureInfo.InvariantCulture) + " per " +
+                    replenishmentPeriod.ToString("c", CultureInfo.InvariantCulture) + " is " +
+                    perSecond.ToString("0.######", CultureInfo.InvariantCulture) + " per second");
+            }
+            _policy = KahunaRatePolicy.TokenBucket(capacity, (long)(scaled / replenishmentPeriod.Ticks));
         }
+
+        /// <summary>Tokens added per second.</summary>
+        public long RefillPerSecond => _policy.RefillPerSecond;
 
         /// <summary>Takes <paramref name="permits"/> tokens from the bucket of <paramref name="partitionKey"/>, if it has them.</summary>
         public Task<KahunaRateLimitResult> TryAcquire(string partitionKey = "", int permits = 1,
             CancellationToken cancellationToken = default)
         {
-            CheckPermits(permits, _capacity);
-            return Update(KeyOf(partitionKey), delegate(string state, long now)
-            {
-                double tokens = _capacity;
-                if (state != null)
-                {
-                    var parts = state.Split(':');
-                    double stored = double.Parse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture);
-                    long last = ParseLong(parts[1]);
-                    tokens = Math.Min(_capacity, stored + Math.Max(0, now - last) * _tokensPerMs);
-                }
-                if (tokens < permits)
-                {
-                    double waitMs = (permits - tokens) / _tokensPerMs;
-                    return Decision<KahunaRateLimitResult>.Answer(new KahunaRateLimitResult(false, (long)Math.Floor(tokens),
-                        TimeSpan.FromMilliseconds(Math.Ceiling(waitMs))));
-                }
-                tokens -= permits;
-                // The key may expire once the bucket would be full again anyway.
-                double fullInMs = (_capacity - tokens) / _tokensPerMs;
-                return Decision<KahunaRateLimitResult>.Write(
-                    tokens.ToString("R", CultureInfo.InvariantCulture) + ":" + Text(now),
-                    TimeSpan.FromMilliseconds(Math.Min(Math.Ceiling(fullInMs) + 1000, TimeSpan.FromDays(365).TotalMilliseconds)),
-                    new KahunaRateLimitResult(true, (long)Math.Floor(tokens), TimeSpan.Zero));
-            }, cancellationToken);
+            CheckPermits(permits, _policy.Limit);
+            return Check(partitionKey, _policy, permits, cancellationToken);
         }
     }
 
