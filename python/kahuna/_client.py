@@ -16,15 +16,18 @@ import functools
 import inspect
 import threading
 import weakref
-from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._errors import LockNotHeldError, make_error
 from ._types import (
     Fence,
+    FixedWindow,
     HistoryEvent,
     Leader,
+    SlidingWindow,
     Tls,
+    TokenBucket,
     WatchBatch,
     _delete_result,
     _history,
@@ -32,7 +35,9 @@ from ._types import (
     _kv_opt,
     _leader,
     _lock_info,
+    _many_keys,
     _members,
+    _rate_decision,
     _scan_page,
     _set_result,
     _status,
@@ -42,6 +47,8 @@ from ._types import (
 
 Seconds = Union[float, int, datetime.timedelta]
 Value = Union[str, bytes, bytearray, memoryview]
+#: What ``set_many`` accepts: a mapping of key to value, or (key, value) pairs.
+Items = Union[Mapping[str, Value], Iterable[Tuple[str, Value]]]
 
 DEFAULT_ENDPOINT = "127.0.0.1:2070"
 
@@ -104,6 +111,48 @@ def _set_cond(
     if if_revision is not None:
         return ("if_revision", b"", int(if_revision))
     return ("always", b"", 0)
+
+
+def _count(n: Any, what: str) -> int:
+    """A whole number of units for the native module (u64)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{what} must be an int, not {type(n).__name__}")
+    if n < 0 or n >= 1 << 64:
+        raise make_error("INVALID_ARGUMENT", f"{what} must be a non-negative integer, got {n}", False)
+    return n
+
+
+def _policy(p: Any) -> Tuple[str, int, float]:
+    if isinstance(p, FixedWindow):
+        return ("fixed_window", _count(p.limit, "limit"), _secs(p.window, "window"))
+    if isinstance(p, SlidingWindow):
+        return ("sliding_window", _count(p.limit, "limit"), _secs(p.window, "window"))
+    if isinstance(p, TokenBucket):
+        return ("token_bucket", _count(p.capacity, "capacity"), float(_count(p.refill_per_second, "refill_per_second")))
+    raise TypeError(f"policy must be a kahuna.FixedWindow, SlidingWindow or TokenBucket, not {type(p).__name__}")
+
+
+def _keys(keys: Any) -> List[str]:
+    if isinstance(keys, (str, bytes)):
+        raise TypeError("keys must be an iterable of str, not a single key")
+    out = list(keys)
+    for k in out:
+        if not isinstance(k, str):
+            raise TypeError(f"a key must be str, not {type(k).__name__}")
+    return out
+
+
+def _items(items: Any) -> List[Tuple[str, bytes]]:
+    if isinstance(items, (str, bytes)):
+        raise TypeError("items must be a mapping or an iterable of (key, value) pairs")
+    pairs = items.items() if isinstance(items, Mapping) else items
+    out: List[Tuple[str, bytes]] = []
+    for pair in pairs:
+        k, v = pair
+        if not isinstance(k, str):
+            raise TypeError(f"a key must be str, not {type(k).__name__}")
+        out.append((k, _b(v)))
+    return out
 
 
 # --- transactions -----------------------------------------------------------------------
@@ -294,6 +343,31 @@ class _Calls:
     ) -> Any:
         return self._call(_scan_page, self._n.scan, prefix, limit, page_token, keys_only, stale, ephemeral)
 
+    def scan_range(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        limit: int = 0,
+        page_token: Optional[bytes] = None,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> Any:
+        return self._call(
+            _scan_page, self._n.scan_range, start, end, limit, page_token, keys_only, stale, ephemeral
+        )
+
+    # batches
+    def get_many(self, keys: Iterable[str], *, stale: bool = False, ephemeral: bool = False) -> Any:
+        return self._call(_many_keys, self._n.get_many, _keys(keys), stale, ephemeral)
+
+    def set_many(self, items: Any) -> Any:
+        return self._call(_ident, self._n.set_many, _items(items))
+
+    def delete_many(self, keys: Iterable[str]) -> Any:
+        return self._call(_ident, self._n.delete_many, _keys(keys))
+
     def history(self, key: str, *, limit: int = 0) -> Any:
         return self._call(_history, self._n.history, key, limit)
 
@@ -316,6 +390,12 @@ class _Calls:
 
     def peek_sequence(self, name: str) -> Any:
         return self._call(_ident, self._n.peek_sequence, name)
+
+    # rate limiters
+    def check_rate(self, name: str, policy: Any, cost: int = 1, *, ephemeral: bool = False) -> Any:
+        return self._call(
+            _rate_decision, self._n.check_rate, name, _policy(policy), _count(cost, "cost"), ephemeral
+        )
 
     # locks
     def unlock(self, resource: str, owner: str, *, ephemeral: bool = False) -> Any:
@@ -482,6 +562,31 @@ class Client(_Calls):
 
     def scan_all(self, prefix: str, *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False) -> Any:
         return list(self.scan_iter(prefix, keys_only=keys_only, stale=stale, ephemeral=ephemeral))
+
+    def scan_range_iter(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        page_size: int = 0,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> Any:
+        token: Optional[bytes] = None
+        while True:
+            page = self.scan_range(
+                start, end, limit=page_size, page_token=token, keys_only=keys_only, stale=stale, ephemeral=ephemeral
+            )
+            yield from page.kvs
+            if page.next_page_token is None:
+                return
+            token = page.next_page_token
+
+    def scan_range_all(
+        self, start: str, end: str = "", *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> Any:
+        return list(self.scan_range_iter(start, end, keys_only=keys_only, stale=stale, ephemeral=ephemeral))
 
     def close(self) -> None:
         """Drops the connection (calls in flight on other threads finish first)."""
@@ -749,6 +854,35 @@ class AsyncClient(_Calls):
         self, prefix: str, *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
     ) -> Any:
         return [kv async for kv in self.scan_iter(prefix, keys_only=keys_only, stale=stale, ephemeral=ephemeral)]
+
+    async def scan_range_iter(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        page_size: int = 0,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> Any:
+        token: Optional[bytes] = None
+        while True:
+            page = await self.scan_range(
+                start, end, limit=page_size, page_token=token, keys_only=keys_only, stale=stale, ephemeral=ephemeral
+            )
+            for kv in page.kvs:
+                yield kv
+            if page.next_page_token is None:
+                return
+            token = page.next_page_token
+
+    async def scan_range_all(
+        self, start: str, end: str = "", *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> Any:
+        return [
+            kv
+            async for kv in self.scan_range_iter(start, end, keys_only=keys_only, stale=stale, ephemeral=ephemeral)
+        ]
 
     async def close(self) -> None:
         self._n = _Closed()

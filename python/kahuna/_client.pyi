@@ -10,6 +10,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Mapping,
     Optional,
     Sequence,
     Tuple,
@@ -26,7 +27,10 @@ from ._types import (
     KeyValue,
     Leader,
     LockInfo,
+    ManyKeys,
     Member,
+    RateDecision,
+    RatePolicy,
     ScanPage,
     SetResult,
     Tls,
@@ -38,6 +42,7 @@ Seconds = Union[float, int, datetime.timedelta]
 Value = Union[str, bytes, bytearray, memoryview]
 Endpoints = Union[str, Iterable[str], None]
 FenceLike = Union["Lock", "AsyncLock", Fence, Tuple[str, int], Tuple[str, int, bool], None]
+Items = Union[Mapping[str, Value], Iterable[Tuple[str, Value]]]
 
 DEFAULT_ENDPOINT: str
 
@@ -292,6 +297,34 @@ class Client:
     def scan_all(
         self, prefix: str, *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
     ) -> List[KeyValue]: ...
+    def scan_range(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        limit: int = 0,
+        page_token: Optional[bytes] = None,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> ScanPage: ...
+    def scan_range_iter(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        page_size: int = 0,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> Iterator[KeyValue]: ...
+    def scan_range_all(
+        self, start: str, end: str = "", *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> List[KeyValue]: ...
+    # batches
+    def get_many(self, keys: Iterable[str], *, stale: bool = False, ephemeral: bool = False) -> ManyKeys: ...
+    def set_many(self, items: Items) -> int: ...
+    def delete_many(self, keys: Iterable[str]) -> int: ...
     def history(self, key: str, *, limit: int = 0) -> History: ...
     def watch(
         self, key: str, *, prefix: bool = False, start_revision: int = 0, progress_interval: Seconds = 5.0
@@ -305,6 +338,8 @@ class Client:
     # sequences
     def next(self, name: str, count: int = 1, *, idempotency_key: Optional[str] = None) -> IdRange: ...
     def peek_sequence(self, name: str) -> int: ...
+    # rate limiters
+    def check_rate(self, name: str, policy: RatePolicy, cost: int = 1, *, ephemeral: bool = False) -> RateDecision: ...
     # locks
     def lock(
         self,
@@ -414,6 +449,34 @@ class AsyncClient:
     async def scan_all(
         self, prefix: str, *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
     ) -> List[KeyValue]: ...
+    def scan_range(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        limit: int = 0,
+        page_token: Optional[bytes] = None,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> Awaitable[ScanPage]: ...
+    def scan_range_iter(
+        self,
+        start: str,
+        end: str = "",
+        *,
+        page_size: int = 0,
+        keys_only: bool = False,
+        stale: bool = False,
+        ephemeral: bool = False,
+    ) -> AsyncIterator[KeyValue]: ...
+    async def scan_range_all(
+        self, start: str, end: str = "", *, keys_only: bool = False, stale: bool = False, ephemeral: bool = False
+    ) -> List[KeyValue]: ...
+    # batches
+    def get_many(self, keys: Iterable[str], *, stale: bool = False, ephemeral: bool = False) -> Awaitable[ManyKeys]: ...
+    def set_many(self, items: Items) -> Awaitable[int]: ...
+    def delete_many(self, keys: Iterable[str]) -> Awaitable[int]: ...
     def history(self, key: str, *, limit: int = 0) -> Awaitable[History]: ...
     def watch(
         self, key: str, *, prefix: bool = False, start_revision: int = 0, progress_interval: Seconds = 5.0
@@ -427,6 +490,10 @@ class AsyncClient:
     # sequences
     def next(self, name: str, count: int = 1, *, idempotency_key: Optional[str] = None) -> Awaitable[IdRange]: ...
     def peek_sequence(self, name: str) -> Awaitable[int]: ...
+    # rate limiters
+    def check_rate(
+        self, name: str, policy: RatePolicy, cost: int = 1, *, ephemeral: bool = False
+    ) -> Awaitable[RateDecision]: ...
     # locks
     def lock(
         self,

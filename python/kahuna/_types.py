@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 __all__ = [
     "KeyValue",
     "SetResult",
     "DeleteResult",
     "ScanPage",
+    "ManyKeys",
     "HistoryEvent",
     "History",
     "WatchBatch",
@@ -18,6 +19,11 @@ __all__ = [
     "TxnOpResult",
     "TxnResult",
     "IdRange",
+    "FixedWindow",
+    "SlidingWindow",
+    "TokenBucket",
+    "RatePolicy",
+    "RateDecision",
     "LockInfo",
     "Member",
     "ClusterStatus",
@@ -118,6 +124,36 @@ def _scan_page(t: Any) -> ScanPage:
 
 
 @dataclass(frozen=True)
+class ManyKeys:
+    """Keys read together by ``get_many``: those that exist, in the order asked, all read
+    at ``revision``."""
+
+    kvs: List[KeyValue]
+    #: The revision every key was read at.
+    revision: int
+
+    def get(self, key: str) -> Optional[KeyValue]:
+        """The key ``key``, or None when it does not exist (or was not asked for)."""
+        for kv in self.kvs:
+            if kv.key == key:
+                return kv
+        return None
+
+    def __contains__(self, key: object) -> bool:
+        return any(kv.key == key for kv in self.kvs)
+
+    def __iter__(self) -> Iterator[KeyValue]:
+        return iter(self.kvs)
+
+    def __len__(self) -> int:
+        return len(self.kvs)
+
+
+def _many_keys(t: Any) -> ManyKeys:
+    return ManyKeys([_kv(k) for k in t[0]], t[1])
+
+
+@dataclass(frozen=True)
 class HistoryEvent:
     """One change of a key: ``kind`` is "put", "delete" or "expire". A delete or an
     expiry carries the key's revisions but no value (``kv.value`` is empty)."""
@@ -208,6 +244,56 @@ class IdRange:
 
 def _id_range(t: Any) -> IdRange:
     return IdRange(t[0], t[1], t[2])
+
+
+@dataclass(frozen=True)
+class FixedWindow:
+    """At most ``limit`` units per window of ``window`` seconds (or a ``timedelta``; whole
+    milliseconds, at least 1), windows aligned to cluster time."""
+
+    limit: int
+    window: Union[float, datetime.timedelta]
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """At most ``limit`` units in any ``window`` (seconds or a ``timedelta``; whole
+    milliseconds, at least 1), estimated from the current and the previous fixed window."""
+
+    limit: int
+    window: Union[float, datetime.timedelta]
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """A bucket of ``capacity`` tokens (the largest burst), refilled at
+    ``refill_per_second`` tokens per second. A new bucket starts full."""
+
+    capacity: int
+    refill_per_second: int
+
+
+#: How a limiter counts: ``FixedWindow``, ``SlidingWindow`` or ``TokenBucket``.
+RatePolicy = Union[FixedWindow, SlidingWindow, TokenBucket]
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """A limiter's answer: ``allowed`` (the cost was taken), the units ``remaining`` now,
+    and when refused, ``retry_after``: seconds until the same check would be allowed."""
+
+    allowed: bool
+    remaining: int
+    retry_after: float
+    #: The store revision of the answer (persistent limiters).
+    revision: int
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def _rate_decision(t: Any) -> RateDecision:
+    return RateDecision(t[0], t[1], t[2], t[3])
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,14 @@ use pyo3::IntoPyObjectExt;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
+mod batch;
 mod election;
+mod ratelimit;
 mod shutdown;
 mod watch;
+use batch::many_keys;
 use election::{leader, Held, NativeObserver};
+use ratelimit::{decision, PolicyArg};
 use shutdown::with_python;
 use watch::NativeWatch;
 
@@ -661,6 +665,94 @@ impl NativeClient {
         run(py, cb, async move { c.scan(&prefix, options).await }, scan_page)
     }
 
+    /// One page of the keys in `[start, end)` (an empty `end`: to the last key).
+    #[pyo3(signature = (start, end, limit, page_token, keys_only, stale, ephemeral, cb=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn scan_range(
+        &self,
+        py: Python<'_>,
+        start: String,
+        end: String,
+        limit: u32,
+        page_token: Option<&Bound<'_, PyBytes>>,
+        keys_only: bool,
+        stale: bool,
+        ephemeral: bool,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        let options = ScanOptions {
+            limit,
+            page_token: page_token.map(bytes_arg),
+            keys_only,
+            consistency: consistency(stale),
+            durability: durability(ephemeral),
+        };
+        run(
+            py,
+            cb,
+            async move { c.scan_range(&start, &end, options).await },
+            scan_page,
+        )
+    }
+
+    /// The keys of `keys` that exist, at one revision: `([kv, ...], revision)`.
+    #[pyo3(signature = (keys, stale, ephemeral, cb=None))]
+    fn get_many(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        stale: bool,
+        ephemeral: bool,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        let options = GetOptions {
+            revision: None,
+            consistency: consistency(stale),
+            durability: durability(ephemeral),
+        };
+        run(
+            py,
+            cb,
+            async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                c.get_many(&keys, options).await
+            },
+            many_keys,
+        )
+    }
+
+    /// Writes every `(key, value)` atomically; the revision of the write.
+    #[pyo3(signature = (items, cb=None))]
+    fn set_many(&self, py: Python<'_>, items: Vec<(String, Vec<u8>)>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        run(
+            py,
+            cb,
+            async move {
+                let items: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                c.set_many(&items).await
+            },
+            |py, r: u64| any(py, r),
+        )
+    }
+
+    /// Deletes every key of `keys` atomically; how many existed.
+    #[pyo3(signature = (keys, cb=None))]
+    fn delete_many(&self, py: Python<'_>, keys: Vec<String>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        run(
+            py,
+            cb,
+            async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                c.delete_many(&keys).await
+            },
+            |py, n: usize| any(py, n),
+        )
+    }
+
     #[pyo3(signature = (key, limit, cb=None))]
     fn history(&self, py: Python<'_>, key: String, limit: u32, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
@@ -743,6 +835,28 @@ impl NativeClient {
         run(py, cb, async move { c.peek_sequence(&name).await }, |py, r: u64| {
             any(py, r)
         })
+    }
+
+    /// Takes `cost` units from the limiter `name` if it has them:
+    /// `(allowed, remaining, retry_after_seconds, revision)`.
+    #[pyo3(signature = (name, policy, cost, ephemeral, cb=None))]
+    fn check_rate(
+        &self,
+        py: Python<'_>,
+        name: String,
+        policy: PolicyArg,
+        cost: u64,
+        ephemeral: bool,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        let policy = ratelimit::policy(&policy).map_err(|e| to_pyerr(py, &e))?;
+        run(
+            py,
+            cb,
+            async move { c.check_rate_with(&name, policy, cost, durability(ephemeral)).await },
+            |py, d| any(py, decision(d)),
+        )
     }
 
     #[pyo3(signature = (resource, ttl, wait, retry, ephemeral, owner, cb=None))]
