@@ -108,7 +108,7 @@ def _delete_result(t: Any) -> DeleteResult:
 
 @dataclass(frozen=True)
 class ScanPage:
-    """One page of a prefix scan; pass ``next_page_token`` back for the next one."""
+    """One page of a prefix or range scan; pass ``next_page_token`` back for the next one."""
 
     kvs: List[KeyValue]
     next_page_token: Optional[bytes]
