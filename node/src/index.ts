@@ -1108,7 +1108,7 @@ export class KahunaClient {
     return this.#call(options, (n, c) => n.setMany(batch, c))
   }
 
-  /** Deletes `keys` atomically at one revision (persistent keys; at most 128); resolves with how many existed. */
+  /** Deletes `keys` atomically at one revision (persistent keys; 1 to 128); resolves with how many existed. */
   async deleteMany(keys: readonly string[], options?: CallOptions): Promise<number> {
     return this.#call(options, (n, c) => n.deleteMany([...keys], c))
   }
