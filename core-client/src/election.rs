@@ -118,7 +118,17 @@ impl Client {
             durability: Durability::Persistent,
             ..LockOptions::default()
         };
-        let guard = self.lock_in_queue(name, ttl, &lock, value.as_ref()).await?;
+        let guard = self
+            .lock_in_queue(
+                name,
+                ttl,
+                &lock,
+                crate::lock::Claim {
+                    permits: 0,
+                    value: value.as_ref(),
+                },
+            )
+            .await?;
         if !guard.is_acquired() {
             return Ok(None);
         }

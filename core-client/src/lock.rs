@@ -96,6 +96,12 @@ pub struct LockInfo {
     pub value: Vec<u8>,
     /// Callers waiting in the lock's queue ([`Client::lock_info`] only; 0 elsewhere).
     pub waiters: u32,
+    /// A semaphore's number of permits; 0 for a lock. For a semaphore, `owner`,
+    /// `fencing_token` and the expiry are the caller's permit when it holds one, and
+    /// otherwise no owner and the newest permit's token.
+    pub permits: u32,
+    /// A semaphore's permits held now; 0 for a lock.
+    pub holders: u32,
 }
 
 impl LockInfo {
@@ -109,6 +115,8 @@ impl LockInfo {
             durability: Durability::from_pb(l.durability),
             value: l.value,
             waiters: l.waiters,
+            permits: l.permits,
+            holders: l.holders,
         }
     }
 }
@@ -209,13 +217,22 @@ impl std::fmt::Debug for LockGuard {
     }
 }
 
+/// What an acquisition asks for besides the name, owner and lease.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Claim<'a> {
+    /// A semaphore's number of permits; 0 asks for the lock.
+    pub permits: u32,
+    /// The value the lock carries once granted (an election candidate's).
+    pub value: &'a [u8],
+}
+
 fn try_lock_request(
     resource: &str,
     owner: &str,
     ttl_ms: u64,
     durability: Durability,
     wait_ms: u64,
-    value: &[u8],
+    claim: Claim,
 ) -> pb::TryLockRequest {
     pb::TryLockRequest {
         resource: resource.as_bytes().to_vec(),
@@ -223,7 +240,8 @@ fn try_lock_request(
         ttl_ms,
         durability: durability.pb(),
         wait_ms,
-        value: value.to_vec(),
+        value: claim.value.to_vec(),
+        permits: claim.permits,
         request_id: None,
     }
 }
@@ -256,16 +274,49 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn lock(&self, resource: &str, options: LockOptions) -> Result<LockGuard> {
+        self.acquire(resource, options, Claim::default()).await
+    }
+
+    /// Takes one of the `permits` permits of the semaphore `name` (anchors: Curator's
+    /// InterProcessSemaphoreV2, Consul's semaphore): up to `permits` owners hold it at
+    /// once, each with a lease and a fencing token of its own, renewed and released
+    /// like a lock (the guard is the same kind), and usable in fenced writes. Waiters
+    /// are granted in arrival order as permits free up. Semaphores are persistent,
+    /// and everyone must ask with the same `permits` while anyone holds or waits for
+    /// it (otherwise `InvalidArgument`); a semaphore of 1 permit is the lock of that
+    /// name.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use kahuna_client::LockOptions;
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let options = LockOptions { ttl: Duration::from_secs(10), wait: Duration::from_secs(30), ..LockOptions::default() };
+    /// let permit = client.acquire_permit("gpu-pool", 4, options).await?;
+    /// if let Some(fence) = permit.fence() {
+    ///     // fenced work: writes with `fence` fail once this permit is gone
+    ///     # let _ = fence;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire_permit(&self, name: &str, permits: u32, options: LockOptions) -> Result<LockGuard> {
+        if permits == 0 {
+            return Err(Error::InvalidArgument("a semaphore has at least 1 permit".into()));
+        }
+        let permits = if permits == 1 { 0 } else { permits };
+        self.acquire(name, options, Claim { permits, value: &[] }).await
+    }
+
+    async fn acquire(&self, resource: &str, options: LockOptions, claim: Claim<'_>) -> Result<LockGuard> {
         let ttl = ttl_ms(options.ttl)?;
         if options.wait > Duration::ZERO && options.durability == Durability::Persistent {
-            return self.lock_in_queue(resource, ttl, &options, &[]).await;
+            return self.lock_in_queue(resource, ttl, &options, claim).await;
         }
         let started = Instant::now();
         loop {
             // A generated owner is new for every attempt, so giving back an attempt whose
             // answer was lost can never release a later attempt's grant.
             let owner = options.owner.clone().unwrap_or_else(|| self.new_owner());
-            let msg = try_lock_request(resource, &owner, ttl, options.durability, 0, &[]);
+            let msg = try_lock_request(resource, &owner, ttl, options.durability, 0, claim);
             // Locking again as the same owner refreshes the lease from when it is applied,
             // so each attempt is a fresh request and the lease is measured from the moment
             // the attempt that answered was sent.
@@ -304,13 +355,14 @@ impl Client {
     /// (the wait running out, an error, the future being dropped) gives the place
     /// back, and with it a grant that may have raced the end.
     ///
-    /// `value` is what the lock carries once granted (an election candidate's).
+    /// `claim` says what is asked for: the lock (with the value it carries once
+    /// granted, an election candidate's) or a semaphore's permit.
     pub(crate) async fn lock_in_queue(
         &self,
         resource: &str,
         ttl: u64,
         options: &LockOptions,
-        value: &[u8],
+        claim: Claim<'_>,
     ) -> Result<LockGuard> {
         let started = Instant::now();
         let generated = options.owner.is_none();
@@ -329,7 +381,7 @@ impl Client {
             }
             let hold = (options.wait - waited).min(MAX_WAIT_PER_CALL);
             let wait_ms = crate::ttl::ceil_ms(hold);
-            let msg = try_lock_request(resource, &owner, ttl, options.durability, wait_ms, value);
+            let msg = try_lock_request(resource, &owner, ttl, options.durability, wait_ms, claim);
             // Each attempt may be held by the server for `hold` before it answers.
             let mut waiting = self.clone();
             waiting.call.attempt_timeout = self.call.attempt_timeout + hold;

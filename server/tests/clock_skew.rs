@@ -17,6 +17,7 @@ fn try_lock(owner: &str, ttl_ms: u64) -> TryLockRequest {
         durability: Durability::Persistent as i32,
         wait_ms: 0,
         value: Vec::new(),
+        permits: 0,
         request_id: None,
     }
 }

@@ -18,6 +18,7 @@ fn try_lock(resource: &str, owner: &str, ttl_ms: u64, durability: Durability) ->
         durability: durability as i32,
         wait_ms: 0,
         value: Vec::new(),
+        permits: 0,
         request_id: None,
     }
 }

@@ -258,6 +258,10 @@ enum LockCmd {
     /// The command is stopped (SIGTERM, then SIGKILL) if the lock is lost (exit 4).
     Run {
         resource: String,
+        /// Hold one permit of the semaphore RESOURCE of this many permits instead of
+        /// the lock: up to N commands run at once (persistent only).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        permits: u32,
         /// Lease length; renewed at about a third of it.
         #[arg(long, value_parser = parse_duration)]
         ttl: Duration,
@@ -388,14 +392,20 @@ fn kv_json(kv: &KeyValue) -> Value {
 }
 
 fn lock_json(l: &LockInfo) -> Value {
-    json!({
+    let mut v = json!({
         "resource": l.resource,
         "owner": l.owner,
         "fencing_token": l.fencing_token,
         "expires_at_ms": l.expires_at_ms,
         "remaining_ms": l.remaining.as_millis() as u64,
         "durability": l.durability.as_str(),
-    })
+        "waiters": l.waiters,
+    });
+    if l.permits > 0 {
+        v["permits"] = json!(l.permits);
+        v["holders"] = json!(l.holders);
+    }
+    v
 }
 
 fn member_json(m: &Member) -> Value {
@@ -781,6 +791,10 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
             out.emit(
                 json!({ "resource": resource, "held": info.is_some(), "lock": info.as_ref().map(lock_json) }),
                 || match &info {
+                    Some(l) if l.permits > 0 => format!(
+                        "semaphore: {} of {} permits held, {} waiting",
+                        l.holders, l.permits, l.waiters
+                    ),
                     Some(l) => format!(
                         "held by {} token={} remaining={}ms",
                         l.owner,
@@ -794,6 +808,7 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
         }
         LockCmd::Run {
             resource,
+            permits,
             ttl,
             wait,
             retry,
@@ -814,7 +829,7 @@ async fn lock(client: &Client, out: &Out, cmd: LockCmd) -> anyhow::Result<u8> {
             // between the grant and the handler would kill us with the lock still held.
             let mut interrupted = interrupted();
             let guard = tokio::select! {
-                guard = client.lock(&resource, options) => guard?,
+                guard = client.acquire_permit(&resource, permits, options) => guard?,
                 sig = &mut interrupted => {
                     client.unlock(&resource, &owner, tier.durability()).await.ok();
                     return Ok(128 + sig as u8);

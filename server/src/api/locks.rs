@@ -34,7 +34,30 @@ pub(super) fn info(view: LockView, now_ms: u64, durability: Durability) -> pb::L
         durability: durability as i32,
         value: view.value,
         waiters: view.waiters,
+        permits: view.permits,
+        holders: view.holders,
     }
+}
+
+/// Most permits a semaphore may have: each live one is an entry in every member's
+/// memory, like a lock.
+pub const MAX_SEMAPHORE_PERMITS: u32 = 10_000;
+
+/// The error for a lock asked as a semaphore, a semaphore as a lock, or a semaphore
+/// with another number of permits (`asked` ≤ 1 is a lock).
+fn mismatch(resource: &[u8], asked: u32, is: Option<&LockView>) -> Status {
+    let name = String::from_utf8_lossy(resource);
+    let asked = match asked {
+        0 | 1 => "asked as a lock".to_owned(),
+        n => format!("asked as a semaphore of {n} permits"),
+    };
+    let is = match is {
+        Some(v) if v.permits > 0 => format!("a semaphore of {} permits", v.permits),
+        _ => "a lock".to_owned(),
+    };
+    errors::invalid(format!(
+        "'{name}' is {is} while anyone holds or waits for it, {asked}; everyone must ask for it the same way"
+    ))
 }
 
 /// What an election leader may announce: the lock table is in every member's memory.
@@ -54,7 +77,8 @@ fn refusal(r: Refusal) -> i32 {
     let r = match r {
         Refusal::None => pb::LockRefusal::None,
         Refusal::NotHeld => pb::LockRefusal::NotHeld,
-        Refusal::HeldByOther => pb::LockRefusal::HeldByOther,
+        // Only acquiring can meet a name of the other kind, and that is an error.
+        Refusal::HeldByOther | Refusal::Mismatch => pb::LockRefusal::HeldByOther,
     };
     r as i32
 }
@@ -136,23 +160,43 @@ impl Api {
     /// it to this owner, or `wait_ms` (at most [`MAX_LOCK_WAIT_MS`]) passes. The grant
     /// is read from this member's applied state: applied means committed, and the
     /// lease it starts began after the caller sent this request.
+    ///
+    /// A semaphore's permit (`permits` > 1) is taken the same way, and with `wait_ms`
+    /// 0 answers at once.
     async fn wait_for_lock(&self, r: pb::TryLockRequest) -> Result<Response<pb::TryLockResponse>, Status> {
         let received = tokio::time::Instant::now();
         let hold = Duration::from_millis(r.wait_ms.min(MAX_LOCK_WAIT_MS));
-        self.admit(Item::LockWaiters, |sm| {
-            (
-                sm.locks.waiters(),
-                usize::from(!sm.locks.is_waiting(&r.resource, &r.owner)),
-            )
-        })?;
+        if r.wait_ms > 0 {
+            self.admit(Item::LockWaiters, |sm| {
+                (
+                    sm.locks.waiters(),
+                    usize::from(!sm.locks.is_waiting(&r.resource, &r.owner)),
+                )
+            })?;
+        }
         // Subscribed before proposing, so a grant applied right after is seen.
         let mut applied = self.node.sm.subscribe();
-        let op = Op::WaitLock {
-            resource: r.resource.clone(),
-            owner: r.owner.clone(),
-            ttl_ms: r.ttl_ms,
-            place_ms: hold.as_millis() as u64 + PLACE_GRACE_MS,
-            value: r.value.clone(),
+        let place_ms = if r.wait_ms > 0 {
+            hold.as_millis() as u64 + PLACE_GRACE_MS
+        } else {
+            0
+        };
+        let op = if r.permits > 1 {
+            Op::AcquirePermit {
+                name: r.resource.clone(),
+                owner: r.owner.clone(),
+                limit: r.permits,
+                ttl_ms: r.ttl_ms,
+                place_ms,
+            }
+        } else {
+            Op::WaitLock {
+                resource: r.resource.clone(),
+                owner: r.owner.clone(),
+                ttl_ms: r.ttl_ms,
+                place_ms,
+                value: r.value.clone(),
+            }
         };
         let p = self
             .propose(op, None, limits::request_id(r.request_id.as_ref())?)
@@ -171,6 +215,9 @@ impl Api {
                 waited_ms: waited.as_millis() as u64,
             }
         };
+        if reply.refusal == Refusal::Mismatch {
+            return Err(mismatch(&r.resource, r.permits, reply.lock.as_ref()));
+        }
         if reply.ok {
             // Granted by this call's own entry: its lease began after the request came.
             let granted = answer(true, false, reply.lock, p.time_ms, p.header, Duration::ZERO);
@@ -187,17 +234,18 @@ impl Api {
             // err on the short side.
             let waited = received.elapsed();
             let now = self.node.clock.now_ms();
-            let (holder, waiting) = {
+            let (mine, holder, waiting) = {
                 let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
                 let now = st.sm.now_ms.max(now);
                 (
+                    st.sm.locks.held_by(now, &r.resource, &r.owner),
                     st.sm.locks.get(now, &r.resource),
                     st.sm.locks.is_waiting(&r.resource, &r.owner),
                 )
             };
             let header = self.node.header();
-            if holder.as_ref().is_some_and(|h| h.owner == r.owner) {
-                return Ok(Response::new(answer(true, false, holder, now, header, waited)));
+            if mine.is_some() {
+                return Ok(Response::new(answer(true, false, mine, now, header, waited)));
             }
             // Out of time, the place is gone, or this member no longer leads (the next
             // leader grants from the same queue): answer, and the caller asks again.
@@ -254,14 +302,35 @@ impl Locks for Api {
         let r = req.into_inner();
         let durability = self.lock_args(&r.resource, Some(&r.owner), r.durability)?;
         self.check_ttl(durability, r.ttl_ms)?;
+        if r.permits > 1 {
+            if durability != Durability::Persistent {
+                return Err(errors::invalid(
+                    "semaphores (permits > 1) are persistent only; ask with durability PERSISTENT",
+                ));
+            }
+            if r.permits > MAX_SEMAPHORE_PERMITS {
+                return Err(errors::invalid(format!(
+                    "permits is {}; a semaphore has at most {MAX_SEMAPHORE_PERMITS}",
+                    r.permits
+                )));
+            }
+            if !r.value.is_empty() {
+                return Err(errors::invalid("a semaphore's permit carries no value"));
+            }
+        }
         match durability {
             Durability::Persistent => self.admit(Item::Locks, |sm| {
-                (sm.locks.len(), usize::from(!sm.locks.contains(&r.resource)))
+                let new = if r.permits > 1 {
+                    !sm.locks.has_permit(&r.resource, &r.owner)
+                } else {
+                    !sm.locks.contains(&r.resource)
+                };
+                (sm.locks.len(), usize::from(new))
             })?,
             Durability::Ephemeral => self.admit_ephemeral(|t| !t.locks.contains(&r.resource))?,
         }
         lock_value(&r.value)?;
-        if durability == Durability::Persistent && r.wait_ms > 0 {
+        if durability == Durability::Persistent && (r.wait_ms > 0 || r.permits > 1) {
             return self.wait_for_lock(r).await;
         }
         if !r.value.is_empty() {
@@ -280,6 +349,9 @@ impl Locks for Api {
                 tier.try_lock(term, now, &r.resource, &r.owner, r.ttl_ms)
             })
             .await?;
+        if o.reply.refusal == Refusal::Mismatch {
+            return Err(mismatch(&r.resource, r.permits, o.reply.lock.as_ref()));
+        }
         Ok(Response::new(pb::TryLockResponse {
             header: Some(o.header),
             acquired: o.reply.ok,

@@ -328,11 +328,13 @@ impl Api {
             .ephemeral
             .with(term, now, |tier| {
                 if let Some((resource, token, durability)) = &fence {
-                    let current = match (durability, &applied) {
-                        (Durability::Persistent, Some(st)) => st.sm.locks.token_of(st.sm.now_ms.max(now), resource),
-                        _ => tier.locks.token_of(now, resource),
+                    let checked = match (durability, &applied) {
+                        (Durability::Persistent, Some(st)) => {
+                            st.sm.locks.fence(st.sm.now_ms.max(now), resource, *token)
+                        }
+                        _ => tier.locks.fence(now, resource, *token),
                     };
-                    if current != *token {
+                    if let Err(current) = checked {
                         return Err(fenced(resource, *token, current));
                     }
                 }

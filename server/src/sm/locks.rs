@@ -14,6 +14,20 @@
 //! lease (its client extends to the full TTL as soon as it hears of the grant), so a
 //! waiter that died just before its turn holds the queue up no longer than its place
 //! would have.
+//!
+//! A name can instead be a semaphore ([`LockTable::acquire_permit`]): up to `limit`
+//! owners hold it at once, each with a permit of its own (lease, token), granted
+//! from the same kind of queue. A name is a lock or a semaphore, never both at once;
+//! a semaphore's limit is set by whoever creates it and holds until nobody holds or
+//! waits for it. Permits granted by one entry (a sweep can free several) each need a
+//! token of their own, so a permit's token is the granting entry's revision or, when
+//! an earlier permit already took it, the next number after the last permit token:
+//! unique, increasing, never below the entry's revision.
+//!
+//! An unlock also withdraws the owner's earlier requests: a lock request its client
+//! sent before the unlock (a smaller request id) but that reached the log after it
+//! (an attempt that timed out at the client and was forwarded late) is refused
+//! instead of queueing or granting a lock nobody will renew ([`LockTable::withdraw`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +43,30 @@ pub struct Lock {
     pub value: Vec<u8>,
 }
 
-/// A lock as answered to clients.
+/// One holder's permit of a semaphore.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Permit {
+    pub token: u64,
+    pub expires_at_ms: u64,
+    pub ttl_ms: u64,
+}
+
+/// A name up to `limit` owners hold at once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Semaphore {
+    pub limit: u32,
+    /// By owner; expired permits stay until swept or the semaphore is next touched.
+    pub holders: Map<Vec<u8>, Permit>,
+}
+
+impl Semaphore {
+    fn live(&self, now_ms: u64) -> impl Iterator<Item = (&Vec<u8>, &Permit)> {
+        self.holders.iter().filter(move |(_, p)| p.expires_at_ms > now_ms)
+    }
+}
+
+/// A lock as answered to clients. For a semaphore, the caller's permit when it holds
+/// one; otherwise no owner, the newest live permit's token, and the counts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockView {
     pub resource: Vec<u8>,
@@ -39,6 +76,10 @@ pub struct LockView {
     pub value: Vec<u8>,
     /// Places in the lock's queue (some may have expired and not been pruned yet).
     pub waiters: u32,
+    /// A semaphore's limit; 0 for a lock.
+    pub permits: u32,
+    /// A semaphore's live permits; 0 for a lock.
+    pub holders: u32,
 }
 
 /// Why an extend or unlock did not happen.
@@ -48,6 +89,9 @@ pub enum Refusal {
     None,
     NotHeld,
     HeldByOther,
+    /// Asked as a lock of a semaphore, as a semaphore of a lock, or with a limit other
+    /// than the semaphore's; the view says what the name is.
+    Mismatch,
 }
 
 /// The answer to a lock operation: whether it happened, why not, and the lock as
@@ -94,7 +138,26 @@ pub struct LockTable {
     queues: Map<Vec<u8>, Seq<Waiter>>,
     /// (expires_at_ms, resource, owner) for every waiter's place.
     places: Set<(u64, Vec<u8>, Vec<u8>)>,
+    /// Semaphores by name (see the module docs).
+    semaphores: Map<Vec<u8>, Semaphore>,
+    /// (expires_at_ms, name, owner) for every permit.
+    permit_expiry: Set<(u64, Vec<u8>, Vec<u8>)>,
+    /// The last permit token handed out.
+    last_permit_token: u64,
+    /// (resource, owner) → (client, request id, until): the owner unlocked with that
+    /// request; until then, that client's lock requests for it with smaller ids are
+    /// stale.
+    withdrawn: Map<(Vec<u8>, Vec<u8>), Withdrawal>,
+    /// (until, resource, owner) for every withdrawal.
+    withdrawn_expiry: Set<(u64, Vec<u8>, Vec<u8>)>,
 }
+
+/// An owner's unlock of a name: `(client, request id, until)`.
+type Withdrawal = (String, u64, u64);
+
+/// How long an unlock withdraws the owner's earlier requests: longer than a request
+/// can take to reach the log (the server's request deadline is 10 s by default).
+pub const WITHDRAWN_MS: u64 = 60_000;
 
 impl LockTable {
     fn live(&self, now_ms: u64, resource: &[u8]) -> Option<&Lock> {
@@ -108,22 +171,75 @@ impl LockTable {
             token: l.token,
             expires_at_ms: l.expires_at_ms,
             value: l.value.clone(),
-            waiters: 0,
+            ..LockView::default()
         }
     }
 
-    /// The live lock on `resource` with the number of callers waiting for it.
+    fn waiting(&self, resource: &[u8]) -> u32 {
+        self.queues.get(resource).map_or(0, |q| q.len() as u32)
+    }
+
+    /// A semaphore as answered: `owner`'s permit if it holds a live one, else the
+    /// newest live permit's token with no owner.
+    fn semaphore_view(&self, now_ms: u64, name: &[u8], sem: &Semaphore, owner: &[u8]) -> LockView {
+        let mine = sem.holders.get(owner).filter(|p| p.expires_at_ms > now_ms);
+        let newest = sem.live(now_ms).map(|(_, p)| p.token).max().unwrap_or(0);
+        LockView {
+            resource: name.to_vec(),
+            owner: mine.map_or_else(Vec::new, |_| owner.to_vec()),
+            token: mine.map_or(newest, |p| p.token),
+            expires_at_ms: mine.map_or(0, |p| p.expires_at_ms),
+            value: Vec::new(),
+            waiters: self.waiting(name),
+            permits: sem.limit,
+            holders: sem.live(now_ms).count() as u32,
+        }
+    }
+
+    /// The live lock on `resource` with the number of callers waiting for it, or the
+    /// semaphore of that name while anyone holds a permit.
     pub fn get(&self, now_ms: u64, resource: &[u8]) -> Option<LockView> {
-        let waiters = self.queues.get(resource).map_or(0, |q| q.len() as u32);
+        if let Some(sem) = self.semaphores.get(resource) {
+            return (sem.live(now_ms).next().is_some()).then(|| self.semaphore_view(now_ms, resource, sem, b""));
+        }
         self.live(now_ms, resource).map(|l| LockView {
-            waiters,
+            waiters: self.waiting(resource),
             ..Self::view(resource, l)
         })
     }
 
-    /// The token of the live lock on `resource`, 0 when free.
-    pub fn token_of(&self, now_ms: u64, resource: &[u8]) -> u64 {
-        self.live(now_ms, resource).map_or(0, |l| l.token)
+    /// The lock or permit `owner` holds on `resource`, if it holds one.
+    pub fn held_by(&self, now_ms: u64, resource: &[u8], owner: &[u8]) -> Option<LockView> {
+        if let Some(sem) = self.semaphores.get(resource) {
+            let held = sem.holders.get(owner).is_some_and(|p| p.expires_at_ms > now_ms);
+            return held.then(|| self.semaphore_view(now_ms, resource, sem, owner));
+        }
+        self.get(now_ms, resource).filter(|l| l.owner == owner)
+    }
+
+    /// Whether `token` is live on `resource`: the lock's token, or one of the
+    /// semaphore's live permits. Refused, it answers the live token (the newest
+    /// permit's for a semaphore; 0 when free).
+    pub fn fence(&self, now_ms: u64, resource: &[u8], token: u64) -> Result<(), u64> {
+        if let Some(sem) = self.semaphores.get(resource) {
+            if sem.live(now_ms).any(|(_, p)| p.token == token) {
+                return Ok(());
+            }
+            return Err(sem.live(now_ms).map(|(_, p)| p.token).max().unwrap_or(0));
+        }
+        match self.live(now_ms, resource).map_or(0, |l| l.token) {
+            live if live == token => Ok(()),
+            live => Err(live),
+        }
+    }
+
+    /// Whether `test` holds for the live token of `resource` (0 when free); for a
+    /// semaphore, for one of its live permits' tokens (0 when none is held).
+    pub fn token_holds(&self, now_ms: u64, resource: &[u8], test: impl Fn(u64) -> bool) -> bool {
+        match self.semaphores.get(resource) {
+            Some(sem) if sem.live(now_ms).next().is_some() => sem.live(now_ms).any(|(_, p)| test(p.token)),
+            _ => test(self.live(now_ms, resource).map_or(0, |l| l.token)),
+        }
     }
 
     fn put(&mut self, resource: &[u8], lock: Option<Lock>) {
@@ -159,6 +275,9 @@ impl LockTable {
         value: Option<&[u8]>,
     ) -> LockReply {
         self.grant_next(revision, now_ms, resource);
+        if let Some(refused) = self.not_a_lock(now_ms, resource) {
+            return refused;
+        }
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         let (token, kept) = match self.live(now_ms, resource) {
             Some(l) if l.owner != owner => {
@@ -187,6 +306,16 @@ impl LockTable {
         }
     }
 
+    /// Refuses a lock operation on a semaphore's name.
+    fn not_a_lock(&self, now_ms: u64, resource: &[u8]) -> Option<LockReply> {
+        let sem = self.semaphores.get(resource)?;
+        Some(LockReply {
+            ok: false,
+            refusal: Refusal::Mismatch,
+            lock: Some(self.semaphore_view(now_ms, resource, sem, b"")),
+        })
+    }
+
     fn refuse(&self, now_ms: u64, resource: &[u8], owner: &[u8]) -> Option<LockReply> {
         match self.live(now_ms, resource) {
             None => Some(LockReply {
@@ -203,7 +332,11 @@ impl LockTable {
         }
     }
 
+    /// Extends the lock `owner` holds on `resource`, or its permit of the semaphore.
     pub fn extend(&mut self, now_ms: u64, resource: &[u8], owner: &[u8], ttl_ms: u64) -> LockReply {
+        if self.semaphores.contains_key(resource) {
+            return self.extend_permit(now_ms, resource, owner, ttl_ms);
+        }
         if let Some(refused) = self.refuse(now_ms, resource, owner) {
             return refused;
         }
@@ -243,8 +376,12 @@ impl LockTable {
     /// Releases the lock `owner` holds, granting it to the next waiter at `revision`;
     /// also gives up `owner`'s place in the queue, so a waiter that stops waiting
     /// unlocks whether or not its grant came first.
+    /// On a semaphore, gives back `owner`'s permit (and its place) the same way.
     pub fn unlock(&mut self, revision: u64, now_ms: u64, resource: &[u8], owner: &[u8]) -> LockReply {
         self.leave_queue(resource, owner);
+        if self.semaphores.contains_key(resource) {
+            return self.release_permit(revision, now_ms, resource, owner);
+        }
         if let Some(refused) = self.refuse(now_ms, resource, owner) {
             return refused;
         }
@@ -262,18 +399,35 @@ impl LockTable {
     /// place) for another `place_ms`. Refused answers name the holder.
     pub fn wait_lock(&mut self, revision: u64, now_ms: u64, resource: &[u8], c: &Candidate) -> LockReply {
         let Candidate {
-            owner,
-            ttl_ms,
-            place_ms,
-            value,
+            owner, ttl_ms, value, ..
         } = *c;
         self.grant_next(revision, now_ms, resource);
+        if let Some(refused) = self.not_a_lock(now_ms, resource) {
+            return refused;
+        }
         let holder = self.live(now_ms, resource).map(|l| l.owner.clone());
         if holder.is_none() || holder.as_deref() == Some(owner) {
             // Free with an empty queue (grant_next would have granted otherwise), or ours.
             self.leave_queue(resource, owner);
             return self.take(revision, now_ms, resource, owner, ttl_ms, Some(value));
         }
+        self.enqueue(now_ms, resource, c);
+        LockReply {
+            ok: false,
+            refusal: Refusal::HeldByOther,
+            lock: self.get(now_ms, resource),
+        }
+    }
+
+    /// Puts `c` at the back of `resource`'s queue, or renews its place there, for
+    /// another `place_ms`.
+    fn enqueue(&mut self, now_ms: u64, resource: &[u8], c: &Candidate) {
+        let Candidate {
+            owner,
+            ttl_ms,
+            place_ms,
+            value,
+        } = *c;
         let expires_at_ms = now_ms.saturating_add(place_ms);
         let mut queue = self.queues.get(resource).cloned().unwrap_or_default();
         match queue.iter().position(|w| w.owner == owner) {
@@ -295,11 +449,198 @@ impl LockTable {
         }
         self.places.insert((expires_at_ms, resource.to_vec(), owner.to_vec()));
         self.queues.insert(resource.to_vec(), queue);
-        LockReply {
-            ok: false,
-            refusal: Refusal::HeldByOther,
-            lock: self.get(now_ms, resource),
+    }
+
+    /// Takes a permit of the semaphore `name` (created with `limit` permits if it does
+    /// not exist) for `c.owner`: granted if one is free and nobody waits ahead,
+    /// refreshed (same token) if the owner holds one, and otherwise, when
+    /// `c.place_ms > 0`, a place in the queue. Refused answers carry the counts.
+    pub fn acquire_permit(&mut self, revision: u64, now_ms: u64, name: &[u8], limit: u32, c: &Candidate) -> LockReply {
+        self.grant_next(revision, now_ms, name);
+        if let Some(l) = self.live(now_ms, name) {
+            return LockReply {
+                ok: false,
+                refusal: Refusal::Mismatch,
+                lock: Some(Self::view(name, l)),
+            };
         }
+        // A lock whose lease ran out (grant_next granted no waiter, so none was left).
+        if self.locks.contains_key(name) {
+            self.put(name, None);
+        }
+        let mut sem = match self.semaphores.get(name) {
+            Some(sem) if sem.limit != limit => {
+                return LockReply {
+                    ok: false,
+                    refusal: Refusal::Mismatch,
+                    lock: Some(self.semaphore_view(now_ms, name, sem, c.owner)),
+                };
+            }
+            Some(sem) => sem.clone(),
+            None => Semaphore {
+                limit,
+                holders: Map::new(),
+            },
+        };
+        let expires_at_ms = now_ms.saturating_add(c.ttl_ms);
+        let held = sem
+            .holders
+            .get(c.owner)
+            .filter(|p| p.expires_at_ms > now_ms)
+            .map(|p| p.token);
+        // grant_next filled every free permit from the queue: one is free only when
+        // nobody waits.
+        let free = (sem.live(now_ms).count() as u32) < sem.limit;
+        let token = match held {
+            Some(token) => token,
+            None if free => self.next_permit_token(revision),
+            None => {
+                if c.place_ms > 0 {
+                    self.enqueue(now_ms, name, c);
+                }
+                return LockReply {
+                    ok: false,
+                    refusal: Refusal::HeldByOther,
+                    lock: Some(self.semaphore_view(now_ms, name, &sem, c.owner)),
+                };
+            }
+        };
+        self.leave_queue(name, c.owner);
+        self.put_permit(
+            name,
+            &mut sem,
+            c.owner,
+            Permit {
+                token,
+                expires_at_ms,
+                ttl_ms: c.ttl_ms,
+            },
+        );
+        let view = self.semaphore_view(now_ms, name, &sem, c.owner);
+        self.semaphores.insert(name.to_vec(), sem);
+        LockReply {
+            ok: true,
+            refusal: Refusal::None,
+            lock: Some(view),
+        }
+    }
+
+    fn next_permit_token(&mut self, revision: u64) -> u64 {
+        self.last_permit_token = revision.max(self.last_permit_token.saturating_add(1));
+        self.last_permit_token
+    }
+
+    /// Sets `owner`'s permit in `sem`, keeping the expiry index in step.
+    fn put_permit(&mut self, name: &[u8], sem: &mut Semaphore, owner: &[u8], permit: Permit) {
+        self.permit_expiry
+            .insert((permit.expires_at_ms, name.to_vec(), owner.to_vec()));
+        if let Some(old) = sem.holders.insert(owner.to_vec(), permit) {
+            if sem.holders.get(owner).map(|p| p.expires_at_ms) != Some(old.expires_at_ms) {
+                self.permit_expiry
+                    .remove(&(old.expires_at_ms, name.to_vec(), owner.to_vec()));
+            }
+        }
+    }
+
+    /// Removes `owner`'s permit from `sem`, if it has one.
+    fn drop_permit(&mut self, name: &[u8], sem: &mut Semaphore, owner: &[u8]) -> Option<Permit> {
+        let old = sem.holders.remove(owner)?;
+        self.permit_expiry
+            .remove(&(old.expires_at_ms, name.to_vec(), owner.to_vec()));
+        Some(old)
+    }
+
+    fn extend_permit(&mut self, now_ms: u64, name: &[u8], owner: &[u8], ttl_ms: u64) -> LockReply {
+        let Some(mut sem) = self.semaphores.get(name).cloned() else {
+            return LockReply::default();
+        };
+        let Some(mut permit) = sem.holders.get(owner).filter(|p| p.expires_at_ms > now_ms).cloned() else {
+            return LockReply {
+                ok: false,
+                refusal: Refusal::NotHeld,
+                lock: Some(self.semaphore_view(now_ms, name, &sem, owner)),
+            };
+        };
+        permit.expires_at_ms = now_ms.saturating_add(ttl_ms);
+        permit.ttl_ms = ttl_ms;
+        self.put_permit(name, &mut sem, owner, permit);
+        let view = self.semaphore_view(now_ms, name, &sem, owner);
+        self.semaphores.insert(name.to_vec(), sem);
+        LockReply {
+            ok: true,
+            refusal: Refusal::None,
+            lock: Some(view),
+        }
+    }
+
+    /// Gives back `owner`'s permit and grants the freed permit to the next waiter.
+    fn release_permit(&mut self, revision: u64, now_ms: u64, name: &[u8], owner: &[u8]) -> LockReply {
+        let Some(mut sem) = self.semaphores.get(name).cloned() else {
+            return LockReply::default();
+        };
+        let held = self
+            .drop_permit(name, &mut sem, owner)
+            .is_some_and(|p| p.expires_at_ms > now_ms);
+        self.semaphores.insert(name.to_vec(), sem);
+        self.grant_permits(revision, now_ms, name);
+        LockReply {
+            ok: held,
+            refusal: if held { Refusal::None } else { Refusal::NotHeld },
+            lock: None,
+        }
+    }
+
+    /// Drops the semaphore's expired permits and grants its free permits to the
+    /// first live waiters, each with a token of its own (cut to what is left of its
+    /// place, like a lock's grant); forgets the semaphore once nobody holds or waits.
+    fn grant_permits(&mut self, revision: u64, now_ms: u64, name: &[u8]) {
+        let Some(mut sem) = self.semaphores.get(name).cloned() else {
+            return;
+        };
+        let expired: Vec<Vec<u8>> = sem
+            .holders
+            .iter()
+            .filter(|(_, p)| p.expires_at_ms <= now_ms)
+            .map(|(owner, _)| owner.clone())
+            .collect();
+        for owner in expired {
+            self.drop_permit(name, &mut sem, &owner);
+        }
+        while (sem.holders.len() as u32) < sem.limit {
+            let Some(w) = self.next_waiter(now_ms, name) else {
+                break;
+            };
+            let permit = Permit {
+                token: self.next_permit_token(revision),
+                expires_at_ms: now_ms.saturating_add(w.ttl_ms).min(w.expires_at_ms),
+                ttl_ms: w.ttl_ms,
+            };
+            self.put_permit(name, &mut sem, &w.owner, permit);
+        }
+        if sem.holders.is_empty() && !self.queues.contains_key(name) {
+            self.semaphores.remove(name);
+        } else {
+            self.semaphores.insert(name.to_vec(), sem);
+        }
+    }
+
+    /// Records that `owner` gave up `resource` with `client`'s request `request_id`.
+    pub fn withdraw(&mut self, now_ms: u64, resource: &[u8], owner: &[u8], client: &str, request_id: u64) {
+        let key = (resource.to_vec(), owner.to_vec());
+        let until = now_ms.saturating_add(WITHDRAWN_MS);
+        if let Some((_, _, old)) = self.withdrawn.get(&key) {
+            self.withdrawn_expiry.remove(&(*old, key.0.clone(), key.1.clone()));
+        }
+        self.withdrawn_expiry.insert((until, key.0.clone(), key.1.clone()));
+        self.withdrawn.insert(key, (client.to_owned(), request_id, until));
+    }
+
+    /// Whether a lock request by `owner` for `resource`, sent by `client` as
+    /// `request_id`, was sent before that owner's unlock (see the module docs).
+    pub fn is_withdrawn(&self, resource: &[u8], owner: &[u8], client: &str, request_id: u64) -> bool {
+        self.withdrawn
+            .get(&(resource.to_vec(), owner.to_vec()))
+            .is_some_and(|(c, id, _)| c == client && request_id < *id)
     }
 
     /// Whether `owner` has a place in `resource`'s queue (live or not yet pruned).
@@ -327,25 +668,13 @@ impl LockTable {
     /// is still live, dropping the expired places ahead of it. The grant's lease is
     /// the waiter's TTL, cut to what is left of its place (see the module docs).
     fn grant_next(&mut self, revision: u64, now_ms: u64, resource: &[u8]) {
+        if self.semaphores.contains_key(resource) {
+            return self.grant_permits(revision, now_ms, resource);
+        }
         if self.live(now_ms, resource).is_some() {
             return;
         }
-        loop {
-            let Some(queue) = self.queues.get_mut(resource) else {
-                return;
-            };
-            let Some(w) = queue.pop_front() else {
-                self.queues.remove(resource);
-                return;
-            };
-            if queue.is_empty() {
-                self.queues.remove(resource);
-            }
-            self.places
-                .remove(&(w.expires_at_ms, resource.to_vec(), w.owner.clone()));
-            if w.expires_at_ms <= now_ms {
-                continue;
-            }
+        if let Some(w) = self.next_waiter(now_ms, resource) {
             let lock = Lock {
                 owner: w.owner,
                 token: revision,
@@ -354,7 +683,26 @@ impl LockTable {
                 value: w.value,
             };
             self.put(resource, Some(lock));
-            return;
+        }
+    }
+
+    /// Takes the first waiter whose place is live out of `resource`'s queue, dropping
+    /// the expired places ahead of it.
+    fn next_waiter(&mut self, now_ms: u64, resource: &[u8]) -> Option<Waiter> {
+        loop {
+            let queue = self.queues.get_mut(resource)?;
+            let Some(w) = queue.pop_front() else {
+                self.queues.remove(resource);
+                return None;
+            };
+            if queue.is_empty() {
+                self.queues.remove(resource);
+            }
+            self.places
+                .remove(&(w.expires_at_ms, resource.to_vec(), w.owner.clone()));
+            if w.expires_at_ms > now_ms {
+                return Some(w);
+            }
         }
     }
 
@@ -376,6 +724,21 @@ impl LockTable {
             if let Some(mut lock) = self.locks.get(&resource).cloned() {
                 lock.expires_at_ms = lock.expires_at_ms.max(now_ms.saturating_add(lock.ttl_ms));
                 self.put(&resource, Some(lock));
+            }
+        }
+        let live: Vec<(u64, Vec<u8>, Vec<u8>)> = self
+            .permit_expiry
+            .range((live_at_ms.saturating_add(1), Vec::new(), Vec::new())..)
+            .cloned()
+            .collect();
+        for (_, name, owner) in live {
+            let Some(mut sem) = self.semaphores.get(&name).cloned() else {
+                continue;
+            };
+            if let Some(mut permit) = sem.holders.get(&owner).cloned() {
+                permit.expires_at_ms = permit.expires_at_ms.max(now_ms.saturating_add(permit.ttl_ms));
+                self.put_permit(&name, &mut sem, &owner, permit);
+                self.semaphores.insert(name, sem);
             }
         }
         // Waiters could not renew their places while there was no leader either.
@@ -410,6 +773,20 @@ impl LockTable {
             self.put(r, None);
             self.grant_next(revision, now_ms, r);
         }
+        let mut names: Vec<Vec<u8>> = self
+            .permit_expiry
+            .iter()
+            .take_while(|(at, _, _)| *at <= now_ms)
+            .take(limit as usize)
+            .map(|(_, name, _)| name.clone())
+            .collect();
+        let permits = names.len();
+        names.sort();
+        names.dedup();
+        for name in &names {
+            // Drops every expired permit of the semaphore and grants the freed ones.
+            self.grant_permits(revision, now_ms, name);
+        }
         let gone: Vec<(u64, Vec<u8>, Vec<u8>)> = self
             .places
             .iter()
@@ -419,17 +796,30 @@ impl LockTable {
             .collect();
         for (_, resource, owner) in &gone {
             self.leave_queue(resource, owner);
+            // A semaphore nobody holds is forgotten with its last waiter.
+            self.grant_permits(revision, now_ms, resource);
         }
-        (due.len() + gone.len()) as u32
+        let over: Vec<(u64, Vec<u8>, Vec<u8>)> = self
+            .withdrawn_expiry
+            .iter()
+            .take_while(|(at, _, _)| *at <= now_ms)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        for (at, resource, owner) in over {
+            self.withdrawn_expiry.remove(&(at, resource.clone(), owner.clone()));
+            self.withdrawn.remove(&(resource, owner));
+        }
+        (due.len() + permits + gone.len()) as u32
     }
 
-    /// Locks held, expired or not yet swept.
+    /// Locks and permits held, expired or not yet swept.
     pub fn len(&self) -> usize {
-        self.locks.len()
+        self.locks.len() + self.permit_expiry.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.locks.is_empty()
+        self.len() == 0
     }
 
     /// Whether `resource` has an entry (held, or expired and not yet swept).
@@ -437,10 +827,17 @@ impl LockTable {
         self.locks.contains_key(resource)
     }
 
+    /// Whether `owner` has a permit of `name` (live or not yet swept).
+    pub fn has_permit(&self, name: &[u8], owner: &[u8]) -> bool {
+        self.semaphores.get(name).is_some_and(|s| s.holders.contains_key(owner))
+    }
+
     pub fn next_expiry(&self) -> Option<u64> {
         let lock = self.expiry.get_min().map(|(at, _)| *at);
         let place = self.places.get_min().map(|(at, _, _)| *at);
-        lock.into_iter().chain(place).min()
+        let permit = self.permit_expiry.get_min().map(|(at, _, _)| *at);
+        let withdrawn = self.withdrawn_expiry.get_min().map(|(at, _, _)| *at);
+        [lock, place, permit, withdrawn].into_iter().flatten().min()
     }
 }
 
@@ -475,8 +872,8 @@ mod tests {
     fn expired_lock_goes_to_the_next_owner_with_a_larger_token() {
         let mut t = LockTable::default();
         t.try_lock(5, 0, b"r", b"A", 100);
-        assert_eq!(t.token_of(99, b"r"), 5);
-        assert_eq!(t.token_of(100, b"r"), 0);
+        assert_eq!(t.fence(99, b"r", 5), Ok(()));
+        assert_eq!(t.fence(100, b"r", 5), Err(0));
         let b = t.try_lock(9, 100, b"r", b"B", 100);
         assert!(b.ok && b.lock.map(|l| l.token) == Some(9));
     }
@@ -580,5 +977,108 @@ mod tests {
         assert!(t.is_waiting(b"r", b"B"));
         assert!(t.unlock(7, 1_060, b"r", b"A").ok);
         assert_eq!(holder(&t, 1_060, b"r"), Some((b"B".to_vec(), 7)));
+    }
+
+    fn permit(t: &mut LockTable, rev: u64, now: u64, owner: &[u8], limit: u32, place_ms: u64) -> LockReply {
+        t.acquire_permit(rev, now, b"s", limit, &cand(owner, 1_000, place_ms))
+    }
+
+    #[test]
+    fn a_semaphore_grants_up_to_its_limit_with_a_token_each() {
+        let mut t = LockTable::default();
+        let a = permit(&mut t, 1, 0, b"A", 2, 0);
+        let b = permit(&mut t, 2, 0, b"B", 2, 0);
+        assert!(a.ok && b.ok);
+        let c = permit(&mut t, 3, 0, b"C", 2, 0);
+        assert!(!c.ok);
+        assert_eq!(c.refusal, Refusal::HeldByOther);
+        let v = c.lock.expect("counts");
+        assert_eq!((v.permits, v.holders, v.owner.len()), (2, 2, 0));
+        assert!(!t.is_waiting(b"s", b"C"), "no place without place_ms");
+        // Refreshing keeps the token.
+        let again = permit(&mut t, 4, 10, b"A", 2, 0);
+        assert_eq!(again.lock.map(|l| (l.token, l.expires_at_ms)), Some((1, 1_010)));
+        assert_eq!(t.fence(10, b"s", 1), Ok(()));
+        assert_eq!(t.fence(10, b"s", 2), Ok(()));
+        assert_eq!(t.fence(10, b"s", 3), Err(2), "answers the newest live token");
+        assert!(t.token_holds(10, b"s", |tok| tok == 2));
+        assert_eq!(t.len(), 2);
+        assert!(t.unlock(5, 20, b"s", b"B").ok);
+        assert_eq!(t.fence(20, b"s", 2), Err(1));
+        assert!(!t.unlock(6, 20, b"s", b"B").ok, "released twice");
+        assert!(t.unlock(7, 20, b"s", b"A").ok);
+        assert_eq!(t.get(20, b"s"), None, "forgotten once nobody holds or waits");
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn waiters_get_freed_permits_in_order_each_with_its_own_token() {
+        let mut t = LockTable::default();
+        permit(&mut t, 1, 0, b"A", 2, 0);
+        permit(&mut t, 2, 0, b"B", 2, 0);
+        for (rev, w) in [(3, b"C"), (4, b"D"), (5, b"E")] {
+            assert!(!permit(&mut t, rev, 0, w, 2, 5_000).ok);
+        }
+        assert_eq!(t.get(0, b"s").map(|v| v.waiters), Some(3));
+        // A newcomer does not jump the queue when a permit frees.
+        assert!(t.unlock(10, 100, b"s", b"A").ok);
+        assert!(!permit(&mut t, 11, 100, b"F", 2, 0).ok);
+        assert_eq!(t.held_by(100, b"s", b"C").map(|v| v.token), Some(10));
+        // B's and C's leases run out (1,000 and 100 + 1,000): one sweep grants two
+        // permits, each with a token of its own.
+        let removed = t.sweep(12, 1_100, 10);
+        assert!(removed >= 2);
+        let d = t.held_by(1_100, b"s", b"D").map(|v| v.token);
+        let e = t.held_by(1_100, b"s", b"E").map(|v| v.token);
+        assert_eq!(
+            (d, e),
+            (Some(12), Some(13)),
+            "unique, increasing, from the entry's revision"
+        );
+        assert!(t.unlock(13, 1_100, b"s", b"D").ok);
+        assert!(permit(&mut t, 14, 1_100, b"G", 2, 0)
+            .lock
+            .is_some_and(|v| v.token == 14));
+        assert_eq!(t.waiters(), 0);
+    }
+
+    #[test]
+    fn a_name_is_a_lock_or_a_semaphore() {
+        let mut t = LockTable::default();
+        permit(&mut t, 1, 0, b"A", 3, 0);
+        assert_eq!(permit(&mut t, 2, 0, b"B", 4, 0).refusal, Refusal::Mismatch);
+        assert_eq!(t.try_lock(3, 0, b"s", b"B", 100).refusal, Refusal::Mismatch);
+        assert_eq!(
+            t.wait_lock(4, 0, b"s", &cand(b"B", 100, 100)).refusal,
+            Refusal::Mismatch
+        );
+        t.try_lock(5, 0, b"l", b"A", 100);
+        let asked = t.acquire_permit(6, 0, b"l", 2, &cand(b"B", 100, 0));
+        assert_eq!(asked.refusal, Refusal::Mismatch);
+        assert_eq!(asked.lock.map(|v| v.permits), Some(0));
+        // Once the lock's lease is over, the name can be a semaphore.
+        assert!(t.acquire_permit(7, 200, b"l", 2, &cand(b"B", 100, 0)).ok);
+        // Extend and proclaim act on permits, not on a lock of that name.
+        assert!(t.extend(250, b"l", b"B", 500).ok);
+        assert_eq!(t.held_by(250, b"l", b"B").map(|v| v.expires_at_ms), Some(750));
+        assert_eq!(t.extend(250, b"l", b"C", 500).refusal, Refusal::NotHeld);
+        assert!(!t.proclaim(250, b"l", b"B", b"v").ok);
+    }
+
+    #[test]
+    fn a_new_term_extends_permits_and_the_sweep_frees_them() {
+        let mut t = LockTable::default();
+        t.acquire_permit(1, 0, b"s", 2, &cand(b"A", 100, 0));
+        t.acquire_permit(2, 0, b"s", 2, &cand(b"B", 10, 0));
+        assert_eq!(t.next_expiry(), Some(10));
+        t.extend_all_leases(50, 50);
+        assert_eq!(t.held_by(50, b"s", b"A").map(|v| v.expires_at_ms), Some(150));
+        assert!(t.held_by(50, b"s", b"B").is_none(), "B's lease was over");
+        t.sweep(3, 50, 10);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.sweep(4, 150, 10), 1);
+        assert!(t.is_empty());
+        assert_eq!(t.get(150, b"s"), None);
+        assert_eq!(t.next_expiry(), None);
     }
 }

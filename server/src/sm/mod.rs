@@ -109,6 +109,15 @@ pub enum Op {
         policy: limiters::Policy,
         cost: u64,
     },
+    /// Take a permit of semaphore `name` (of `limit` permits), or a place in its queue
+    /// held for `place_ms` when that is not 0 (see `locks`).
+    AcquirePermit {
+        name: Vec<u8>,
+        owner: Vec<u8>,
+        limit: u32,
+        ttl_ms: u64,
+        place_ms: u64,
+    },
 }
 
 /// Conditions a write is subject to; all given ones must hold.
@@ -241,17 +250,41 @@ impl StateMachine {
                 None => {}
             }
         }
-        let reply = match &cmd.fence {
-            Some((resource, token)) if self.locks.token_of(now, resource) != *token => Reply::Fenced {
-                current: self.locks.token_of(now, resource),
-            },
-            _ => self.run(revision, term, now, &cmd.op),
+        let fenced = cmd
+            .fence
+            .as_ref()
+            .and_then(|(resource, token)| self.locks.fence(now, resource, *token).err());
+        let reply = match fenced {
+            Some(current) => Reply::Fenced { current },
+            None if self.is_stale_lock_request(cmd) => Reply::Lock(LockReply {
+                ok: false,
+                refusal: Refusal::NotHeld,
+                lock: None,
+            }),
+            None => self.run(revision, term, now, &cmd.op),
         };
+        if let (Op::Unlock { resource, owner }, Some((client, request_id))) = (&cmd.op, &cmd.request) {
+            self.locks.withdraw(now, resource, owner, client, *request_id);
+        }
         self.kv.prune_history(revision);
         if let (Some((client, request_id)), Some(digest)) = (&cmd.request, digest) {
             self.dedupe.record(client, *request_id, digest, now, &cmd.op, &reply);
         }
         reply
+    }
+
+    /// A lock request its client sent before the owner's unlock, applied after it
+    /// (see `locks`): refused, so it neither queues nor takes a lock nobody renews.
+    fn is_stale_lock_request(&self, cmd: &Command) -> bool {
+        let Some((client, request_id)) = &cmd.request else {
+            return false;
+        };
+        let (resource, owner) = match &cmd.op {
+            Op::TryLock { resource, owner, .. } | Op::WaitLock { resource, owner, .. } => (resource, owner),
+            Op::AcquirePermit { name, owner, .. } => (name, owner),
+            _ => return false,
+        };
+        self.locks.is_withdrawn(resource, owner, client, *request_id)
     }
 
     fn run(&mut self, revision: u64, term: u64, now: u64, op: &Op) -> Reply {
@@ -287,6 +320,21 @@ impl StateMachine {
                 Reply::Lock(self.locks.wait_lock(revision, now, resource, &candidate))
             }
             Op::Proclaim { resource, owner, value } => Reply::Lock(self.locks.proclaim(now, resource, owner, value)),
+            Op::AcquirePermit {
+                name,
+                owner,
+                limit,
+                ttl_ms,
+                place_ms,
+            } => {
+                let candidate = locks::Candidate {
+                    owner,
+                    ttl_ms: *ttl_ms,
+                    place_ms: *place_ms,
+                    value: &[],
+                };
+                Reply::Lock(self.locks.acquire_permit(revision, now, name, *limit, &candidate))
+            }
             Op::RateCheck { name, policy, cost } => Reply::Rate(self.limiters.check(now, name, *policy, *cost)),
             Op::SeqNext {
                 name,
@@ -502,6 +550,68 @@ mod tests {
                 ttl_ms,
             },
         }
+    }
+
+    #[test]
+    fn a_lock_request_sent_before_the_owners_unlock_is_stale() {
+        let mut sm = StateMachine::default();
+        let from = |id: u64, op: Op| Command {
+            time_ms: 1_000,
+            request: Some(("client-1".into(), id)),
+            fence: None,
+            op,
+        };
+        let wait = |owner: &str| Op::WaitLock {
+            resource: b"r".to_vec(),
+            owner: owner.into(),
+            ttl_ms: 10_000,
+            place_ms: 7_000,
+            value: Vec::new(),
+        };
+        let unlock = |owner: &str| Op::Unlock {
+            resource: b"r".to_vec(),
+            owner: owner.into(),
+        };
+        sm.apply(1, &lock_cmd("holder", 10_000, 1_000));
+        // W queued (request 5), gave up (request 7); its attempt 6, forwarded late,
+        // reaches the log after the unlock: it must not take W's place again.
+        sm.apply(1, &from(5, wait("W")));
+        assert!(sm.locks.is_waiting(b"r", b"W"));
+        sm.apply(1, &from(7, unlock("W")));
+        assert!(!sm.locks.is_waiting(b"r", b"W"));
+        let late = sm.apply(1, &from(6, wait("W"))).reply;
+        assert!(matches!(late, Reply::Lock(LockReply { ok: false, .. })), "{late:?}");
+        assert!(!sm.locks.is_waiting(b"r", b"W"), "a withdrawn request took a place");
+        // Nor a permit, nor a free lock.
+        sm.apply(1, &from(8, unlock("holder")));
+        let late = sm.apply(1, &from(6, wait("W"))).reply;
+        assert!(matches!(late, Reply::Lock(LockReply { ok: false, .. })), "{late:?}");
+        assert_eq!(sm.locks.get(1_000, b"r"), None);
+        // The same owner asking again afterwards (a later request) is served; so is
+        // another client using the same owner name.
+        assert!(matches!(
+            sm.apply(1, &from(9, wait("W"))).reply,
+            Reply::Lock(LockReply { ok: true, .. })
+        ));
+        sm.apply(1, &from(10, unlock("W")));
+        let other = Command {
+            request: Some(("client-2".into(), 1)),
+            ..from(0, wait("W"))
+        };
+        assert!(matches!(
+            sm.apply(1, &other).reply,
+            Reply::Lock(LockReply { ok: true, .. })
+        ));
+        // The withdrawal is forgotten after its window, by a sweep.
+        let sweep = Command {
+            time_ms: 1_000 + locks::WITHDRAWN_MS,
+            request: None,
+            fence: None,
+            op: Op::Sweep { limit: 100 },
+        };
+        assert_eq!(sm.next_expiry(), Some(11_000), "W's 10 s lease comes first");
+        sm.apply(1, &sweep);
+        assert!(!sm.locks.is_withdrawn(b"r", b"W", "client-1", 0));
     }
 
     #[test]

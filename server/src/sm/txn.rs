@@ -94,7 +94,7 @@ fn check(kv: &KvStore, locks: &LockTable, now_ms: u64, c: &Compare) -> bool {
         Target::CreateRevision => holds(c.op, current.map_or(0, |k| k.create_revision), c.number),
         Target::Version => holds(c.op, current.map_or(0, |k| k.version), c.number),
         Target::Exists => holds(c.op, u64::from(current.is_some()), c.number.min(1)),
-        Target::LockToken => holds(c.op, locks.token_of(now_ms, &c.key), c.number),
+        Target::LockToken => locks.token_holds(now_ms, &c.key, |token| holds(c.op, token, c.number)),
     }
 }
 
