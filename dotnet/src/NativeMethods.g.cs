@@ -229,6 +229,9 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_lock_acquire_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_lock_acquire_permit_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_lock_extend_by_owner_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -409,6 +412,19 @@ namespace Kahuna.Client.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_lock_acquire", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_lock_acquire(KahunaClient* client_handle, KahunaLockRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_lock_acquire_callback_delegate callback);
+
+        /// <summary>
+        ///  Takes one of the `permits` permits of the semaphore `name` (persistent), waiting in
+        ///  its queue up to `wait_ms`. The permit is a lock handle like `kahuna_lock_acquire`'s:
+        ///  its own lease (renewed in the background) and fencing token, the lost signal, and
+        ///  release by `kahuna_lock_release` / `kahuna_lock_free`. Result: `succeeded`
+        ///  (acquired), `lock` (a new handle in both cases, owned by the callee), `lock_info`
+        ///  (the semaphore: `permits`, `holders`). A `permits` of 1 is the lock `name`; 0, more
+        ///  than 10,000, or another number than the semaphore's holders and waiters asked with
+        ///  is `KAHUNA_STATUS_INVALID_ARGUMENT`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_lock_acquire_permit", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_lock_acquire_permit(KahunaClient* client_handle, KahunaPermitRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_lock_acquire_permit_callback_delegate callback);
 
         /// <summary>
         ///  Who holds a lock. Result: `lock_info` (`present == 0` when free).
@@ -881,6 +897,35 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
+    ///  `kahuna_lock_acquire_permit`: one permit of a semaphore (persistent only).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaPermitRequest
+    {
+        public KahunaBytes name;
+        /// <summary>
+        ///  The semaphore's number of permits (1 to 10,000; 1 is the lock `name`).
+        /// </summary>
+        public uint permits;
+        /// <summary>
+        ///  Each permit's lease; renewed at about a third of it while held.
+        /// </summary>
+        public ulong ttl_ms;
+        /// <summary>
+        ///  How long to wait in the semaphore's queue while every permit is held (0 = one attempt).
+        /// </summary>
+        public ulong wait_ms;
+        /// <summary>
+        ///  Pause between attempts (0 = the core client's default).
+        /// </summary>
+        public ulong retry_ms;
+        /// <summary>
+        ///  Empty = a unique owner for this permit.
+        /// </summary>
+        public KahunaBytes owner;
+    }
+
+    /// <summary>
     ///  `kahuna_lock_unlock`: release `resource` if `owner` holds it (no guard needed).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -1220,6 +1265,16 @@ namespace Kahuna.Client.Native
         ///  Callers waiting in the lock's queue (`kahuna_lock_get_info` only; 0 elsewhere).
         /// </summary>
         public uint waiters;
+        /// <summary>
+        ///  A semaphore's number of permits; 0 for a lock. For a semaphore, `owner`,
+        ///  `fencing_token` and the expiry are the caller's permit when it holds one, and
+        ///  otherwise no owner and the newest permit's token.
+        /// </summary>
+        public uint permits;
+        /// <summary>
+        ///  A semaphore's permits held now; 0 for a lock.
+        /// </summary>
+        public uint holders;
     }
 
     /// <summary>

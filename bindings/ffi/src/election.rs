@@ -76,14 +76,9 @@ pub unsafe extern "C" fn kahuna_election_campaign(
             let Some(leadership) = cl.campaign(&name, value, options).await? else {
                 return Ok(Answer::default());
             };
-            let owner = leadership.owner().as_bytes().to_vec();
             Ok(Answer {
                 succeeded: true,
-                lock: Some(Box::new(KahunaLock {
-                    guard: Arc::new(Held::Leader(leadership)),
-                    closed,
-                    owner,
-                })),
+                lock: Some(KahunaLock::boxed(Held::Leader(leadership), closed)),
                 ..Answer::default()
             })
         })

@@ -205,6 +205,8 @@ fn lock_info_view(info: Option<&LockInfo>) -> KahunaLockInfo {
             remaining_ms: 0,
             value: NO_BYTES,
             waiters: 0,
+            permits: 0,
+            holders: 0,
         },
         Some(i) => KahunaLockInfo {
             present: 1,
@@ -214,6 +216,8 @@ fn lock_info_view(info: Option<&LockInfo>) -> KahunaLockInfo {
             remaining_ms: i.remaining.as_millis().min(u64::MAX as u128) as u64,
             value: bytes(&i.value),
             waiters: i.waiters,
+            permits: i.permits,
+            holders: i.holders,
         },
     }
 }
@@ -1146,6 +1150,65 @@ pub unsafe extern "C" fn kahuna_sequence_peek(
 
 // ---- locks ---------------------------------------------------------------------------
 
+/// The options of an acquisition (`kahuna_lock_acquire`, `kahuna_lock_acquire_permit`);
+/// `owner` is read as `string` reads it.
+unsafe fn lock_options(
+    ttl_ms: u64,
+    wait_ms: u64,
+    retry_ms: u64,
+    durability: Durability,
+    owner: KahunaBytes,
+) -> Result<LockOptions, FfiError> {
+    let owner = string(owner, "owner")?;
+    let mut options = LockOptions {
+        ttl: Duration::from_millis(ttl_ms),
+        wait: Duration::from_millis(wait_ms),
+        durability,
+        owner: (!owner.is_empty()).then_some(owner),
+        ..LockOptions::default()
+    };
+    if retry_ms > 0 {
+        options.retry = Duration::from_millis(retry_ms);
+    }
+    Ok(options)
+}
+
+impl KahunaLock {
+    /// A new handle over a lock's guard or a leadership, owned by the callee once
+    /// delivered; its calls end with `closed` (the client's close).
+    fn boxed(held: Held, closed: CancellationToken) -> Box<KahunaLock> {
+        let owner = held.owner().unwrap_or_default().as_bytes().to_vec();
+        Box::new(KahunaLock {
+            guard: Arc::new(held),
+            closed,
+            owner,
+        })
+    }
+}
+
+/// Starts an acquisition by `acquire` (a lock or a semaphore's permit) on `c`: the
+/// result is `succeeded` (acquired), `lock` (a new handle in both cases) and
+/// `lock_info` (the holder when known).
+fn acquisition<F>(
+    c: &KahunaClient,
+    acquire: impl FnOnce(Client) -> F + Send + 'static,
+) -> Result<(CancellationToken, BoxedOp), FfiError>
+where
+    F: Future<Output = kahuna_client::Result<LockGuard>> + Send + 'static,
+{
+    let cl = c.client.clone();
+    let closed = c.closed.clone();
+    op(&c.closed, async move {
+        let guard = acquire(cl).await?;
+        Ok(Answer {
+            succeeded: guard.is_acquired(),
+            lock_info: guard.holder().cloned(),
+            lock: Some(KahunaLock::boxed(Held::Lock(guard), closed)),
+            ..Answer::default()
+        })
+    })
+}
+
 /// Tries to take a lock, waiting and retrying as asked. Result: `succeeded` (acquired),
 /// `lock` (a new handle in both cases, which the callee owns and frees with
 /// `kahuna_lock_free`), `lock_info` (the holder when known).
@@ -1161,33 +1224,40 @@ pub unsafe extern "C" fn kahuna_lock_acquire(
         let c = client(client_handle)?;
         let r = request(req)?;
         let resource = string(r.resource, "resource")?;
-        let owner = string(r.owner, "owner")?;
-        let mut options = LockOptions {
-            ttl: Duration::from_millis(r.ttl_ms),
-            wait: Duration::from_millis(r.wait_ms),
-            durability: durability(r.durability)?,
-            owner: (!owner.is_empty()).then_some(owner),
-            ..LockOptions::default()
-        };
-        if r.retry_ms > 0 {
-            options.retry = Duration::from_millis(r.retry_ms);
+        let options = lock_options(r.ttl_ms, r.wait_ms, r.retry_ms, durability(r.durability)?, r.owner)?;
+        acquisition(c, move |cl| async move { cl.lock(&resource, options).await })
+    })
+}
+
+/// Takes one of the `permits` permits of the semaphore `name` (persistent), waiting in
+/// its queue up to `wait_ms`. The permit is a lock handle like `kahuna_lock_acquire`'s:
+/// its own lease (renewed in the background) and fencing token, the lost signal, and
+/// release by `kahuna_lock_release` / `kahuna_lock_free`. Result: `succeeded`
+/// (acquired), `lock` (a new handle in both cases, owned by the callee), `lock_info`
+/// (the semaphore: `permits`, `holders`). A `permits` of 1 is the lock `name`; 0, more
+/// than 10,000, or another number than the semaphore's holders and waiters asked with
+/// is `KAHUNA_STATUS_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_lock_acquire_permit(
+    client_handle: *const KahunaClient,
+    req: *const KahunaPermitRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let r = request(req)?;
+        let name = string(r.name, "semaphore name")?;
+        if r.permits == 0 {
+            return Err(FfiError::invalid("a semaphore has at least 1 permit"));
         }
-        let cl = c.client.clone();
-        let closed = c.closed.clone();
-        op(&c.closed, async move {
-            let guard = cl.lock(&resource, options).await?;
-            let owner = guard.owner().unwrap_or_default().as_bytes().to_vec();
-            Ok(Answer {
-                succeeded: guard.is_acquired(),
-                lock_info: guard.holder().cloned(),
-                lock: Some(Box::new(KahunaLock {
-                    guard: Arc::new(Held::Lock(guard)),
-                    closed,
-                    owner,
-                })),
-                ..Answer::default()
-            })
-        })
+        let permits = r.permits;
+        let options = lock_options(r.ttl_ms, r.wait_ms, r.retry_ms, Durability::Persistent, r.owner)?;
+        acquisition(
+            c,
+            move |cl| async move { cl.acquire_permit(&name, permits, options).await },
+        )
     })
 }
 

@@ -515,6 +515,63 @@ fn election_calls_complete_once() {
     assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
 }
 
+fn permit_request(name: &[u8], permits: u32, wait_ms: u64) -> KahunaPermitRequest {
+    KahunaPermitRequest {
+        name: bytes(name),
+        permits,
+        ttl_ms: 1000,
+        wait_ms,
+        retry_ms: 0,
+        owner: NO_BYTES,
+    }
+}
+
+/// `kahuna_lock_acquire_permit` completes exactly once: bad input (null request or
+/// handle, a name or owner that is not UTF-8, 0 permits) is `INVALID_ARGUMENT` before
+/// any I/O; an unreachable cluster is an error with no handle, never a panic; a call
+/// still waiting when the client is freed completes with `CLOSED`.
+#[test]
+fn permit_calls_complete_once() {
+    let c = new_client("127.0.0.1:1");
+    let bad = [0xffu8];
+    let bad_owner = KahunaPermitRequest {
+        owner: bytes(&bad),
+        ..permit_request(b"pool", 3, 0)
+    };
+    let refused = [
+        ("a name that is not UTF-8", permit_request(&bad, 3, 0)),
+        ("an owner that is not UTF-8", bad_owner),
+        ("no permits", permit_request(b"pool", 0, 0)),
+    ];
+    for (what, req) in refused {
+        let (status, message) =
+            once(|ud| unsafe { kahuna_lock_acquire_permit(c, &req, ptr::null(), ud, Some(record)) });
+        assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {message}");
+    }
+    let (status, _) = once(|ud| unsafe { kahuna_lock_acquire_permit(c, ptr::null(), ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let req = permit_request(b"pool", 3, 0);
+    let (status, message) =
+        once(|ud| unsafe { kahuna_lock_acquire_permit(ptr::null(), &req, ptr::null(), ud, Some(record)) });
+    assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{message}");
+    assert!(message.contains("client"), "{message}");
+
+    // Nobody listens at 127.0.0.1:1: one error, neither a handle nor a panic.
+    let (status, message) = once(|ud| unsafe { kahuna_lock_acquire_permit(c, &req, ptr::null(), ud, Some(record)) });
+    assert_ne!(status, KAHUNA_STATUS_OK, "{message}");
+    assert_ne!(status, KAHUNA_STATUS_PANIC, "{message}");
+
+    // A permit still waiting when the client is freed completes with CLOSED.
+    let forever = permit_request(b"pool", 3, 60_000);
+    let ud = id();
+    unsafe { kahuna_lock_acquire_permit(c, &forever, ptr::null(), ud, Some(record)) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { kahuna_client_free(c) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+}
+
 /// Every error of the core client comes out as the status numbered like its kind in
 /// the catalogue, and every kind has a status of that number.
 #[test]

@@ -237,6 +237,23 @@ pub struct KahunaLockRequest {
     pub owner: KahunaBytes,
 }
 
+/// `kahuna_lock_acquire_permit`: one permit of a semaphore (persistent only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaPermitRequest {
+    pub name: KahunaBytes,
+    /// The semaphore's number of permits (1 to 10,000; 1 is the lock `name`).
+    pub permits: u32,
+    /// Each permit's lease; renewed at about a third of it while held.
+    pub ttl_ms: u64,
+    /// How long to wait in the semaphore's queue while every permit is held (0 = one attempt).
+    pub wait_ms: u64,
+    /// Pause between attempts (0 = the core client's default).
+    pub retry_ms: u64,
+    /// Empty = a unique owner for this permit.
+    pub owner: KahunaBytes,
+}
+
 /// `kahuna_lock_unlock`: release `resource` if `owner` holds it (no guard needed).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -481,6 +498,12 @@ pub struct KahunaLockInfo {
     pub value: KahunaBytes,
     /// Callers waiting in the lock's queue (`kahuna_lock_get_info` only; 0 elsewhere).
     pub waiters: u32,
+    /// A semaphore's number of permits; 0 for a lock. For a semaphore, `owner`,
+    /// `fencing_token` and the expiry are the caller's permit when it holds one, and
+    /// otherwise no owner and the newest permit's token.
+    pub permits: u32,
+    /// A semaphore's permits held now; 0 for a lock.
+    pub holders: u32,
 }
 
 /// What a call answers. Which fields are meaningful depends on the call; the others
