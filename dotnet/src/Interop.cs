@@ -186,6 +186,7 @@ namespace Kahuna.Client
         internal static readonly NativeMethods.kahuna_txn_commit_callback_delegate TxnCommit = OnComplete;
         internal static readonly NativeMethods.kahuna_sequence_next_callback_delegate SequenceNext = OnComplete;
         internal static readonly NativeMethods.kahuna_lock_acquire_callback_delegate LockAcquire = OnComplete;
+        internal static readonly NativeMethods.kahuna_lock_acquire_permit_callback_delegate LockAcquirePermit = OnComplete;
         internal static readonly NativeMethods.kahuna_lock_get_info_callback_delegate LockGetInfo = OnComplete;
         internal static readonly NativeMethods.kahuna_lock_extend_callback_delegate LockExtend = OnComplete;
         internal static readonly NativeMethods.kahuna_lock_release_callback_delegate LockRelease = OnComplete;
@@ -418,7 +419,8 @@ namespace Kahuna.Client
             if (info->present == 0) return null;
             return new KahunaLockInfo(resource, Copy(info->owner), (long)info->fencing_token,
                 DateTimeOffset.FromUnixTimeMilliseconds((long)info->expires_at_ms),
-                TimeSpan.FromMilliseconds(info->remaining_ms), durability, Copy(info->value), (int)info->waiters);
+                TimeSpan.FromMilliseconds(info->remaining_ms), durability, Copy(info->value), (int)info->waiters,
+                (int)info->permits, (int)info->holders);
         }
     }
 }

@@ -160,17 +160,7 @@ namespace Kahuna.Client
             ulong ttl = Interop.Millis(expiry, nameof(expiry));
             ulong waitMs = Interop.Millis(wait, nameof(wait));
             ulong retryMs = Interop.Millis(retry, nameof(retry));
-            var client = this;
-            return Run(delegate(int status, Native.KahunaResult* res)
-            {
-                var handle = new LockHandle((IntPtr)res->@lock);
-                var holder = Interop.LockInfo(resource, &res->lock_info, durability);
-                var l = new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
-                Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug, l.IsAcquired
-                    ? "lock " + resource + " acquired with fencing token " + l.FencingToken
-                    : "lock " + resource + " not acquired" + (holder == null ? "" : ": held by " + holder.OwnerAsString));
-                return l;
-            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            return Run(LockResult(resource, durability), cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
             {
                 using (var pins = new Pins())
                 {
@@ -185,6 +175,84 @@ namespace Kahuna.Client
                 }
             });
         }
+
+        /// <summary>Decodes an acquisition's answer (a lock or a semaphore's permit) into a <see cref="KahunaLock"/>.</summary>
+        private unsafe ResultDecoder<KahunaLock> LockResult(string resource, LockDurability durability)
+        {
+            var client = this;
+            return delegate(int status, Native.KahunaResult* res)
+            {
+                var handle = new LockHandle((IntPtr)res->@lock);
+                var holder = Interop.LockInfo(resource, &res->lock_info, durability);
+                var l = new KahunaLock(client, handle, resource, durability, res->succeeded != 0, holder);
+                string what = holder != null && holder.IsSemaphore ? "permit of semaphore " : "lock ";
+                Interop.Log(client._inFlight.Logger, KahunaLogLevel.Debug, l.IsAcquired
+                    ? what + resource + " acquired with fencing token " + l.FencingToken
+                    : what + resource + " not acquired" + (holder == null ? "" : holder.IsSemaphore
+                        ? ": " + holder.Holders + " of " + holder.Permits + " permits held"
+                        : ": held by " + holder.OwnerAsString));
+                return l;
+            };
+        }
+
+        /// <summary>
+        /// Takes one of the <paramref name="permits"/> permits of the semaphore <paramref name="name"/>:
+        /// up to <paramref name="permits"/> holders at once, each permit with a lease of its own (renewed in
+        /// the background at about a third of <paramref name="expiry"/>, like a lock's) and a fencing token of
+        /// its own, unique and increasing, that fences writes exactly like a lock's
+        /// (<see cref="SetKeyValueFenced(string, string, KahunaLock, TimeSpan, CancellationToken)"/>,
+        /// <see cref="KahunaTransaction.FencedBy(KahunaLock)"/>). With a <paramref name="wait"/>, waits in the
+        /// semaphore's queue, granted in arrival order as permits free up. The permit is a
+        /// <see cref="KahunaLock"/>: <see cref="KahunaLock.IsAcquired"/> (false when every permit stayed held,
+        /// not an exception), <see cref="KahunaLock.FencingToken"/>, <see cref="KahunaLock.Lost"/>, and
+        /// <see cref="KahunaLock.DisposeAsync"/> gives it back.
+        /// Semaphores are persistent. A name is a lock or a semaphore, and everyone asks with the same
+        /// <paramref name="permits"/> while anyone holds or waits for it: asking with another number, or
+        /// taking the semaphore as a lock, fails with <see cref="KahunaErrorCode.InvalidArgument"/>. A
+        /// semaphore of 1 permit is the lock <paramref name="name"/>.
+        /// </summary>
+        /// <param name="name">The semaphore's name (a lock's name space).</param>
+        /// <param name="permits">Its number of permits: 1 to 10,000.</param>
+        /// <param name="expiry">Each permit's lease (TTL); renewed at about a third of it.</param>
+        /// <param name="wait">How long to wait for a permit while all are held (zero: one attempt).</param>
+        /// <param name="retry">Pause between attempts when the wait is not queued on the server (zero: the default).</param>
+        /// <param name="cancellationToken">Cancels the attempt (and gives back its place in the queue).</param>
+        /// <returns>The permit; dispose it (<c>await p.DisposeAsync()</c>) to give it back.</returns>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="permits"/> is not 1 to 10,000.</exception>
+        /// <example><code>
+        /// var permit = await client.AcquirePermit("gpu-pool", 4, TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5));
+        /// try { if (permit.IsAcquired) await Train(permit.FencingToken); }
+        /// finally { await permit.DisposeAsync(); }
+        /// </code></example>
+        public unsafe Task<KahunaLock> AcquirePermit(string name, int permits, TimeSpan expiry, TimeSpan wait = default,
+            TimeSpan retry = default, CancellationToken cancellationToken = default)
+        {
+            if (permits < 1 || permits > MaxPermits)
+                throw new ArgumentOutOfRangeException(nameof(permits), permits, "a semaphore has 1 to 10,000 permits");
+            byte[] n = Interop.Utf8(name, nameof(name));
+            ulong ttl = Interop.Millis(expiry, nameof(expiry));
+            ulong waitMs = Interop.Millis(wait, nameof(wait));
+            ulong retryMs = Interop.Millis(retry, nameof(retry));
+            return Run(LockResult(name, LockDurability.Persistent), cancellationToken,
+                delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+                {
+                    using (var pins = new Pins())
+                    {
+                        var req = new KahunaPermitRequest();
+                        req.name = pins.Bytes(n);
+                        req.permits = (uint)permits;
+                        req.ttl_ms = ttl;
+                        req.wait_ms = waitMs;
+                        req.retry_ms = retryMs;
+                        req.owner = pins.Bytes(null);
+                        NativeMethods.kahuna_lock_acquire_permit((Native.KahunaClient*)h, &req, cancel, ud,
+                            Interop.LockAcquirePermit);
+                    }
+                });
+        }
+
+        /// <summary>The most permits a semaphore has (<see cref="AcquirePermit"/>).</summary>
+        public const int MaxPermits = 10000;
 
         /// <summary>Like <see cref="GetOrCreateLock(string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>
         /// with times in milliseconds.</summary>

@@ -7,7 +7,9 @@ using Kahuna.Client.Native;
 namespace Kahuna.Client
 {
     /// <summary>
-    /// The result of <see cref="KahunaClient.GetOrCreateLock(string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>.
+    /// The result of <see cref="KahunaClient.GetOrCreateLock(string, TimeSpan, TimeSpan, TimeSpan, LockDurability, CancellationToken)"/>,
+    /// or a semaphore's permit from <see cref="KahunaClient.AcquirePermit"/> (<see cref="Resource"/> is then the
+    /// semaphore's name, and the fencing token the permit's own).
     /// While <see cref="IsAcquired"/>, the lease is renewed in the background at about a third
     /// of its expiry, and <see cref="Lost"/> fires the moment it can no longer be trusted.
     /// <see cref="DisposeAsync"/> releases it.

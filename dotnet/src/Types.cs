@@ -251,10 +251,12 @@ namespace Kahuna.Client
     public sealed class KahunaLockInfo
     {
         internal KahunaLockInfo(string resource, byte[] owner, long fencingToken, DateTimeOffset expires,
-            TimeSpan remaining, LockDurability durability, byte[] value, int waiters)
+            TimeSpan remaining, LockDurability durability, byte[] value, int waiters, int permits = 0, int holders = 0)
         {
             Value = value;
             Waiters = waiters;
+            Permits = permits;
+            Holders = holders;
             Resource = resource;
             Owner = owner;
             FencingToken = fencingToken;
@@ -282,6 +284,14 @@ namespace Kahuna.Client
         /// <summary>Callers waiting in the lock's queue (filled by
         /// <see cref="KahunaClient.GetLockInfo"/>; 0 elsewhere).</summary>
         public int Waiters { get; }
+        /// <summary>A semaphore's number of permits (<see cref="KahunaClient.AcquirePermit"/>); 0 for a lock.
+        /// For a semaphore, <see cref="Owner"/>, <see cref="FencingToken"/> and the expiry are the caller's
+        /// permit when it holds one, and otherwise no owner (empty) and the newest live permit's token.</summary>
+        public int Permits { get; }
+        /// <summary>A semaphore's permits held now; 0 for a lock.</summary>
+        public int Holders { get; }
+        /// <summary>Whether this is a semaphore's (<see cref="Permits"/> &gt; 0) rather than a lock's.</summary>
+        public bool IsSemaphore => Permits > 0;
     }
 
     /// <summary>What a change of a key did.</summary>

@@ -1,6 +1,6 @@
 // NUnit 2.6 tests of Kahuna.Client.RateLimiting against the 3-node cluster: 16 concurrent
-// callers, and the limit holds exactly. The rate limiters are the server's (cluster time);
-// the concurrency limiter's time moves by a test clock where it matters.
+// callers, and the limit holds exactly. Every limiter is the server's (cluster time): the rate
+// limiters its rate checks, the concurrency limiter its semaphores.
 using System;
 using System.Collections.Generic;
 using System.Linq;
@@ -270,18 +270,85 @@ namespace Kahuna.Client.Tests
         }
 
         [Test]
-        public async Task ALeaseNeverGivenBackLapses()
+        public async Task ALeaseIsRenewedWhileHeldAndACrashedHoldersLeaseLapses()
         {
-            var now = DateTimeOffset.UtcNow;
-            var limiter = new KahunaConcurrencyLimiter(_client, Cluster.Unique("lapse"), 2, TimeSpan.FromSeconds(30));
-            limiter.Clock = () => now;
-            Assert.IsTrue((await limiter.TryAcquire()).IsAcquired);
-            Assert.IsTrue((await limiter.TryAcquire()).IsAcquired);
-            var refused = await limiter.TryAcquire();
-            Assert.IsFalse(refused.IsAcquired);
-            Assert.That(refused.Result.RetryAfter, Is.InRange(TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(30)));
-            now = now.AddSeconds(31);
-            Assert.AreEqual(2, await Race(1, async () => (await limiter.TryAcquire()).IsAcquired));
+            string name = Cluster.Unique("lapse");
+            var limiter = new KahunaConcurrencyLimiter(_client, name, 2, TimeSpan.FromSeconds(3));
+            var mine = await limiter.TryAcquire();
+            Assert.IsTrue(mine.IsAcquired);
+            Assert.AreEqual(1, mine.Result.Remaining);
+            Assert.Greater(mine.FencingToken, 0);
+            // The other lease, held by `kahuna lock run --permits 2` in another process: the
+            // partition's semaphore is the limiter's.
+            var psi = new System.Diagnostics.ProcessStartInfo(
+                System.IO.Path.Combine(Environment.GetEnvironmentVariable("KAHUNA_BIN"), "kahuna"),
+                "--endpoints " + string.Join(",", Cluster.Endpoints) + " lock run ratelimit/" + name +
+                "/ --permits 2 --ttl 3s -- sleep 100");
+            psi.UseShellExecute = false;
+            var cli = System.Diagnostics.Process.Start(psi);
+            try
+            {
+                var until = DateTime.UtcNow.AddSeconds(20);
+                while (true)
+                {
+                    var info = await _client.GetLockInfo("ratelimit/" + name + "/");
+                    if (info != null && info.Holders == 2) break;
+                    Assert.Less(DateTime.UtcNow, until, "the CLI never took its lease");
+                    await Task.Delay(50);
+                }
+                // Held past its 3 s lease duration: renewed, so the limit still holds.
+                await Task.Delay(4500);
+                Assert.IsTrue(mine.IsAcquired, "the lease was renewed while held");
+                var refused = await limiter.TryAcquire();
+                Assert.IsFalse(refused.IsAcquired);
+                Assert.AreEqual(0, refused.Result.Remaining);
+                Assert.AreEqual(TimeSpan.Zero, refused.Result.RetryAfter);
+
+                // The other holder crashes: its lease lapses and a waiter gets it.
+                cli.Kill();
+                cli.WaitForExit();
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                var waited = await limiter.Acquire("", TimeSpan.FromSeconds(30));
+                Assert.IsTrue(waited.IsAcquired);
+                Assert.Less(sw.Elapsed, TimeSpan.FromSeconds(8), "a crashed holder's lease lapses after its duration");
+                Assert.Greater(waited.FencingToken, mine.FencingToken);
+                Assert.IsTrue(mine.IsAcquired, "the live holder kept its lease");
+                await waited.DisposeAsync();
+                Assert.IsTrue(waited.Lost.IsCancellationRequested, "disposing gives the lease back");
+            }
+            finally
+            {
+                if (!cli.HasExited) cli.Kill();
+                await mine.DisposeAsync();
+            }
+        }
+
+        [Test]
+        public async Task AConcurrencyLimiterIsASemaphore()
+        {
+            string name = Cluster.Unique("sem-limiter");
+            var limiter = new KahunaConcurrencyLimiter(_client, name, 3, TimeSpan.FromSeconds(10));
+            var lease = await limiter.TryAcquire("p");
+            try
+            {
+                var info = await _client.GetLockInfo("ratelimit/" + name + "/p");
+                Assert.AreEqual(3, info.Permits);
+                Assert.AreEqual(1, info.Holders);
+                // A lease fences writes with its own token.
+                await _client.SetKeyValueFenced(Cluster.Unique("sem-limiter-out"), "v", lease.Permit);
+                // Another limit for the same name is refused while the lease is held.
+                var other = new KahunaConcurrencyLimiter(_client, name, 4, TimeSpan.FromSeconds(10));
+                var e = Assert.Throws<KahunaException>(() => other.TryAcquire("p").GetAwaiter().GetResult());
+                Assert.AreEqual(KahunaErrorCode.InvalidArgument, e.Code);
+            }
+            finally
+            {
+                await lease.DisposeAsync();
+            }
+            Assert.IsNull(await _client.GetLockInfo("ratelimit/" + name + "/p"));
+            Assert.Throws<ArgumentOutOfRangeException>(() =>
+                new KahunaConcurrencyLimiter(_client, name, KahunaClient.MaxPermits + 1, TimeSpan.FromSeconds(1)));
+            Assert.Throws<ArgumentOutOfRangeException>(() => new KahunaConcurrencyLimiter(_client, name, 0, TimeSpan.FromSeconds(1)));
         }
     }
 }

@@ -2,8 +2,8 @@
 // sliding window and token bucket limiters are the server's own (KahunaClient.CheckRateLimit):
 // one round trip decides, atomically across every client, in the cluster's time. Each
 // partition is one limiter on the server, named "ratelimit/{name}/{partition}". The
-// concurrency limiter keeps its leases in a persistent key, updated by compare-and-set by
-// revision (it moves to server semaphores later).
+// concurrency limiter is a server semaphore of that name (KahunaClient.AcquirePermit): each
+// lease is a permit with a lease of its own, renewed while held.
 using System;
 using System.Globalization;
 using System.Threading;
@@ -111,8 +111,7 @@ namespace Kahuna.Client.RateLimiting
 
     /// <summary>
     /// A limiter whose state lives in Kahuna, so every process using the same cluster shares it.
-    /// The rate limiters are decided by the server in the cluster's time; only
-    /// <see cref="KahunaConcurrencyLimiter"/> uses the caller's <see cref="Clock"/>.
+    /// Every limiter is decided by the server in the cluster's time.
     /// </summary>
     public abstract class KahunaRateLimiter
     {
@@ -144,9 +143,9 @@ namespace Kahuna.Client.RateLimiting
         /// <summary>The limiter's name.</summary>
         public string Name { get; }
 
-        /// <summary>The clock <see cref="KahunaConcurrencyLimiter"/> decides with (default:
-        /// <see cref="DateTimeOffset.UtcNow"/>). The rate limiters ignore it: the server decides in the
-        /// cluster's time.</summary>
+        /// <summary>The clock of <see cref="NowMs"/>, for limiters built on <see cref="Update{T}"/> (default:
+        /// <see cref="DateTimeOffset.UtcNow"/>). The built-in limiters ignore it: the server decides in the
+        /// cluster's time (the concurrency limiter used it before it moved to server semaphores).</summary>
         public Func<DateTimeOffset> Clock { get; set; } = () => DateTimeOffset.UtcNow;
 
         /// <summary>The name (server limiter or key) of one partition's state.</summary>
@@ -368,119 +367,99 @@ namespace Kahuna.Client.RateLimiting
     }
 
     /// <summary>
-    /// At most <c>permitLimit</c> leases of a partition held at once. A lease is given back by
-    /// disposing it; one never given back (a crashed process) lapses after <c>leaseDuration</c>.
+    /// At most <c>permitLimit</c> leases of a partition held at once. Each partition is the server
+    /// semaphore <c>ratelimit/{name}/{partition}</c> of <c>permitLimit</c> permits
+    /// (<see cref="KahunaClient.AcquirePermit"/>), so the limit holds across every process using the
+    /// cluster, and a lease is a permit: it has a fencing token of its own, is renewed in the background
+    /// for <c>leaseDuration</c> at a time while held, and is given back by disposing it. A lease whose
+    /// holder stops renewing it (a crashed or cut-off process) lapses after <c>leaseDuration</c>; one that
+    /// is merely kept (not disposed) stays held. Every limiter of a name must have the same
+    /// <c>permitLimit</c> while anyone holds or waits for a lease of a partition; otherwise the call fails
+    /// with <see cref="KahunaErrorCode.InvalidArgument"/>.
     /// </summary>
     public sealed class KahunaConcurrencyLimiter : KahunaRateLimiter
     {
-        private readonly long _limit;
-        private readonly long _leaseMs;
+        private readonly int _limit;
+        private readonly TimeSpan _lease;
 
-        /// <summary>A limiter of <paramref name="permitLimit"/> concurrent leases, each lapsing after
-        /// <paramref name="leaseDuration"/> unless given back before.</summary>
+        /// <summary>A limiter of <paramref name="permitLimit"/> concurrent leases (1 to
+        /// <see cref="KahunaClient.MaxPermits"/>), each renewed for <paramref name="leaseDuration"/> at a time
+        /// while held and lapsing that long after its holder stops renewing it.</summary>
         public KahunaConcurrencyLimiter(KahunaClient client, string name, long permitLimit, TimeSpan leaseDuration)
             : base(client, name)
         {
-            if (permitLimit < 1) throw new ArgumentOutOfRangeException(nameof(permitLimit));
+            if (permitLimit < 1 || permitLimit > KahunaClient.MaxPermits)
+                throw new ArgumentOutOfRangeException(nameof(permitLimit), permitLimit,
+                    "a concurrency limiter (a server semaphore) has 1 to 10,000 permits");
             if (leaseDuration < TimeSpan.FromMilliseconds(1)) throw new ArgumentOutOfRangeException(nameof(leaseDuration));
-            _limit = permitLimit;
-            _leaseMs = (long)Math.Ceiling(leaseDuration.TotalMilliseconds);
+            _limit = (int)permitLimit;
+            _lease = TimeSpan.FromMilliseconds(Math.Ceiling(leaseDuration.TotalMilliseconds));
         }
 
-        /// <summary>Takes a lease of <paramref name="partitionKey"/> if fewer than the limit are held.
-        /// Check <see cref="KahunaConcurrencyLease.IsAcquired"/>; dispose the lease to give it back.</summary>
-        public async Task<KahunaConcurrencyLease> TryAcquire(string partitionKey = "", CancellationToken cancellationToken = default)
+        /// <summary>Takes a lease of <paramref name="partitionKey"/> if fewer than the limit are held (one
+        /// attempt). Check <see cref="KahunaConcurrencyLease.IsAcquired"/>; dispose the lease to give it back.</summary>
+        public Task<KahunaConcurrencyLease> TryAcquire(string partitionKey = "", CancellationToken cancellationToken = default)
         {
-            string key = KeyOf(partitionKey);
-            string id = Guid.NewGuid().ToString("N");
-            var result = await Update(key, delegate(string state, long now)
-            {
-                var live = Leases(state, now, null);
-                if (live.Count >= _limit)
-                {
-                    long firstLapse = long.MaxValue;
-                    foreach (var l in live) firstLapse = Math.Min(firstLapse, l.Value);
-                    return Decision<KahunaRateLimitResult>.Answer(new KahunaRateLimitResult(false, 0,
-                        TimeSpan.FromMilliseconds(Math.Max(0, firstLapse - now))));
-                }
-                live.Add(new System.Collections.Generic.KeyValuePair<string, long>(id, now + _leaseMs));
-                return Decision<KahunaRateLimitResult>.Write(Format(live), TimeSpan.FromMilliseconds(2 * _leaseMs),
-                    new KahunaRateLimitResult(true, _limit - live.Count, TimeSpan.Zero));
-            }, cancellationToken).ConfigureAwait(false);
-            return new KahunaConcurrencyLease(this, key, result.IsAllowed ? id : null, result);
+            return Acquire(partitionKey, TimeSpan.Zero, cancellationToken);
         }
 
-        internal Task Release(string key, string id, CancellationToken cancellationToken)
+        /// <summary>Takes a lease of <paramref name="partitionKey"/>, waiting up to <paramref name="wait"/> in the
+        /// semaphore's queue while all are held (granted in arrival order as leases are given back). Check
+        /// <see cref="KahunaConcurrencyLease.IsAcquired"/>; dispose the lease to give it back.</summary>
+        public async Task<KahunaConcurrencyLease> Acquire(string partitionKey, TimeSpan wait,
+            CancellationToken cancellationToken = default)
         {
-            return Update(key, delegate(string state, long now)
-            {
-                var live = Leases(state, now, id);
-                bool had = state != null && state.Contains(id);
-                if (!had) return Decision<bool>.Answer(false);
-                return Decision<bool>.Write(Format(live), TimeSpan.FromMilliseconds(2 * _leaseMs), true);
-            }, cancellationToken);
-        }
-
-        private static System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, long>> Leases(
-            string state, long now, string without)
-        {
-            var live = new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, long>>();
-            if (string.IsNullOrEmpty(state)) return live;
-            foreach (var part in state.Split(','))
-            {
-                var kv = part.Split(':');
-                long until = ParseLong(kv[1]);
-                if (until > now && kv[0] != without)
-                    live.Add(new System.Collections.Generic.KeyValuePair<string, long>(kv[0], until));
-            }
-            return live;
-        }
-
-        private static string Format(System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, long>> live)
-        {
-            var text = new System.Text.StringBuilder();
-            foreach (var l in live)
-            {
-                if (text.Length > 0) text.Append(',');
-                text.Append(l.Key).Append(':').Append(Text(l.Value));
-            }
-            return text.ToString();
+            var permit = await Client.AcquirePermit(KeyOf(partitionKey), _limit, _lease, wait, TimeSpan.Zero,
+                cancellationToken).ConfigureAwait(false);
+            var info = permit.Holder;
+            long holders = info == null ? (permit.IsAcquired ? 1 : _limit) : info.IsSemaphore ? info.Holders : 1;
+            // Leases are renewed while held: when the first one frees up is not known, so a refusal
+            // answers no wait (use Acquire with a wait to queue for one instead of polling).
+            var result = new KahunaRateLimitResult(permit.IsAcquired, Math.Max(0, _limit - holders), TimeSpan.Zero);
+            return new KahunaConcurrencyLease(permit, result);
         }
     }
 
-    /// <summary>A lease of a <see cref="KahunaConcurrencyLimiter"/>; dispose it to give it back.</summary>
+    /// <summary>A lease of a <see cref="KahunaConcurrencyLimiter"/> (a permit of its semaphore); dispose it to
+    /// give it back.</summary>
     public sealed class KahunaConcurrencyLease : IAsyncDisposable
     {
-        private readonly KahunaConcurrencyLimiter _limiter;
-        private readonly string _key;
-        private readonly string _id;
-        private int _released;
+        private readonly KahunaLock _permit;
 
-        internal KahunaConcurrencyLease(KahunaConcurrencyLimiter limiter, string key, string id, KahunaRateLimitResult result)
+        internal KahunaConcurrencyLease(KahunaLock permit, KahunaRateLimitResult result)
         {
-            _limiter = limiter;
-            _key = key;
-            _id = id;
+            _permit = permit;
             Result = result;
         }
 
-        /// <summary>Whether the lease was granted.</summary>
-        public bool IsAcquired => _id != null;
+        /// <summary>Whether the lease was granted (and not given back or lost since).</summary>
+        public bool IsAcquired => _permit.IsAcquired;
 
-        /// <summary>The limiter's answer (remaining leases, or when the first held one lapses).</summary>
+        /// <summary>The limiter's answer: whether it was granted and how many leases were left then
+        /// (<see cref="KahunaRateLimitResult.RetryAfter"/> is zero: leases are renewed while held, so when one
+        /// frees up is not known).</summary>
         public KahunaRateLimitResult Result { get; }
+
+        /// <summary>The lease's fencing token (its permit's, unique and increasing; 0 when not granted): fence
+        /// writes with the partition's semaphore name and this token, or with <see cref="Permit"/>.</summary>
+        public long FencingToken => _permit.FencingToken;
+
+        /// <summary>Fires when the lease stops being held (given back, or its renewal failed).</summary>
+        public CancellationToken Lost => _permit.Lost;
+
+        /// <summary>The semaphore permit behind the lease (for fenced writes).</summary>
+        public KahunaLock Permit => _permit;
 
         /// <summary>Gives the lease back (nothing to do when it was not granted or was given back already).</summary>
         public Task Release(CancellationToken cancellationToken = default)
         {
-            if (_id == null || Interlocked.Exchange(ref _released, 1) != 0) return Task.CompletedTask;
-            return _limiter.Release(_key, _id, cancellationToken);
+            return _permit.Release(cancellationToken);
         }
 
         /// <summary>Gives the lease back.</summary>
         public ValueTask DisposeAsync()
         {
-            return new ValueTask(Release());
+            return _permit.DisposeAsync();
         }
     }
 }
