@@ -47,6 +47,11 @@ export declare class NativeClient {
   peekSequence(name: string, call?: CallOptions | undefined | null): Promise<number>
   lock(resource: string, options?: NativeLockOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeLock>
   /**
+   * Takes one of the `permits` permits of the semaphore `name` (persistent only; 1
+   * is the lock of that name): a guard like `lock`'s, with a token of its own.
+   */
+  acquirePermit(name: string, permits: number, options?: NativeLockOptions | undefined | null, call?: CallOptions | undefined | null): Promise<NativeLock>
+  /**
    * Campaigns in election `name`: the leadership as a lock, or `null` when `waitMs`
    * passed first. Aborting withdraws the candidacy.
    */
@@ -269,6 +274,10 @@ export interface NativeLockInfo {
   value: Buffer
   /** Callers waiting in the lock's queue (`lockInfo` only; 0 elsewhere). */
   waiters: number
+  /** A semaphore's number of permits; 0 for a lock. */
+  permits: number
+  /** A semaphore's permits held now; 0 for a lock. */
+  holders: number
 }
 
 export interface NativeLockOptions {

@@ -357,6 +357,12 @@ export interface LockOptions extends CallOptions {
   owner?: string
 }
 
+/**
+ * A lock (or a semaphore) as the server sees it. For a semaphore (`permits > 0`) read by
+ * name ({@link KahunaClient.getLockInfo}) there is no single holder: `owner` is empty,
+ * `fencingToken` is the newest live permit's and the expiry is that permit's; as a
+ * refused attempt's {@link KahunaLock.holder} it is the same view.
+ */
 export interface LockInfo {
   resource: string
   owner: string
@@ -367,8 +373,12 @@ export interface LockInfo {
   durability: Durability
   /** What the holder announces (an election leader's value); empty for plain locks. */
   value: Buffer
-  /** Callers waiting in the lock's queue (filled by `getLockInfo`; 0 elsewhere). */
+  /** Callers waiting in the lock's (or semaphore's) queue (filled by `getLockInfo`; 0 elsewhere). */
   waiters: number
+  /** A semaphore's number of permits; 0 for a lock. */
+  permits: number
+  /** A semaphore's permits held now; 0 for a lock. */
+  holders: number
 }
 
 export interface Member {
@@ -397,6 +407,26 @@ function durabilityOf(s: string): Durability {
 
 function lockInfo(i: native.NativeLockInfo): LockInfo {
   return { ...i, durability: durabilityOf(i.durability) }
+}
+
+function nativeLockOptions(o: LockOptions | undefined): native.NativeLockOptions | undefined {
+  return o === undefined
+    ? undefined
+    : { ttlMs: o.expiry, waitMs: o.wait, retryMs: o.retry, durability: o.durability, owner: o.owner }
+}
+
+/** `withLock` and `withPermit`: runs `fn` while `lock` is held, releases it after. */
+async function holding<T>(
+  lock: KahunaLock,
+  fn: (lock: KahunaLock) => Promise<T> | T,
+  refused: (who: LockInfo | null) => string,
+): Promise<T> {
+  try {
+    if (!lock.acquired) throw new LockNotAcquiredError('LOCK_NOT_ACQUIRED', refused(lock.holder))
+    return await fn(lock)
+  } finally {
+    await lock.release().catch(() => undefined)
+  }
 }
 
 // --- the call wrapper -------------------------------------------------------------------
@@ -457,7 +487,9 @@ function watch(signal: AbortSignal): Set<number> {
 // --- locks ------------------------------------------------------------------------------
 
 /**
- * A lock attempt (kahuna-ts's `KahunaLock`). When `acquired`, the lease is renewed in
+ * A lock attempt (kahuna-ts's `KahunaLock`), or a semaphore permit attempt (from
+ * {@link KahunaClient.acquirePermit}: the permit has a lease and a fencing token of its
+ * own, and works exactly the same way). When `acquired`, the lease is renewed in
  * the background until `release()`; `lost` aborts the moment the lease can no longer be
  * trusted by this process's clock (or on release). A held lock keeps the process alive,
  * like an open socket: release it, use `await using`, {@link KahunaClient.withLock}, or
@@ -1242,22 +1274,34 @@ export class KahunaClient {
    * it is not an error: `lock.acquired` is false and `lock.holder` names them.
    */
   async acquireLock(resource: string, options?: LockOptions): Promise<KahunaLock> {
-    const durability = options?.durability ?? 'persistent'
-    const n = await this.#call(options, (n, c) =>
-      n.lock(
-        resource,
-        options === undefined
-          ? undefined
-          : {
-              ttlMs: options.expiry,
-              waitMs: options.wait,
-              retryMs: options.retry,
-              durability: options.durability,
-              owner: options.owner,
-            },
-        c,
-      ),
-    )
+    const n = await this.#call(options, (n, c) => n.lock(resource, nativeLockOptions(options), c))
+    return this.#held(n, options?.durability ?? 'persistent')
+  }
+
+  /**
+   * Tries to take one of the `permits` permits of the semaphore `name` (waiting up to
+   * `wait` ms): up to `permits` holders at once, waiters granted in the order they asked
+   * as permits free up. The permit is a {@link KahunaLock}: its own lease renewed in the
+   * background, its own fencing token (unique, increasing; fences writes exactly like a
+   * lock's), `lost`, `release()`, `await using`. All permits taken are full is not an
+   * error: `acquired` is false and `holder` shows `permits` and `holders`.
+   *
+   * Semaphores are persistent. Everyone must ask with the same `permits` while anyone
+   * holds or waits for `name`; another number, a semaphore asked as a lock or a lock
+   * asked as a semaphore is an {@link InvalidArgumentError}. `permits` is 1 to 10,000;
+   * 1 is the plain lock `name`.
+   *
+   * ```ts
+   * await using permit = await client.acquirePermit('gpu-pool', 4, { expiry: 10_000, wait: 60_000 })
+   * if (permit.acquired) await client.set('gpu-pool/out', 'done', { fence: permit })
+   * ```
+   */
+  async acquirePermit(name: string, permits: number, options?: LockOptions): Promise<KahunaLock> {
+    const n = await this.#call(options, (n, c) => n.acquirePermit(name, permits, nativeLockOptions(options), c))
+    return this.#held(n, options?.durability ?? 'persistent')
+  }
+
+  #held(n: native.NativeLock, durability: Durability): KahunaLock {
     const lock = new KahunaLock(this, n, durability)
     if (lock.fencingToken !== null) this.#locks.add(lock)
     return lock
@@ -1270,18 +1314,23 @@ export class KahunaClient {
    */
   async withLock<T>(resource: string, options: LockOptions, fn: (lock: KahunaLock) => Promise<T> | T): Promise<T> {
     const lock = await this.acquireLock(resource, options)
-    try {
-      if (!lock.acquired) {
-        const who = lock.holder
-        throw new LockNotAcquiredError(
-          'LOCK_NOT_ACQUIRED',
-          `lock ${resource} is held${who ? ` by ${who.owner}` : ''}`,
-        )
-      }
-      return await fn(lock)
-    } finally {
-      await lock.release().catch(() => undefined)
-    }
+    return holding(lock, fn, (who) => `lock ${resource} is held${who ? ` by ${who.owner}` : ''}`)
+  }
+
+  /**
+   * Runs `fn(permit)` while holding one of the `permits` permits of the semaphore `name`
+   * and releases it after, however `fn` ends. Rejects with {@link LockNotAcquiredError}
+   * when no permit is granted within `wait`. Pass `permit.lost` to the work so it stops
+   * if the lease is lost.
+   */
+  async withPermit<T>(
+    name: string,
+    permits: number,
+    options: LockOptions,
+    fn: (permit: KahunaLock) => Promise<T> | T,
+  ): Promise<T> {
+    const permit = await this.acquirePermit(name, permits, options)
+    return holding(permit, fn, () => `all ${permits} permits of semaphore ${name} are held`)
   }
 
   /** The lock on `resource` as the server sees it (`null` when free). */

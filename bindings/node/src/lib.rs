@@ -503,6 +503,10 @@ pub struct NativeLockInfo {
     pub value: Buffer,
     /// Callers waiting in the lock's queue (`lockInfo` only; 0 elsewhere).
     pub waiters: u32,
+    /// A semaphore's number of permits; 0 for a lock.
+    pub permits: u32,
+    /// A semaphore's permits held now; 0 for a lock.
+    pub holders: u32,
 }
 
 fn lock_info_out(i: &LockInfo) -> NativeLockInfo {
@@ -515,7 +519,23 @@ fn lock_info_out(i: &LockInfo) -> NativeLockInfo {
         durability: i.durability.as_str().to_owned(),
         value: i.value.clone().into(),
         waiters: i.waiters,
+        permits: i.permits,
+        holders: i.holders,
     }
+}
+
+fn lock_options_in(options: Option<NativeLockOptions>) -> Result<LockOptions> {
+    let d = LockOptions::default();
+    Ok(match options {
+        None => d,
+        Some(o) => LockOptions {
+            ttl: positive_ms("expiry", o.ttl_ms, d.ttl)?,
+            wait: positive_ms("wait", o.wait_ms, d.wait)?,
+            retry: positive_ms("retry", o.retry_ms, d.retry)?,
+            durability: durability_in(o.durability.as_deref())?,
+            owner: o.owner,
+        },
+    })
 }
 
 #[napi(object)]
@@ -974,20 +994,31 @@ impl NativeClient {
         call: Option<CallOptions>,
     ) -> Result<NativeLock> {
         let c = self.with(&call)?;
-        let d = LockOptions::default();
-        let o = match options {
-            None => d,
-            Some(o) => LockOptions {
-                ttl: positive_ms("expiry", o.ttl_ms, d.ttl)?,
-                wait: positive_ms("wait", o.wait_ms, d.wait)?,
-                retry: positive_ms("retry", o.retry_ms, d.retry)?,
-                durability: durability_in(o.durability.as_deref())?,
-                owner: o.owner,
-            },
-        };
+        let o = lock_options_in(options)?;
         let guard = run(call.and_then(|c| c.cancel), c.lock(&resource, o)).await?;
         Ok(NativeLock {
             resource,
+            guard: Arc::new(Held::Lock(guard)),
+        })
+    }
+
+    /// Takes one of the `permits` permits of the semaphore `name` (persistent only; 1
+    /// is the lock of that name): a guard like `lock`'s, with a token of its own.
+    #[napi]
+    pub async fn acquire_permit(
+        &self,
+        name: String,
+        permits: f64,
+        options: Option<NativeLockOptions>,
+        call: Option<CallOptions>,
+    ) -> Result<NativeLock> {
+        let c = self.with(&call)?;
+        let permits = u32::try_from(u64_in("permits", permits)?)
+            .map_err(|_| invalid(format!("permits must be at most 10000, got {permits}")))?;
+        let o = lock_options_in(options)?;
+        let guard = run(call.and_then(|c| c.cancel), c.acquire_permit(&name, permits, o)).await?;
+        Ok(NativeLock {
+            resource: name,
             guard: Arc::new(Held::Lock(guard)),
         })
     }
