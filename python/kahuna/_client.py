@@ -122,6 +122,16 @@ def _count(n: Any, what: str) -> int:
     return n
 
 
+def _permits(n: Any) -> int:
+    """A semaphore's number of permits for the native module (u32; the server allows
+    1 to 10,000 and says so with its own message)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"permits must be an int, not {type(n).__name__}")
+    if n < 1 or n >= 1 << 32:
+        raise make_error("INVALID_ARGUMENT", f"a semaphore has 1 to 10000 permits, got {n}", False)
+    return n
+
+
 def _policy(p: Any) -> Tuple[str, int, float]:
     if isinstance(p, FixedWindow):
         return ("fixed_window", _count(p.limit, "limit"), _secs(p.window, "window"))
@@ -409,6 +419,11 @@ class _Calls:
     ) -> Tuple[Any, ...]:
         return (resource, _secs(ttl, "ttl"), _secs(wait, "wait"), _secs(retry, "retry"), ephemeral, owner)
 
+    def _permit_args(
+        self, name: str, permits: int, ttl: Seconds, wait: Seconds, retry: Seconds, owner: Optional[str]
+    ) -> Tuple[Any, ...]:
+        return (name, _permits(permits), _secs(ttl, "ttl"), _secs(wait, "wait"), _secs(retry, "retry"), owner)
+
     # cluster
     def status(self) -> Any:
         return self._call(_status, self._n.status)
@@ -531,6 +546,23 @@ class Client(_Calls):
     ) -> "Lock":
         n = self._n.lock(*self._lock_args(resource, ttl, wait, retry, ephemeral, owner))
         return Lock(n, resource, ephemeral, on_lost)
+
+    def acquire_permit(
+        self,
+        name: str,
+        permits: int,
+        *,
+        ttl: Seconds = 10.0,
+        wait: Seconds = 0.0,
+        retry: Seconds = 0.1,
+        owner: Optional[str] = None,
+        on_lost: Optional[Callable[["Lock"], Any]] = None,
+    ) -> "Lock":
+        """Takes one of the ``permits`` permits of the semaphore ``name``: a ``Lock``
+        holding the permit (its own lease, renewed in the background, and its own fencing
+        token), or not acquired when ``wait`` passed first. Persistent only."""
+        n = self._n.acquire_permit(*self._permit_args(name, permits, ttl, wait, retry, owner))
+        return Lock(n, name, False, on_lost)
 
     def watch(
         self, key: str, *, prefix: bool = False, start_revision: int = 0, progress_interval: Seconds = 5.0
@@ -804,6 +836,27 @@ class AsyncClient(_Calls):
         async def acquire() -> AsyncLock:
             n = await _start(_ident, self._n.lock, *args)
             return AsyncLock(n, resource, ephemeral, on_lost, asyncio.get_running_loop())
+
+        return _LockRequest(acquire)
+
+    def acquire_permit(
+        self,
+        name: str,
+        permits: int,
+        *,
+        ttl: Seconds = 10.0,
+        wait: Seconds = 0.0,
+        retry: Seconds = 0.1,
+        owner: Optional[str] = None,
+        on_lost: Optional[Callable[["AsyncLock"], Any]] = None,
+    ) -> "_LockRequest":
+        """Takes one of the ``permits`` permits of the semaphore ``name``: ``await`` it or
+        ``async with`` it, like ``lock``. Persistent only."""
+        args = self._permit_args(name, permits, ttl, wait, retry, owner)
+
+        async def acquire() -> AsyncLock:
+            n = await _start(_ident, self._n.acquire_permit, *args)
+            return AsyncLock(n, name, False, on_lost, asyncio.get_running_loop())
 
         return _LockRequest(acquire)
 

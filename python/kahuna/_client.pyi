@@ -352,6 +352,17 @@ class Client:
         owner: Optional[str] = None,
         on_lost: Optional[Callable[[Lock], Any]] = None,
     ) -> Lock: ...
+    def acquire_permit(
+        self,
+        name: str,
+        permits: int,
+        *,
+        ttl: Seconds = 10.0,
+        wait: Seconds = 0.0,
+        retry: Seconds = 0.1,
+        owner: Optional[str] = None,
+        on_lost: Optional[Callable[[Lock], Any]] = None,
+    ) -> Lock: ...
     def unlock(self, resource: str, owner: str, *, ephemeral: bool = False) -> bool: ...
     def lock_info(self, resource: str, *, ephemeral: bool = False) -> Optional[LockInfo]: ...
     # cluster
@@ -503,6 +514,17 @@ class AsyncClient:
         wait: Seconds = 0.0,
         retry: Seconds = 0.1,
         ephemeral: bool = False,
+        owner: Optional[str] = None,
+        on_lost: Optional[Callable[[AsyncLock], Any]] = None,
+    ) -> _LockRequest: ...
+    def acquire_permit(
+        self,
+        name: str,
+        permits: int,
+        *,
+        ttl: Seconds = 10.0,
+        wait: Seconds = 0.0,
+        retry: Seconds = 0.1,
         owner: Optional[str] = None,
         on_lost: Optional[Callable[[AsyncLock], Any]] = None,
     ) -> _LockRequest: ...

@@ -298,7 +298,11 @@ def _rate_decision(t: Any) -> RateDecision:
 
 @dataclass(frozen=True)
 class LockInfo:
-    """A lock as the server reports it."""
+    """A lock (or a semaphore) as the server reports it.
+
+    For a semaphore (``permits`` > 0), a held permit's ``holder`` is that permit (its
+    owner, token and expiry); ``lock_info`` and a refused attempt's ``holder`` have no
+    owner and the newest live permit's token."""
 
     resource: str
     owner: str
@@ -310,6 +314,10 @@ class LockInfo:
     value: bytes = b""
     #: Callers waiting in the lock's queue (filled by ``lock_info``; 0 elsewhere).
     waiters: int = 0
+    #: A semaphore's number of permits; 0 for a lock.
+    permits: int = 0
+    #: A semaphore's permits held now; 0 for a lock.
+    holders: int = 0
 
     @property
     def expires_at(self) -> Optional[datetime.datetime]:
@@ -317,7 +325,7 @@ class LockInfo:
 
 
 def _lock_info(t: Any) -> Optional[LockInfo]:
-    return None if t is None else LockInfo(t[0], t[1], t[2], t[3], t[4], t[5], bytes(t[6]), t[7])
+    return None if t is None else LockInfo(t[0], t[1], t[2], t[3], t[4], t[5], bytes(t[6]), t[7], t[8], t[9])
 
 
 @dataclass(frozen=True)

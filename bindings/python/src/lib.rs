@@ -297,7 +297,9 @@ fn txn_result(py: Python<'_>, r: TxnResult) -> PyResult<Py<PyAny>> {
     any(py, (r.succeeded, results, r.revision))
 }
 
-type LockInfoTuple = (String, String, u64, u64, f64, bool, Vec<u8>, u32);
+/// `(resource, owner, token, expires_at_ms, remaining, ephemeral, value, waiters,
+/// permits, holders)`.
+type LockInfoTuple = (String, String, u64, u64, f64, bool, Vec<u8>, u32, u32, u32);
 
 fn lock_info(i: &LockInfo) -> LockInfoTuple {
     (
@@ -309,6 +311,8 @@ fn lock_info(i: &LockInfo) -> LockInfoTuple {
         i.durability == Durability::Ephemeral,
         i.value.clone(),
         i.waiters,
+        i.permits,
+        i.holders,
     )
 }
 
@@ -887,6 +891,41 @@ impl NativeClient {
             py,
             cb,
             async move { c.lock(&resource, options).await },
+            |py, g: LockGuard| any(py, NativeLock::new(g)),
+        )
+    }
+
+    /// Takes one of the `permits` permits of the semaphore `name` (persistent): a `Lock`
+    /// handle holding the permit (its own lease and fencing token), or not acquired when
+    /// `wait` passed first.
+    #[pyo3(signature = (name, permits, ttl, wait, retry, owner, cb=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn acquire_permit(
+        &self,
+        py: Python<'_>,
+        name: String,
+        permits: u32,
+        ttl: f64,
+        wait: f64,
+        retry: f64,
+        owner: Option<String>,
+        cb: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client.clone();
+        let options = (|| -> Result<LockOptions, Error> {
+            Ok(LockOptions {
+                ttl: duration(ttl, "ttl")?,
+                wait: duration(wait, "wait")?,
+                retry: duration(retry, "retry")?,
+                durability: Durability::Persistent,
+                owner,
+            })
+        })()
+        .map_err(|e| to_pyerr(py, &e))?;
+        run(
+            py,
+            cb,
+            async move { c.acquire_permit(&name, permits, options).await },
             |py, g: LockGuard| any(py, NativeLock::new(g)),
         )
     }
