@@ -30,6 +30,11 @@ def main(endpoints: str) -> None:
         with ThreadPoolExecutor(12) as pool:
             granted = sum(pool.map(lambda _: limiter.try_acquire(f"api-{run}"), range(12)))
         expect(granted == 5, f"rate limiting: 5 of 12 concurrent requests get a permit ({granted})")
+        refused = limiter.check(f"api-{run}")
+        expect(
+            not refused.allowed and refused.remaining == 0 and 0 < refused.retry_after <= 60,
+            f"rate limiting: a refusal says when to retry ({refused.retry_after:.1f} s)",
+        )
 
         t1 = run_once(client, f"report-{run}", "worker-a")
         t2 = run_once(client, f"report-{run}", "worker-b")
