@@ -22,6 +22,7 @@ import {
   RateLimitDecision,
   ScanPage,
   SetManyItem,
+  LockInfo,
 } from 'kahuna-rs'
 
 export async function usage(endpoints: string[]): Promise<void> {
@@ -107,6 +108,16 @@ export async function usage(endpoints: string[]): Promise<void> {
     void held.acquired
   }
   const x: number = await client.withLock('r3', { expiry: 1000 }, async (l) => l.fencingToken ?? 0)
+  {
+    await using permit: KahunaLock = await client.acquirePermit('pool', 4, { expiry: 1000, wait: 500, signal: ac.signal })
+    if (permit.acquired) await client.set('pool/out', 'v', { fence: permit })
+    const info: LockInfo | null = permit.holder ?? (await client.getLockInfo('pool', { signal: ac.signal }))
+    const counts: [number, number, number] = [info?.permits ?? 0, info?.holders ?? 0, info?.waiters ?? 0]
+    const done: string = await client.withPermit('pool', 4, { expiry: 1000, signal: ac.signal }, (p: KahunaLock) => p.resource)
+    // @ts-expect-error the number of permits comes before the options
+    await client.acquirePermit('pool', { expiry: 1000 })
+    void [counts, done]
+  }
   const st: ClusterStatus = await client.getClusterStatus()
   try {
     await client.set('k', 'v', { fence: { resource: 'r', token: 1 } })
