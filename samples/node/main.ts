@@ -17,9 +17,8 @@ async function main(): Promise<void> {
   const run = `${process.pid}-${Date.now()}`
   try {
     const limiter = new RateLimiter(client, 3, 60_000)
-    const answers: boolean[] = []
-    for (let i = 0; i < 5; i++) answers.push(await limiter.tryAcquire(`user-${run}`))
-    check(answers.filter((x) => x).length === 3, 'rate limiting lets 3 of 5 calls through')
+    const answers = await Promise.all(Array.from({ length: 5 }, () => limiter.tryAcquire(`user-${run}`)))
+    check(answers.filter((x) => x).length === 3, 'rate limiting lets 3 of 5 concurrent calls through')
 
     const first = await runLeaderJob(client, `nightly-${run}`, 3)
     const second = await runLeaderJob(client, `nightly-${run}`, 3)

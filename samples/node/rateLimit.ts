@@ -1,26 +1,24 @@
-// Rate limiting: at most `limit` calls per window per key, counted in a key per
-// window with compare-and-set on its revision (the counter expires after two windows).
-import { KahunaClient, CallOptions } from 'kahuna-rs'
+// Rate limiting: at most `limit` calls per window per key, shared by every process using
+// the cluster. Each decision is one round trip to the cluster's own fixed-window limiter
+// (client.checkRateLimit), decided atomically, so two processes never both take the
+// last permit; a refusal says how long until the next window.
+import { KahunaClient, CallOptions, RatePolicy } from 'kahuna-rs'
 
 export class RateLimiter {
+  private readonly policy: RatePolicy
+
   constructor(
     private readonly client: KahunaClient,
-    private readonly limit: number,
-    private readonly windowMs: number,
-  ) {}
+    limit: number,
+    windowMs: number,
+  ) {
+    this.policy = { kind: 'fixedWindow', limit, windowMs }
+  }
 
+  /** Takes a permit for `key` in the current window: true if the call may go ahead. */
   async tryAcquire(key: string, options?: CallOptions): Promise<boolean> {
-    const window = Math.floor(Date.now() / Math.max(1, this.windowMs))
-    const counter = `ratelimit/${key}/${window}`
-    for (;;) {
-      const current = await this.client.get(counter, options)
-      const used = current.success ? (current.valueAsNumber() ?? 0) : 0
-      if (used >= this.limit) return false
-      const r = await this.client.compareRevisionAndSet(counter, String(used + 1), current.success ? current.revision : 0, {
-        ...options,
-        expiry: 2 * this.windowMs,
-      })
-      if (r.success) return true
-    }
+    const decision = await this.client.checkRateLimit(`ratelimit/${key}`, this.policy, options)
+    if (!decision.allowed) console.log(`429 for ${key}: retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`)
+    return decision.allowed
   }
 }
