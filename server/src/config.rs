@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_PEER_LISTEN", default_value = "127.0.0.1:2071")]
     pub peer_listen: String,
 
+    /// Address for the operations port (HTTP): /metrics (Prometheus), /livez, /readyz.
+    /// Off unless given; request metrics are recorded only when it is on.
+    #[arg(long, env = "KAHUNA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
     /// Client address other members and clients are told to use (default: --listen).
     #[arg(long, env = "KAHUNA_ADVERTISE_CLIENT")]
     pub advertise_client: Option<String>,

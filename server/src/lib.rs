@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod ephemeral;
+pub mod http;
+pub mod metrics;
 pub mod raft;
 pub mod server;
 pub mod sm;

@@ -48,16 +48,43 @@ const PROBE: Duration = Duration::from_secs(1);
 
 /// Starts a fresh ephemeral tier as soon as the term changes, and its grace period
 /// as soon as this member leads in it.
-async fn watch_term(node: Arc<Node>) {
+/// Also counts leader changes for the metrics, and keeps the gRPC health status.
+async fn watch_term(node: Arc<Node>, health: tonic_health::server::HealthReporter) {
     let mut metrics = node.raft.metrics();
+    let mut leader = None;
+    let mut serving = None;
     loop {
-        let (term, leading) = {
+        let (term, leading, now_leader) = {
             let m = metrics.borrow_and_update();
-            (m.current_term, m.state == openraft::ServerState::Leader)
+            (
+                m.current_term,
+                m.state == openraft::ServerState::Leader,
+                m.current_leader,
+            )
         };
         node.ephemeral.observe_term(term, leading);
-        if metrics.changed().await.is_err() {
-            return;
+        if now_leader != leader {
+            leader = now_leader;
+            crate::metrics::registry()
+                .leader_changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let ready = crate::http::ready(&node);
+        if serving != Some(ready) {
+            serving = Some(ready);
+            let status = if ready {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+        }
+        // A member shutting down stops being ready at once, not at the next change.
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() {
+                return;
+            },
+            () = node.stopping.cancelled(), if serving == Some(true) => {}
         }
     }
 }
@@ -316,11 +343,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         transport,
     ));
-    tokio::spawn(watch_term(node.clone()));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(watch_term(node.clone(), health));
 
-    // Bind both ports before anything else so a taken port fails the start at once.
+    // Bind the ports before anything else so a taken port fails the start at once.
     let peer_listener = bind("--peer-listen", &config.peer_listen)?;
     let client_listener = bind("--listen", &config.listen)?;
+    let metrics_listener = config
+        .metrics_listen
+        .as_deref()
+        .map(|addr| bind("--metrics-listen", addr))
+        .transpose()?;
     tokio::spawn(reload_on_sighup(
         [client_tls.clone(), peer_tls.clone()].into_iter().flatten().collect(),
         auth.clone(),
@@ -353,6 +386,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client_router = Server::builder()
         .max_concurrent_streams(Some(config.max_streams_per_connection))
         .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
+        .layer(tower::util::option_layer(
+            metrics_listener.as_ref().map(|_| crate::metrics::MeasureLayer),
+        ))
+        .add_service(health_service)
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
@@ -380,6 +417,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(sweeper::run(node.clone()));
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(crate::http::serve(listener, node.clone(), node.stopping.clone()));
+    }
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,

@@ -205,6 +205,9 @@ async fn run(raft: Raft, shared: Arc<Shared>, mut mode: watch::Receiver<Mode>, b
             continue;
         }
         let (commands, answers): (Batch, Vec<Answer>) = batch.into_iter().map(|p| (p.command, p.answer)).unzip();
+        crate::metrics::registry()
+            .proposal_commands
+            .observe(answers.len() as f64);
         // While this entry commits, new commands queue up for the next one.
         match raft.client_write(commands).await {
             // One outcome per command, in order. Were one missing, its caller would

@@ -128,6 +128,9 @@ impl ReadIndex {
             // this member led in it when the round started, or in a later term, which
             // then does not match and confirms nothing.
             let started = Instant::now();
+            crate::metrics::registry()
+                .read_index_rounds
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let term = self.raft.metrics().borrow().current_term;
             let result = match tokio::time::timeout(self.round_timeout, self.raft.ensure_linearizable()).await {
                 Ok(r) => r.map(|_| ()).map_err(RaftFailure::from),

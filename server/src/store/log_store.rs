@@ -147,8 +147,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             ops.push(WriteOp::Put(Space::Log, index_key(entry.log_id.index), encode(&entry)?));
         }
+        let metrics = crate::metrics::registry();
+        metrics.log_append_entries.observe(ops.len() as f64);
+        let started = std::time::Instant::now();
         let backend = self.backend.clone();
         let result = blocking(move || backend.write(ops, true)).await;
+        metrics.log_append.observe_duration(started.elapsed());
         let io_result = match &result {
             Ok(()) => Ok(()),
             Err(e) => Err(std::io::Error::other(e.0.clone())),

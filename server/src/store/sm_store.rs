@@ -174,6 +174,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // A clone of the persistent collections costs O(1) under the read lock; the
         // serialization, O(state), runs after it is released, so applies go on.
+        let started = std::time::Instant::now();
         let view: Applied = self.read()?.clone();
         let (last_log_id, last_membership) = (view.last_applied, view.membership.clone());
         let data = in_background(move || bincode::serialize(&view))
@@ -190,6 +191,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             snapshot_id,
         };
         let data = self.save_snapshot(&meta, data).await?;
+        let metrics = crate::metrics::registry();
+        metrics.snapshot_build.observe_duration(started.elapsed());
+        metrics
+            .snapshot_bytes
+            .store(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -1,0 +1,473 @@
+//! Prometheus metrics: counters and histograms recorded where things happen (one
+//! process-wide registry, so the storage and Raft layers need no handle), and gauges
+//! read from the member's state when scraped. Rendered in the Prometheus text format
+//! (version 0.0.4) by [`render`]; served by `http` on `--metrics-listen`.
+//!
+//! Names follow Prometheus conventions: a `kahuna_` prefix, base units (seconds,
+//! bytes), `_total` for counters.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::raft::node::Node;
+
+/// Latency buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Count buckets (commands or entries per batch).
+const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+/// Most distinct (rpc, code) series kept; requests past it count under rpc "other".
+const MAX_REQUEST_SERIES: usize = 512;
+
+/// A cumulative histogram with fixed buckets.
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// One count per bound, plus +Inf; not cumulative (summed when rendered).
+    counts: Vec<AtomicU64>,
+    /// The sum of observed values, in millionths.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((value * 1e6).max(0.0) as u64, Ordering::Relaxed);
+    }
+
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut total = 0;
+        for (i, bound) in self.bounds.iter().enumerate() {
+            total += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {total}");
+        }
+        total += self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {total}", braces(labels));
+    }
+}
+
+/// What is recorded as it happens.
+pub struct Registry {
+    /// (rpc, gRPC code name) → request latency.
+    requests: RwLock<BTreeMap<(String, &'static str), Histogram>>,
+    /// A durable log append (write and fsync), seconds.
+    pub log_append: Histogram,
+    /// Entries per durable log append.
+    pub log_append_entries: Histogram,
+    /// Client commands per proposed log entry.
+    pub proposal_commands: Histogram,
+    /// Snapshot builds: duration and the size of the last one.
+    pub snapshot_build: Histogram,
+    pub snapshot_bytes: AtomicU64,
+    /// Read-index rounds (leadership confirmations by a quorum).
+    pub read_index_rounds: AtomicU64,
+    /// Times this member saw the leader change (including to none).
+    pub leader_changes: AtomicU64,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    requests: RwLock::new(BTreeMap::new()),
+    log_append: Histogram::new(LATENCY_BUCKETS),
+    log_append_entries: Histogram::new(COUNT_BUCKETS),
+    proposal_commands: Histogram::new(COUNT_BUCKETS),
+    snapshot_build: Histogram::new(LATENCY_BUCKETS),
+    snapshot_bytes: AtomicU64::new(0),
+    read_index_rounds: AtomicU64::new(0),
+    leader_changes: AtomicU64::new(0),
+});
+
+pub fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+impl Registry {
+    /// Records one client request to `path` (`/kahuna.v1.Kv/Get`) answered with the
+    /// gRPC status `code` after `elapsed`.
+    pub fn request(&self, path: &str, code: &'static str, elapsed: Duration) {
+        let rpc = path.trim_start_matches('/').replacen('/', ".", 1);
+        {
+            let series = self.requests.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = series.get(&(rpc.clone(), code)) {
+                h.observe_duration(elapsed);
+                return;
+            }
+        }
+        let mut series = self.requests.write().unwrap_or_else(|p| p.into_inner());
+        // Paths come from clients: past the cap, new ones share one series.
+        let key = if series.len() >= MAX_REQUEST_SERIES {
+            ("other".to_owned(), code)
+        } else {
+            (rpc, code)
+        };
+        series
+            .entry(key)
+            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+            .observe_duration(elapsed);
+    }
+}
+
+/// The gRPC code name for a `grpc-status` value.
+pub fn code_name(status: &str) -> &'static str {
+    match status {
+        "0" => "OK",
+        "1" => "CANCELLED",
+        "2" => "UNKNOWN",
+        "3" => "INVALID_ARGUMENT",
+        "4" => "DEADLINE_EXCEEDED",
+        "5" => "NOT_FOUND",
+        "6" => "ALREADY_EXISTS",
+        "7" => "PERMISSION_DENIED",
+        "8" => "RESOURCE_EXHAUSTED",
+        "9" => "FAILED_PRECONDITION",
+        "10" => "ABORTED",
+        "11" => "OUT_OF_RANGE",
+        "12" => "UNIMPLEMENTED",
+        "13" => "INTERNAL",
+        "14" => "UNAVAILABLE",
+        "15" => "DATA_LOSS",
+        "16" => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A tower layer recording every client request's latency by RPC and status code
+/// (the `grpc-status` of the response headers; a response without one is OK, its
+/// status coming in the trailers).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MeasureLayer;
+
+impl<S> tower::Layer<S> for MeasureLayer {
+    type Service = Measure<S>;
+
+    fn layer(&self, inner: S) -> Measure<S> {
+        Measure { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Measure<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Measure<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_owned();
+        let started = Instant::now();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let answer = answer.await;
+            if let Ok(resp) = &answer {
+                let code = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map_or("OK", code_name);
+                registry().request(&path, code, started.elapsed());
+            }
+            answer
+        })
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+    family(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Resident set size of this process, from /proc (0 where there is none).
+fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// Every metric, in the Prometheus text format.
+pub fn render(node: &Node) -> String {
+    let r = registry();
+    let mut out = String::with_capacity(16 * 1024);
+
+    family(
+        &mut out,
+        "kahuna_grpc_request_duration_seconds",
+        "histogram",
+        "Client requests by RPC and gRPC status code, from receipt to response headers.",
+    );
+    {
+        let series = r.requests.read().unwrap_or_else(|p| p.into_inner());
+        for ((rpc, code), h) in series.iter() {
+            let labels = format!("rpc=\"{}\",code=\"{code}\"", rpc.replace(['\\', '"', '\n'], "_"));
+            h.render(&mut out, "kahuna_grpc_request_duration_seconds", &labels);
+        }
+    }
+    family(
+        &mut out,
+        "kahuna_log_append_duration_seconds",
+        "histogram",
+        "Durable Raft log appends (write and fsync).",
+    );
+    r.log_append.render(&mut out, "kahuna_log_append_duration_seconds", "");
+    family(
+        &mut out,
+        "kahuna_log_append_entries",
+        "histogram",
+        "Entries per durable Raft log append.",
+    );
+    r.log_append_entries.render(&mut out, "kahuna_log_append_entries", "");
+    family(
+        &mut out,
+        "kahuna_proposal_commands",
+        "histogram",
+        "Client commands batched into one proposed log entry.",
+    );
+    r.proposal_commands.render(&mut out, "kahuna_proposal_commands", "");
+    family(
+        &mut out,
+        "kahuna_snapshot_build_duration_seconds",
+        "histogram",
+        "Snapshot builds, from the state's copy to the stored snapshot.",
+    );
+    r.snapshot_build
+        .render(&mut out, "kahuna_snapshot_build_duration_seconds", "");
+    gauge(
+        &mut out,
+        "kahuna_snapshot_size_bytes",
+        "Size of the last snapshot this member built.",
+        r.snapshot_bytes.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        &mut out,
+        "kahuna_read_index_rounds_total",
+        "Leadership confirmations by a quorum for linearizable reads.",
+        r.read_index_rounds.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "kahuna_leader_changes_total",
+        "Times this member saw the leader change (including to none).",
+        r.leader_changes.load(Ordering::Relaxed),
+    );
+
+    let m = node.raft.metrics().borrow().clone();
+    let last_log = m.last_log_index.unwrap_or(0);
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    gauge(
+        &mut out,
+        "kahuna_raft_term",
+        "The current Raft term.",
+        m.current_term as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_raft_is_leader",
+        "1 when this member leads.",
+        f64::from(u8::from(m.state == openraft::ServerState::Leader)),
+    );
+    gauge(
+        &mut out,
+        "kahuna_raft_has_leader",
+        "1 when this member knows a leader.",
+        f64::from(u8::from(m.current_leader.is_some())),
+    );
+    gauge(
+        &mut out,
+        "kahuna_raft_last_log_index",
+        "Index of the last entry in this member's log.",
+        last_log as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_raft_applied_index",
+        "Index of the last entry applied to the state machine.",
+        applied as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_raft_apply_lag_entries",
+        "Entries in the log not yet applied (last log index minus applied index).",
+        last_log.saturating_sub(applied) as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_raft_snapshot_index",
+        "Index the last snapshot covers.",
+        m.snapshot.map_or(0, |l| l.index) as f64,
+    );
+
+    let (keys, locks, waiters, sequences, limiters, history, dedupe_bytes, dedupe_clients) = match node.sm.read() {
+        Ok(st) => (
+            st.sm.kv.len(),
+            st.sm.locks.len(),
+            st.sm.locks.waiters(),
+            st.sm.sequences.len(),
+            st.sm.limiters.len(),
+            st.sm.kv.history_bytes(),
+            st.sm.dedupe.answer_bytes(),
+            st.sm.dedupe.clients(),
+        ),
+        Err(_) => Default::default(),
+    };
+    gauge(&mut out, "kahuna_keys", "Persistent keys held.", keys as f64);
+    gauge(
+        &mut out,
+        "kahuna_locks_held",
+        "Persistent locks and semaphore permits held (expired ones until swept).",
+        locks as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_lock_waiters",
+        "Callers waiting in persistent lock queues.",
+        waiters as f64,
+    );
+    gauge(&mut out, "kahuna_sequences", "Sequences held.", sequences as f64);
+    gauge(
+        &mut out,
+        "kahuna_rate_limiters",
+        "Persistent rate limiters in use.",
+        limiters as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_history_bytes",
+        "Bytes of keys and values in the retained history.",
+        history as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_dedupe_answer_bytes",
+        "Bytes of answers the dedupe table keeps for retries.",
+        dedupe_bytes as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_dedupe_clients",
+        "Clients the dedupe table remembers.",
+        dedupe_clients as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_ephemeral_entries",
+        "Ephemeral keys and locks (on the leader; 0 elsewhere).",
+        node.ephemeral.peek(crate::ephemeral::Tier::entries).unwrap_or(0) as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_queued_proposals",
+        "Commands waiting for the next log entry.",
+        node.proposer.queued() as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_watches",
+        "Open watch and observe streams.",
+        node.watches.open() as f64,
+    );
+    gauge(
+        &mut out,
+        "kahuna_process_resident_memory_bytes",
+        "Resident set size of the server process.",
+        rss_bytes() as f64,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets() {
+        let h = Histogram::new(&[1.0, 2.0]);
+        h.observe(0.5);
+        h.observe(1.5);
+        h.observe(3.0);
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"2\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_sum{a=\"b\"} 5\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+    }
+
+    #[test]
+    fn request_series_are_bounded() {
+        let r = Registry {
+            requests: RwLock::new(BTreeMap::new()),
+            log_append: Histogram::new(LATENCY_BUCKETS),
+            log_append_entries: Histogram::new(COUNT_BUCKETS),
+            proposal_commands: Histogram::new(COUNT_BUCKETS),
+            snapshot_build: Histogram::new(LATENCY_BUCKETS),
+            snapshot_bytes: AtomicU64::new(0),
+            read_index_rounds: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
+        };
+        for i in 0..MAX_REQUEST_SERIES + 10 {
+            r.request(&format!("/x/{i}"), "OK", Duration::from_millis(1));
+        }
+        let series = r.requests.read().unwrap();
+        assert_eq!(series.len(), MAX_REQUEST_SERIES + 1);
+        assert!(series.contains_key(&("other".to_owned(), "OK")));
+    }
+}
