@@ -13,7 +13,7 @@ step() { printf '\n=== python: %s\n' "$*"; }
 
 # --- tools: a venv outside the clone, pinned ----------------------------------------------
 TOOLS_PINS=(maturin==1.16.0)
-TESTS_PINS=(pytest==9.2.0 mypy==2.4.1)
+TESTS_PINS=(pytest==9.2.0 mypy==2.4.1 prometheus-client==0.21.1)
 VENV="$CACHE/py-venv"
 WHEELS="$CACHE/py-wheels"   # pytest, mypy and their dependencies, for the fresh venv without a network round
 stamp="tools: ${TOOLS_PINS[*]}; tests: ${TESTS_PINS[*]}"
