@@ -14,7 +14,11 @@
 # delivery) compares with etcd's watch. `rate` and `ephemeral-rate` (rate-limiter
 # decisions on one limiter) run against Kahuna only: etcd has no rate limiter.
 #
-#   bench/compare.sh [--quick] [--duration SECONDS] [--workloads "put get ..."] [--clients "1 16 64"]
+#   bench/compare.sh [--quick] [--duration SECONDS] [--workloads "put get ..."] [--clients "1 16 64"] [--metrics]
+#
+# --metrics turns each Kahuna member's operations port on (--metrics-listen), which
+# also records request metrics: run once with and once without to see their cost
+# (etcd, the same in both runs, is the yardstick).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 . "$root/scripts/env.sh"
@@ -25,6 +29,7 @@ workloads="put get cas lock ephemeral-lock seq mixed handoff watch"
 handoff_clients="2 65"
 clients="1 16 64"
 profile=release
+metrics=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) duration=1.5 ;;
@@ -32,6 +37,7 @@ while [ $# -gt 0 ]; do
     --workloads) workloads="$2"; shift ;;
     --clients) clients="$2"; shift ;;
     --debug) profile=debug ;;
+    --metrics) metrics=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -62,12 +68,16 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 kahuna_eps="127.0.0.1:5070,127.0.0.1:5170,127.0.0.1:5270"
+metrics_args=("" "" "" "")
+if [ "$metrics" = 1 ]; then
+  for n in 1 2 3; do metrics_args[n]="--metrics-listen 127.0.0.1:$((4972 + n * 100))"; done
+fi
 initial="1=127.0.0.1:5071,2=127.0.0.1:5171,3=127.0.0.1:5271"
 for n in 1 2 3; do
   base=$((4970 + n * 100))
   "$server_bin" --node-id "$n" --listen "127.0.0.1:$base" --peer-listen "127.0.0.1:$((base + 1))" \
     --data-dir "$work/kahuna$n" --initial-cluster "$initial" --max-ephemeral-ttl-ms 5000 \
-    >"$work/kahuna$n.log" 2>&1 &
+    ${metrics_args[$n]} >"$work/kahuna$n.log" 2>&1 &
   pids+=($!)
 done
 
