@@ -172,3 +172,59 @@ async fn batch_and_range_bounds_are_typed_errors() {
         "nothing of it was applied"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_atomic_and_whole_through_a_leader_kill() {
+    let mut cluster = Cluster::start(3, "memory", &[]).await;
+    let client = common::client_with(
+        &cluster,
+        kahuna_client::ClientOptions {
+            timeout: std::time::Duration::from_secs(30),
+            ..kahuna_client::ClientOptions::default()
+        },
+    )
+    .await;
+    let batch = |b: usize| -> Vec<(String, String)> {
+        (0..100)
+            .map(|i| (format!("f/{b}/{i:03}"), format!("v{b}.{i}")))
+            .collect()
+    };
+    let first = batch(1);
+    let pairs: Vec<(&str, &[u8])> = first.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+    let r1 = client.set_many(&pairs).await.expect("first batch");
+    let leader = cluster.wait_leader(std::time::Duration::from_secs(30)).await;
+    cluster.kill(leader);
+    // Sent while there is no leader: retried with its request id until one takes it.
+    let second = batch(2);
+    let pairs: Vec<(&str, &[u8])> = second.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+    let r2 = client
+        .set_many(&pairs)
+        .await
+        .expect("second batch through the failover");
+    assert!(r2 > r1);
+    for (b, revision) in [(1, r1), (2, r2)] {
+        let keys: Vec<String> = batch(b).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let got = client.get_many(&keys, GetOptions::default()).await.expect("get_many");
+        assert_eq!(got.kvs.len(), 100, "batch {b} is whole");
+        assert!(
+            got.kvs.iter().all(|kv| kv.mod_revision == revision && kv.version == 1),
+            "batch {b} written once, at one revision"
+        );
+    }
+    let all = client
+        .scan_range_all(
+            "f/",
+            "f0",
+            ScanOptions {
+                limit: 32,
+                ..ScanOptions::default()
+            },
+        )
+        .await
+        .expect("range");
+    let keys: Vec<String> = all.iter().map(|kv| kv.key.clone()).collect();
+    let mut expected: Vec<String> = batch(1).into_iter().chain(batch(2)).map(|(k, _)| k).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "every key once, in order, across pages");
+}

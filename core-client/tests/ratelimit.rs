@@ -142,3 +142,52 @@ async fn concurrent_checks_allow_exactly_the_limit_on_both_tiers() {
     assert_eq!(none.status.code(), Some(1), "a policy is required");
     assert!(String::from_utf8_lossy(&none.stderr).contains("--fixed-window"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_limiter_counts_each_check_once_through_a_leader_kill() {
+    let mut cluster = Cluster::start(3, "memory", &[]).await;
+    let client = common::client_with(
+        &cluster,
+        kahuna_client::ClientOptions {
+            timeout: Duration::from_secs(30),
+            ..kahuna_client::ClientOptions::default()
+        },
+    )
+    .await;
+    // A window far longer than the test: only the limit decides.
+    let policy = RatePolicy::FixedWindow {
+        limit: 30,
+        window: Duration::from_secs(24 * 3600),
+    };
+    let mut allowed = 0;
+    for _ in 0..20 {
+        allowed += u32::from(
+            client
+                .check_rate("rl/failover", policy, 1)
+                .await
+                .expect("check")
+                .allowed,
+        );
+    }
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    cluster.kill(leader);
+    // Checks retried across the failover carry their request ids: none is counted twice,
+    // and the state the old leader committed carries over.
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        let d = client
+            .check_rate("rl/failover", policy, 1)
+            .await
+            .expect("check through the failover");
+        if d.allowed {
+            allowed += 1;
+        } else {
+            refused.push(d);
+        }
+    }
+    assert_eq!(allowed, 30, "exactly the limit across the leader kill");
+    assert_eq!(refused.len(), 10);
+    assert!(refused
+        .iter()
+        .all(|d| d.remaining == 0 && d.retry_after > Duration::ZERO));
+}

@@ -59,6 +59,10 @@ impl Histogram {
         self.observe(d.as_secs_f64());
     }
 
+    fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut total = 0;
@@ -81,10 +85,32 @@ impl Histogram {
     }
 }
 
+/// The gRPC status codes, by number.
+const CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
 /// What is recorded as it happens.
 pub struct Registry {
-    /// (rpc, gRPC code name) → request latency.
-    requests: RwLock<BTreeMap<(String, &'static str), Histogram>>,
+    /// Request path → request latency by gRPC code (indexed by the code's number):
+    /// looked up by the path as received, so recording allocates nothing.
+    requests: RwLock<BTreeMap<String, Vec<Histogram>>>,
     /// A durable log append (write and fsync), seconds.
     pub log_append: Histogram,
     /// Entries per durable log append.
@@ -117,51 +143,27 @@ pub fn registry() -> &'static Registry {
 
 impl Registry {
     /// Records one client request to `path` (`/kahuna.v1.Kv/Get`) answered with the
-    /// gRPC status `code` after `elapsed`.
-    pub fn request(&self, path: &str, code: &'static str, elapsed: Duration) {
-        let rpc = path.trim_start_matches('/').replacen('/', ".", 1);
+    /// gRPC status number `code` after `elapsed`.
+    pub fn request(&self, path: &str, code: usize, elapsed: Duration) {
+        let code = if code < CODES.len() { code } else { 2 };
         {
             let series = self.requests.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(h) = series.get(&(rpc.clone(), code)) {
-                h.observe_duration(elapsed);
+            if let Some(h) = series.get(path) {
+                h[code].observe_duration(elapsed);
                 return;
             }
         }
         let mut series = self.requests.write().unwrap_or_else(|p| p.into_inner());
         // Paths come from clients: past the cap, new ones share one series.
-        let key = if series.len() >= MAX_REQUEST_SERIES {
-            ("other".to_owned(), code)
+        let key = if series.len() >= MAX_REQUEST_SERIES && !series.contains_key(path) {
+            "other"
         } else {
-            (rpc, code)
+            path
         };
         series
-            .entry(key)
-            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+            .entry(key.to_owned())
+            .or_insert_with(|| CODES.iter().map(|_| Histogram::new(LATENCY_BUCKETS)).collect())[code]
             .observe_duration(elapsed);
-    }
-}
-
-/// The gRPC code name for a `grpc-status` value.
-pub fn code_name(status: &str) -> &'static str {
-    match status {
-        "0" => "OK",
-        "1" => "CANCELLED",
-        "2" => "UNKNOWN",
-        "3" => "INVALID_ARGUMENT",
-        "4" => "DEADLINE_EXCEEDED",
-        "5" => "NOT_FOUND",
-        "6" => "ALREADY_EXISTS",
-        "7" => "PERMISSION_DENIED",
-        "8" => "RESOURCE_EXHAUSTED",
-        "9" => "FAILED_PRECONDITION",
-        "10" => "ABORTED",
-        "11" => "OUT_OF_RANGE",
-        "12" => "UNIMPLEMENTED",
-        "13" => "INTERNAL",
-        "14" => "UNAVAILABLE",
-        "15" => "DATA_LOSS",
-        "16" => "UNAUTHENTICATED",
-        _ => "UNKNOWN",
     }
 }
 
@@ -198,7 +200,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let path = req.uri().path().to_owned();
+        // A Uri clone shares its bytes: no copy of the path per request.
+        let uri = req.uri().clone();
         let started = Instant::now();
         let answer = self.inner.call(req);
         Box::pin(async move {
@@ -208,8 +211,8 @@ where
                     .headers()
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
-                    .map_or("OK", code_name);
-                registry().request(&path, code, started.elapsed());
+                    .map_or(0, |v| v.parse().unwrap_or(2));
+                registry().request(uri.path(), code, started.elapsed());
             }
             answer
         })
@@ -255,9 +258,16 @@ pub fn render(node: &Node) -> String {
     );
     {
         let series = r.requests.read().unwrap_or_else(|p| p.into_inner());
-        for ((rpc, code), h) in series.iter() {
-            let labels = format!("rpc=\"{}\",code=\"{code}\"", rpc.replace(['\\', '"', '\n'], "_"));
-            h.render(&mut out, "kahuna_grpc_request_duration_seconds", &labels);
+        for (path, by_code) in series.iter() {
+            // `/kahuna.v1.Kv/Get` is the RPC `kahuna.v1.Kv.Get`.
+            let rpc = path.trim_start_matches('/').replacen('/', ".", 1);
+            let rpc = rpc.replace(['\\', '"', '\n'], "_");
+            for (code, h) in CODES.iter().zip(by_code) {
+                if h.count() > 0 {
+                    let labels = format!("rpc=\"{rpc}\",code=\"{code}\"");
+                    h.render(&mut out, "kahuna_grpc_request_duration_seconds", &labels);
+                }
+            }
         }
     }
     family(
@@ -464,10 +474,12 @@ mod tests {
             leader_changes: AtomicU64::new(0),
         };
         for i in 0..MAX_REQUEST_SERIES + 10 {
-            r.request(&format!("/x/{i}"), "OK", Duration::from_millis(1));
+            r.request(&format!("/x/{i}"), 0, Duration::from_millis(1));
         }
+        r.request("/x/0", 99, Duration::from_millis(1));
         let series = r.requests.read().unwrap();
         assert_eq!(series.len(), MAX_REQUEST_SERIES + 1);
-        assert!(series.contains_key(&("other".to_owned(), "OK")));
+        assert_eq!(series["other"][0].count(), 10);
+        assert_eq!(series["/x/0"][2].count(), 1, "an unknown code counts as UNKNOWN");
     }
 }
