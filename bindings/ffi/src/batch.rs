@@ -116,24 +116,10 @@ pub unsafe extern "C" fn kahuna_kv_scan_range(
         let r = request(req)?;
         let start_key = string(r.start, "range start")?;
         let end_key = string(r.end, "range end")?;
-        let token = owned_bytes(r.page_token)?;
-        let options = ScanOptions {
-            limit: r.limit,
-            page_token: (!token.is_empty()).then_some(token),
-            keys_only: r.keys_only != 0,
-            consistency: consistency(r.consistency)?,
-            durability: durability(r.durability)?,
-        };
+        let options = scan_options(r.limit, r.page_token, r.keys_only, r.consistency, r.durability)?;
         let cl = c.client.clone();
         op(&c.closed, async move {
-            let page = cl.scan_range(&start_key, &end_key, options).await?;
-            Ok(Answer {
-                succeeded: true,
-                revision: page.revision,
-                kvs: page.kvs.into_iter().map(|kv| (true, Some(kv))).collect(),
-                next_page_token: page.next_page_token.unwrap_or_default(),
-                ..Answer::default()
-            })
+            Ok(page_answer(cl.scan_range(&start_key, &end_key, options).await?))
         })
     })
 }

@@ -42,7 +42,7 @@ use futures::FutureExt;
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
     Durability, Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, Leader, LockGuard, LockInfo,
-    LockOptions, ScanOptions, SetCondition, SetOptions, TxnOp,
+    LockOptions, ScanOptions, ScanPage, SetCondition, SetOptions, TxnOp,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -960,6 +960,35 @@ pub unsafe extern "C" fn kahuna_kv_exists(
     })
 }
 
+/// The options of a scan, prefix or range, from the request's fields.
+unsafe fn scan_options(
+    limit: u32,
+    page_token: KahunaBytes,
+    keys_only: u8,
+    consistency_code: i32,
+    durability_code: i32,
+) -> Result<ScanOptions, FfiError> {
+    let token = owned_bytes(page_token)?;
+    Ok(ScanOptions {
+        limit,
+        page_token: (!token.is_empty()).then_some(token),
+        keys_only: keys_only != 0,
+        consistency: consistency(consistency_code)?,
+        durability: durability(durability_code)?,
+    })
+}
+
+/// A scan page as a result: `kvs`, `next_page_token` (empty on the last page), `revision`.
+fn page_answer(page: ScanPage) -> Answer {
+    Answer {
+        succeeded: true,
+        revision: page.revision,
+        kvs: page.kvs.into_iter().map(|kv| (true, Some(kv))).collect(),
+        next_page_token: page.next_page_token.unwrap_or_default(),
+        ..Answer::default()
+    }
+}
+
 /// One page of the keys starting with a prefix. Result: `kvs`, `next_page_token`
 /// (empty on the last page), `revision`.
 #[no_mangle]
@@ -974,25 +1003,12 @@ pub unsafe extern "C" fn kahuna_kv_scan(
         let c = client(client_handle)?;
         let r = request(req)?;
         let prefix = string(r.prefix, "prefix")?;
-        let token = owned_bytes(r.page_token)?;
-        let options = ScanOptions {
-            limit: r.limit,
-            page_token: (!token.is_empty()).then_some(token),
-            keys_only: r.keys_only != 0,
-            consistency: consistency(r.consistency)?,
-            durability: durability(r.durability)?,
-        };
+        let options = scan_options(r.limit, r.page_token, r.keys_only, r.consistency, r.durability)?;
         let cl = c.client.clone();
-        op(&c.closed, async move {
-            let page = cl.scan(&prefix, options).await?;
-            Ok(Answer {
-                succeeded: true,
-                revision: page.revision,
-                kvs: page.kvs.into_iter().map(|kv| (true, Some(kv))).collect(),
-                next_page_token: page.next_page_token.unwrap_or_default(),
-                ..Answer::default()
-            })
-        })
+        op(
+            &c.closed,
+            async move { Ok(page_answer(cl.scan(&prefix, options).await?)) },
+        )
     })
 }
 

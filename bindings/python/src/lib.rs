@@ -136,6 +136,23 @@ fn consistency(stale: bool) -> Consistency {
     }
 }
 
+/// The options of a scan, prefix or range, from the call's arguments.
+fn scan_options(
+    limit: u32,
+    page_token: Option<&Bound<'_, PyBytes>>,
+    keys_only: bool,
+    stale: bool,
+    ephemeral: bool,
+) -> ScanOptions {
+    ScanOptions {
+        limit,
+        page_token: page_token.map(bytes_arg),
+        keys_only,
+        consistency: consistency(stale),
+        durability: durability(ephemeral),
+    }
+}
+
 type FenceArg = (String, u64, bool);
 
 fn fence(f: Option<FenceArg>) -> Option<Fence> {
@@ -659,13 +676,7 @@ impl NativeClient {
         cb: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
-        let options = ScanOptions {
-            limit,
-            page_token: page_token.map(bytes_arg),
-            keys_only,
-            consistency: consistency(stale),
-            durability: durability(ephemeral),
-        };
+        let options = scan_options(limit, page_token, keys_only, stale, ephemeral);
         run(py, cb, async move { c.scan(&prefix, options).await }, scan_page)
     }
 
@@ -685,13 +696,7 @@ impl NativeClient {
         cb: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let c = self.client.clone();
-        let options = ScanOptions {
-            limit,
-            page_token: page_token.map(bytes_arg),
-            keys_only,
-            consistency: consistency(stale),
-            durability: durability(ephemeral),
-        };
+        let options = scan_options(limit, page_token, keys_only, stale, ephemeral);
         run(
             py,
             cb,
