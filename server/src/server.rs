@@ -44,7 +44,7 @@ const MAX_PEER_CONNECTIONS: usize = 256;
 /// How long the Raft core may take to stop on shutdown.
 const RAFT_STOP: Duration = Duration::from_secs(5);
 /// How long each named member gets to answer the start-up probe.
-const PROBE: Duration = Duration::from_secs(1);
+const PROBE: Duration = Duration::from_secs(3);
 
 /// Starts a fresh ephemeral tier as soon as the term changes, and its grace period
 /// as soon as this member leads in it.
@@ -367,7 +367,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (stop_peer, peer_stopping) = watch::channel(false);
     let (stop_clients, clients_stopping) = watch::channel(false);
-    let peer = PeerServer::new(PeerService::new(raft.clone(), info, identity.clone()))
+    let peer = PeerServer::new(PeerService::new(raft.clone(), info, identity.clone(), node.sm.clone()))
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
     let peer_router = Server::builder().add_service(peer);
@@ -417,6 +417,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(sweeper::run(node.clone()));
+    tokio::spawn(crate::raft::replicated::run(node.clone()));
     if let Some(listener) = metrics_listener {
         tokio::spawn(crate::http::serve(listener, node.clone(), node.stopping.clone()));
     }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kahuna_proto::v1::{AddLearnerRequest, ChangeMembershipRequest};
+use kahuna_proto::v1::peer_client::PeerClient;
+use kahuna_proto::v1::{AddLearnerRequest, ChangeMembershipRequest, InfoRequest};
 use kahuna_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -149,6 +150,50 @@ async fn an_empty_data_dir_does_not_found_a_second_cluster() {
     c.spawn_with(follower, &["--join"], true);
     wait_until_applied(&c, follower, "k").await;
     assert_eq!(cluster_id_file(&c, follower), cluster);
+}
+
+/// Only the leader of the moment sees replication progress, and a leader elected after
+/// a member died never replicated to it: the members replicated to are recorded through
+/// the log, so a member that lost its data is refused whichever member answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_that_lost_its_data_is_refused_after_the_leader_changed() {
+    let mut c = Cluster::start(3, "rocksdb", &[]).await;
+    let leader = c.wait_leader(WAIT).await;
+    put(&c, leader, "k", "v").await;
+    let lost = (1..=3).find(|i| *i != leader).expect("a follower");
+    let other = (1..=3).find(|i| *i != leader && *i != lost).expect("another follower");
+    let mut peer = PeerClient::new(channel(&c.members[(other - 1) as usize].peer_addr));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = peer.info(InfoRequest {}).await.expect("peer info").into_inner();
+        if info.replicated_to.contains(&lost) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member {other} never learned that {lost} was replicated to"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The member dies, then the leader restarts: the next leader (a new term) has never
+    // replicated to it.
+    c.kill(lost);
+    c.kill(leader);
+    c.spawn(leader);
+    c.wait_leader(WAIT).await;
+    std::fs::remove_dir_all(&c.members[(lost - 1) as usize].data_dir).expect("remove data dir");
+    c.spawn(lost);
+    let exit = c
+        .wait_exit(lost, WAIT)
+        .await
+        .expect("a member that lost its data was let back in empty");
+    assert!(!exit.success(), "exit status: {exit:?}");
+    let log = c.log(lost);
+    assert!(
+        log.contains("this member lost its data") && log.contains("--join"),
+        "the refusal does not say what happened and what to do:\n{log}"
+    );
 }
 
 /// A founding member started after the others formed the cluster (a container

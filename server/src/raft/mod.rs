@@ -9,4 +9,5 @@ pub mod peer_input;
 pub mod peer_service;
 pub mod proposer;
 pub mod read_index;
+pub mod replicated;
 pub mod types;

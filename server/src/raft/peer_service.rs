@@ -19,21 +19,25 @@ use super::network::cluster_id_of;
 use super::peer_input::{self, SnapshotStream};
 use super::types::{NodeId, Raft, TypeConfig};
 use crate::api::errors::status;
+use crate::store::StateMachineStore;
 
 pub struct PeerService {
     raft: Raft,
     info: InfoResponse,
     identity: Arc<ClusterIdentity>,
     snapshot: SnapshotStream,
+    /// For the members recorded as replicated to (see `raft::replicated`).
+    sm: StateMachineStore,
 }
 
 impl PeerService {
-    pub fn new(raft: Raft, info: InfoResponse, identity: Arc<ClusterIdentity>) -> Self {
+    pub fn new(raft: Raft, info: InfoResponse, identity: Arc<ClusterIdentity>, sm: StateMachineStore) -> Self {
         Self {
             raft,
             info,
             identity,
             snapshot: SnapshotStream::default(),
+            sm,
         }
     }
 
@@ -139,13 +143,22 @@ impl Peer for PeerService {
         info.cluster_id = self.identity.id().unwrap_or_default();
         let metrics = self.raft.metrics().borrow().clone();
         info.applied_index = metrics.last_applied.map_or(0, |l| l.index);
-        info.replicated_to = metrics
-            .replication
-            .iter()
-            .flatten()
-            .filter(|(_, matched)| matched.is_some_and(|l| l.index > 0))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut replicated = self
+            .sm
+            .read()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .sm
+            .replicated
+            .clone();
+        replicated.extend(
+            metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter(|(_, matched)| matched.is_some_and(|l| l.index > 0))
+                .map(|(id, _)| *id),
+        );
+        info.replicated_to = replicated.into_iter().collect();
         info.members = metrics
             .membership_config
             .membership()

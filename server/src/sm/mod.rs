@@ -24,6 +24,8 @@ pub mod locks;
 pub mod sequences;
 pub mod txn;
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 pub use dedupe::Dedupe;
@@ -117,6 +119,12 @@ pub enum Op {
         limit: u32,
         ttl_ms: u64,
         place_ms: u64,
+    },
+    /// Proposed by the leader: the members a leader of this cluster has replicated
+    /// entries to (still in the membership), so that every member, not only the
+    /// leader of the moment, can tell that one of them starting empty lost its data.
+    MembersReplicated {
+        members: Vec<u64>,
     },
 }
 
@@ -218,6 +226,8 @@ pub struct StateMachine {
     pub ephemeral_mark_ms: u64,
     pub ephemeral_mark_term: u64,
     pub limiters: limiters::Limiters,
+    /// The members a leader has replicated entries to (see `Op::MembersReplicated`).
+    pub replicated: BTreeSet<u64>,
 }
 
 impl StateMachine {
@@ -356,6 +366,10 @@ impl StateMachine {
                 } else {
                     self.ephemeral_mark_ms = self.ephemeral_mark_ms.max(*ttl_ms);
                 }
+                Reply::Recorded
+            }
+            Op::MembersReplicated { members } => {
+                self.replicated = members.iter().copied().collect();
                 Reply::Recorded
             }
         }
