@@ -1313,8 +1313,12 @@ namespace Kahuna.Client
 
         // ---- cluster ---------------------------------------------------------------------
 
-        /// <summary>The cluster as the leader (or, without one, any member) sees it: leader, term,
-        /// members, log indices and storage engine.</summary>
+        /// <summary>The cluster as one member sees it: the leader it knows, its term and state,
+        /// every member, its log indices and storage engine. The member is the one the client
+        /// talks to, which is the leader once the client has found it; a member that does not
+        /// answer is skipped for the next one the client knows, and with none left the call fails
+        /// with <see cref="KahunaException"/> (<see cref="KahunaErrorCode.Timeout"/> at the
+        /// deadline, retryable).</summary>
         public unsafe Task<KahunaClusterStatus> GetClusterStatus(CancellationToken cancellationToken = default)
         {
             return Run(delegate(int status, Native.KahunaResult* res)
@@ -1337,12 +1341,18 @@ namespace Kahuna.Client
             });
         }
 
-        /// <summary>The members of the cluster (voters and learners).</summary>
-        public async Task<IReadOnlyList<KahunaClusterMember>> GetClusterMembers(CancellationToken cancellationToken = default)
+        /// <summary>The members of the cluster, voters and learners, with their peer and client
+        /// addresses and roles: <see cref="KahunaClusterStatus.Members"/> of
+        /// <see cref="GetClusterStatus"/>, one round trip.</summary>
+        public async Task<IReadOnlyList<KahunaClusterMember>> GetMembers(CancellationToken cancellationToken = default)
         {
             var s = await GetClusterStatus(cancellationToken).ConfigureAwait(false);
             return s.Members;
         }
+
+        /// <summary>The same as <see cref="GetMembers"/> (the name this package used first).</summary>
+        public Task<IReadOnlyList<KahunaClusterMember>> GetClusterMembers(CancellationToken cancellationToken = default) =>
+            GetMembers(cancellationToken);
 
         // ---- disposal --------------------------------------------------------------------
 

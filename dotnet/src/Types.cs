@@ -344,6 +344,16 @@ namespace Kahuna.Client
         public long Revision { get; }
     }
 
+    /// <summary>What a member does in the cluster's Raft group.</summary>
+    public enum KahunaMemberRole
+    {
+        /// <summary>Votes in elections and counts towards the quorum of every write.</summary>
+        Voter = 0,
+        /// <summary>Receives the log but neither votes nor counts towards a quorum (a member
+        /// being added, until it is promoted).</summary>
+        Learner = 1,
+    }
+
     /// <summary>A member of the cluster.</summary>
     public sealed class KahunaClusterMember
     {
@@ -352,7 +362,7 @@ namespace Kahuna.Client
             Id = id;
             PeerAddress = peerAddress;
             ClientAddress = clientAddress;
-            IsVoter = isVoter;
+            Role = isVoter ? KahunaMemberRole.Voter : KahunaMemberRole.Learner;
         }
 
         /// <summary>The member's id.</summary>
@@ -361,8 +371,14 @@ namespace Kahuna.Client
         public string PeerAddress { get; }
         /// <summary>Client address (empty when it could not be learned).</summary>
         public string ClientAddress { get; }
-        /// <summary>A voter (true) or a learner.</summary>
-        public bool IsVoter { get; }
+        /// <summary>A voter or a learner.</summary>
+        public KahunaMemberRole Role { get; }
+        /// <summary>A voter (true) or a learner: <c>Role == KahunaMemberRole.Voter</c>.</summary>
+        public bool IsVoter => Role == KahunaMemberRole.Voter;
+
+        /// <summary>The member as <c>id role client-address (peer peer-address)</c>, for logs.</summary>
+        public override string ToString() =>
+            Id + " " + (IsVoter ? "voter" : "learner") + " " + ClientAddress + " (peer " + PeerAddress + ")";
     }
 
     /// <summary>The cluster as one member sees it.</summary>

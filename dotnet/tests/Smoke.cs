@@ -55,7 +55,11 @@ public static class Smoke
             Check("lock lost token fires on release", l.Lost.IsCancellationRequested);
             // The calls added for Kahuna 1.x parity, so their result layouts are checked on this runtime too.
             var status = await client.GetClusterStatus();
-            Check("cluster status", status.Members.Count == endpoints.Length && status.LeaderId > 0);
+            Check("cluster status", status.Members.Count == endpoints.Length && status.LeaderId > 0
+                && status.Members.Any(m => m.Id == status.LeaderId) && status.AppliedIndex > 0);
+            var members = await client.GetMembers();
+            Check("cluster members", members.Count == endpoints.Length
+                && members.All(m => m.Role == KahunaMemberRole.Voter && endpoints.Contains(m.ClientAddress)));
             var history = await client.GetKeyValueHistory(key);
             Check("key history", history.Events.Count == 3 && history.Events[2].KeyValue.ValueAsString() == "v3");
             var owned = await client.GetOrCreateLock(key + "/owned", "smoke-owner", TimeSpan.FromSeconds(5));
