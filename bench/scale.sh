@@ -3,7 +3,8 @@
 # loads 10 thousand, 100 thousand and 1 million keys (--sizes to change) into a
 # 3-node Kahuna cluster, and at each size measures put and get throughput at 16
 # clients and every member's RSS. At the last size it times building a snapshot on
-# the leader and installing it on a new member (add-learner until caught up).
+# the leader and installing it on a new member (add-learner until caught up), then
+# saving a backup (`kahuna snapshot save`) and restoring it into a new cluster.
 #
 #   bench/scale.sh [--sizes "10000 100000 1000000"] [--duration SECONDS] [--value-size BYTES]
 set -euo pipefail
@@ -73,3 +74,25 @@ t0=$(date +%s%N)
 "$bin/kahuna" --endpoints "$eps" cluster add-learner 4 127.0.0.1:7371 >/dev/null
 t1=$(date +%s%N)
 echo "SNAPSHOT install_on_new_member_ms=$(( (t1 - t0) / 1000000 )) keys=$loaded rss_mib_new_member=$(rss "${pids[3]}")"
+
+# Backup at the largest size: `kahuna snapshot save` from the cluster, then a new
+# one-member cluster seeded from the file (`--restore`), timed from its start to the
+# first linearizable read of the last loaded key.
+t0=$(date +%s%N)
+"$bin/kahuna" --endpoints "$eps" --timeout 600s snapshot save "$work/backup.snapshot" >/dev/null
+t1=$(date +%s%N)
+echo "BACKUP save_ms=$(( (t1 - t0) / 1000000 )) keys=$loaded bytes=$(stat -c %s "$work/backup.snapshot")"
+last_key=$(printf 'bench/k/%08d' $((loaded - 1)))
+t0=$(date +%s%N)
+"$bin/kahuna-server" --node-id 1 --listen 127.0.0.1:7570 --peer-listen 127.0.0.1:7571 --data-dir "$work/restored" \
+  --restore "$work/backup.snapshot" >"$work/restored.log" 2>&1 &
+pids+=($!)
+deadline=$(( $(date +%s) + 600 ))
+until "$bin/kahuna" --endpoints 127.0.0.1:7570 --timeout 2s kv get "$last_key" >/dev/null 2>&1; do
+  if [ "$(date +%s)" -gt "$deadline" ] || ! kill -0 "${pids[-1]}" 2>/dev/null; then
+    echo "BACKUP restore failed:" >&2; tail -20 "$work/restored.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+t1=$(date +%s%N)
+echo "BACKUP restore_ms=$(( (t1 - t0) / 1000000 )) keys=$loaded rss_mib_restored=$(rss "${pids[-1]}")"

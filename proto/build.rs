@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kahuna/v1/sequence.proto",
         "kahuna/v1/ratelimit.proto",
         "kahuna/v1/peer.proto",
+        "kahuna/v1/maintenance.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["."])?;
     for p in protos {

@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod backup;
 mod batch;
 mod client;
 mod cluster;
@@ -49,6 +50,7 @@ mod ttl;
 mod txn;
 mod watch;
 
+pub use backup::SnapshotDownload;
 pub use batch::ManyKeys;
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member, Usage};

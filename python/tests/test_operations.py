@@ -83,3 +83,43 @@ def test_live_and_ready(member: Tuple[Cluster, str]) -> None:
     assert _get(f"http://{metrics}/livez") == (200, "ok\n")
     assert _get(f"http://{metrics}/readyz") == (200, "ok\n")
     assert _get(f"http://{metrics}/other")[0] == 404
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_server_serves(member: Tuple[Cluster, str]) -> None:
+    """deploy/grafana/kahuna-dashboard.json: every metric its queries name is one this
+    server exports, with the suffixes its type has (a renamed metric breaks a panel
+    silently in Grafana, so it breaks this test instead)."""
+    import json
+    import re
+
+    _, metrics = member
+    status, body = _get(f"http://{metrics}/metrics")
+    assert status == 200
+    kinds = {f.name: f.type for f in text_string_to_metric_families(body)}
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "grafana", "kahuna-dashboard.json")
+    with open(path, encoding="utf-8") as f:
+        dashboard = json.load(f)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v.get("query", "") for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    assert len(exprs) >= 15
+    used: set[str] = set()
+    for expr in exprs:
+        for name in re.findall(r"\bkahuna_[a-z_]+", expr):
+            used.add(name)
+            for suffix, kind in (("_bucket", "histogram"), ("_sum", "histogram"), ("_count", "histogram"), ("_total", "counter")):
+                if name.endswith(suffix) and name[: -len(suffix)] in kinds:
+                    assert kinds[name[: -len(suffix)]] == kind, f"{name}: {kinds[name[: -len(suffix)]]} has no {suffix}"
+                    break
+            else:
+                assert kinds.get(name) == "gauge", f"{expr!r} names {name}, which the server does not export as a gauge"
+    # The panels cover leadership, requests, durability and sizes.
+    for needed in ("kahuna_raft_has_leader", "kahuna_grpc_request_duration_seconds_bucket", "kahuna_log_append_duration_seconds_bucket", "kahuna_raft_apply_lag_entries", "kahuna_keys"):
+        assert needed in used, needed
+    # No two panels overlap on the grid.
+    cells: set[Tuple[int, int]] = set()
+    for p in dashboard["panels"]:
+        g = p["gridPos"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"panel {p['title']!r} overlaps another"
+                cells.add((x, y))

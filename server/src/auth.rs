@@ -268,6 +268,7 @@ access! {
     pb::AddLearnerRequest => |_r| (Action::Admin, Vec::new());
     pb::ChangeMembershipRequest => |_r| (Action::Admin, Vec::new());
     pb::TriggerSnapshotRequest => |_r| (Action::Admin, Vec::new());
+    pb::SnapshotRequest => |_r| (Action::Admin, Vec::new());
 }
 
 /// A prefix scan names its prefix; a range scan both ends, so a role restricted to a

@@ -10,6 +10,7 @@ use kahuna_proto::tls::{ClientTls, ServerTrust};
 use kahuna_proto::v1::cluster_server::ClusterServer;
 use kahuna_proto::v1::kv_server::KvServer;
 use kahuna_proto::v1::locks_server::LocksServer;
+use kahuna_proto::v1::maintenance_server::MaintenanceServer;
 use kahuna_proto::v1::peer_server::PeerServer;
 use kahuna_proto::v1::rate_limits_server::RateLimitsServer;
 use kahuna_proto::v1::sequences_server::SequencesServer;
@@ -24,6 +25,7 @@ use tonic::transport::Server;
 
 use crate::api::errors::{shutting_down, RaftFailure};
 use crate::api::limits::MAX_REQUEST_BYTES;
+use crate::api::maintenance::MaintenanceService;
 use crate::api::Api;
 use crate::auth::Auth;
 use crate::config::Config;
@@ -267,7 +269,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let identity = Arc::new(ClusterIdentity::load(&config.data_dir)?);
-    let (mut log_store, sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
+    let (mut log_store, mut sm_store) = store::open(config.storage, &config.data_dir).with_context(|| {
         format!(
             "cannot open {:?} storage in {}",
             config.storage,
@@ -279,6 +281,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store::StorageKind::Sqlite => "sqlite",
         store::StorageKind::Memory => "memory",
     };
+    if let Some(file) = &config.restore {
+        let members = config.initial_members()?;
+        let Some(peer_addr) = members.get(&config.node_id).filter(|_| members.len() == 1) else {
+            anyhow::bail!(
+                "--restore seeds a cluster of this member alone, but --initial-cluster names {} members: start                  the others empty with --join and add them (`kahuna cluster add-learner`) once it runs",
+                members.len()
+            );
+        };
+        crate::backup::restore(
+            file,
+            config.node_id,
+            peer_addr,
+            &config.data_dir,
+            &identity,
+            &mut log_store,
+            &mut sm_store,
+        )
+        .await?;
+    }
     let vote = log_store.read_vote().await.context("cannot read the saved vote")?;
     let fresh = vote.is_none()
         && log_store
@@ -402,6 +423,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             stopped(clients_stopping),
         )),
         Some(tls) => tokio::spawn(client_router.serve_with_incoming_shutdown(
+        .add_service(MaintenanceServer::new(MaintenanceService::new(
+            api.clone(),
+            identity.clone(),
+        )))
             connections::limit(tls::incoming(client_listener, tls), max_connections, "--listen"),
             stopped(clients_stopping),
         )),

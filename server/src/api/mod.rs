@@ -7,6 +7,7 @@ pub mod errors;
 pub mod kv;
 pub mod limits;
 pub mod locks;
+pub mod maintenance;
 pub mod observe;
 pub mod oversize;
 pub mod ratelimit;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use backend::{Backend, BackendError};
 pub use log_store::LogStore;
-pub use sm_store::{Applied, StateMachineStore};
+pub use sm_store::{in_background, Applied, StateMachineStore};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StorageKind {

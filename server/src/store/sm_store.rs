@@ -152,7 +152,7 @@ impl StateMachineStore {
 /// Runs `f` on a thread of its own at a lower CPU priority (nice 10) and waits for
 /// it: snapshot work takes seconds of CPU at a million keys, and on a small machine it
 /// would otherwise take its share from the threads that apply and answer requests.
-async fn in_background<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StorageError> {
+pub async fn in_background<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StorageError> {
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("kahuna-snapshot".into())
