@@ -27,10 +27,19 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_PEER_LISTEN", default_value = "127.0.0.1:2071")]
     pub peer_listen: String,
 
-    /// Address for the operations port (HTTP): /metrics (Prometheus), /livez, /readyz.
-    /// Off unless given; request metrics are recorded only when it is on.
+    /// Address for the operations port (HTTP): /metrics (Prometheus), /livez, /readyz,
+    /// /log-level. Off unless given; request metrics are recorded only when it is on.
+    /// It has no authentication (anyone reaching it can change the log level): keep it
+    /// on a private network.
     #[arg(long, env = "KAHUNA_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+
+    /// Log lines as `text` or `json` (one object per line, with the request id of the
+    /// request being served). The filter comes from RUST_LOG (default
+    /// "info,openraft=warn") and can be changed while running: PUT /log-level on the
+    /// operations port.
+    #[arg(long, env = "KAHUNA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
 
     /// Client address other members and clients are told to use (default: --listen).
     #[arg(long, env = "KAHUNA_ADVERTISE_CLIENT")]

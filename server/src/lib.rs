@@ -12,6 +12,7 @@ pub mod config;
 pub mod connections;
 pub mod ephemeral;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod raft;
 pub mod server;

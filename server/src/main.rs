@@ -10,13 +10,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// start or stops serving on its own (its Raft core stopped: storage error, panic).
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .init();
-    if let Err(e) = kahuna_server::server::run(Config::parse()).await {
+    let config = Config::parse();
+    kahuna_server::logging::init(config.log_format);
+    if let Err(e) = kahuna_server::server::run(config).await {
         tracing::error!("{e:#}");
         eprintln!("kahuna-server: {e:#}");
         // Not a return from main: that would wait for blocked storage threads.

@@ -406,6 +406,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let api = Api::new(node.clone(), auth.clone());
     let client_router = Server::builder()
         .max_concurrent_streams(Some(config.max_streams_per_connection))
+        // Outermost, so every response carries the request's id.
+        .layer(crate::logging::RequestIdLayer::new(config.node_id))
         .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
         .layer(tower::util::option_layer(
             metrics_listener.as_ref().map(|_| crate::metrics::MeasureLayer),

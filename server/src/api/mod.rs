@@ -59,9 +59,15 @@ pub(crate) use forward_unless_leader;
 pub fn forwarded<T>(req: Request<T>) -> Request<T> {
     // The caller's credential goes along: the leader checks the caller, not this member.
     let token = req.metadata().get(AUTHORIZATION_KEY).cloned();
+    // So is its id (the client's or this member's; see `logging`): the leader logs
+    // the request under the same id.
+    let request_id = req.metadata().get(crate::logging::REQUEST_ID_KEY).cloned();
     let mut out = Request::new(req.into_inner());
     if let Some(t) = token {
         out.metadata_mut().insert(AUTHORIZATION_KEY, t);
+    }
+    if let Some(id) = request_id {
+        out.metadata_mut().insert(crate::logging::REQUEST_ID_KEY, id);
     }
     out.metadata_mut()
         .insert(FORWARDED_KEY, MetadataValue::from_static("1"));
@@ -111,11 +117,13 @@ impl Api {
             return Err(not_leader(leader));
         }
         match leader {
-            Some(addr) => self
-                .node
-                .channel_to(&addr)
-                .map(Route::Forward)
-                .ok_or_else(|| not_leader(Some(addr))),
+            Some(addr) => match self.node.channel_to(&addr) {
+                Some(channel) => {
+                    tracing::debug!(leader = %addr, "forwarding to the leader");
+                    Ok(Route::Forward(channel))
+                }
+                None => Err(not_leader(Some(addr))),
+            },
             None => Err(no_leader()),
         }
     }
@@ -151,6 +159,7 @@ impl Api {
             fence: fence.clone(),
             op,
         };
+        tracing::debug!("proposing");
         let proposed = match tokio::time::timeout(self.node.request_timeout, self.node.proposer.propose(cmd)).await {
             Ok(p) => p,
             // Dropping the proposal withdraws it if it is still queued; if it is in
