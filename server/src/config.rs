@@ -58,6 +58,13 @@ pub struct Config {
     #[arg(long, env = "KAHUNA_INITIAL_CLUSTER")]
     pub initial_cluster: Option<String>,
 
+    /// Seed a new cluster of this member alone from a backup file (`kahuna snapshot
+    /// save`), in an empty data directory. Every key keeps its value and revision; add
+    /// members afterwards with --join. A data directory already restored from the same
+    /// file starts as usual, so the flag may stay on a container's command line.
+    #[arg(long, env = "KAHUNA_RESTORE", conflicts_with = "join")]
+    pub restore: Option<PathBuf>,
+
     /// Start empty and wait to be added to an existing cluster (add-learner).
     #[arg(long, env = "KAHUNA_JOIN")]
     pub join: bool,
@@ -67,13 +74,6 @@ pub struct Config {
     pub heartbeat_ms: u64,
 
     /// Minimum election timeout in milliseconds (the maximum is twice this).
-    /// Seed a new cluster of this member alone from a backup file (`kahuna snapshot
-    /// save`), in an empty data directory. Every key keeps its value and revision; add
-    /// members afterwards with --join. A data directory already restored from the same
-    /// file starts as usual, so the flag may stay on a container's command line.
-    #[arg(long, env = "KAHUNA_RESTORE", conflicts_with = "join")]
-    pub restore: Option<PathBuf>,
-
     #[arg(long, env = "KAHUNA_ELECTION_TIMEOUT_MS", default_value_t = 1500)]
     pub election_timeout_ms: u64,
 

@@ -417,6 +417,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(LocksServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(SequencesServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(MaintenanceServer::new(MaintenanceService::new(
+            api.clone(),
+            identity.clone(),
+        )))
         .add_service(RateLimitsServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
     let max_connections = config.max_connections as usize;
     let mut client_server = match client_tls {
@@ -425,10 +429,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             stopped(clients_stopping),
         )),
         Some(tls) => tokio::spawn(client_router.serve_with_incoming_shutdown(
-        .add_service(MaintenanceServer::new(MaintenanceService::new(
-            api.clone(),
-            identity.clone(),
-        )))
             connections::limit(tls::incoming(client_listener, tls), max_connections, "--listen"),
             stopped(clients_stopping),
         )),

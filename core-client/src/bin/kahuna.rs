@@ -584,39 +584,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(if d.allowed { 0 } else { EXIT_NEGATIVE })
         }
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
+        Command::Snapshot(SnapshotCmd::Save { file }) => snapshot_save(&client, &out, &file).await,
     }
 }
 
-async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
-    match cmd {
-        KvCmd::Set {
-            key,
-            value,
-            ttl,
-            if_not_exists,
-            if_exists,
-            if_value,
-            if_revision,
-            tier,
-        } => {
-            let condition = if if_not_exists {
-                SetCondition::IfNotExists
-            } else if if_exists {
-                SetCondition::IfExists
-            } else if let Some(v) = if_value {
-                SetCondition::IfValue(v.into_bytes())
-            } else if let Some(r) = if_revision {
-                SetCondition::IfRevision(r)
-            } else {
-                SetCondition::Always
-            };
-            let options = SetOptions {
-                ttl,
-                condition,
-        Command::Snapshot(SnapshotCmd::Save { file }) => snapshot_save(&client, &out, &file).await,
-                durability: tier.durability(),
-                fence: None,
-            };
 async fn snapshot_save(client: &Client, out: &Out, file: &std::path::Path) -> anyhow::Result<u8> {
     use std::io::Write;
     let started = std::time::Instant::now();
@@ -669,6 +640,35 @@ async fn snapshot_save(client: &Client, out: &Out, file: &std::path::Path) -> an
     Ok(0)
 }
 
+async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
+    match cmd {
+        KvCmd::Set {
+            key,
+            value,
+            ttl,
+            if_not_exists,
+            if_exists,
+            if_value,
+            if_revision,
+            tier,
+        } => {
+            let condition = if if_not_exists {
+                SetCondition::IfNotExists
+            } else if if_exists {
+                SetCondition::IfExists
+            } else if let Some(v) = if_value {
+                SetCondition::IfValue(v.into_bytes())
+            } else if let Some(r) = if_revision {
+                SetCondition::IfRevision(r)
+            } else {
+                SetCondition::Always
+            };
+            let options = SetOptions {
+                ttl,
+                condition,
+                durability: tier.durability(),
+                fence: None,
+            };
             let r = client.set_with(&key, value, options).await?;
             out.emit(
                 json!({ "succeeded": r.succeeded, "revision": r.revision, "kv": r.kv.as_ref().map(kv_json) }),
