@@ -128,6 +128,7 @@ has_header!(
     pb::StatusResponse,
     pb::MembershipResponse,
     pb::TriggerSnapshotResponse,
+    pb::TransferLeaderResponse,
 );
 
 #[derive(Default)]

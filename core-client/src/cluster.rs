@@ -11,9 +11,15 @@ use crate::retry::Safety;
 ///
 /// ```
 /// # use kahuna_client::Member;
-/// let m = Member { id: 1, peer_addr: "10.0.0.1:2071".into(), client_addr: "10.0.0.1:2070".into(), voter: true };
+/// let m = Member {
+///     id: 1,
+///     peer_addr: "10.0.0.1:2071".into(),
+///     client_addr: "10.0.0.1:2070".into(),
+///     voter: true,
+///     ..Member::default()
+/// };
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Member {
     /// The member's id.
     pub id: u64,
@@ -23,6 +29,18 @@ pub struct Member {
     pub client_addr: String,
     /// A voter (true) or a learner.
     pub voter: bool,
+    /// The replication fields below are the leader's view: true when the member that
+    /// answered is the leader. Elsewhere they are 0 and false (only the leader knows).
+    pub leader_view: bool,
+    /// The highest log index known to be stored on this member.
+    pub matched_index: u64,
+    /// How many entries this member is behind the leader's last log index.
+    pub lag: u64,
+    /// Whether it answered the leader within the last election timeout.
+    pub answering: bool,
+    /// Milliseconds since it last answered the leader (0: never, since this leader
+    /// was elected).
+    pub last_answer_ms: u64,
 }
 
 impl Member {
@@ -32,8 +50,22 @@ impl Member {
             peer_addr: m.peer_addr,
             client_addr: m.client_addr,
             voter: m.role != pb::MemberRole::Learner as i32,
+            leader_view: m.leader_view,
+            matched_index: m.matched_index,
+            lag: m.lag,
+            answering: m.answering,
+            last_answer_ms: m.last_answer_ms,
         }
     }
+}
+
+/// Where the leadership went after [`Client::transfer_leader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transferred {
+    /// The member that leads now.
+    pub leader_id: u64,
+    /// The term it leads in.
+    pub term: u64,
 }
 
 /// A member's view of the cluster.
@@ -54,7 +86,8 @@ pub struct ClusterStatus {
     pub term: u64,
     /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
     pub state: String,
-    /// Every member.
+    /// Every member; with its replication lag and health when the member that answered
+    /// is the leader (see [`Member::leader_view`]).
     pub members: Vec<Member>,
     /// Committed log index.
     pub committed_index: u64,
@@ -235,7 +268,9 @@ impl Client {
         self.change_membership(&voters, true).await
     }
 
-    /// Removes member `node_id` from the cluster (voter or learner).
+    /// Removes member `node_id` from the cluster (voter or learner; the leader hands its
+    /// leadership over first when it removes itself). The removed member stops once it
+    /// learns it was removed. Refused when `node_id` is not in the cluster.
     ///
     /// ```no_run
     /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
@@ -249,12 +284,49 @@ impl Client {
                 "member {node_id} is not in the cluster"
             )));
         }
-        let voters: Vec<u64> = members
-            .iter()
-            .filter(|m| m.voter && m.id != node_id)
-            .map(|m| m.id)
-            .collect();
-        self.change_membership(&voters, false).await
+        // The server treats removing a member that is gone as done, so a retry after a
+        // lost answer is safe.
+        let r = self
+            .call("cluster.remove_member", Safety::Idempotent, |ch, t| async move {
+                ClusterClient::new(ch)
+                    .remove_member(request(pb::RemoveMemberRequest { node_id }, t))
+                    .await
+            })
+            .await?;
+        Ok(r.members.into_iter().map(Member::from_pb).collect())
+    }
+
+    /// Makes voter `node_id` the leader (0: any voter that has caught up), through the
+    /// leader, which then keeps running as a follower. Refused (typed errors) when
+    /// `node_id` is not a member (`InvalidArgument`), is a learner, or has not caught up
+    /// with the leader's log within an election timeout (`Membership`, saying how far
+    /// behind it is). Transferring to the leader itself changes nothing.
+    ///
+    /// ```no_run
+    /// # async fn run(client: kahuna_client::Client) -> kahuna_client::Result<()> {
+    /// let t = client.transfer_leader(2).await?;
+    /// println!("member {} leads in term {}", t.leader_id, t.term);
+    /// # Ok(()) }
+    /// ```
+    pub async fn transfer_leader(&self, node_id: u64) -> Result<Transferred> {
+        // A retry of a transfer to a chosen member finds it leading and changes nothing;
+        // "any member" could move the leadership twice.
+        let safety = if node_id == 0 {
+            Safety::Unsafe
+        } else {
+            Safety::Idempotent
+        };
+        let r = self
+            .call("cluster.transfer_leader", safety, |ch, t| async move {
+                ClusterClient::new(ch)
+                    .transfer_leader(request(pb::TransferLeaderRequest { node_id }, t))
+                    .await
+            })
+            .await?;
+        Ok(Transferred {
+            leader_id: r.leader_id,
+            term: r.term,
+        })
     }
 
     /// Asks the member the client is talking to for a snapshot of its state.

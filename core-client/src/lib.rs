@@ -53,7 +53,7 @@ mod watch;
 pub use backup::SnapshotDownload;
 pub use batch::ManyKeys;
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
-pub use cluster::{ClusterStatus, Member, Usage};
+pub use cluster::{ClusterStatus, Member, Transferred, Usage};
 pub use election::{CampaignOptions, Leader, Leadership, Observer};
 pub use error::{Error, ErrorKind, Result};
 /// TLS settings of [`ClientOptions::tls`].

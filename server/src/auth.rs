@@ -217,7 +217,7 @@ fn describe(action: Action) -> &'static str {
     match action {
         Action::Read => "read",
         Action::Write => "write",
-        Action::Admin => "change membership or take snapshots",
+        Action::Admin => "change membership or leadership, or take snapshots",
     }
 }
 
@@ -268,6 +268,8 @@ access! {
     pb::AddLearnerRequest => |_r| (Action::Admin, Vec::new());
     pb::ChangeMembershipRequest => |_r| (Action::Admin, Vec::new());
     pb::TriggerSnapshotRequest => |_r| (Action::Admin, Vec::new());
+    pb::TransferLeaderRequest => |_r| (Action::Admin, Vec::new());
+    pb::RemoveMemberRequest => |_r| (Action::Admin, Vec::new());
     pb::SnapshotRequest => |_r| (Action::Admin, Vec::new());
 }
 

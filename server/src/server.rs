@@ -31,7 +31,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::connections;
 use crate::raft::cluster_id::{ClusterIdentity, Stored};
-use crate::raft::handoff::hand_off;
+use crate::raft::handoff::hand_off_on_shutdown;
 use crate::raft::network::{peer_info, PeerNetwork, PeerTransport, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::node::{Limits, Node};
 use crate::raft::peer_service::PeerService;
@@ -362,7 +362,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 rate_limiters: config.max_rate_limiters,
             },
         },
-        transport,
+        network.clone(),
     ));
     let (health, health_service) = tonic_health::server::health_reporter();
     tokio::spawn(watch_term(node.clone(), health));
@@ -388,9 +388,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (stop_peer, peer_stopping) = watch::channel(false);
     let (stop_clients, clients_stopping) = watch::channel(false);
-    let peer = PeerServer::new(PeerService::new(raft.clone(), info, identity.clone(), node.sm.clone()))
-        .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
+    let peer = PeerServer::new(PeerService::new(
+        raft.clone(),
+        info,
+        identity.clone(),
+        node.sm.clone(),
+        node.contact.clone(),
+    ))
+    .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
     let peer_router = Server::builder().add_service(peer);
     let mut peer_server = match peer_tls {
         None => tokio::spawn(peer_router.serve_with_incoming_shutdown(
@@ -458,6 +464,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let reason = tokio::select! {
         r = signalled() => r?,
+        () = crate::raft::removal::removed(node.clone(), identity.clone()) => "removed from the cluster",
         e = core_stopped(raft.clone()) => anyhow::bail!(
             "the Raft core stopped: {e}. This member cannot serve and exits; check the data directory {} \
              (disk full? damaged files?) and the log above, then restart it",
@@ -467,7 +474,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         r = &mut client_server => anyhow::bail!("client server stopped: {r:?}"),
     };
     tracing::info!("{reason}: shutting down");
-    shut_down(&config, &node, &network).await;
+    shut_down(&config, &node).await;
     // In-flight client requests finish (or were answered NOT_LEADER above); no new ones.
     let _ = stop_clients.send(true);
     if tokio::time::timeout(DRAIN, &mut client_server).await.is_err() {
@@ -544,7 +551,7 @@ async fn stopped(mut flag: watch::Receiver<bool>) {
 
 /// The member stops serving: a leader hands its leadership to an up-to-date follower
 /// first, so the cluster does not wait for an election timeout.
-async fn shut_down(config: &Config, node: &Node, network: &PeerNetwork) {
+async fn shut_down(config: &Config, node: &Node) {
     // Watches are streams that would hold the client port open past the drain: end
     // them now, telling each client where to resume.
     node.stopping.cancel();
@@ -556,7 +563,7 @@ async fn shut_down(config: &Config, node: &Node, network: &PeerNetwork) {
     let catch_up = Duration::from_millis(config.election_timeout_ms);
     let rpc = Duration::from_millis((config.election_timeout_ms / 2).max(100));
     let started = std::time::Instant::now();
-    match hand_off(node, network, catch_up, rpc).await {
+    match hand_off_on_shutdown(node, catch_up, rpc).await {
         Ok(successor) => {
             tracing::info!(
                 successor,

@@ -325,8 +325,12 @@ enum ClusterCmd {
     },
     /// Make a learner a voter.
     Promote { id: u64 },
-    /// Remove a member.
+    /// Remove a member (voter or learner). It stops once it learns it was removed.
     Remove { id: u64 },
+    /// Make voter ID the leader (0: any voter that has caught up). The old leader keeps
+    /// running as a follower. Refused when ID is not a member, is a learner, or has not
+    /// caught up with the leader's log within an election timeout.
+    TransferLeader { id: u64 },
 }
 
 /// `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a bare number of seconds.
@@ -419,12 +423,36 @@ fn lock_json(l: &LockInfo) -> Value {
 }
 
 fn member_json(m: &Member) -> Value {
-    json!({
+    let mut v = json!({
         "id": m.id,
         "peer_addr": m.peer_addr,
         "client_addr": m.client_addr,
         "role": if m.voter { "voter" } else { "learner" },
-    })
+    });
+    // Only the leader knows each member's replication: omitted elsewhere rather than
+    // shown as 0 (caught up).
+    if m.leader_view {
+        v["matched_index"] = json!(m.matched_index);
+        v["lag"] = json!(m.lag);
+        v["answering"] = json!(m.answering);
+        v["last_answer_ms"] = json!(m.last_answer_ms);
+    }
+    v
+}
+
+/// A member's replication as the leader sees it, for the human output.
+fn replication_human(m: &Member) -> String {
+    if !m.leader_view {
+        return String::new();
+    }
+    let health = if m.answering {
+        "answering".to_owned()
+    } else if m.last_answer_ms == 0 {
+        "NOT ANSWERING (never answered this leader)".to_owned()
+    } else {
+        format!("NOT ANSWERING (last answer {} ms ago)", m.last_answer_ms)
+    };
+    format!("\tmatched={}\tlag={}\t{health}", m.matched_index, m.lag)
 }
 
 fn members_human(members: &[Member]) -> String {
@@ -432,11 +460,12 @@ fn members_human(members: &[Member]) -> String {
         .iter()
         .map(|m| {
             format!(
-                "{}\t{}\tclient={}\tpeer={}",
+                "{}\t{}\tclient={}\tpeer={}{}",
                 m.id,
                 if m.voter { "voter" } else { "learner" },
                 m.client_addr,
-                m.peer_addr
+                m.peer_addr,
+                replication_human(m)
             )
         })
         .collect::<Vec<_>>()
@@ -1160,6 +1189,13 @@ async fn cluster(client: &Client, out: &Out, cmd: ClusterCmd) -> anyhow::Result<
         ClusterCmd::Remove { id } => {
             let members = client.remove_member(id).await?;
             membership(out, members);
+            Ok(0)
+        }
+        ClusterCmd::TransferLeader { id } => {
+            let t = client.transfer_leader(id).await?;
+            out.emit(json!({ "leader_id": t.leader_id, "term": t.term }), || {
+                format!("member {} leads in term {}", t.leader_id, t.term)
+            });
             Ok(0)
         }
     }

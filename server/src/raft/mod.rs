@@ -1,5 +1,5 @@
 //! Raft plumbing: openraft types, the peer network (both directions), the node, the
-//! cluster id and the leadership hand-off on shutdown.
+//! cluster id, the leadership hand-off and a removed member's stop.
 
 pub mod cluster_id;
 pub mod handoff;
@@ -9,5 +9,6 @@ pub mod peer_input;
 pub mod peer_service;
 pub mod proposer;
 pub mod read_index;
+pub mod removal;
 pub mod replicated;
 pub mod types;

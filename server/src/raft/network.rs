@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kahuna_proto::tls::TlsConnector;
 use kahuna_proto::v1::peer_client::PeerClient;
@@ -74,6 +74,28 @@ pub async fn peer_info(
     Ok(peer_client(ch).info(req).await?.into_inner())
 }
 
+/// When each member last answered a replication or heartbeat message of this member
+/// (as leader) or a hand-off message: openraft 0.9's metrics carry the matched index
+/// per member but no heartbeat times, and `cluster status` reports whether a member
+/// still answers.
+#[derive(Default)]
+pub struct PeerAcks {
+    last: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl PeerAcks {
+    fn record(&self, id: NodeId) {
+        if let Ok(mut last) = self.last.lock() {
+            last.insert(id, Instant::now());
+        }
+    }
+
+    /// How long ago member `id` last answered; `None` if it never has.
+    pub fn since(&self, id: NodeId) -> Option<Duration> {
+        self.last.lock().ok()?.get(&id).map(Instant::elapsed)
+    }
+}
+
 /// Hands out connections to members. openraft asks for a new client for every
 /// replication stream and every read-index round; they all share one HTTP/2
 /// channel per address instead of opening a TCP connection each time.
@@ -84,6 +106,7 @@ pub struct PeerNetwork {
     node_id: NodeId,
     identity: Arc<ClusterIdentity>,
     transport: PeerTransport,
+    acks: Arc<PeerAcks>,
 }
 
 /// Marks an outgoing peer message with the sender's node id and cluster id.
@@ -106,7 +129,17 @@ impl PeerNetwork {
             node_id,
             identity,
             transport,
+            acks: Arc::default(),
         }
+    }
+
+    pub fn transport(&self) -> &PeerTransport {
+        &self.transport
+    }
+
+    /// When each member last answered an append-entries message.
+    pub fn acks(&self) -> &PeerAcks {
+        &self.acks
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, String> {
@@ -133,6 +166,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             client: self.channel(&node.addr).map(peer_client),
             node_id: self.node_id,
             identity: self.identity.clone(),
+            acks: self.acks.clone(),
         }
     }
 }
@@ -143,6 +177,7 @@ pub struct PeerConnection {
     client: Result<PeerClient<Channel>, String>,
     node_id: NodeId,
     identity: Arc<ClusterIdentity>,
+    acks: Arc<PeerAcks>,
 }
 
 #[derive(Clone, Copy)]
@@ -232,6 +267,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let term = rpc.vote.leader_id().term;
         let resp = self.call(Rpc::Append, &rpc, &option).await?;
         peer_input::append_entries_reply(&resp, term).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // Any well-formed answer, a refusal included, shows the member is up.
+        self.acks.record(self.target);
         Ok(resp)
     }
 

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::ResponseHeader;
 use openraft::{BasicNode, ServerState};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::network::{peer_info, PeerTransport};
+use super::network::{peer_info, PeerNetwork, PeerTransport};
 use super::proposer::Proposer;
 use super::read_index::ReadIndex;
 use super::types::{NodeId, Raft};
@@ -68,6 +68,34 @@ pub struct Node {
     forward: bool,
     /// How this member reaches the others' peer ports.
     transport: PeerTransport,
+    /// Raft's network, for the leadership hand-off and the members' last answers.
+    pub network: PeerNetwork,
+    /// Held while a leadership hand-off runs, so two never interleave.
+    pub handoff: tokio::sync::Mutex<()>,
+    /// When a leader's append-entries message last reached this member (see
+    /// `raft::removal`).
+    pub contact: Arc<Contact>,
+}
+
+/// When this member last heard from a leader.
+pub struct Contact(Mutex<Instant>);
+
+impl Default for Contact {
+    fn default() -> Self {
+        Self(Mutex::new(Instant::now()))
+    }
+}
+
+impl Contact {
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    pub fn since(&self) -> Duration {
+        self.0.lock().map_or(Duration::ZERO, |t| t.elapsed())
+    }
 }
 
 /// Where a client request should be served.
@@ -86,7 +114,7 @@ impl Node {
         client_addr: String,
         storage: &'static str,
         limits: Limits,
-        transport: PeerTransport,
+        network: PeerNetwork,
     ) -> Self {
         Self {
             id,
@@ -109,7 +137,10 @@ impl Node {
             channels: Mutex::default(),
             ephemeral_open: RwLock::new(true),
             forward: limits.forward,
-            transport,
+            transport: network.transport().clone(),
+            network,
+            handoff: tokio::sync::Mutex::new(()),
+            contact: Arc::default(),
         }
     }
 
@@ -120,11 +151,23 @@ impl Node {
         (*guard).then_some(guard)
     }
 
-    /// Stops the ephemeral tier for good; returns once no ephemeral operation runs.
+    /// Stops the ephemeral tier; returns once no ephemeral operation runs.
     pub fn close_ephemeral(&self) {
+        self.set_ephemeral(false);
+    }
+
+    /// Serves the ephemeral tier again after a leadership transfer (see
+    /// `raft::handoff::transfer`); never once the member is stopping.
+    pub fn reopen_ephemeral(&self) {
+        if !self.stopping.is_cancelled() {
+            self.set_ephemeral(true);
+        }
+    }
+
+    fn set_ephemeral(&self, value: bool) {
         match self.ephemeral_open.write() {
-            Ok(mut open) => *open = false,
-            Err(poisoned) => *poisoned.into_inner() = false,
+            Ok(mut open) => *open = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
         }
     }
 

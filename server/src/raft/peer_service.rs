@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kahuna_proto::v1::peer_server::Peer;
 use kahuna_proto::v1::{InfoRequest, InfoResponse, PeerMessage};
 use kahuna_proto::ErrorKind;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::metadata::MetadataValue;
@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY};
 use super::network::cluster_id_of;
+use super::node::Contact;
 use super::peer_input::{self, SnapshotStream};
 use super::types::{NodeId, Raft, TypeConfig};
 use crate::api::errors::status;
@@ -28,16 +29,25 @@ pub struct PeerService {
     snapshot: SnapshotStream,
     /// For the members recorded as replicated to (see `raft::replicated`).
     sm: StateMachineStore,
+    /// Touched whenever a leader's message is accepted (see `raft::removal`).
+    contact: Arc<Contact>,
 }
 
 impl PeerService {
-    pub fn new(raft: Raft, info: InfoResponse, identity: Arc<ClusterIdentity>, sm: StateMachineStore) -> Self {
+    pub fn new(
+        raft: Raft,
+        info: InfoResponse,
+        identity: Arc<ClusterIdentity>,
+        sm: StateMachineStore,
+        contact: Arc<Contact>,
+    ) -> Self {
         Self {
             raft,
             info,
             identity,
             snapshot: SnapshotStream::default(),
             sm,
+            contact,
         }
     }
 
@@ -122,7 +132,17 @@ impl Peer for PeerService {
         let req: AppendEntriesRequest<TypeConfig> = self.accept(req)?;
         check_append(&req)?;
         peer_input::append_entries(&req, self.term()).map_err(refused)?;
-        self.reply(&self.raft.append_entries(req).await)
+        let resp = self.raft.append_entries(req).await;
+        // From the leader of this member's term (a stale one gets HigherVote).
+        if matches!(
+            resp,
+            Ok(AppendEntriesResponse::Success
+                | AppendEntriesResponse::PartialSuccess(_)
+                | AppendEntriesResponse::Conflict)
+        ) {
+            self.contact.touch();
+        }
+        self.reply(&resp)
     }
 
     async fn vote(&self, req: Request<PeerMessage>) -> Result<Response<PeerMessage>, Status> {
@@ -135,7 +155,11 @@ impl Peer for PeerService {
         let req: InstallSnapshotRequest<TypeConfig> = self.accept(req)?;
         peer_input::install_snapshot(&req, self.term()).map_err(refused)?;
         self.snapshot.admit(&req).map_err(refused)?;
-        self.reply(&self.raft.install_snapshot(req).await)
+        let resp = self.raft.install_snapshot(req).await;
+        if resp.is_ok() {
+            self.contact.touch();
+        }
+        self.reply(&resp)
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
@@ -143,13 +167,12 @@ impl Peer for PeerService {
         info.cluster_id = self.identity.id().unwrap_or_default();
         let metrics = self.raft.metrics().borrow().clone();
         info.applied_index = metrics.last_applied.map_or(0, |l| l.index);
-        let mut replicated = self
-            .sm
-            .read()
-            .map_err(|e| Status::internal(e.to_string()))?
-            .sm
-            .replicated
-            .clone();
+        let mut replicated = {
+            let st = self.sm.read().map_err(|e| Status::internal(e.to_string()))?;
+            info.committed_members = st.membership.membership().nodes().map(|(id, _)| *id).collect();
+            info.committed_membership_index = st.membership.log_id().as_ref().map(|l| l.index);
+            st.sm.replicated.clone()
+        };
         replicated.extend(
             metrics
                 .replication

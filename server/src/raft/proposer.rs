@@ -86,9 +86,10 @@ impl Queue {
     }
 }
 
-/// Whether commands are proposed. A member handing its leadership over on shutdown
-/// pauses the proposer (commands wait in the queue) and then closes it (every waiting
-/// and later command gets the failure, e.g. NOT_LEADER naming the new leader).
+/// Whether commands are proposed. A member handing its leadership over pauses the
+/// proposer (commands wait in the queue); on shutdown it then closes it (every waiting
+/// and later command gets the failure, e.g. NOT_LEADER naming the new leader), after a
+/// transfer it resumes it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Open,
@@ -141,6 +142,20 @@ impl Proposer {
             _ => false,
         });
         drop(self.busy.lock().await);
+    }
+
+    /// Proposes again after [`Proposer::pause`] (a leadership transfer that ended, or
+    /// failed, while this member keeps running): the commands that waited meanwhile go
+    /// into the next entry, and Raft refuses them with NOT_LEADER if this member no
+    /// longer leads. A closed proposer stays closed.
+    pub fn resume(&self) {
+        self.mode.send_if_modified(|m| match m {
+            Mode::Paused => {
+                *m = Mode::Open;
+                true
+            }
+            _ => false,
+        });
     }
 
     /// Answers every waiting and later command with `failure` instead of proposing it.
