@@ -1,5 +1,6 @@
 use clap::Parser;
 use kahuna_server::config::Config;
+use kahuna_server::logging::LogFormat;
 
 // The request path allocates and frees many small buffers (gRPC frames, log
 // entries, history records); see docs/performance.md for what mimalloc gained.
@@ -11,10 +12,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() {
     let config = Config::parse();
-    kahuna_server::logging::init(config.log_format);
+    let format = config.log_format;
+    kahuna_server::logging::init(format);
     if let Err(e) = kahuna_server::server::run(config).await {
         tracing::error!("{e:#}");
-        eprintln!("kahuna-server: {e:#}");
+        // Also on stderr, plainly, for whoever started it by hand; not among JSON
+        // lines, which a log shipper expects to parse one by one.
+        if format == LogFormat::Text {
+            eprintln!("kahuna-server: {e:#}");
+        }
         // Not a return from main: that would wait for blocked storage threads.
         std::process::exit(1);
     }
