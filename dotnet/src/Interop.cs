@@ -195,6 +195,7 @@ namespace Kahuna.Client
         internal static readonly NativeMethods.kahuna_lock_extend_by_owner_callback_delegate LockExtendByOwner = OnComplete;
         internal static readonly NativeMethods.kahuna_kv_history_callback_delegate KvHistory = OnComplete;
         internal static readonly NativeMethods.kahuna_cluster_status_callback_delegate ClusterStatus = OnComplete;
+        internal static readonly NativeMethods.kahuna_cluster_transfer_leader_callback_delegate ClusterTransferLeader = OnComplete;
         internal static readonly NativeMethods.kahuna_sequence_peek_callback_delegate SequencePeek = OnComplete;
         internal static readonly NativeMethods.kahuna_watch_open_callback_delegate WatchOpen = OnComplete;
         internal static readonly NativeMethods.kahuna_watch_next_callback_delegate WatchNext = OnComplete;

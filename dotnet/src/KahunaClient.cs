@@ -1330,7 +1330,8 @@ namespace Kahuna.Client
                 {
                     var m = &c->members[i];
                     members.Add(new KahunaClusterMember((long)m->id, Interop.Text(m->peer_addr), Interop.Text(m->client_addr),
-                        m->voter != 0));
+                        m->voter != 0, m->leader_view != 0, (long)m->matched_index, (long)m->lag, m->answering != 0,
+                        TimeSpan.FromMilliseconds(m->last_answer_ms)));
                 }
                 return new KahunaClusterStatus((long)c->member_id, (long)c->leader_id, (long)c->term, Interop.Text(c->state),
                     members, (long)c->committed_index, (long)c->applied_index, (long)c->last_log_index,
@@ -1353,6 +1354,28 @@ namespace Kahuna.Client
         /// <summary>The same as <see cref="GetMembers"/> (the name this package used first).</summary>
         public Task<IReadOnlyList<KahunaClusterMember>> GetClusterMembers(CancellationToken cancellationToken = default) =>
             GetMembers(cancellationToken);
+
+        /// <summary>
+        /// Makes voter <paramref name="memberId"/> the leader (0: any voter whose log has caught
+        /// up), through the leader, which stays on as a follower; completes once the new leader
+        /// leads. Transferring to the leader itself changes nothing. A member id not in the
+        /// cluster is <see cref="KahunaErrorCode.InvalidArgument"/>; a learner, or a voter that
+        /// has not caught up within an election timeout, is <see cref="KahunaErrorCode.Membership"/>.
+        /// A cluster started with <c>--auth-tokens</c> needs an admin token.
+        /// </summary>
+        public unsafe Task<KahunaLeaderTransfer> TransferLeader(long memberId, CancellationToken cancellationToken = default)
+        {
+            if (memberId < 0) throw new ArgumentOutOfRangeException(nameof(memberId), memberId, "a member id is positive (0: any caught-up voter)");
+            return Run(delegate(int status, Native.KahunaResult* res)
+            {
+                return new KahunaLeaderTransfer((long)res->cluster.leader_id, (long)res->cluster.term);
+            }, cancellationToken, delegate(IntPtr h, Native.KahunaCancel* cancel, ulong ud)
+            {
+                var req = new KahunaTransferLeaderRequest();
+                req.node_id = (ulong)memberId;
+                NativeMethods.kahuna_cluster_transfer_leader((Native.KahunaClient*)h, &req, cancel, ud, Interop.ClusterTransferLeader);
+            });
+        }
 
         // ---- disposal --------------------------------------------------------------------
 

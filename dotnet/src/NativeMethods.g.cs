@@ -181,6 +181,9 @@ namespace Kahuna.Client.Native
         internal delegate void kahuna_cluster_status_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void kahuna_cluster_transfer_leader_callback_delegate(ulong user_data, int status, KahunaResult* result);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void kahuna_election_campaign_callback_delegate(ulong user_data, int status, KahunaResult* result);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -382,6 +385,17 @@ namespace Kahuna.Client.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_cluster_status", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_cluster_status(KahunaClient* client_handle, KahunaCancel* cancel, ulong user_data, kahuna_cluster_status_callback_delegate callback);
+
+        /// <summary>
+        ///  Makes voter `node_id` the leader (0: any voter that has caught up), through the
+        ///  leader, which stays on as a follower. Result: `cluster.leader_id` and `cluster.term`
+        ///  (who leads now, in which term; the rest of `cluster` is zero). A `node_id` that is not
+        ///  a member is `KAHUNA_STATUS_INVALID_ARGUMENT`; a learner, or a voter that has not caught
+        ///  up within an election timeout, is `KAHUNA_STATUS_MEMBERSHIP`. Transferring to the
+        ///  leader itself changes nothing.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "kahuna_cluster_transfer_leader", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void kahuna_cluster_transfer_leader(KahunaClient* client_handle, KahunaTransferLeaderRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_cluster_transfer_leader_callback_delegate callback);
 
         /// <summary>
         ///  Commits an atomic transaction over persistent keys. Result: `succeeded` (whether the
@@ -1171,11 +1185,46 @@ namespace Kahuna.Client.Native
         ///  1 voter, 0 learner.
         /// </summary>
         public byte voter;
+        /// <summary>
+        ///  1 when the member that answered is the leader: the fields below are then its view
+        ///  of this member's replication. 0 elsewhere, and they are 0 (only the leader knows).
+        /// </summary>
+        public byte leader_view;
+        /// <summary>
+        ///  The highest log index known to be stored on this member.
+        /// </summary>
+        public ulong matched_index;
+        /// <summary>
+        ///  How many entries this member is behind the leader's last log index.
+        /// </summary>
+        public ulong lag;
+        /// <summary>
+        ///  1 when it answered the leader within the last election timeout.
+        /// </summary>
+        public byte answering;
+        /// <summary>
+        ///  Milliseconds since it last answered the leader (0: never, since this leader was
+        ///  elected).
+        /// </summary>
+        public ulong last_answer_ms;
+    }
+
+    /// <summary>
+    ///  `kahuna_cluster_transfer_leader`: the voter to make the leader.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaTransferLeaderRequest
+    {
+        /// <summary>
+        ///  A voter's id; 0 = any voter whose log has caught up with the leader's.
+        /// </summary>
+        public ulong node_id;
     }
 
     /// <summary>
     ///  The cluster as one member (the leader, when there is one) sees it.
-    ///  `present == 0` for every call but `kahuna_cluster_status`.
+    ///  `present == 0` for every call but `kahuna_cluster_status` and
+    ///  `kahuna_cluster_transfer_leader` (which sets only `leader_id` and `term`).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaClusterStatus
@@ -1345,7 +1394,7 @@ namespace Kahuna.Client.Native
         /// </summary>
         public ulong retained_from_revision;
         /// <summary>
-        ///  Cluster status.
+        ///  Cluster status; transfer leader: `leader_id` and `term` only.
         /// </summary>
         public KahunaClusterStatus cluster;
         /// <summary>

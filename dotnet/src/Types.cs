@@ -357,12 +357,18 @@ namespace Kahuna.Client
     /// <summary>A member of the cluster.</summary>
     public sealed class KahunaClusterMember
     {
-        internal KahunaClusterMember(long id, string peerAddress, string clientAddress, bool isVoter)
+        internal KahunaClusterMember(long id, string peerAddress, string clientAddress, bool isVoter,
+            bool hasLeaderView, long matchedIndex, long lag, bool isAnswering, TimeSpan sinceLastAnswer)
         {
             Id = id;
             PeerAddress = peerAddress;
             ClientAddress = clientAddress;
             Role = isVoter ? KahunaMemberRole.Voter : KahunaMemberRole.Learner;
+            HasLeaderView = hasLeaderView;
+            MatchedIndex = matchedIndex;
+            Lag = lag;
+            IsAnswering = isAnswering;
+            SinceLastAnswer = sinceLastAnswer;
         }
 
         /// <summary>The member's id.</summary>
@@ -375,10 +381,37 @@ namespace Kahuna.Client
         public KahunaMemberRole Role { get; }
         /// <summary>A voter (true) or a learner: <c>Role == KahunaMemberRole.Voter</c>.</summary>
         public bool IsVoter => Role == KahunaMemberRole.Voter;
+        /// <summary>Whether the member that answered is the leader: only then are
+        /// <see cref="MatchedIndex"/>, <see cref="Lag"/>, <see cref="IsAnswering"/> and
+        /// <see cref="SinceLastAnswer"/> its view of this member; elsewhere they are 0 and false.</summary>
+        public bool HasLeaderView { get; }
+        /// <summary>The highest log index known to be stored on this member.</summary>
+        public long MatchedIndex { get; }
+        /// <summary>How many entries this member is behind the leader's last log index.</summary>
+        public long Lag { get; }
+        /// <summary>Whether it answered the leader within the last election timeout.</summary>
+        public bool IsAnswering { get; }
+        /// <summary>How long ago it last answered the leader (zero: never, since this leader was elected).</summary>
+        public TimeSpan SinceLastAnswer { get; }
 
         /// <summary>The member as <c>id role client-address (peer peer-address)</c>, for logs.</summary>
         public override string ToString() =>
             Id + " " + (IsVoter ? "voter" : "learner") + " " + ClientAddress + " (peer " + PeerAddress + ")";
+    }
+
+    /// <summary>Who leads after <see cref="KahunaClient.TransferLeader"/>.</summary>
+    public sealed class KahunaLeaderTransfer
+    {
+        internal KahunaLeaderTransfer(long leaderId, long term)
+        {
+            LeaderId = leaderId;
+            Term = term;
+        }
+
+        /// <summary>The member that leads now.</summary>
+        public long LeaderId { get; }
+        /// <summary>The term it leads in.</summary>
+        public long Term { get; }
     }
 
     /// <summary>The cluster as one member sees it.</summary>

@@ -239,5 +239,101 @@ namespace Kahuna.Client.Tests
                 await Cluster.Healthy(c);
             }
         }
+
+        /// <summary>The member's entry in a status.</summary>
+        private static KahunaClusterMember Entry(KahunaClusterStatus s, long id) => s.Members.Single(m => m.Id == id);
+
+        [Test]
+        public async Task F_TransferLeaderMovesTheLeadershipToTheChosenVoter()
+        {
+            var byId = EndpointsById();
+            long leader = Cluster.Leader();
+            long target = byId.Keys.First(id => id != leader);
+            using (var c = Cluster.Client())
+            {
+                var before = await c.GetClusterStatus();
+                var t = await c.TransferLeader(target);
+                Assert.AreEqual(target, t.LeaderId);
+                Assert.Greater(t.Term, before.Term);
+                var all = await StatusOfEachMember();
+                var detail = string.Join("; ", all.Select(s => s.MemberId + " " + s.State + " term " + s.Term + " leader " + s.LeaderId));
+                Assert.IsTrue(all.All(s => s.LeaderId == target && s.Term == t.Term), detail);
+                Assert.AreEqual("leader", all.Single(s => s.MemberId == target).State, detail);
+                Assert.AreEqual("follower", all.Single(s => s.MemberId == leader).State, "the old leader stays on: " + detail);
+                Assert.AreEqual(target, Cluster.Leader(), "the CLI sees the new leader");
+
+                // To the leader itself: nothing changes.
+                var again = await c.TransferLeader(target);
+                Assert.AreEqual(target, again.LeaderId);
+                Assert.AreEqual(t.Term, again.Term);
+
+                var e = Assert.Throws<KahunaException>(() => c.TransferLeader(99).GetAwaiter().GetResult());
+                Assert.AreEqual(KahunaErrorCode.InvalidArgument, e.Code, e.Message);
+                Assert.Throws<ArgumentOutOfRangeException>(() => c.TransferLeader(-1).GetAwaiter().GetResult());
+                await Cluster.Healthy(c);
+            }
+        }
+
+        /// <summary>Only the leader knows how far each member is behind: its status shows every
+        /// member answering and caught up, a follower's shows no leader view, and a killed member
+        /// stops answering and falls behind while the others write, then catches up after a restart.</summary>
+        [Test]
+        public async Task G_TheLeaderReportsEachMembersLagAndHealth()
+        {
+            var byId = EndpointsById();
+            long leader = Cluster.Leader();
+            long follower = byId.Keys.First(id => id != leader);
+            using (var atLeader = OnlyTo(byId[leader], TimeSpan.FromSeconds(5)))
+            using (var atFollower = OnlyTo(byId[follower], TimeSpan.FromSeconds(5)))
+            {
+                var s = await atLeader.GetClusterStatus();
+                Assert.AreEqual(leader, s.MemberId);
+                Assert.IsTrue(s.Members.All(m => m.HasLeaderView), string.Join("; ", s.Members));
+                Assert.IsTrue(s.Members.All(m => m.IsAnswering), string.Join("; ", s.Members));
+                Assert.IsTrue(s.Members.All(m => m.MatchedIndex <= s.LastLogIndex && m.MatchedIndex > 0));
+                Assert.IsTrue(s.Members.All(m => m.Lag == s.LastLogIndex - m.MatchedIndex), "lag is the leader's last index less the matched one");
+                Assert.AreEqual(0, Entry(s, leader).Lag, "the leader is not behind itself");
+                Assert.AreEqual(s.LastLogIndex, Entry(s, leader).MatchedIndex);
+
+                var f = await atFollower.GetClusterStatus();
+                Assert.AreEqual(follower, f.MemberId);
+                Assert.IsTrue(f.Members.All(m => !m.HasLeaderView && m.Lag == 0 && m.MatchedIndex == 0 && !m.IsAnswering),
+                    "a follower knows no replication state");
+
+                Cluster.Run("kill " + follower);
+                try
+                {
+                    // Within an election timeout (1 s here) the leader sees it stop answering.
+                    var until = DateTime.UtcNow.AddSeconds(10);
+                    while (Entry(s, follower).IsAnswering && DateTime.UtcNow < until)
+                    {
+                        await Task.Delay(100);
+                        s = await atLeader.GetClusterStatus();
+                    }
+                    Assert.IsFalse(Entry(s, follower).IsAnswering, Entry(s, follower).ToString());
+                    Assert.GreaterOrEqual(Entry(s, follower).SinceLastAnswer, TimeSpan.FromSeconds(0.5));
+                    for (int i = 0; i < 5; i++) await atLeader.SetKeyValue(Cluster.Unique("lag"), "x");
+                    s = await atLeader.GetClusterStatus();
+                    var dead = Entry(s, follower);
+                    Assert.GreaterOrEqual(dead.Lag, 5, "five writes it did not get");
+                    Assert.AreEqual(s.LastLogIndex - dead.MatchedIndex, dead.Lag);
+                    var other = s.Members.Single(m => m.Id != leader && m.Id != follower);
+                    Assert.IsTrue(other.IsAnswering, other.ToString());
+                }
+                finally
+                {
+                    await Restart(follower);
+                }
+                var caughtUp = DateTime.UtcNow.AddSeconds(10);
+                s = await atLeader.GetClusterStatus();
+                while ((!Entry(s, follower).IsAnswering || Entry(s, follower).Lag > 0) && DateTime.UtcNow < caughtUp)
+                {
+                    await Task.Delay(100);
+                    s = await atLeader.GetClusterStatus();
+                }
+                Assert.IsTrue(Entry(s, follower).IsAnswering, "answering again after the restart");
+                Assert.AreEqual(0, Entry(s, follower).Lag, "caught up after the restart");
+            }
+        }
     }
 }

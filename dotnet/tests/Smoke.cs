@@ -57,6 +57,10 @@ public static class Smoke
             var status = await client.GetClusterStatus();
             Check("cluster status", status.Members.Count == endpoints.Length && status.LeaderId > 0
                 && status.Members.Any(m => m.Id == status.LeaderId) && status.AppliedIndex > 0);
+            // The replication fields are the leader's view, on every member entry alike.
+            bool leaderView = status.MemberId == status.LeaderId;
+            Check("member replication view", status.Members.All(m => m.HasLeaderView == leaderView
+                && (!leaderView || (m.IsAnswering && m.MatchedIndex > 0 && m.Lag == status.LastLogIndex - m.MatchedIndex))));
             var members = await client.GetMembers();
             Check("cluster members", members.Count == endpoints.Length
                 && members.All(m => m.Role == KahunaMemberRole.Voter && endpoints.Contains(m.ClientAddress)));

@@ -42,7 +42,7 @@ use futures::FutureExt;
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
     Durability, Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, Leader, LockGuard, LockInfo,
-    LockOptions, ScanOptions, ScanPage, SetCondition, SetOptions, TxnOp,
+    LockOptions, ScanOptions, ScanPage, SetCondition, SetOptions, Transferred, TxnOp,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -142,6 +142,8 @@ struct Answer {
     events: Vec<HistoryEvent>,
     retained_from_revision: u64,
     cluster: Option<ClusterStatus>,
+    /// Transfer leader: shown in `cluster` (`leader_id`, `term`).
+    transferred: Option<Transferred>,
     watch: Option<Box<KahunaWatch>>,
     observer: Option<Box<KahunaObserver>>,
     /// Election leader, observer next: shown in `lock_info`.
@@ -318,6 +320,11 @@ fn deliver(callback: KahunaCallback, user_data: u64, outcome: Outcome) {
                     peer_addr: bytes(m.peer_addr.as_bytes()),
                     client_addr: bytes(m.client_addr.as_bytes()),
                     voter: u8::from(m.voter),
+                    leader_view: u8::from(m.leader_view),
+                    matched_index: m.matched_index,
+                    lag: m.lag,
+                    answering: u8::from(m.answering),
+                    last_answer_ms: m.last_answer_ms,
                 })
                 .collect();
             let mut r = empty_result();
@@ -361,6 +368,14 @@ fn deliver(callback: KahunaCallback, user_data: u64, outcome: Outcome) {
                     last_log_index: c.last_log_index,
                     snapshot_index: c.snapshot_index,
                     storage: bytes(c.storage.as_bytes()),
+                };
+            }
+            if let Some(t) = &a.transferred {
+                r.cluster = KahunaClusterStatus {
+                    present: 1,
+                    leader_id: t.leader_id,
+                    term: t.term,
+                    ..NO_CLUSTER
                 };
             }
             // Ownership of the lock handle passes to the callee.
@@ -1059,6 +1074,35 @@ pub unsafe extern "C" fn kahuna_cluster_status(
             Ok(Answer {
                 succeeded: true,
                 cluster: Some(status),
+                ..Answer::default()
+            })
+        })
+    })
+}
+
+/// Makes voter `node_id` the leader (0: any voter that has caught up), through the
+/// leader, which stays on as a follower. Result: `cluster.leader_id` and `cluster.term`
+/// (who leads now, in which term; the rest of `cluster` is zero). A `node_id` that is not
+/// a member is `KAHUNA_STATUS_INVALID_ARGUMENT`; a learner, or a voter that has not caught
+/// up within an election timeout, is `KAHUNA_STATUS_MEMBERSHIP`. Transferring to the
+/// leader itself changes nothing.
+#[no_mangle]
+pub unsafe extern "C" fn kahuna_cluster_transfer_leader(
+    client_handle: *const KahunaClient,
+    req: *const KahunaTransferLeaderRequest,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+) {
+    start(callback, user_data, cancel, || {
+        let c = client(client_handle)?;
+        let node_id = request(req)?.node_id;
+        let cl = c.client.clone();
+        op(&c.closed, async move {
+            let t = cl.transfer_leader(node_id).await?;
+            Ok(Answer {
+                succeeded: true,
+                transferred: Some(t),
                 ..Answer::default()
             })
         })

@@ -289,7 +289,7 @@ fn bad_input_is_a_status_not_a_crash() {
 }
 
 /// The calls added for Kahuna 1.x parity (unlock and extend by owner, history, cluster
-/// status, sequence peek) complete exactly once on bad input and on an unreachable
+/// status and leader transfer, sequence peek) complete exactly once on bad input and on an unreachable
 /// cluster, like every other call.
 #[test]
 fn parity_calls_complete_once() {
@@ -347,13 +347,26 @@ fn parity_calls_complete_once() {
     unsafe { kahuna_cluster_status(ptr::null(), ptr::null(), ud, Some(record)) };
     assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
 
+    let transfer = KahunaTransferLeaderRequest { node_id: 2 };
+    let ud = id();
+    unsafe { kahuna_cluster_transfer_leader(ptr::null(), &transfer, ptr::null(), ud, Some(record)) };
+    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    let ud = id();
+    unsafe { kahuna_cluster_transfer_leader(c, ptr::null(), ptr::null(), ud, Some(record)) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT,
+        "a null request is refused: {seen:?}"
+    );
+
     // Nobody listens at 127.0.0.1:1: each call fails once with a retryable status.
     let history = KahunaHistoryRequest {
         key: bytes(b"k"),
         limit: 0,
     };
     let peek = KahunaSequencePeekRequest { name: bytes(b"s") };
-    let uds = [id(), id(), id(), id()];
+    let uds = [id(), id(), id(), id(), id()];
     let unlock = KahunaUnlockRequest {
         owner: bytes(owner),
         ..unlock
@@ -363,6 +376,7 @@ fn parity_calls_complete_once() {
         kahuna_kv_history(c, &history, ptr::null(), uds[1], Some(record));
         kahuna_sequence_peek(c, &peek, ptr::null(), uds[2], Some(record));
         kahuna_cluster_status(c, ptr::null(), uds[3], Some(record));
+        kahuna_cluster_transfer_leader(c, &transfer, ptr::null(), uds[4], Some(record));
     }
     for ud in uds {
         let seen = completions(ud);

@@ -428,10 +428,31 @@ pub struct KahunaMember {
     pub client_addr: KahunaBytes,
     /// 1 voter, 0 learner.
     pub voter: u8,
+    /// 1 when the member that answered is the leader: the fields below are then its view
+    /// of this member's replication. 0 elsewhere, and they are 0 (only the leader knows).
+    pub leader_view: u8,
+    /// The highest log index known to be stored on this member.
+    pub matched_index: u64,
+    /// How many entries this member is behind the leader's last log index.
+    pub lag: u64,
+    /// 1 when it answered the leader within the last election timeout.
+    pub answering: u8,
+    /// Milliseconds since it last answered the leader (0: never, since this leader was
+    /// elected).
+    pub last_answer_ms: u64,
+}
+
+/// `kahuna_cluster_transfer_leader`: the voter to make the leader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaTransferLeaderRequest {
+    /// A voter's id; 0 = any voter whose log has caught up with the leader's.
+    pub node_id: u64,
 }
 
 /// The cluster as one member (the leader, when there is one) sees it.
-/// `present == 0` for every call but `kahuna_cluster_status`.
+/// `present == 0` for every call but `kahuna_cluster_status` and
+/// `kahuna_cluster_transfer_leader` (which sets only `leader_id` and `term`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KahunaClusterStatus {
@@ -547,7 +568,7 @@ pub struct KahunaResult {
     pub events_len: usize,
     /// History: revisions below this are no longer retained.
     pub retained_from_revision: u64,
-    /// Cluster status.
+    /// Cluster status; transfer leader: `leader_id` and `term` only.
     pub cluster: KahunaClusterStatus,
     /// Watch open: a new watch handle owned by the callee (null on failure).
     pub watch: *mut c_void,
