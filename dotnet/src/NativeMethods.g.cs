@@ -381,7 +381,9 @@ namespace Kahuna.Client.Native
         internal static extern void kahuna_kv_history(KahunaClient* client_handle, KahunaHistoryRequest* req, KahunaCancel* cancel, ulong user_data, kahuna_kv_history_callback_delegate callback);
 
         /// <summary>
-        ///  The cluster as the leader (or, without one, any member) sees it. Result: `cluster`.
+        ///  The cluster as the member the client talks to sees it: the leader once the client has
+        ///  found it (its `members` then carry the replication fields), otherwise whichever endpoint
+        ///  answers first. Result: `cluster`.
         /// </summary>
         [DllImport(__DllName, EntryPoint = "kahuna_cluster_status", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void kahuna_cluster_status(KahunaClient* client_handle, KahunaCancel* cancel, ulong user_data, kahuna_cluster_status_callback_delegate callback);

@@ -1058,7 +1058,9 @@ pub unsafe extern "C" fn kahuna_kv_history(
 
 // ---- cluster -------------------------------------------------------------------------
 
-/// The cluster as the leader (or, without one, any member) sees it. Result: `cluster`.
+/// The cluster as the member the client talks to sees it: the leader once the client has
+/// found it (its `members` then carry the replication fields), otherwise whichever endpoint
+/// answers first. Result: `cluster`.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_cluster_status(
     client_handle: *const KahunaClient,
