@@ -19,6 +19,7 @@ step() { printf '\n=== dotnet: %s\n' "$*"; }
 # --- tools (apt, and a venv with the .NET Core runtime outside the clone) ----------
 pkgs=()
 command -v mcs >/dev/null 2>&1 || pkgs+=(mono-mcs mono-devel)
+[ -f /usr/lib/mono/4.5/System.Web.Extensions.dll ] || pkgs+=(mono-devel)
 command -v nunit-console >/dev/null 2>&1 || pkgs+=(nunit-console)
 [ -f "$NUNIT_FW" ] || pkgs+=(libnunit-cil-dev)
 command -v zip >/dev/null 2>&1 || pkgs+=(zip)
@@ -65,7 +66,9 @@ python3 dotnet/tests/porting_counts.py dotnet/PORTING.md
 step "mcs (Mono) into $M"
 cp "$SO" "$M/"
 "${CSC[@]}" -unsafe -target:library -doc:"$M/Kahuna.Client.xml" -out:"$M/Kahuna.Client.dll" "${SRC[@]}"
-"${CSC[@]}" -target:library -r:"$M/Kahuna.Client.dll" -r:"$NUNIT_FW" -out:"$M/Kahuna.Client.Tests.dll" "${TESTS[@]}"
+# System.Web.Extensions (mono-devel): the JSON reader of the conformance runner (ConformanceTests.cs).
+"${CSC[@]}" -target:library -r:"$M/Kahuna.Client.dll" -r:"$NUNIT_FW" -r:System.Web.Extensions \
+  -out:"$M/Kahuna.Client.Tests.dll" "${TESTS[@]}"
 "${CSC[@]}" -r:"$M/Kahuna.Client.dll" -out:"$M/Smoke.exe" dotnet/tests/Smoke.cs
 
 # --- cluster ----------------------------------------------------------------------------
