@@ -71,7 +71,7 @@ done
 start 4 --join
 sleep 1
 t0=$(date +%s%N)
-"$bin/kahuna" --endpoints "$eps" cluster add-learner 4 127.0.0.1:7371 >/dev/null
+"$bin/kahuna" --endpoints "$eps" --timeout 600s cluster add-learner 4 127.0.0.1:7371 >/dev/null
 t1=$(date +%s%N)
 echo "SNAPSHOT install_on_new_member_ms=$(( (t1 - t0) / 1000000 )) keys=$loaded rss_mib_new_member=$(rss "${pids[3]}")"
 
