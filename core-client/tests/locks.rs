@@ -20,10 +20,11 @@ async fn a_lock_is_held_through_ten_ttls_by_renewal() {
     let cluster = Cluster::start(3, "memory", &[]).await;
     let a = common::client(&cluster).await;
     let b = common::client(&cluster).await;
-    // Long enough that a renewal survives a scheduling stall of a loaded CI machine
-    // (three debug servers and two tests on two cores).
-    let ttl = Duration::from_millis(1500);
-    let guard = a.lock("held", opts(1500)).await.expect("lock");
+    // Long enough that renewals outlast a scheduling stall of a loaded CI machine (four
+    // clusters of debug servers on two cores): with 1.5 s, one CI run saw renewals fail
+    // for longer than the lease, and the guard rightly reported the lock lost.
+    let ttl = Duration::from_millis(3000);
+    let guard = a.lock("held", opts(3000)).await.expect("lock");
     assert!(guard.is_acquired());
     let token = guard.fencing_token().expect("token");
     let started = Instant::now();

@@ -17,7 +17,7 @@ use kahuna_proto::v1::sequences_server::SequencesServer;
 use kahuna_proto::v1::InfoResponse;
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
-use openraft::{BasicNode, Vote};
+use openraft::BasicNode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
@@ -313,24 +313,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = config.auth_tokens.as_deref().map(Auth::load).transpose()?;
     let transport = PeerTransport::new(peer_client_tls(&config)?);
     let bootstrap = plan_start(&config, &identity, &transport, fresh).await?;
-    // openraft 0.9 restarts a member whose saved vote is a committed vote for itself
-    // as leader at once, in the same term. Lease extension on a new leader's first
-    // entry and the ephemeral tier (fresh tokens, grace period) both key on a new
-    // term, so such a restart would skip them: a leader restarted with a clock that
-    // jumped ahead expired live leases, and its ephemeral tier handed out tokens it had
-    // already granted. Saving the vote uncommitted (still for itself, so it cannot vote
-    // for anyone else in that term) makes a restarted leader stand for election in a
-    // new term instead.
-    if let Some(v) = vote.filter(|v| v.committed && v.leader_id.voted_for() == Some(config.node_id)) {
-        log_store
-            .save_vote(&Vote::new(v.leader_id.term, config.node_id))
-            .await
-            .context("cannot save the vote")?;
-        tracing::info!(
-            term = v.leader_id.term,
-            "was leader before the restart; standing for election in a new term"
-        );
-    }
+    crate::raft::restart_vote::stand_for_election_again(&mut log_store, config.node_id).await?;
     let network = PeerNetwork::new(config.node_id, identity.clone(), transport.clone());
     let raft = Raft::new(
         config.node_id,

@@ -266,12 +266,12 @@ impl Api {
     ) -> Result<(EphemeralLock, pb::ResponseHeader, u64), Status> {
         // At most: read the grace, raise the mark, then run.
         for _ in 0..4 {
-            let term = self.confirm_leadership().await?;
+            let term = self.leader_lease().await?;
             let now = self.node.clock.now_ms();
             match op(&self.node.ephemeral, term, now) {
                 Some(Ok(answer)) => return Ok((answer, self.node.header(), now)),
                 Some(Err(LeaseGate::GraceUnknown)) => {
-                    self.confirm_leader().await?;
+                    self.read_barrier().await?;
                     let mark_ms = {
                         let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
                         st.sm.ephemeral_mark_ms

@@ -67,7 +67,7 @@ impl Maintenance for MaintenanceService {
                 1_000,
             )
         })?;
-        self.api.confirm_leader().await?;
+        self.api.read_barrier().await?;
         let applied = self.api.node.sm.read().map_err(|e| internal(e.to_string()))?.clone();
         let cluster_id = self.identity.id().unwrap_or_default();
         let mut first = pb::SnapshotChunk {

@@ -212,8 +212,8 @@ impl Api {
 
     /// Confirms (batched read-index) that this member leads, after the call began and
     /// with everything committed before applied; returns the term it leads in.
-    pub async fn confirm_leader(&self) -> Result<u64, Status> {
-        if let Err(f) = self.node.read_index.confirm().await {
+    pub async fn read_barrier(&self) -> Result<u64, Status> {
+        if let Err(f) = self.node.read_index.read_barrier().await {
             return Err(self.fail(f).await);
         }
         if !self.node.is_leader() {
@@ -226,9 +226,9 @@ impl Api {
     /// `election_timeout_max / 2` when there is one (see `raft::read_index`); returns
     /// the term. Only for operations that need leadership but not the applied state:
     /// the ephemeral tier.
-    pub async fn confirm_leadership(&self) -> Result<u64, Status> {
+    pub async fn leader_lease(&self) -> Result<u64, Status> {
         let term = self.node.term();
-        if let Err(f) = self.node.read_index.confirm_leadership(term).await {
+        if let Err(f) = self.node.read_index.leader_lease(term).await {
             return Err(self.fail(f).await);
         }
         if !self.node.is_leader() || self.node.term() != term {
@@ -249,7 +249,7 @@ impl Api {
             ReadConsistency::Stale => false,
         };
         if linearizable && !self.node.unsafe_local_reads {
-            self.confirm_leader().await?;
+            self.read_barrier().await?;
         }
         let mut header = self.node.header();
         let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
@@ -271,7 +271,7 @@ impl Api {
         &self,
         f: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<R>,
     ) -> Result<(R, ResponseHeader, u64), Status> {
-        let term = self.confirm_leadership().await?;
+        let term = self.leader_lease().await?;
         let now = self.node.clock.now_ms();
         let out = {
             let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
@@ -324,8 +324,8 @@ impl Api {
             }
         };
         let term = match &fence {
-            Some((_, _, Durability::Persistent)) => self.confirm_leader().await?,
-            _ => self.confirm_leadership().await?,
+            Some((_, _, Durability::Persistent)) => self.read_barrier().await?,
+            _ => self.leader_lease().await?,
         };
         let applied = match &fence {
             Some((_, _, Durability::Persistent)) => Some(self.node.sm.read().map_err(|e| internal(e.to_string()))?),

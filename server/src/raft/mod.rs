@@ -11,4 +11,5 @@ pub mod proposer;
 pub mod read_index;
 pub mod removal;
 pub mod replicated;
+pub mod restart_vote;
 pub mod types;

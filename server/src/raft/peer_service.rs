@@ -173,14 +173,7 @@ impl Peer for PeerService {
             info.committed_membership_index = st.membership.log_id().as_ref().map(|l| l.index);
             st.sm.replicated.clone()
         };
-        replicated.extend(
-            metrics
-                .replication
-                .iter()
-                .flatten()
-                .filter(|(_, matched)| matched.is_some_and(|l| l.index > 0))
-                .map(|(id, _)| *id),
-        );
+        replicated.extend(super::replicated::replicated_by_this_leader(&metrics));
         info.replicated_to = replicated.into_iter().collect();
         info.members = metrics
             .membership_config

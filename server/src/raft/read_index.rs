@@ -58,18 +58,18 @@ impl ReadIndex {
     /// Returns once this member is known to lead in `term` now: at once while a
     /// round that started less than the lease ago confirmed that term, else after
     /// a new round. The caller checks afterwards that it still leads in `term`.
-    pub async fn confirm_leadership(self: &Arc<Self>, term: u64) -> Result<(), RaftFailure> {
+    pub async fn leader_lease(self: &Arc<Self>, term: u64) -> Result<(), RaftFailure> {
         if let Some((started, confirmed_term)) = self.state()?.confirmed {
             if confirmed_term == term && started.elapsed() < self.lease {
                 return Ok(());
             }
         }
-        self.confirm().await
+        self.read_barrier().await
     }
 
     /// Returns once this member has confirmed it is leader, after the call began, and
     /// has applied everything committed before the confirmation.
-    pub async fn confirm(self: &Arc<Self>) -> Result<(), RaftFailure> {
+    pub async fn read_barrier(self: &Arc<Self>) -> Result<(), RaftFailure> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut st = self.state()?;

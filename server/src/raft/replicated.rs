@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::raft::node::Node;
+use crate::raft::types::RaftMetrics;
 use crate::sm::{Command, Op};
 
 const INTERVAL: Duration = Duration::from_millis(500);
@@ -39,6 +40,17 @@ pub async fn run(node: Arc<Node>) {
     }
 }
 
+/// The members a leader's replication map shows holding at least one entry (empty on
+/// a follower, which has no replication map).
+pub fn replicated_by_this_leader(metrics: &RaftMetrics) -> impl Iterator<Item = u64> + '_ {
+    metrics
+        .replication
+        .iter()
+        .flatten()
+        .filter(|(_, matched)| matched.is_some_and(|l| l.index > 0))
+        .map(|(id, _)| *id)
+}
+
 /// The set to record when it differs from the recorded one: the recorded members
 /// still in the membership, and those this leader has replicated to.
 fn due(node: &Node) -> Option<BTreeSet<u64>> {
@@ -51,14 +63,7 @@ fn due(node: &Node) -> Option<BTreeSet<u64>> {
         .map(|(id, _)| *id)
         .collect();
     let mut now: BTreeSet<u64> = recorded.intersection(&members).copied().collect();
-    now.extend(
-        metrics
-            .replication
-            .iter()
-            .flatten()
-            .filter(|(_, matched)| matched.is_some_and(|l| l.index > 0))
-            .map(|(id, _)| *id),
-    );
+    now.extend(replicated_by_this_leader(&metrics));
     // The leader holds every committed entry itself.
     now.insert(node.id);
     (now != recorded).then_some(now)

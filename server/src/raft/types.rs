@@ -21,3 +21,4 @@ pub type Entry = openraft::Entry<TypeConfig>;
 pub type Membership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
 pub type Raft = openraft::Raft<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
