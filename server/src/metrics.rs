@@ -126,16 +126,23 @@ pub struct Registry {
     pub leader_changes: AtomicU64,
 }
 
-static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
-    requests: RwLock::new(BTreeMap::new()),
-    log_append: Histogram::new(LATENCY_BUCKETS),
-    log_append_entries: Histogram::new(COUNT_BUCKETS),
-    proposal_commands: Histogram::new(COUNT_BUCKETS),
-    snapshot_build: Histogram::new(LATENCY_BUCKETS),
-    snapshot_bytes: AtomicU64::new(0),
-    read_index_rounds: AtomicU64::new(0),
-    leader_changes: AtomicU64::new(0),
-});
+impl Registry {
+    /// Every series empty (one process-wide registry; tests make their own).
+    fn new() -> Registry {
+        Registry {
+            requests: RwLock::new(BTreeMap::new()),
+            log_append: Histogram::new(LATENCY_BUCKETS),
+            log_append_entries: Histogram::new(COUNT_BUCKETS),
+            proposal_commands: Histogram::new(COUNT_BUCKETS),
+            snapshot_build: Histogram::new(LATENCY_BUCKETS),
+            snapshot_bytes: AtomicU64::new(0),
+            read_index_rounds: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
+        }
+    }
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
 pub fn registry() -> &'static Registry {
     &REGISTRY
@@ -463,16 +470,7 @@ mod tests {
 
     #[test]
     fn request_series_are_bounded() {
-        let r = Registry {
-            requests: RwLock::new(BTreeMap::new()),
-            log_append: Histogram::new(LATENCY_BUCKETS),
-            log_append_entries: Histogram::new(COUNT_BUCKETS),
-            proposal_commands: Histogram::new(COUNT_BUCKETS),
-            snapshot_build: Histogram::new(LATENCY_BUCKETS),
-            snapshot_bytes: AtomicU64::new(0),
-            read_index_rounds: AtomicU64::new(0),
-            leader_changes: AtomicU64::new(0),
-        };
+        let r = Registry::new();
         for i in 0..MAX_REQUEST_SERIES + 10 {
             r.request(&format!("/x/{i}"), 0, Duration::from_millis(1));
         }
