@@ -91,6 +91,28 @@ pub struct Leadership {
     guard: LockGuard,
 }
 
+/// A held lock of either kind: a plain lock's guard or a leadership (whose guard is the
+/// election's lock). Derefs to the guard, so a binding's lock handle serves both with
+/// one set of lock functions.
+#[derive(Debug)]
+pub enum HeldLock {
+    /// A lock taken with [`Client::lock`].
+    Lock(LockGuard),
+    /// A won election.
+    Leader(Leadership),
+}
+
+impl std::ops::Deref for HeldLock {
+    type Target = LockGuard;
+
+    fn deref(&self) -> &LockGuard {
+        match self {
+            HeldLock::Lock(g) => g,
+            HeldLock::Leader(l) => l.guard(),
+        }
+    }
+}
+
 impl Client {
     /// Campaigns in election `name` with `value`; returns once elected, or `None` when
     /// [`CampaignOptions::wait`] passed first. Candidates are elected in the order they

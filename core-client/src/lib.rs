@@ -54,7 +54,7 @@ pub use backup::SnapshotDownload;
 pub use batch::ManyKeys;
 pub use client::{Client, ClientOptions, DEFAULT_ENDPOINT, DEFAULT_PORT};
 pub use cluster::{ClusterStatus, Member, Transferred, Usage};
-pub use election::{CampaignOptions, Leader, Leadership, Observer};
+pub use election::{CampaignOptions, HeldLock, Leader, Leadership, Observer};
 pub use error::{Error, ErrorKind, Result};
 /// TLS settings of [`ClientOptions::tls`].
 pub use kahuna_proto::tls::{fingerprint, parse_pin, ClientTls, ServerTrust};

@@ -11,27 +11,12 @@
 //! `&mut` for each `next`, so the handle shares it behind an async mutex with the call
 //! in flight; freeing the handle completes a pending `next` with `KAHUNA_STATUS_CLOSED`.
 
-use kahuna_client::{CampaignOptions, Leadership, Observer};
+use kahuna_client::{CampaignOptions, Observer};
 
 use super::*;
 
-/// What a [`KahunaLock`] handle holds: a plain lock's guard or a leadership (whose
-/// guard is the election's lock). Derefs to the guard so the lock functions serve both.
-pub(crate) enum Held {
-    Lock(LockGuard),
-    Leader(Leadership),
-}
-
-impl std::ops::Deref for Held {
-    type Target = LockGuard;
-
-    fn deref(&self) -> &LockGuard {
-        match self {
-            Held::Lock(g) => g,
-            Held::Leader(l) => l.guard(),
-        }
-    }
-}
+/// A lock handle holds either kind of lock (see [`kahuna_client::HeldLock`]).
+pub(crate) use kahuna_client::HeldLock as Held;
 
 /// An open election observer (`kahuna_election_observe` / `kahuna_observer_free`).
 pub struct KahunaObserver {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use kahuna_client::{Leader, Leadership, LockGuard, Observer};
+use kahuna_client::{Leader, Observer};
 use napi::bindgen_prelude::Buffer;
 use napi::Result;
 use napi_derive::napi;
@@ -18,23 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{num, run, CallOptions};
 
-/// What a `NativeLock` holds: a plain lock's guard or a leadership (whose guard is the
-/// election's lock). Derefs to the guard so the lock's methods serve both.
-pub(crate) enum Held {
-    Lock(LockGuard),
-    Leader(Leadership),
-}
-
-impl std::ops::Deref for Held {
-    type Target = LockGuard;
-
-    fn deref(&self) -> &LockGuard {
-        match self {
-            Held::Lock(g) => g,
-            Held::Leader(l) => l.guard(),
-        }
-    }
-}
+/// A lock handle holds either kind of lock (see [`kahuna_client::HeldLock`]).
+pub(crate) use kahuna_client::HeldLock as Held;
 
 /// An election's leader.
 #[napi(object)]

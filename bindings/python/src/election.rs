@@ -11,30 +11,15 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use kahuna_client::{Leader, Leadership, LockGuard, Observer};
+use kahuna_client::{Leader, Observer};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tokio_util::sync::CancellationToken;
 
 use super::{any, run, runtime, HANDLES};
 
-/// What a `Lock` handle holds: a plain lock's guard or a leadership (whose guard is
-/// the election's lock). Derefs to the guard so the lock's methods serve both.
-pub(crate) enum Held {
-    Lock(LockGuard),
-    Leader(Leadership),
-}
-
-impl std::ops::Deref for Held {
-    type Target = LockGuard;
-
-    fn deref(&self) -> &LockGuard {
-        match self {
-            Held::Lock(g) => g,
-            Held::Leader(l) => l.guard(),
-        }
-    }
-}
+/// A lock handle holds either kind of lock (see [`kahuna_client::HeldLock`]).
+pub(crate) use kahuna_client::HeldLock as Held;
 
 /// `(owner, epoch, value)`, the package's `Leader`.
 pub(crate) type LeaderTuple = (String, u64, Py<PyBytes>);
