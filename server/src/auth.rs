@@ -24,7 +24,7 @@ use kahuna_proto::v1 as pb;
 use kahuna_proto::ErrorKind;
 use tonic::{Request, Status};
 
-use crate::api::errors::status;
+use crate::errors::status;
 
 /// The metadata entry holding the bearer token.
 pub const AUTHORIZATION_KEY: &str = "authorization";

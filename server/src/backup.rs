@@ -25,8 +25,8 @@ use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
 use crate::raft::cluster_id::{ClusterIdentity, Stored};
-use crate::raft::types::NodeId;
 use crate::store::{Applied, LogStore, StateMachineStore};
+use crate::types::NodeId;
 
 pub const MAGIC: &[u8; 16] = b"KAHUNA-SNAPSHOT\n";
 pub const VERSION: u32 = 1;
@@ -184,7 +184,7 @@ pub async fn restore(
     log_store: &mut LogStore,
     sm_store: &mut StateMachineStore,
 ) -> anyhow::Result<()> {
-    let storage = |e: crate::raft::types::StorageError| anyhow::anyhow!("cannot read the data directory: {e}");
+    let storage = |e: crate::types::StorageError| anyhow::anyhow!("cannot read the data directory: {e}");
     let empty = log_store.read_vote().await.map_err(storage)?.is_none()
         && log_store.get_log_state().await.map_err(storage)?.last_log_id.is_none()
         && sm_store.applied_state().await.map_err(storage)?.0.is_none();

@@ -73,7 +73,7 @@ async fn answer(mut stream: TcpStream, node: &Node) -> std::io::Result<()> {
     match path {
         "/metrics" | "/livez" | "/readyz" if !get => respond(&mut stream, 405, "text/plain", "only GET\n").await,
         "/metrics" => {
-            let body = crate::metrics::render(node);
+            let body = crate::scrape::render(node);
             respond(&mut stream, 200, "text/plain; version=0.0.4; charset=utf-8", &body).await
         }
         "/livez" => respond(&mut stream, 200, "text/plain", "ok\n").await,

@@ -1,7 +1,7 @@
 //! Prometheus metrics: counters and histograms recorded where things happen (one
 //! process-wide registry, so the storage and Raft layers need no handle), and gauges
-//! read from the member's state when scraped. Rendered in the Prometheus text format
-//! (version 0.0.4) by [`render`]; served by `http` on `--metrics-listen`.
+//! read from the member's state when scraped (`scrape`). Rendered in the Prometheus
+//! text format (version 0.0.4); served by `http` on `--metrics-listen`.
 //!
 //! Names follow Prometheus conventions: a `kahuna_` prefix, base units (seconds,
 //! bytes), `_total` for counters.
@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use crate::raft::node::Node;
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -226,23 +224,23 @@ where
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+pub fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
     family(out, name, "gauge", help);
     let _ = writeln!(out, "{name} {value}");
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+pub fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     family(out, name, "counter", help);
     let _ = writeln!(out, "{name} {value}");
 }
 
 /// Resident set size of this process, from /proc (0 where there is none).
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
@@ -252,201 +250,79 @@ fn rss_bytes() -> u64 {
     pages * u64::try_from(page).unwrap_or(4096)
 }
 
-/// Every metric, in the Prometheus text format.
-pub fn render(node: &Node) -> String {
-    let r = registry();
-    let mut out = String::with_capacity(16 * 1024);
+impl Registry {
+    /// Every recorded series, in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let r = self;
 
-    family(
-        &mut out,
-        "kahuna_grpc_request_duration_seconds",
-        "histogram",
-        "Client requests by RPC and gRPC status code, from receipt to response headers.",
-    );
-    {
-        let series = r.requests.read().unwrap_or_else(|p| p.into_inner());
-        for (path, by_code) in series.iter() {
-            // `/kahuna.v1.Kv/Get` is the RPC `kahuna.v1.Kv.Get`.
-            let rpc = path.trim_start_matches('/').replacen('/', ".", 1);
-            let rpc = rpc.replace(['\\', '"', '\n'], "_");
-            for (code, h) in CODES.iter().zip(by_code) {
-                if h.count() > 0 {
-                    let labels = format!("rpc=\"{rpc}\",code=\"{code}\"");
-                    h.render(&mut out, "kahuna_grpc_request_duration_seconds", &labels);
+        family(
+            out,
+            "kahuna_grpc_request_duration_seconds",
+            "histogram",
+            "Client requests by RPC and gRPC status code, from receipt to response headers.",
+        );
+        {
+            let series = r.requests.read().unwrap_or_else(|p| p.into_inner());
+            for (path, by_code) in series.iter() {
+                // `/kahuna.v1.Kv/Get` is the RPC `kahuna.v1.Kv.Get`.
+                let rpc = path.trim_start_matches('/').replacen('/', ".", 1);
+                let rpc = rpc.replace(['\\', '"', '\n'], "_");
+                for (code, h) in CODES.iter().zip(by_code) {
+                    if h.count() > 0 {
+                        let labels = format!("rpc=\"{rpc}\",code=\"{code}\"");
+                        h.render(out, "kahuna_grpc_request_duration_seconds", &labels);
+                    }
                 }
             }
         }
+        family(
+            out,
+            "kahuna_log_append_duration_seconds",
+            "histogram",
+            "Durable Raft log appends (write and fsync).",
+        );
+        r.log_append.render(out, "kahuna_log_append_duration_seconds", "");
+        family(
+            out,
+            "kahuna_log_append_entries",
+            "histogram",
+            "Entries per durable Raft log append.",
+        );
+        r.log_append_entries.render(out, "kahuna_log_append_entries", "");
+        family(
+            out,
+            "kahuna_proposal_commands",
+            "histogram",
+            "Client commands batched into one proposed log entry.",
+        );
+        r.proposal_commands.render(out, "kahuna_proposal_commands", "");
+        family(
+            out,
+            "kahuna_snapshot_build_duration_seconds",
+            "histogram",
+            "Snapshot builds, from the state's copy to the stored snapshot.",
+        );
+        r.snapshot_build
+            .render(out, "kahuna_snapshot_build_duration_seconds", "");
+        gauge(
+            out,
+            "kahuna_snapshot_size_bytes",
+            "Size of the last snapshot this member built.",
+            r.snapshot_bytes.load(Ordering::Relaxed) as f64,
+        );
+        counter(
+            out,
+            "kahuna_read_index_rounds_total",
+            "Leadership confirmations by a quorum for linearizable reads.",
+            r.read_index_rounds.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "kahuna_leader_changes_total",
+            "Times this member saw the leader change (including to none).",
+            r.leader_changes.load(Ordering::Relaxed),
+        );
     }
-    family(
-        &mut out,
-        "kahuna_log_append_duration_seconds",
-        "histogram",
-        "Durable Raft log appends (write and fsync).",
-    );
-    r.log_append.render(&mut out, "kahuna_log_append_duration_seconds", "");
-    family(
-        &mut out,
-        "kahuna_log_append_entries",
-        "histogram",
-        "Entries per durable Raft log append.",
-    );
-    r.log_append_entries.render(&mut out, "kahuna_log_append_entries", "");
-    family(
-        &mut out,
-        "kahuna_proposal_commands",
-        "histogram",
-        "Client commands batched into one proposed log entry.",
-    );
-    r.proposal_commands.render(&mut out, "kahuna_proposal_commands", "");
-    family(
-        &mut out,
-        "kahuna_snapshot_build_duration_seconds",
-        "histogram",
-        "Snapshot builds, from the state's copy to the stored snapshot.",
-    );
-    r.snapshot_build
-        .render(&mut out, "kahuna_snapshot_build_duration_seconds", "");
-    gauge(
-        &mut out,
-        "kahuna_snapshot_size_bytes",
-        "Size of the last snapshot this member built.",
-        r.snapshot_bytes.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        &mut out,
-        "kahuna_read_index_rounds_total",
-        "Leadership confirmations by a quorum for linearizable reads.",
-        r.read_index_rounds.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "kahuna_leader_changes_total",
-        "Times this member saw the leader change (including to none).",
-        r.leader_changes.load(Ordering::Relaxed),
-    );
-
-    let m = node.raft.metrics().borrow().clone();
-    let last_log = m.last_log_index.unwrap_or(0);
-    let applied = m.last_applied.map_or(0, |l| l.index);
-    gauge(
-        &mut out,
-        "kahuna_raft_term",
-        "The current Raft term.",
-        m.current_term as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_raft_is_leader",
-        "1 when this member leads.",
-        f64::from(u8::from(m.state == openraft::ServerState::Leader)),
-    );
-    gauge(
-        &mut out,
-        "kahuna_raft_has_leader",
-        "1 when this member knows a leader.",
-        f64::from(u8::from(m.current_leader.is_some())),
-    );
-    gauge(
-        &mut out,
-        "kahuna_raft_last_log_index",
-        "Index of the last entry in this member's log.",
-        last_log as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_raft_applied_index",
-        "Index of the last entry applied to the state machine.",
-        applied as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_raft_apply_lag_entries",
-        "Entries in the log not yet applied (last log index minus applied index).",
-        last_log.saturating_sub(applied) as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_raft_snapshot_index",
-        "Index the last snapshot covers.",
-        m.snapshot.map_or(0, |l| l.index) as f64,
-    );
-
-    let (keys, locks, waiters, sequences, limiters, history, dedupe_bytes, dedupe_clients) = match node.sm.read() {
-        Ok(st) => (
-            st.sm.kv.len(),
-            st.sm.locks.len(),
-            st.sm.locks.waiters(),
-            st.sm.sequences.len(),
-            st.sm.limiters.len(),
-            st.sm.kv.history_bytes(),
-            st.sm.dedupe.answer_bytes(),
-            st.sm.dedupe.clients(),
-        ),
-        Err(_) => Default::default(),
-    };
-    gauge(&mut out, "kahuna_keys", "Persistent keys held.", keys as f64);
-    gauge(
-        &mut out,
-        "kahuna_locks_held",
-        "Persistent locks and semaphore permits held (expired ones until swept).",
-        locks as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_lock_waiters",
-        "Callers waiting in persistent lock queues.",
-        waiters as f64,
-    );
-    gauge(&mut out, "kahuna_sequences", "Sequences held.", sequences as f64);
-    gauge(
-        &mut out,
-        "kahuna_rate_limiters",
-        "Persistent rate limiters in use.",
-        limiters as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_history_bytes",
-        "Bytes of keys and values in the retained history.",
-        history as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_dedupe_answer_bytes",
-        "Bytes of answers the dedupe table keeps for retries.",
-        dedupe_bytes as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_dedupe_clients",
-        "Clients the dedupe table remembers.",
-        dedupe_clients as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_ephemeral_entries",
-        "Ephemeral keys and locks (on the leader; 0 elsewhere).",
-        node.ephemeral.peek(crate::ephemeral::Tier::entries).unwrap_or(0) as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_queued_proposals",
-        "Commands waiting for the next log entry.",
-        node.proposer.queued() as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_watches",
-        "Open watch and observe streams.",
-        node.watches.open() as f64,
-    );
-    gauge(
-        &mut out,
-        "kahuna_process_resident_memory_bytes",
-        "Resident set size of the server process.",
-        rss_bytes() as f64,
-    );
-    out
 }
 
 #[cfg(test)]

@@ -23,20 +23,20 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
-use crate::api::errors::{shutting_down, RaftFailure};
 use crate::api::limits::MAX_REQUEST_BYTES;
 use crate::api::maintenance::MaintenanceService;
 use crate::api::Api;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::connections;
+use crate::errors::{shutting_down, RaftFailure};
 use crate::raft::cluster_id::{ClusterIdentity, Stored};
 use crate::raft::handoff::hand_off_on_shutdown;
 use crate::raft::network::{peer_info, PeerNetwork, PeerTransport, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::node::{Limits, Node};
 use crate::raft::peer_service::PeerService;
-use crate::raft::types::{NodeId, Raft};
 use crate::tls::{self, Reloadable};
+use crate::types::{NodeId, Raft};
 use crate::{store, sweeper};
 
 /// How long in-flight client requests may take to finish on shutdown.
@@ -336,7 +336,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             forward: client_tls.is_none(),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             max_watches: config.max_watches,
-            caps: crate::api::capacity::Caps {
+            caps: crate::capacity::Caps {
                 keys: config.max_keys,
                 locks: config.max_locks,
                 sequences: config.max_sequences,

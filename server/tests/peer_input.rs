@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kahuna_proto::v1::peer_client::PeerClient;
 use kahuna_proto::v1::PeerMessage;
-use kahuna_server::raft::types::TypeConfig;
+use kahuna_server::types::TypeConfig;
 use kahuna_testkit::*;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, SnapshotMeta, StoredMembership, Vote};

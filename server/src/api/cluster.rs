@@ -11,10 +11,10 @@ use kahuna_proto::v1::cluster_server::Cluster;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::{Request, Response, Status};
 
-use super::errors::{invalid, status, RaftFailure};
 use super::{forward_unless_leader, Api};
+use crate::errors::{invalid, status, RaftFailure};
 use crate::raft::handoff::{transfer, HandoffError};
-use crate::raft::types::NodeId;
+use crate::types::NodeId;
 
 /// The leader's view of one member's replication (see `Member` in cluster.proto).
 struct Replication {
@@ -303,7 +303,7 @@ impl Api {
                 .node
                 .sm
                 .read()
-                .map_err(|e| super::errors::internal(e.to_string()))?;
+                .map_err(|e| crate::errors::internal(e.to_string()))?;
             pb::Usage {
                 keys: n(st.sm.kv.len()),
                 locks: n(st.sm.locks.len()),

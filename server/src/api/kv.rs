@@ -7,10 +7,10 @@ use kahuna_proto::v1::Durability;
 use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
-use super::capacity::Item;
-use super::errors::{self, internal, invalid, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
+use crate::capacity::Item;
+use crate::errors::{self, internal, invalid, status};
 use crate::sm::txn::{CmpOp, Compare, Step, Target, Txn};
 use crate::sm::{self, Conditions, DeleteOp, EventKind, Op, Reply, SetOp};
 

@@ -3,7 +3,7 @@
 
 use tonic::Status;
 
-use super::errors::invalid;
+use crate::errors::invalid;
 
 pub const MAX_KEY_BYTES: usize = 4096;
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;

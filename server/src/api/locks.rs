@@ -10,11 +10,11 @@ use tonic::{Request, Response, Status};
 
 use std::time::Duration;
 
-use super::capacity::Item;
-use super::errors::{self, internal, RaftFailure};
 use super::limits;
 use super::{forward_unless_leader, Api};
+use crate::capacity::Item;
 use crate::ephemeral::{EphemeralLock, EphemeralTier, LeaseGate};
+use crate::errors::{self, internal, RaftFailure};
 use crate::sm::{LockReply, LockView, Op, Refusal, Reply};
 
 /// Longest one try-lock call waits in a lock's queue; a caller waiting longer calls

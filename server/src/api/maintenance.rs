@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::errors::{internal, overloaded};
 use super::{forward_failed, forwarded, Api};
+use crate::errors::{internal, overloaded};
 use crate::raft::cluster_id::ClusterIdentity;
 use crate::raft::node::Route;
 

@@ -1,9 +1,7 @@
 //! The client-facing gRPC services. Thin: validate and decode, route to the leader,
 //! propose or read, encode. Shared plumbing for all services lives here.
 
-pub mod capacity;
 pub mod cluster;
-pub mod errors;
 pub mod kv;
 pub mod limits;
 pub mod locks;
@@ -23,10 +21,12 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
 use crate::auth::{Access, Auth, AUTHORIZATION_KEY};
+use crate::capacity;
+use crate::errors;
+use crate::errors::{fenced, internal, no_leader, not_leader, shutting_down, RaftFailure};
 use crate::raft::node::{Node, Route};
 use crate::sm::{Command, Op, Reply};
 use crate::store::Applied;
-use errors::{fenced, internal, no_leader, not_leader, shutting_down, RaftFailure};
 
 /// Set on a request a member forwards to the leader, so it is never forwarded twice.
 pub const FORWARDED_KEY: &str = "kahuna-forwarded";

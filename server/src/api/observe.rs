@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::errors::{internal, shutting_down, status};
 use super::locks::info;
 use super::{limits, Api};
+use crate::errors::{internal, shutting_down, status};
 use crate::raft::node::Node;
 use crate::sm::LockView;
 
@@ -35,7 +35,7 @@ impl Api {
         self.authorize(&req)?;
         let r = req.into_inner();
         limits::resource("resource", &r.resource)?;
-        let slot = self.node.watches.take(self.node.max_watches)?;
+        let slot = self.node.watches.take()?;
         let applied = self.node.sm.subscribe();
         let (tx, rx) = mpsc::channel(2);
         let node = self.node.clone();

@@ -14,7 +14,7 @@ pub fn relabel(mut resp: http::Response<tonic::body::Body>) -> http::Response<to
             .is_some_and(|m| m.contains("message%20length%20too%20large"));
     if too_large {
         headers.insert("grpc-status", HeaderValue::from_static("3"));
-        headers.insert(super::errors::ERROR_KEY, HeaderValue::from_static("INVALID_ARGUMENT"));
+        headers.insert(crate::errors::ERROR_KEY, HeaderValue::from_static("INVALID_ARGUMENT"));
     }
     resp
 }

@@ -10,9 +10,9 @@ use kahuna_proto::v1::rate_limits_server::RateLimits;
 use kahuna_proto::v1::Durability;
 use tonic::{Request, Response, Status};
 
-use super::capacity::Item;
-use super::errors::{internal, invalid};
 use super::{forward_unless_leader, limits, Api};
+use crate::capacity::Item;
+use crate::errors::{internal, invalid};
 use crate::sm::limiters::Policy;
 use crate::sm::{Op, Reply};
 

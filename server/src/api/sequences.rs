@@ -6,10 +6,10 @@ use kahuna_proto::v1::sequences_server::Sequences;
 use kahuna_proto::ErrorKind;
 use tonic::{Request, Response, Status};
 
-use super::capacity::Item;
-use super::errors::{internal, overloaded, status};
 use super::limits;
 use super::{forward_unless_leader, Api};
+use crate::capacity::Item;
+use crate::errors::{internal, overloaded, status};
 use crate::sm::sequences::MAX_KEYS_PER_SEQUENCE;
 use crate::sm::{Op, Reply, SeqRefusal};
 

@@ -10,7 +10,6 @@
 //! after a disconnect.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +21,8 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::errors::{internal, invalid, overloaded, status};
 use super::{kv::event_to_pb, limits, Api};
+use crate::errors::{internal, invalid, status};
 use crate::raft::node::Node;
 use crate::sm::{HistoryError, Keys};
 
@@ -39,40 +38,6 @@ pub const MAX_PROGRESS_INTERVAL_MS: u64 = 600_000;
 const QUEUED_MESSAGES: usize = 4;
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
-
-/// How many watches a member has open, against `--max-watches`.
-#[derive(Default)]
-pub struct WatchSlots {
-    open: Arc<AtomicUsize>,
-}
-
-/// One open watch; frees its slot when dropped.
-pub(super) struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl WatchSlots {
-    pub(super) fn take(&self, max: usize) -> Result<Slot, Status> {
-        let taken = self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
-        match taken {
-            Ok(_) => Ok(Slot(self.open.clone())),
-            Err(_) => Err(overloaded(
-                format!("this member has {max} watches open, its limit (--max-watches); open it at another member or close some"),
-                1_000,
-            )),
-        }
-    }
-
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-}
 
 fn watched(r: &pb::WatchRequest) -> Result<Keys, Status> {
     if r.prefix {
@@ -111,7 +76,7 @@ impl Api {
         let r = req.into_inner();
         let watched = watched(&r)?;
         let interval = progress_interval(r.progress_interval_ms)?;
-        let slot = self.node.watches.take(self.node.max_watches)?;
+        let slot = self.node.watches.take()?;
         // Subscribed before reading, so no apply after the read goes unnoticed.
         let applied = self.node.sm.subscribe();
         let from = {
@@ -203,7 +168,7 @@ impl Watch {
             tokio::select! {
                 changed = applied.changed() => {
                     if changed.is_err() {
-                        return End::Failed(super::errors::shutting_down());
+                        return End::Failed(crate::errors::shutting_down());
                     }
                 }
                 () = tokio::time::sleep_until(last_sent + self.interval) => {

@@ -43,7 +43,7 @@ use openraft::{BasicNode, Vote};
 
 use super::network::PeerNetwork;
 use super::node::Node;
-use super::types::{NodeId, TypeConfig};
+use crate::types::{NodeId, TypeConfig};
 
 /// Why a hand-off did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -12,4 +12,3 @@ pub mod read_index;
 pub mod removal;
 pub mod replicated;
 pub mod restart_vote;
-pub mod types;

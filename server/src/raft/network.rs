@@ -23,7 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY};
 use super::peer_input;
-use super::types::{NodeId, TypeConfig};
+use crate::types::{NodeId, TypeConfig};
 
 /// Largest peer message: a batch of appended entries or a snapshot chunk.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -219,7 +219,7 @@ impl PeerConnection {
         let reply = reply.map_err(|status| {
             let mismatch = status
                 .metadata()
-                .get(crate::api::errors::ERROR_KEY)
+                .get(crate::errors::ERROR_KEY)
                 .is_some_and(|v| v.as_bytes() == ErrorKind::Membership.name().as_bytes());
             if mismatch && self.identity.should_log() {
                 tracing::error!(

@@ -13,12 +13,11 @@ use tonic::transport::Channel;
 use super::network::{peer_info, PeerNetwork, PeerTransport};
 use super::proposer::Proposer;
 use super::read_index::ReadIndex;
-use super::types::{NodeId, Raft};
-use crate::api::capacity::Caps;
-use crate::api::watch::WatchSlots;
+use crate::capacity::{Caps, WatchSlots};
 use crate::clock::Clock;
 use crate::ephemeral::EphemeralTier;
 use crate::store::StateMachineStore;
+use crate::types::{NodeId, Raft};
 
 /// Settings the API needs from the configuration.
 pub struct Limits {
@@ -52,7 +51,6 @@ pub struct Node {
     pub request_timeout: Duration,
     pub caps: Caps,
     pub watches: WatchSlots,
-    pub max_watches: usize,
     /// Cancelled when the member begins to shut down (ends open watches).
     pub stopping: CancellationToken,
     /// node id -> (peer address it was learned for, client address).
@@ -130,8 +128,7 @@ impl Node {
             unsafe_local_reads: limits.unsafe_local_reads,
             request_timeout: limits.request_timeout,
             caps: limits.caps,
-            watches: WatchSlots::default(),
-            max_watches: limits.max_watches,
+            watches: WatchSlots::new(limits.max_watches),
             stopping: CancellationToken::new(),
             client_addrs: Mutex::default(),
             channels: Mutex::default(),

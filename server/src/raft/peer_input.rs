@@ -14,7 +14,7 @@ use openraft::raft::{
 };
 use openraft::{LogId, Vote};
 
-use super::types::{NodeId, TypeConfig};
+use crate::types::{NodeId, TypeConfig};
 
 /// How far a peer's term may run ahead of this member's. Terms grow by one per
 /// election; a member cut off and campaigning every 100 ms would need more than 13

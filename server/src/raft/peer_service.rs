@@ -18,9 +18,9 @@ use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY
 use super::network::cluster_id_of;
 use super::node::Contact;
 use super::peer_input::{self, SnapshotStream};
-use super::types::{NodeId, Raft, TypeConfig};
-use crate::api::errors::status;
+use crate::errors::status;
 use crate::store::StateMachineStore;
+use crate::types::{NodeId, Raft, TypeConfig};
 
 pub struct PeerService {
     raft: Raft,

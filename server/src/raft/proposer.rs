@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::types::Raft;
-use crate::api::errors::{overloaded, RaftFailure};
+use crate::errors::{overloaded, RaftFailure};
 use crate::sm::{Batch, Command, Outcome};
+use crate::types::Raft;
 
 /// Bounds on one entry, so one entry stays a reasonable replication message.
 const MAX_COMMANDS: usize = 512;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::types::Raft;
-use crate::api::errors::{overloaded, status, RaftFailure};
+use crate::errors::{overloaded, status, RaftFailure};
+use crate::types::Raft;
 use kahuna_proto::ErrorKind;
 
 /// Callers waiting for a round, at most. Each holds a request in memory; past this

@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::cluster_id::ClusterIdentity;
 use super::network::peer_info;
 use super::node::Node;
-use super::types::NodeId;
+use crate::types::NodeId;
 
 /// How often the membership is checked.
 const POLL: Duration = Duration::from_millis(500);

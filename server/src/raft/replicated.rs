@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::raft::node::Node;
-use crate::raft::types::RaftMetrics;
 use crate::sm::{Command, Op};
+use crate::types::RaftMetrics;
 
 const INTERVAL: Duration = Duration::from_millis(500);
 

@@ -11,8 +11,8 @@
 use openraft::storage::RaftLogStorage;
 use openraft::Vote;
 
-use super::types::NodeId;
 use crate::store::LogStore;
+use crate::types::NodeId;
 
 /// Turns a saved committed vote for `me` into an uncommitted one in the same term;
 /// returns that term when it did. Any other vote is left as it is.

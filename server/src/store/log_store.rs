@@ -10,7 +10,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 
 use super::backend::{Backend, BackendError, Space, WriteOp};
-use crate::raft::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";

@@ -49,7 +49,7 @@ mod tests {
     use openraft::testing::{StoreBuilder, Suite};
 
     use super::*;
-    use crate::raft::types::{StorageError, TypeConfig};
+    use crate::types::{StorageError, TypeConfig};
 
     struct Builder(StorageKind);
 

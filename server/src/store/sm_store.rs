@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::backend::Backend;
 use super::snapshot_store;
 use crate::clock::Clock;
-use crate::raft::types::{Entry, LogId, Membership, NodeId, StorageError, TypeConfig};
 use crate::sm::{Outcome, StateMachine};
+use crate::types::{Entry, LogId, Membership, NodeId, StorageError, TypeConfig};
 
 /// Everything applied so far: the application state plus what openraft needs back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! Caps on how many things the cluster holds: keys, locks, sequences and entries of
-//! the ephemeral tier. Every member holds the whole state in memory, so these bound
+//! the ephemeral tier; and on the watches one member serves at once. Every member holds the whole state in memory, so these bound
 //! its memory the way the size limits in `limits` bound one request.
 //!
 //! Checked by the leader before it proposes (or, for the ephemeral tier, before it
@@ -9,9 +9,12 @@
 //! with different caps (the leader's apply), and writes racing in one batch may pass a
 //! cap by at most that batch.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use tonic::Status;
 
-use super::errors::full;
+use crate::errors::{full, overloaded};
 
 /// The caps, from the server's flags.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +74,50 @@ impl Caps {
             "the cluster holds {held} {what} and this request would add {adding}; the limit is {cap} ({flag}): \
              remove some, or raise the limit on every member"
         )))
+    }
+}
+
+/// How many watches a member has open, against `--max-watches`.
+pub struct WatchSlots {
+    open: Arc<AtomicUsize>,
+    /// `--max-watches`.
+    max: usize,
+}
+
+/// One open watch; frees its slot when dropped.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl WatchSlots {
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            max,
+        }
+    }
+
+    /// A slot for one more watch, or RESOURCE_EXHAUSTED at the limit.
+    pub fn take(&self) -> Result<Slot, Status> {
+        let max = self.max;
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        match taken {
+            Ok(_) => Ok(Slot(self.open.clone())),
+            Err(_) => Err(overloaded(
+                format!("this member has {max} watches open, its limit (--max-watches); open it at another member or close some"),
+                1_000,
+            )),
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 }
 

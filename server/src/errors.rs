@@ -11,7 +11,7 @@ use openraft::BasicNode;
 use tonic::metadata::MetadataValue;
 use tonic::Status;
 
-use crate::raft::types::NodeId;
+use crate::types::NodeId;
 
 pub const ERROR_KEY: &str = "kahuna-error";
 pub const LEADER_KEY: &str = "kahuna-leader";
