@@ -6,9 +6,8 @@ use kahuna_proto::v1::maintenance_client::MaintenanceClient;
 use ring::digest::{Context, SHA256};
 use tonic::Streaming;
 
-use crate::client::{Client, HasHeader};
+use crate::client::Client;
 use crate::error::{classify, Error, Result};
-use crate::retry::Safety;
 
 /// The file ends with the sha-256 of everything before it.
 const CHECKSUM_BYTES: usize = 32;
@@ -40,18 +39,6 @@ pub struct SnapshotDownload {
     tail: Vec<u8>,
     received: u64,
     sha256: Option<String>,
-}
-
-/// The first message of the stream, with the rest.
-pub(crate) struct Opened {
-    first: pb::SnapshotChunk,
-    rest: Streaming<pb::SnapshotChunk>,
-}
-
-impl HasHeader for Opened {
-    fn header(&self) -> Option<&pb::ResponseHeader> {
-        self.first.header.as_ref()
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -122,27 +109,26 @@ impl Client {
     /// acknowledged before this call, as the bytes of a backup file. Needs an admin
     /// token when the cluster checks tokens. See [`SnapshotDownload`].
     pub async fn snapshot(&self) -> Result<SnapshotDownload> {
+        // The stream lasts as long as the file takes to send.
         let opened = self
-            .call("maintenance.snapshot", Safety::Idempotent, |ch, _| async move {
-                // No deadline on the request: it is a stream that lasts as long as the
-                // file takes to send. The attempt's timeout bounds the first message.
-                let mut rest = MaintenanceClient::new(ch)
-                    .max_decoding_message_size(8 << 20)
-                    .snapshot(pb::SnapshotRequest {})
-                    .await?
-                    .into_inner();
-                let first = rest
-                    .message()
-                    .await?
-                    .ok_or_else(|| tonic::Status::unavailable("the snapshot stream ended before it began"))?;
-                Ok(tonic::Response::new(Opened { first, rest }))
-            })
+            .open_stream(
+                "maintenance.snapshot",
+                &pb::SnapshotRequest {},
+                |ch, msg| async move {
+                    MaintenanceClient::new(ch)
+                        .max_decoding_message_size(8 << 20)
+                        .snapshot(msg)
+                        .await
+                },
+                |_| true,
+                "the snapshot stream ended before it began",
+            )
             .await?;
         Ok(SnapshotDownload {
             member_id: opened.first.header.as_ref().map_or(0, |h| h.member_id),
             revision: opened.first.revision,
             keys: opened.first.keys,
-            stream: opened.rest,
+            stream: opened.stream,
             hash: Context::new(&SHA256),
             tail: Vec::new(),
             received: 0,

@@ -4,9 +4,8 @@
 //! transaction), and scans of a key range `[start, end)` in pages.
 
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::kv_client::KvClient;
 
-use crate::client::{request, Client};
+use crate::client::{Client, HasHeader};
 use crate::error::{Error, Result};
 use crate::kv::{GetOptions, KeyValue, ScanOptions, ScanPage};
 use crate::retry::Safety;
@@ -55,14 +54,9 @@ impl Client {
             consistency: options.consistency.pb(),
             durability: options.durability.pb(),
         };
-        let r = self
-            .call("kv.get_many", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).get_many(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(ManyKeys {
-            revision: r.header.as_ref().map_or(0, |h| h.revision),
+            revision: r.revision(),
             kvs: r.kvs.into_iter().map(KeyValue::from_pb).collect(),
         })
     }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kahuna_proto::tls::{ClientTls, TlsConnector};
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::cluster_client::ClusterClient;
 use rand::Rng;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::{InterceptedService, Interceptor};
@@ -18,6 +17,7 @@ use tracing::{debug, trace};
 
 use crate::error::{classify, Error, Failure, Result};
 use crate::retry::{RetryPolicy, Safety};
+use crate::rpc::Unary;
 
 /// The port a member listens on for clients when none is given.
 ///
@@ -95,6 +95,11 @@ pub(crate) struct CallOptions {
 /// Responses that carry a [`pb::ResponseHeader`].
 pub(crate) trait HasHeader {
     fn header(&self) -> Option<&pb::ResponseHeader>;
+
+    /// The store revision of the answer (0 when it has no header).
+    fn revision(&self) -> u64 {
+        self.header().map_or(0, |h| h.revision)
+    }
 }
 
 macro_rules! has_header {
@@ -129,6 +134,9 @@ has_header!(
     pb::MembershipResponse,
     pb::TriggerSnapshotResponse,
     pb::TransferLeaderResponse,
+    pb::WatchResponse,
+    pb::ObserveResponse,
+    pb::SnapshotChunk,
 );
 
 #[derive(Default)]
@@ -507,8 +515,8 @@ impl Client {
                     )));
                 }
                 let t = remaining.min(self.call.attempt_timeout);
-                let mut c = ClusterClient::new(self.channel(&addr)?);
-                match tokio::time::timeout(t, c.status(request(pb::StatusRequest {}, t))).await {
+                let status = pb::StatusRequest {}.send(self.channel(&addr)?, t);
+                match tokio::time::timeout(t, status).await {
                     Ok(Ok(resp)) => {
                         self.learn(resp.get_ref(), &addr);
                         return Ok(());

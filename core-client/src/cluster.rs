@@ -1,9 +1,8 @@
 //! Cluster administration: status and membership.
 
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::cluster_client::ClusterClient;
 
-use crate::client::{request, Client};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::retry::Safety;
 
@@ -183,11 +182,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn status(&self) -> Result<ClusterStatus> {
-        let r = self
-            .call("cluster.status", Safety::Idempotent, |ch, t| async move {
-                ClusterClient::new(ch).status(request(pb::StatusRequest {}, t)).await
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, pb::StatusRequest {}).await?;
         Ok(ClusterStatus::from_pb(r))
     }
 
@@ -217,12 +212,7 @@ impl Client {
             peer_addr: peer_addr.to_owned(),
             blocking: true,
         };
-        let r = self
-            .call("cluster.add_learner", Safety::Unsafe, |ch, t| {
-                let msg = msg.clone();
-                async move { ClusterClient::new(ch).add_learner(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Unsafe, msg).await?;
         Ok(r.members.into_iter().map(Member::from_pb).collect())
     }
 
@@ -238,12 +228,7 @@ impl Client {
             voters: voters.to_vec(),
             retain,
         };
-        let r = self
-            .call("cluster.change_membership", Safety::Unsafe, |ch, t| {
-                let msg = msg.clone();
-                async move { ClusterClient::new(ch).change_membership(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Unsafe, msg).await?;
         Ok(r.members.into_iter().map(Member::from_pb).collect())
     }
 
@@ -287,11 +272,7 @@ impl Client {
         // The server treats removing a member that is gone as done, so a retry after a
         // lost answer is safe.
         let r = self
-            .call("cluster.remove_member", Safety::Idempotent, |ch, t| async move {
-                ClusterClient::new(ch)
-                    .remove_member(request(pb::RemoveMemberRequest { node_id }, t))
-                    .await
-            })
+            .unary(Safety::Idempotent, pb::RemoveMemberRequest { node_id })
             .await?;
         Ok(r.members.into_iter().map(Member::from_pb).collect())
     }
@@ -316,13 +297,7 @@ impl Client {
         } else {
             Safety::Idempotent
         };
-        let r = self
-            .call("cluster.transfer_leader", safety, |ch, t| async move {
-                ClusterClient::new(ch)
-                    .transfer_leader(request(pb::TransferLeaderRequest { node_id }, t))
-                    .await
-            })
-            .await?;
+        let r = self.unary(safety, pb::TransferLeaderRequest { node_id }).await?;
         Ok(Transferred {
             leader_id: r.leader_id,
             term: r.term,
@@ -337,12 +312,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn trigger_snapshot(&self) -> Result<()> {
-        self.call("cluster.trigger_snapshot", Safety::Idempotent, |ch, t| async move {
-            ClusterClient::new(ch)
-                .trigger_snapshot(request(pb::TriggerSnapshotRequest {}, t))
-                .await
-        })
-        .await?;
+        self.unary(Safety::Idempotent, pb::TriggerSnapshotRequest {}).await?;
         Ok(())
     }
 }

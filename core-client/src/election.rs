@@ -14,10 +14,10 @@ use std::time::Duration;
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::locks_client::LocksClient;
 use tokio_util::sync::CancellationToken;
-use tonic::{Response, Streaming};
+use tonic::Streaming;
 use tracing::debug;
 
-use crate::client::{request, Client, HasHeader};
+use crate::client::{Client, HasHeader};
 use crate::error::{classify, Error, Failure, Result};
 use crate::kv::{Durability, Fence};
 use crate::lock::{ttl_ms, LockGuard, LockInfo, LockOptions};
@@ -243,14 +243,7 @@ impl Leadership {
             // One id for every attempt: a retry is answered, not applied again.
             request_id: Some(self.guard.client.request_id()),
         };
-        let r = self
-            .guard
-            .client
-            .call("election.proclaim", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { LocksClient::new(ch).proclaim(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.guard.client.unary(Safety::Deduplicated, msg).await?;
         if !r.proclaimed {
             return Err(Error::LockNotHeld(format!(
                 "not the leader of {} any more (epoch {})",
@@ -291,17 +284,6 @@ impl std::fmt::Debug for Observer {
     }
 }
 
-struct Opened {
-    first: pb::ObserveResponse,
-    stream: Streaming<pb::ObserveResponse>,
-}
-
-impl HasHeader for Opened {
-    fn header(&self) -> Option<&pb::ResponseHeader> {
-        self.first.header.as_ref()
-    }
-}
-
 impl Observer {
     async fn open(&mut self) -> Result<()> {
         self.stream = None;
@@ -310,20 +292,13 @@ impl Observer {
         };
         let opened = self
             .client
-            .call("election.observe", Safety::Idempotent, |ch, _| {
-                let msg = msg.clone();
-                async move {
-                    // No deadline: the stream lives until the caller drops it.
-                    let mut stream = LocksClient::new(ch)
-                        .observe(tonic::Request::new(msg))
-                        .await?
-                        .into_inner();
-                    match stream.message().await? {
-                        Some(first) => Ok(Response::new(Opened { first, stream })),
-                        None => Err(tonic::Status::unavailable("the observe stream ended at once")),
-                    }
-                }
-            })
+            .open_stream(
+                "election.observe",
+                &msg,
+                |ch, msg| async move { LocksClient::new(ch).observe(msg).await },
+                |_| true,
+                "the observe stream ended at once",
+            )
             .await?;
         self.stream = Some(opened.stream);
         self.pending = Some(opened.first);
@@ -368,7 +343,7 @@ impl Observer {
                     }
                 }
             };
-            let revision = msg.header.as_ref().map_or(0, |h| h.revision);
+            let revision = msg.revision();
             if revision < self.revision {
                 continue;
             }

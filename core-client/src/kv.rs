@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::kv_client::KvClient;
 
-use crate::client::{request, Client};
+use crate::client::{Client, HasHeader};
 use crate::error::{Error, Result};
 use crate::retry::Safety;
 
@@ -24,14 +23,23 @@ pub enum Durability {
     Ephemeral,
 }
 
-impl Durability {
-    pub(crate) fn pb(self) -> i32 {
-        match self {
-            Durability::Persistent => pb::Durability::Persistent as i32,
-            Durability::Ephemeral => pb::Durability::Ephemeral as i32,
+/// `pb()`, the wire value of an enum whose variants mirror a proto enum's by name.
+macro_rules! wire_enum {
+    ($t:ident => $pb:ty: $($v:ident),+) => {
+        impl $t {
+            pub(crate) fn pb(self) -> i32 {
+                (match self {
+                    $($t::$v => <$pb>::$v,)+
+                }) as i32
+            }
         }
-    }
+    };
+}
+pub(crate) use wire_enum;
 
+wire_enum!(Durability => pb::Durability: Persistent, Ephemeral);
+
+impl Durability {
     pub(crate) fn from_pb(v: i32) -> Durability {
         if v == pb::Durability::Ephemeral as i32 {
             Durability::Ephemeral
@@ -69,14 +77,7 @@ pub enum Consistency {
     Stale,
 }
 
-impl Consistency {
-    pub(crate) fn pb(self) -> i32 {
-        match self {
-            Consistency::Linearizable => pb::ReadConsistency::Linearizable as i32,
-            Consistency::Stale => pb::ReadConsistency::Stale as i32,
-        }
-    }
-}
+wire_enum!(Consistency => pb::ReadConsistency: Linearizable, Stale);
 
 /// A write fenced by a lock: the server refuses it with [`Error::Fenced`] unless
 /// `resource` is held with exactly `token` when the write is applied.
@@ -226,6 +227,17 @@ pub struct SetResult {
     pub revision: u64,
 }
 
+impl SetResult {
+    /// From a set's or an extend's answer.
+    fn from_pb(revision: u64, succeeded: bool, kv: Option<pb::KeyValue>) -> SetResult {
+        SetResult {
+            succeeded,
+            kv: kv.map(KeyValue::from_pb),
+            revision,
+        }
+    }
+}
+
 /// When a delete applies.
 ///
 /// ```
@@ -275,6 +287,17 @@ pub struct DeleteResult {
     pub kv: Option<KeyValue>,
     /// The store revision of the answer.
     pub revision: u64,
+}
+
+impl DeleteResult {
+    fn from_pb(r: pb::DeleteResponse) -> DeleteResult {
+        DeleteResult {
+            succeeded: r.succeeded,
+            deleted: r.deleted,
+            revision: r.revision(),
+            kv: r.kv.map(KeyValue::from_pb),
+        }
+    }
 }
 
 /// Options of [`Client::get_with`].
@@ -420,10 +443,6 @@ pub struct History {
     pub revision: u64,
 }
 
-fn rev(h: Option<&pb::ResponseHeader>) -> u64 {
-    h.map_or(0, |h| h.revision)
-}
-
 fn ttl_ms(ttl: Option<Duration>) -> Result<u64> {
     match ttl {
         None => Ok(0),
@@ -461,12 +480,7 @@ impl Client {
             consistency: options.consistency.pb(),
             durability: options.durability.pb(),
         };
-        let r = self
-            .call("kv.get", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).get(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(r.kv.map(KeyValue::from_pb))
     }
 
@@ -520,17 +534,8 @@ impl Client {
             fence: options.fence.as_ref().map(Fence::pb),
             request_id: Some(self.request_id()),
         };
-        let r = self
-            .call("kv.set", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).set(request(msg, t)).await }
-            })
-            .await?;
-        Ok(SetResult {
-            succeeded: r.succeeded,
-            revision: rev(r.header.as_ref()),
-            kv: r.kv.map(KeyValue::from_pb),
-        })
+        let r = self.unary(Safety::Deduplicated, msg).await?;
+        Ok(SetResult::from_pb(r.revision(), r.succeeded, r.kv))
     }
 
     /// Compare-and-set by value: sets `key` to `value` only when its current value is
@@ -612,18 +617,7 @@ impl Client {
             fence: options.fence.as_ref().map(Fence::pb),
             request_id: Some(self.request_id()),
         };
-        let r = self
-            .call("kv.delete", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).delete(request(msg, t)).await }
-            })
-            .await?;
-        Ok(DeleteResult {
-            succeeded: r.succeeded,
-            deleted: r.deleted,
-            revision: rev(r.header.as_ref()),
-            kv: r.kv.map(KeyValue::from_pb),
-        })
+        Ok(DeleteResult::from_pb(self.unary(Safety::Deduplicated, msg).await?))
     }
 
     /// Gives `key` a new time to live from now (`None` removes its expiry).
@@ -655,17 +649,8 @@ impl Client {
             durability: durability.pb(),
             request_id: Some(self.request_id()),
         };
-        let r = self
-            .call("kv.extend", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).extend(request(msg, t)).await }
-            })
-            .await?;
-        Ok(SetResult {
-            succeeded: r.succeeded,
-            revision: rev(r.header.as_ref()),
-            kv: r.kv.map(KeyValue::from_pb),
-        })
+        let r = self.unary(Safety::Deduplicated, msg).await?;
+        Ok(SetResult::from_pb(r.revision(), r.succeeded, r.kv))
     }
 
     /// Whether `key` exists: `Some(mod_revision)` if it does.
@@ -699,12 +684,7 @@ impl Client {
             consistency: consistency.pb(),
             durability: durability.pb(),
         };
-        let r = self
-            .call("kv.exists", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).exists(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(r.exists.then_some(r.mod_revision))
     }
 
@@ -737,14 +717,9 @@ impl Client {
 
     /// One page of the scan `msg` asks for (a prefix or a range).
     pub(crate) async fn scan_page(&self, msg: pb::ScanRequest) -> Result<ScanPage> {
-        let r = self
-            .call("kv.scan", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).scan(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(ScanPage {
-            revision: rev(r.header.as_ref()),
+            revision: r.revision(),
             kvs: r.kvs.into_iter().map(KeyValue::from_pb).collect(),
             next_page_token: (!r.next_page_token.is_empty()).then_some(r.next_page_token),
         })
@@ -789,14 +764,9 @@ impl Client {
             limit,
             consistency: Consistency::Linearizable.pb(),
         };
-        let r = self
-            .call("kv.history", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).history(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(History {
-            revision: rev(r.header.as_ref()),
+            revision: r.revision(),
             retained_from_revision: r.retained_from_revision,
             events: r.events.into_iter().map(HistoryEvent::from_pb).collect(),
         })

@@ -45,6 +45,7 @@ mod kv;
 mod lock;
 mod ratelimit;
 pub mod retry;
+mod rpc;
 mod seq;
 mod ttl;
 mod txn;

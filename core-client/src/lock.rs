@@ -13,12 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::locks_client::LocksClient;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::client::{request, Client};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::kv::{Consistency, Durability, Fence};
 use crate::retry::Safety;
@@ -324,7 +323,7 @@ impl Client {
             // (cancelled) before the answer arrives, the attempt may still have been
             // granted, and the grant is given back rather than left to expire.
             let mut give_back = GiveBack::arm(self, resource, &owner, options.durability, options.owner.is_none());
-            let (answer, sent) = self.try_lock_call(&msg).await;
+            let (answer, sent) = self.unary_fresh(&msg).await;
             if !answer.as_ref().is_err_and(Error::is_retryable) {
                 give_back.disarm();
             }
@@ -337,12 +336,7 @@ impl Client {
             };
             let waited = started.elapsed();
             if waited >= options.wait {
-                return Ok(LockGuard {
-                    client: self.clone(),
-                    shared: None,
-                    holder,
-                    renewer: None,
-                });
+                return Ok(self.not_acquired(holder));
             }
             let pause = options.retry.max(retry_after).min(options.wait - waited);
             tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
@@ -386,7 +380,7 @@ impl Client {
             let mut waiting = self.clone();
             waiting.call.attempt_timeout = self.call.attempt_timeout + hold;
             waiting.call.timeout = self.call.timeout.max(waiting.call.attempt_timeout);
-            let (answer, sent) = waiting.try_lock_call(&msg).await;
+            let (answer, sent) = waiting.unary_fresh(&msg).await;
             match answer {
                 Ok(r) if r.acquired => {
                     give_back.disarm();
@@ -411,27 +405,17 @@ impl Client {
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok(LockGuard {
+        Ok(self.not_acquired(holder))
+    }
+
+    /// The answer of an attempt that did not get the lock: `holder` is who has it.
+    fn not_acquired(&self, holder: Option<LockInfo>) -> LockGuard {
+        LockGuard {
             client: self.clone(),
             shared: None,
             holder,
             renewer: None,
-        })
-    }
-
-    /// One try-lock call (its attempts retried as the table says) with a fresh request id
-    /// per attempt; returns the answer and when the attempt that answered was sent.
-    async fn try_lock_call(&self, msg: &pb::TryLockRequest) -> (Result<pb::TryLockResponse>, Instant) {
-        let mut sent = Instant::now();
-        let answer = self
-            .call("lock.try_lock", Safety::Idempotent, |ch, t| {
-                let mut msg = msg.clone();
-                msg.request_id = Some(self.request_id());
-                sent = Instant::now();
-                async move { LocksClient::new(ch).try_lock(request(msg, t)).await }
-            })
-            .await;
-        (answer, sent)
+        }
     }
 
     fn guard(
@@ -479,12 +463,7 @@ impl Client {
             durability: durability.pb(),
             request_id: Some(self.request_id()),
         };
-        let r = self
-            .call("lock.unlock", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { LocksClient::new(ch).unlock(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Deduplicated, msg).await?;
         Ok(r.unlocked)
     }
 
@@ -520,13 +499,7 @@ impl Client {
             request_id: None,
         };
         // Extending as the owner is idempotent: each attempt is a fresh request.
-        let r = self
-            .call("lock.extend", Safety::Idempotent, |ch, t| {
-                let mut msg = msg.clone();
-                msg.request_id = Some(self.request_id());
-                async move { LocksClient::new(ch).extend(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary_fresh(&msg).await.0?;
         Ok((r.extended, r.lock.map(LockInfo::from_pb)))
     }
 
@@ -547,12 +520,7 @@ impl Client {
             durability: durability.pb(),
             consistency: Consistency::Linearizable.pb(),
         };
-        let r = self
-            .call("lock.get", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { LocksClient::new(ch).get_lock(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(r.lock.map(LockInfo::from_pb))
     }
 
@@ -567,16 +535,8 @@ impl Client {
             durability: shared.durability.pb(),
             request_id: None,
         };
-        let mut sent = Instant::now();
-        let r = self
-            .call("lock.extend", Safety::Idempotent, |ch, t| {
-                let mut msg = msg.clone();
-                msg.request_id = Some(self.request_id());
-                sent = Instant::now();
-                async move { LocksClient::new(ch).extend(request(msg, t)).await }
-            })
-            .await?;
-        Ok((r, sent))
+        let (r, sent) = self.unary_fresh(&msg).await;
+        Ok((r?, sent))
     }
 }
 

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::rate_check_request::Policy as PbPolicy;
-use kahuna_proto::v1::rate_limits_client::RateLimitsClient;
 
-use crate::client::{request, Client};
+use crate::client::{Client, HasHeader};
 use crate::error::{Error, Result};
 use crate::kv::Durability;
 use crate::retry::Safety;
@@ -134,17 +133,12 @@ impl Client {
             // One id for every attempt: a retried check is answered, not counted again.
             request_id: Some(self.request_id()),
         };
-        let r = self
-            .call("rate.check", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { RateLimitsClient::new(ch).check(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Deduplicated, msg).await?;
         Ok(RateDecision {
             allowed: r.allowed,
             remaining: r.remaining,
             retry_after: Duration::from_millis(r.retry_after_ms),
-            revision: r.header.as_ref().map_or(0, |h| h.revision),
+            revision: r.revision(),
         })
     }
 }

@@ -1,9 +1,8 @@
 //! Sequences: non-overlapping ranges of identifiers.
 
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::sequences_client::SequencesClient;
 
-use crate::client::{request, Client};
+use crate::client::Client;
 use crate::error::Result;
 use crate::kv::Consistency;
 use crate::retry::Safety;
@@ -56,12 +55,7 @@ impl Client {
             idempotency_key: idempotency_key.unwrap_or_default().as_bytes().to_vec(),
             request_id: Some(self.request_id()),
         };
-        let r = self
-            .call("seq.next", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { SequencesClient::new(ch).next(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Deduplicated, msg).await?;
         Ok(IdRange {
             first: r.first,
             count: r.count,
@@ -81,12 +75,7 @@ impl Client {
             name: name.as_bytes().to_vec(),
             consistency: Consistency::Linearizable.pb(),
         };
-        let r = self
-            .call("seq.peek", Safety::Idempotent, |ch, t| {
-                let msg = msg.clone();
-                async move { SequencesClient::new(ch).peek(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.unary(Safety::Idempotent, msg).await?;
         Ok(r.next)
     }
 }

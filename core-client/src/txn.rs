@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use kahuna_proto::v1 as pb;
-use kahuna_proto::v1::kv_client::KvClient;
 
-use crate::client::{request, Client};
+use crate::client::{Client, HasHeader};
 use crate::error::{Error, Result};
-use crate::kv::{Fence, KeyValue};
+use crate::kv::{wire_enum, Fence, KeyValue};
 use crate::retry::Safety;
 
 /// How a [`Compare`] relates the stored thing to the given one.
@@ -28,16 +27,7 @@ pub enum CompareOp {
     Less,
 }
 
-impl CompareOp {
-    fn pb(self) -> i32 {
-        (match self {
-            CompareOp::Equal => pb::CompareOp::Equal,
-            CompareOp::NotEqual => pb::CompareOp::NotEqual,
-            CompareOp::Greater => pb::CompareOp::Greater,
-            CompareOp::Less => pb::CompareOp::Less,
-        }) as i32
-    }
-}
+wire_enum!(CompareOp => pb::CompareOp: Equal, NotEqual, Greater, Less);
 
 /// One condition of a transaction (persistent keys and locks).
 ///
@@ -381,16 +371,10 @@ impl Txn {
             fence: self.fence.as_ref().map(Fence::pb),
             request_id: Some(self.client.request_id()),
         };
-        let r = self
-            .client
-            .call("kv.txn", Safety::Deduplicated, |ch, t| {
-                let msg = msg.clone();
-                async move { KvClient::new(ch).txn(request(msg, t)).await }
-            })
-            .await?;
+        let r = self.client.unary(Safety::Deduplicated, msg).await?;
         Ok(TxnResult {
             succeeded: r.succeeded,
-            revision: r.header.as_ref().map_or(0, |h| h.revision),
+            revision: r.revision(),
             results: r
                 .results
                 .into_iter()

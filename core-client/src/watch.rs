@@ -14,13 +14,12 @@ use std::time::Duration;
 use futures::Stream;
 use kahuna_proto::v1 as pb;
 use kahuna_proto::v1::kv_client::KvClient;
-use tonic::{Response, Streaming};
+use tonic::Streaming;
 use tracing::debug;
 
-use crate::client::{Client, HasHeader};
+use crate::client::Client;
 use crate::error::{classify, Error, Failure, Result};
 use crate::kv::HistoryEvent;
-use crate::retry::Safety;
 
 /// Largest watch message accepted: a revision is never split across messages, and a
 /// sweep's may hold 1,000 removed keys of 4 KiB each on top of a 1 MiB batch.
@@ -79,18 +78,6 @@ impl WatchBatch {
     /// A progress notification: nothing changed up to [`WatchBatch::revision`].
     pub fn is_progress(&self) -> bool {
         self.events.is_empty()
-    }
-}
-
-/// An open stream and its first (`created`) message.
-struct Opened {
-    created: pb::WatchResponse,
-    stream: Streaming<pb::WatchResponse>,
-}
-
-impl HasHeader for Opened {
-    fn header(&self) -> Option<&pb::ResponseHeader> {
-        self.created.header.as_ref()
     }
 }
 
@@ -180,26 +167,21 @@ impl Watch {
         self.stream = None;
         let opened = self
             .client
-            .call("kv.watch", Safety::Idempotent, |ch, _| {
-                let request = request.clone();
-                async move {
-                    // No deadline on the request: the stream lives until the caller ends it.
-                    let mut stream = KvClient::new(ch)
+            .open_stream(
+                "kv.watch",
+                &request,
+                |ch, request| async move {
+                    KvClient::new(ch)
                         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .watch(tonic::Request::new(request))
-                        .await?
-                        .into_inner();
-                    match stream.message().await? {
-                        Some(created) if created.created => Ok(Response::new(Opened { created, stream })),
-                        _ => Err(tonic::Status::unavailable(
-                            "the watch stream ended before it was created",
-                        )),
-                    }
-                }
-            })
+                        .watch(request)
+                        .await
+                },
+                |first| first.created,
+                "the watch stream ended before it was created",
+            )
             .await?;
         // The first open learns where it starts; a reopen starts where it left off.
-        self.revision = self.revision.max(opened.created.revision);
+        self.revision = self.revision.max(opened.first.revision);
         self.stream = Some(opened.stream);
         self.opened = true;
         Ok(())

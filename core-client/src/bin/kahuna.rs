@@ -32,22 +32,10 @@ struct Cli {
     #[arg(long, env = "KAHUNA_CACERT", global = true)]
     cacert: Option<PathBuf>,
     /// TLS: this client's certificate (PEM), for a cluster that requires one.
-    #[arg(
-        long = "cert",
-        id = "tls_cert",
-        env = "KAHUNA_CERT",
-        requires = "tls_key",
-        global = true
-    )]
+    #[arg(long = "cert", env = "KAHUNA_CERT", requires = "tls_key", global = true)]
     tls_cert: Option<PathBuf>,
     /// TLS: the private key of --cert (PEM).
-    #[arg(
-        long = "key",
-        id = "tls_key",
-        env = "KAHUNA_KEY",
-        requires = "tls_cert",
-        global = true
-    )]
+    #[arg(long = "key", env = "KAHUNA_KEY", requires = "tls_cert", global = true)]
     tls_key: Option<PathBuf>,
     /// TLS: trust only a server certificate with this SHA-256 fingerprint (hex,
     /// colons allowed), whoever signed it.
@@ -154,6 +142,62 @@ impl Tier {
     }
 }
 
+/// The compares `kv set` and `kv del` share.
+#[derive(Args)]
+struct CompareFlags {
+    /// Only if the current value is this.
+    #[arg(long, conflicts_with = "if_revision")]
+    if_value: Option<String>,
+    /// Only if the key's mod revision is this (0: only if it does not exist).
+    #[arg(long)]
+    if_revision: Option<u64>,
+}
+
+impl CompareFlags {
+    fn condition(self) -> SetCondition {
+        match (self.if_value, self.if_revision) {
+            (Some(v), _) => SetCondition::IfValue(v.into_bytes()),
+            (None, Some(r)) => SetCondition::IfRevision(r),
+            (None, None) => SetCondition::Always,
+        }
+    }
+
+    /// `kv del` takes the compares only, which every delete condition is.
+    fn delete_condition(self) -> DeleteCondition {
+        match self.condition() {
+            SetCondition::IfValue(v) => DeleteCondition::IfValue(v),
+            SetCondition::IfRevision(r) => DeleteCondition::IfRevision(r),
+            _ => DeleteCondition::Always,
+        }
+    }
+}
+
+/// The conditions of `kv set`. With [`CompareFlags::condition`], the one place the
+/// flags become a [`SetCondition`].
+#[derive(Args)]
+struct SetConditionFlags {
+    /// Only if the key does not exist.
+    #[arg(long, conflicts_with_all = ["if_exists", "if_value", "if_revision"])]
+    if_not_exists: bool,
+    /// Only if the key exists.
+    #[arg(long, conflicts_with_all = ["if_value", "if_revision"])]
+    if_exists: bool,
+    #[command(flatten)]
+    compare: CompareFlags,
+}
+
+impl SetConditionFlags {
+    fn condition(self) -> SetCondition {
+        if self.if_not_exists {
+            SetCondition::IfNotExists
+        } else if self.if_exists {
+            SetCondition::IfExists
+        } else {
+            self.compare.condition()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum KvCmd {
     /// Set a key (exit 2 when a condition does not hold).
@@ -163,18 +207,8 @@ enum KvCmd {
         /// Expire after this long.
         #[arg(long, value_parser = parse_duration)]
         ttl: Option<Duration>,
-        /// Only if the key does not exist.
-        #[arg(long, conflicts_with_all = ["if_exists", "if_value", "if_revision"])]
-        if_not_exists: bool,
-        /// Only if the key exists.
-        #[arg(long, conflicts_with_all = ["if_value", "if_revision"])]
-        if_exists: bool,
-        /// Only if the current value is this (compare-and-set).
-        #[arg(long, conflicts_with = "if_revision")]
-        if_value: Option<String>,
-        /// Only if the key's mod revision is this (0: only if it does not exist).
-        #[arg(long)]
-        if_revision: Option<u64>,
+        #[command(flatten)]
+        condition: SetConditionFlags,
         #[command(flatten)]
         tier: Tier,
     },
@@ -190,12 +224,8 @@ enum KvCmd {
     /// Delete a key (exit 2 when a condition does not hold, 3 when there was none).
     Del {
         key: String,
-        /// Only if the current value is this.
-        #[arg(long, conflicts_with = "if_revision")]
-        if_value: Option<String>,
-        /// Only if the key's mod revision is this.
-        #[arg(long)]
-        if_revision: Option<u64>,
+        #[command(flatten)]
+        condition: CompareFlags,
         #[command(flatten)]
         tier: Tier,
     },
@@ -675,26 +705,12 @@ async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
             key,
             value,
             ttl,
-            if_not_exists,
-            if_exists,
-            if_value,
-            if_revision,
+            condition,
             tier,
         } => {
-            let condition = if if_not_exists {
-                SetCondition::IfNotExists
-            } else if if_exists {
-                SetCondition::IfExists
-            } else if let Some(v) = if_value {
-                SetCondition::IfValue(v.into_bytes())
-            } else if let Some(r) = if_revision {
-                SetCondition::IfRevision(r)
-            } else {
-                SetCondition::Always
-            };
             let options = SetOptions {
                 ttl,
-                condition,
+                condition: condition.condition(),
                 durability: tier.durability(),
                 fence: None,
             };
@@ -733,19 +749,9 @@ async fn kv(client: &Client, out: &Out, cmd: KvCmd) -> anyhow::Result<u8> {
             }
             Ok(if kv.is_some() { 0 } else { EXIT_NOT_FOUND })
         }
-        KvCmd::Del {
-            key,
-            if_value,
-            if_revision,
-            tier,
-        } => {
-            let condition = match (if_value, if_revision) {
-                (Some(v), _) => DeleteCondition::IfValue(v.into_bytes()),
-                (None, Some(r)) => DeleteCondition::IfRevision(r),
-                (None, None) => DeleteCondition::Always,
-            };
+        KvCmd::Del { key, condition, tier } => {
             let options = DeleteOptions {
-                condition,
+                condition: condition.delete_condition(),
                 durability: tier.durability(),
                 fence: None,
             };
