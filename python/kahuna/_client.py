@@ -305,9 +305,9 @@ class _Calls:
         ephemeral: bool = False,
         fence: Any = None,
     ) -> Any:
-        cond, cv, cr = _set_cond(if_not_exists, if_exists, if_value, if_revision)
+        cond = _set_cond(if_not_exists, if_exists, if_value, if_revision)
         return self._call(
-            _set_result, self._n.set, key, _b(value), _opt_secs(ttl, "ttl"), cond, cv, cr, ephemeral, _fence(fence)
+            _set_result, self._n.set, key, _b(value), _opt_secs(ttl, "ttl"), cond, ephemeral, _fence(fence)
         )
 
     def compare_and_set(self, key: str, expected: Value, value: Value, *, ttl: Optional[Seconds] = None) -> Any:
@@ -327,13 +327,8 @@ class _Calls:
     ) -> Any:
         if if_value is not None and if_revision is not None:
             raise ValueError("give at most one of if_value, if_revision")
-        if if_value is not None:
-            cond, cv, cr = "if_value", _b(if_value), 0
-        elif if_revision is not None:
-            cond, cv, cr = "if_revision", b"", int(if_revision)
-        else:
-            cond, cv, cr = "always", b"", 0
-        return self._call(_delete_result, self._n.delete, key, cond, cv, cr, ephemeral, _fence(fence))
+        cond = _set_cond(False, False, if_value, if_revision)
+        return self._call(_delete_result, self._n.delete, key, cond, ephemeral, _fence(fence))
 
     def extend(self, key: str, ttl: Optional[Seconds] = None, *, ephemeral: bool = False) -> Any:
         return self._call(_set_result, self._n.extend, key, _opt_secs(ttl, "ttl"), ephemeral)
@@ -351,7 +346,7 @@ class _Calls:
         stale: bool = False,
         ephemeral: bool = False,
     ) -> Any:
-        return self._call(_scan_page, self._n.scan, prefix, limit, page_token, keys_only, stale, ephemeral)
+        return self._call(_scan_page, self._n.scan, prefix, None, limit, page_token, keys_only, stale, ephemeral)
 
     def scan_range(
         self,
@@ -364,9 +359,7 @@ class _Calls:
         stale: bool = False,
         ephemeral: bool = False,
     ) -> Any:
-        return self._call(
-            _scan_page, self._n.scan_range, start, end, limit, page_token, keys_only, stale, ephemeral
-        )
+        return self._call(_scan_page, self._n.scan, start, end, limit, page_token, keys_only, stale, ephemeral)
 
     # batches
     def get_many(self, keys: Iterable[str], *, stale: bool = False, ephemeral: bool = False) -> Any:

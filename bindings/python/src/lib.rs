@@ -41,6 +41,7 @@ mod batch;
 mod election;
 mod ratelimit;
 mod shutdown;
+mod stream;
 mod watch;
 use batch::many_keys;
 use election::{leader, Held, NativeObserver};
@@ -260,8 +261,79 @@ where
     }
 }
 
+/// A native call: the future that makes it and the conversion of its result for Python.
+struct Call<F, C> {
+    fut: F,
+    conv: C,
+}
+
+/// Pairs a call's future with its conversion; the bounds here let a conversion closure's
+/// `Python<'_>` argument be inferred for every lifetime, as [`run`] needs.
+fn call<T, F, C>(fut: F, conv: C) -> Call<F, C>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+    C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    Call { fut, conv }
+}
+
+impl<F, C> Call<F, C> {
+    fn run<T>(self, py: Python<'_>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+        C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+    {
+        run(py, cb, self.fut, self.conv)
+    }
+}
+
+/// A `#[pymethods]` block of a handle class: the methods under `impl` as written, then
+/// its native calls, which all have one shape. `fn name(args) |py, h| { ...; call(future,
+/// conversion) }` becomes the method `name(args, cb=None)` that clones `self.<field>`
+/// into `h` and runs the [`Call`] its body builds through [`run`]: blocking with the GIL
+/// released when `cb` is None, else spawned with `cb` as the completion callback. The body
+/// may return an error (`?`) before anything runs.
+macro_rules! pymethods_with_calls {
+    (
+        impl $class:ident { $($method:tt)* }
+        calls($field:ident) {
+            $(
+                $(#[$meta:meta])*
+                fn $name:ident($($arg:ident: $ty:ty),* $(,)?) |$py:ident, $handle:ident| $body:block
+            )*
+        }
+    ) => {
+        #[pymethods]
+        impl $class {
+            $($method)*
+            $(
+                $(#[$meta])*
+                #[pyo3(signature = ($($arg,)* cb=None))]
+                #[allow(clippy::too_many_arguments)]
+                fn $name(&self, $py: Python<'_>, $($arg: $ty,)* cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+                    let $handle = self.$field.clone();
+                    let call: Call<_, _> = $body;
+                    call.run($py, cb)
+                }
+            )*
+        }
+    };
+}
+
 fn any<T: for<'py> IntoPyObject<'py>>(py: Python<'_>, v: T) -> PyResult<Py<PyAny>> {
     v.into_py_any(py)
+}
+
+/// A core error from checking a call's arguments, raised before the call runs.
+fn checked<T>(py: Python<'_>, r: Result<T, Error>) -> PyResult<T> {
+    r.map_err(|e| to_pyerr(py, &e))
+}
+
+/// The result of a call that returns nothing.
+fn none(py: Python<'_>, (): ()) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
 }
 
 type KvTuple = (String, Py<PyBytes>, u64, u64, u64, Option<u64>);
@@ -359,21 +431,25 @@ fn status(py: Python<'_>, s: ClusterStatus) -> PyResult<Py<PyAny>> {
     )
 }
 
-fn set_condition(kind: &str, value: &[u8], revision: u64) -> Result<SetCondition, Error> {
-    Ok(match kind {
+/// `(kind, value, revision)`: a write's condition, with the value for `if_value` and the
+/// revision for `if_revision`.
+type ConditionArg = (String, Vec<u8>, u64);
+
+fn set_condition((kind, value, revision): ConditionArg) -> Result<SetCondition, Error> {
+    Ok(match kind.as_str() {
         "always" => SetCondition::Always,
         "if_not_exists" => SetCondition::IfNotExists,
         "if_exists" => SetCondition::IfExists,
-        "if_value" => SetCondition::IfValue(value.to_vec()),
+        "if_value" => SetCondition::IfValue(value),
         "if_revision" => SetCondition::IfRevision(revision),
         other => return Err(invalid(format!("unknown set condition {other:?}"))),
     })
 }
 
-fn delete_condition(kind: &str, value: &[u8], revision: u64) -> Result<DeleteCondition, Error> {
-    Ok(match kind {
+fn delete_condition((kind, value, revision): ConditionArg) -> Result<DeleteCondition, Error> {
+    Ok(match kind.as_str() {
         "always" => DeleteCondition::Always,
-        "if_value" => DeleteCondition::IfValue(value.to_vec()),
+        "if_value" => DeleteCondition::IfValue(value),
         "if_revision" => DeleteCondition::IfRevision(revision),
         other => return Err(invalid(format!("unknown delete condition {other:?}"))),
     })
@@ -456,11 +532,11 @@ fn connect(
             ..ClientOptions::default()
         })
     })();
-    let options = built.map_err(|e| to_pyerr(py, &e))?;
+    let options = checked(py, built)?;
     let rt = runtime()?;
     let client = {
         let _enter = rt.enter();
-        Client::connect_lazy(endpoints, options).map_err(|e| to_pyerr(py, &e))?
+        checked(py, Client::connect_lazy(endpoints, options))?
     };
     let conv = |py: Python<'_>, c: Client| any(py, NativeClient::new(c));
     if lazy {
@@ -522,590 +598,331 @@ fn bytes_arg(b: &Bound<'_, PyBytes>) -> Vec<u8> {
     b.as_bytes().to_vec()
 }
 
-#[pymethods]
-impl NativeClient {
-    fn client_id(&self) -> String {
-        self.client.client_id().to_owned()
-    }
-
-    fn endpoints(&self) -> Vec<String> {
-        self.client.endpoints()
-    }
-
-    fn leader(&self) -> Option<String> {
-        self.client.leader()
-    }
-
-    fn with_timeout(&self, py: Python<'_>, timeout: f64) -> PyResult<NativeClient> {
-        let t = duration(timeout, "timeout").map_err(|e| to_pyerr(py, &e))?;
-        if t.is_zero() {
-            return Err(PyValueError::new_err("timeout must be greater than zero"));
+pymethods_with_calls! {
+    impl NativeClient {
+        fn client_id(&self) -> String {
+            self.client.client_id().to_owned()
         }
-        Ok(NativeClient::new(self.client.with_timeout(t)))
-    }
 
-    #[pyo3(signature = (key, revision, stale, ephemeral, cb=None))]
-    fn get(
-        &self,
-        py: Python<'_>,
-        key: String,
-        revision: u64,
-        stale: bool,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = GetOptions {
-            revision: (revision != 0).then_some(revision),
-            consistency: consistency(stale),
-            durability: durability(ephemeral),
-        };
-        run(
-            py,
-            cb,
-            async move { c.get_with(&key, options).await },
-            |py, r: Option<KeyValue>| any(py, r.map(|k| kv(py, k))),
-        )
-    }
+        fn endpoints(&self) -> Vec<String> {
+            self.client.endpoints()
+        }
 
-    #[pyo3(signature = (key, value, ttl, condition, cond_value, cond_revision, ephemeral, fence_, cb=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn set(
-        &self,
-        py: Python<'_>,
-        key: String,
-        value: &Bound<'_, PyBytes>,
-        ttl: Option<f64>,
-        condition: &str,
-        cond_value: &Bound<'_, PyBytes>,
-        cond_revision: u64,
-        ephemeral: bool,
-        fence_: Option<FenceArg>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let value = bytes_arg(value);
-        let options = (|| -> Result<SetOptions, Error> {
-            Ok(SetOptions {
-                ttl: opt_duration(ttl, "ttl")?,
-                condition: set_condition(condition, cond_value.as_bytes(), cond_revision)?,
-                durability: durability(ephemeral),
-                fence: fence(fence_),
-            })
-        })()
-        .map_err(|e| to_pyerr(py, &e))?;
-        run(
-            py,
-            cb,
-            async move { c.set_with(&key, value, options).await },
-            set_result,
-        )
-    }
+        fn leader(&self) -> Option<String> {
+            self.client.leader()
+        }
 
-    #[pyo3(signature = (key, condition, cond_value, cond_revision, ephemeral, fence_, cb=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn delete(
-        &self,
-        py: Python<'_>,
-        key: String,
-        condition: &str,
-        cond_value: &Bound<'_, PyBytes>,
-        cond_revision: u64,
-        ephemeral: bool,
-        fence_: Option<FenceArg>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = DeleteOptions {
-            condition: delete_condition(condition, cond_value.as_bytes(), cond_revision)
-                .map_err(|e| to_pyerr(py, &e))?,
-            durability: durability(ephemeral),
-            fence: fence(fence_),
-        };
-        run(py, cb, async move { c.delete_with(&key, options).await }, delete_result)
-    }
-
-    #[pyo3(signature = (key, ttl, ephemeral, cb=None))]
-    fn extend(
-        &self,
-        py: Python<'_>,
-        key: String,
-        ttl: Option<f64>,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let ttl = opt_duration(ttl, "ttl").map_err(|e| to_pyerr(py, &e))?;
-        run(
-            py,
-            cb,
-            async move { c.extend_with(&key, ttl, durability(ephemeral)).await },
-            set_result,
-        )
-    }
-
-    #[pyo3(signature = (key, stale, ephemeral, cb=None))]
-    fn exists(
-        &self,
-        py: Python<'_>,
-        key: String,
-        stale: bool,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.exists_with(&key, consistency(stale), durability(ephemeral)).await },
-            |py, r: Option<u64>| any(py, r),
-        )
-    }
-
-    #[pyo3(signature = (prefix, limit, page_token, keys_only, stale, ephemeral, cb=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn scan(
-        &self,
-        py: Python<'_>,
-        prefix: String,
-        limit: u32,
-        page_token: Option<&Bound<'_, PyBytes>>,
-        keys_only: bool,
-        stale: bool,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = scan_options(limit, page_token, keys_only, stale, ephemeral);
-        run(py, cb, async move { c.scan(&prefix, options).await }, scan_page)
-    }
-
-    /// One page of the keys in `[start, end)` (an empty `end`: to the last key).
-    #[pyo3(signature = (start, end, limit, page_token, keys_only, stale, ephemeral, cb=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn scan_range(
-        &self,
-        py: Python<'_>,
-        start: String,
-        end: String,
-        limit: u32,
-        page_token: Option<&Bound<'_, PyBytes>>,
-        keys_only: bool,
-        stale: bool,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = scan_options(limit, page_token, keys_only, stale, ephemeral);
-        run(
-            py,
-            cb,
-            async move { c.scan_range(&start, &end, options).await },
-            scan_page,
-        )
-    }
-
-    /// The keys of `keys` that exist, at one revision: `([kv, ...], revision)`.
-    #[pyo3(signature = (keys, stale, ephemeral, cb=None))]
-    fn get_many(
-        &self,
-        py: Python<'_>,
-        keys: Vec<String>,
-        stale: bool,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = GetOptions {
-            revision: None,
-            consistency: consistency(stale),
-            durability: durability(ephemeral),
-        };
-        run(
-            py,
-            cb,
-            async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                c.get_many(&keys, options).await
-            },
-            many_keys,
-        )
-    }
-
-    /// Writes every `(key, value)` atomically; the revision of the write.
-    #[pyo3(signature = (items, cb=None))]
-    fn set_many(&self, py: Python<'_>, items: Vec<(String, Vec<u8>)>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move {
-                let items: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-                c.set_many(&items).await
-            },
-            |py, r: u64| any(py, r),
-        )
-    }
-
-    /// Deletes every key of `keys` atomically; how many existed.
-    #[pyo3(signature = (keys, cb=None))]
-    fn delete_many(&self, py: Python<'_>, keys: Vec<String>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                c.delete_many(&keys).await
-            },
-            |py, n: usize| any(py, n),
-        )
-    }
-
-    #[pyo3(signature = (key, limit, cb=None))]
-    fn history(&self, py: Python<'_>, key: String, limit: u32, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.history(&key, limit).await }, history)
-    }
-
-    /// Opens a watch once the server has it in place: a `Watch` handle.
-    #[pyo3(signature = (key, prefix, start_revision, progress_interval, cb=None))]
-    fn watch(
-        &self,
-        py: Python<'_>,
-        key: String,
-        prefix: bool,
-        start_revision: u64,
-        progress_interval: f64,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = WatchOptions {
-            prefix,
-            start_revision,
-            progress_interval: duration(progress_interval, "progress_interval").map_err(|e| to_pyerr(py, &e))?,
-        };
-        run(py, cb, async move { c.watch(&key, options).await }, |py, w| {
-            any(py, NativeWatch::new(w))
-        })
-    }
-
-    #[pyo3(signature = (compares, then, otherwise, fence_, cb=None))]
-    fn txn(
-        &self,
-        py: Python<'_>,
-        compares: Vec<CompareArg>,
-        then: Vec<OpArg>,
-        otherwise: Vec<OpArg>,
-        fence_: Option<FenceArg>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let built = (|| -> Result<kahuna_client::Txn, Error> {
-            let mut t = self.client.txn();
-            for c in &compares {
-                t = t.when(compare(c)?);
+        fn with_timeout(&self, py: Python<'_>, timeout: f64) -> PyResult<NativeClient> {
+            let t = checked(py, duration(timeout, "timeout"))?;
+            if t.is_zero() {
+                return Err(PyValueError::new_err("timeout must be greater than zero"));
             }
-            for o in &then {
-                t = t.then(txn_op(o)?);
-            }
-            for o in &otherwise {
-                t = t.otherwise(txn_op(o)?);
-            }
-            if let Some(f) = fence(fence_) {
-                t = t.fence(f);
-            }
-            Ok(t)
-        })();
-        let t = built.map_err(|e| to_pyerr(py, &e))?;
-        run(py, cb, async move { t.commit().await }, txn_result)
-    }
+            Ok(NativeClient::new(self.client.with_timeout(t)))
+        }
 
-    #[pyo3(signature = (name, count, idempotency_key, cb=None))]
-    fn next(
-        &self,
-        py: Python<'_>,
-        name: String,
-        count: u64,
-        idempotency_key: Option<String>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.next(&name, count, idempotency_key.as_deref()).await },
-            |py, r: kahuna_client::IdRange| any(py, (r.first, r.count, r.replayed)),
-        )
-    }
-
-    #[pyo3(signature = (name, cb=None))]
-    fn peek_sequence(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.peek_sequence(&name).await }, |py, r: u64| {
-            any(py, r)
-        })
-    }
-
-    /// Takes `cost` units from the limiter `name` if it has them:
-    /// `(allowed, remaining, retry_after_seconds, revision)`.
-    #[pyo3(signature = (name, policy, cost, ephemeral, cb=None))]
-    fn check_rate(
-        &self,
-        py: Python<'_>,
-        name: String,
-        policy: PolicyArg,
-        cost: u64,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let policy = ratelimit::policy(&policy).map_err(|e| to_pyerr(py, &e))?;
-        run(
-            py,
-            cb,
-            async move { c.check_rate_with(&name, policy, cost, durability(ephemeral)).await },
-            |py, d| any(py, decision(d)),
-        )
-    }
-
-    #[pyo3(signature = (resource, ttl, wait, retry, ephemeral, owner, cb=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn lock(
-        &self,
-        py: Python<'_>,
-        resource: String,
-        ttl: f64,
-        wait: f64,
-        retry: f64,
-        ephemeral: bool,
-        owner: Option<String>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = (|| -> Result<LockOptions, Error> {
-            Ok(LockOptions {
-                ttl: duration(ttl, "ttl")?,
-                wait: duration(wait, "wait")?,
-                retry: duration(retry, "retry")?,
-                durability: durability(ephemeral),
-                owner,
-            })
-        })()
-        .map_err(|e| to_pyerr(py, &e))?;
-        run(
-            py,
-            cb,
-            async move { c.lock(&resource, options).await },
-            |py, g: LockGuard| any(py, NativeLock::new(g)),
-        )
-    }
-
-    /// Takes one of the `permits` permits of the semaphore `name` (persistent): a `Lock`
-    /// handle holding the permit (its own lease and fencing token), or not acquired when
-    /// `wait` passed first.
-    #[pyo3(signature = (name, permits, ttl, wait, retry, owner, cb=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn acquire_permit(
-        &self,
-        py: Python<'_>,
-        name: String,
-        permits: u32,
-        ttl: f64,
-        wait: f64,
-        retry: f64,
-        owner: Option<String>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = (|| -> Result<LockOptions, Error> {
-            Ok(LockOptions {
-                ttl: duration(ttl, "ttl")?,
-                wait: duration(wait, "wait")?,
-                retry: duration(retry, "retry")?,
-                durability: Durability::Persistent,
-                owner,
-            })
-        })()
-        .map_err(|e| to_pyerr(py, &e))?;
-        run(
-            py,
-            cb,
-            async move { c.acquire_permit(&name, permits, options).await },
-            |py, g: LockGuard| any(py, NativeLock::new(g)),
-        )
-    }
-
-    /// Campaigns in election `name`: a `Lock` handle holding the leadership, or None
-    /// when `wait` (seconds; None: forever) passed first.
-    #[pyo3(signature = (name, value, ttl, wait, cb=None))]
-    fn campaign(
-        &self,
-        py: Python<'_>,
-        name: String,
-        value: Vec<u8>,
-        ttl: f64,
-        wait: Option<f64>,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        let options = (|| -> Result<CampaignOptions, Error> {
-            Ok(CampaignOptions {
-                ttl: duration(ttl, "ttl")?,
-                wait: opt_duration(wait, "wait")?,
-            })
-        })()
-        .map_err(|e| to_pyerr(py, &e))?;
-        run(
-            py,
-            cb,
-            async move { c.campaign(&name, value, options).await },
-            |py, l: Option<Leadership>| any(py, l.map(NativeLock::leader)),
-        )
-    }
-
-    /// The leader of election `name` as `(owner, epoch, value)`, or None.
-    #[pyo3(signature = (name, cb=None))]
-    fn election_leader(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.election_leader(&name).await },
-            |py, l: Option<Leader>| any(py, l.map(|l| leader(py, l))),
-        )
-    }
-
-    /// Opens an observer of election `name`: an `Observer` handle.
-    #[pyo3(signature = (name, cb=None))]
-    fn observe(&self, py: Python<'_>, name: String, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.observe(&name).await }, |py, o: Observer| {
-            any(py, NativeObserver::new(o))
-        })
-    }
-
-    #[pyo3(signature = (resource, owner, ephemeral, cb=None))]
-    fn unlock(
-        &self,
-        py: Python<'_>,
-        resource: String,
-        owner: String,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.unlock(&resource, &owner, durability(ephemeral)).await },
-            |py, r: bool| any(py, r),
-        )
-    }
-
-    #[pyo3(signature = (resource, ephemeral, cb=None))]
-    fn lock_info(
-        &self,
-        py: Python<'_>,
-        resource: String,
-        ephemeral: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.lock_info(&resource, durability(ephemeral)).await },
-            |py, r: Option<LockInfo>| any(py, r.as_ref().map(lock_info)),
-        )
-    }
-
-    #[pyo3(signature = (cb=None))]
-    fn status(&self, py: Python<'_>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.status().await }, status)
-    }
-
-    #[pyo3(signature = (cb=None))]
-    fn members(&self, py: Python<'_>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.members().await }, members)
-    }
-
-    #[pyo3(signature = (node_id, peer_addr, cb=None))]
-    fn add_learner(
-        &self,
-        py: Python<'_>,
-        node_id: u64,
-        peer_addr: String,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.add_learner(node_id, &peer_addr).await }, members)
-    }
-
-    #[pyo3(signature = (voters, retain, cb=None))]
-    fn change_membership(
-        &self,
-        py: Python<'_>,
-        voters: Vec<u64>,
-        retain: bool,
-        cb: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.change_membership(&voters, retain).await },
-            members,
-        )
-    }
-
-    #[pyo3(signature = (node_id, cb=None))]
-    fn promote(&self, py: Python<'_>, node_id: u64, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.promote(node_id).await }, members)
-    }
-
-    #[pyo3(signature = (node_id, cb=None))]
-    fn remove_member(&self, py: Python<'_>, node_id: u64, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(py, cb, async move { c.remove_member(node_id).await }, members)
-    }
-
-    #[pyo3(signature = (cb=None))]
-    fn trigger_snapshot(&self, py: Python<'_>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let c = self.client.clone();
-        run(
-            py,
-            cb,
-            async move { c.trigger_snapshot().await },
-            |py, ()| Ok(py.None()),
-        )
-    }
-
-    /// `n` sequential gets of `key` from the Rust core alone (no Python in the loop), for
-    /// measuring the cost of the crossing; returns the elapsed seconds.
-    #[pyo3(signature = (key, n, stale=false))]
-    fn bench_core_gets(&self, py: Python<'_>, key: String, n: u32, stale: bool) -> PyResult<f64> {
-        let c = self.client.clone();
-        let options = GetOptions {
-            consistency: consistency(stale),
-            ..GetOptions::default()
-        };
-        run(
-            py,
-            None,
-            async move {
+        /// `n` sequential gets of `key` from the Rust core alone (no Python in the loop),
+        /// for measuring the cost of the crossing; returns the elapsed seconds.
+        #[pyo3(signature = (key, n, stale=false))]
+        fn bench_core_gets(&self, py: Python<'_>, key: String, n: u32, stale: bool) -> PyResult<f64> {
+            let c = self.client.clone();
+            let options = GetOptions {
+                consistency: consistency(stale),
+                ..GetOptions::default()
+            };
+            let timed = async move {
                 let start = Instant::now();
                 for _ in 0..n {
                     c.get_with(&key, options.clone()).await?;
                 }
                 Ok(start.elapsed().as_secs_f64())
-            },
-            |py, s: f64| any(py, s),
-        )?
-        .extract(py)
+            };
+            run(py, None, timed, |py, s: f64| any(py, s))?.extract(py)
+        }
     }
+
+    calls(client) {
+        fn get(key: String, revision: u64, stale: bool, ephemeral: bool) |py, c| {
+            let options = GetOptions {
+                revision: (revision != 0).then_some(revision),
+                consistency: consistency(stale),
+                durability: durability(ephemeral),
+            };
+            call(async move { c.get_with(&key, options).await }, |py, r: Option<KeyValue>| {
+                any(py, r.map(|k| kv(py, k)))
+            })
+        }
+
+        fn set(
+            key: String,
+            value: &Bound<'_, PyBytes>,
+            ttl: Option<f64>,
+            condition: ConditionArg,
+            ephemeral: bool,
+            fence_: Option<FenceArg>,
+        ) |py, c| {
+            let value = bytes_arg(value);
+            let options = (|| -> Result<SetOptions, Error> {
+                Ok(SetOptions {
+                    ttl: opt_duration(ttl, "ttl")?,
+                    condition: set_condition(condition)?,
+                    durability: durability(ephemeral),
+                    fence: fence(fence_),
+                })
+            })();
+            let options = checked(py, options)?;
+            call(async move { c.set_with(&key, value, options).await }, set_result)
+        }
+
+        fn delete(key: String, condition: ConditionArg, ephemeral: bool, fence_: Option<FenceArg>) |py, c| {
+            let options = DeleteOptions {
+                condition: checked(py, delete_condition(condition))?,
+                durability: durability(ephemeral),
+                fence: fence(fence_),
+            };
+            call(async move { c.delete_with(&key, options).await }, delete_result)
+        }
+
+        fn extend(key: String, ttl: Option<f64>, ephemeral: bool) |py, c| {
+            let ttl = checked(py, opt_duration(ttl, "ttl"))?;
+            call(async move { c.extend_with(&key, ttl, durability(ephemeral)).await }, set_result)
+        }
+
+        fn exists(key: String, stale: bool, ephemeral: bool) |py, c| {
+            call(
+                async move { c.exists_with(&key, consistency(stale), durability(ephemeral)).await },
+                |py, r: Option<u64>| any(py, r),
+            )
+        }
+
+        /// One page of the keys under `start` (`end` None: a prefix scan) or in
+        /// `[start, end)` (an empty `end`: to the last key).
+        fn scan(
+            start: String,
+            end: Option<String>,
+            limit: u32,
+            page_token: Option<&Bound<'_, PyBytes>>,
+            keys_only: bool,
+            stale: bool,
+            ephemeral: bool,
+        ) |py, c| {
+            let options = scan_options(limit, page_token, keys_only, stale, ephemeral);
+            let read = async move {
+                match end {
+                    None => c.scan(&start, options).await,
+                    Some(end) => c.scan_range(&start, &end, options).await,
+                }
+            };
+            call(read, scan_page)
+        }
+
+        /// The keys of `keys` that exist, at one revision: `([kv, ...], revision)`.
+        fn get_many(keys: Vec<String>, stale: bool, ephemeral: bool) |py, c| {
+            let options = GetOptions {
+                revision: None,
+                consistency: consistency(stale),
+                durability: durability(ephemeral),
+            };
+            let read = async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                c.get_many(&keys, options).await
+            };
+            call(read, many_keys)
+        }
+
+        /// Writes every `(key, value)` atomically; the revision of the write.
+        fn set_many(items: Vec<(String, Vec<u8>)>) |py, c| {
+            let write = async move {
+                let items: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                c.set_many(&items).await
+            };
+            call(write, |py, r: u64| any(py, r))
+        }
+
+        /// Deletes every key of `keys` atomically; how many existed.
+        fn delete_many(keys: Vec<String>) |py, c| {
+            let write = async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                c.delete_many(&keys).await
+            };
+            call(write, |py, n: usize| any(py, n))
+        }
+
+        fn history(key: String, limit: u32) |py, c| {
+            call(async move { c.history(&key, limit).await }, history)
+        }
+
+        /// Opens a watch once the server has it in place: a `Watch` handle.
+        fn watch(key: String, prefix: bool, start_revision: u64, progress_interval: f64) |py, c| {
+            let options = WatchOptions {
+                prefix,
+                start_revision,
+                progress_interval: checked(py, duration(progress_interval, "progress_interval"))?,
+            };
+            call(async move { c.watch(&key, options).await }, |py, w| any(py, NativeWatch::new(w)))
+        }
+
+        fn txn(compares: Vec<CompareArg>, then: Vec<OpArg>, otherwise: Vec<OpArg>, fence_: Option<FenceArg>) |py, c| {
+            let built = (|| -> Result<kahuna_client::Txn, Error> {
+                let mut t = c.txn();
+                for cmp in &compares {
+                    t = t.when(compare(cmp)?);
+                }
+                for o in &then {
+                    t = t.then(txn_op(o)?);
+                }
+                for o in &otherwise {
+                    t = t.otherwise(txn_op(o)?);
+                }
+                if let Some(f) = fence(fence_) {
+                    t = t.fence(f);
+                }
+                Ok(t)
+            })();
+            let t = checked(py, built)?;
+            call(async move { t.commit().await }, txn_result)
+        }
+
+        fn next(name: String, count: u64, idempotency_key: Option<String>) |py, c| {
+            call(
+                async move { c.next(&name, count, idempotency_key.as_deref()).await },
+                |py, r: kahuna_client::IdRange| any(py, (r.first, r.count, r.replayed)),
+            )
+        }
+
+        fn peek_sequence(name: String) |py, c| {
+            call(async move { c.peek_sequence(&name).await }, |py, r: u64| any(py, r))
+        }
+
+        /// Takes `cost` units from the limiter `name` if it has them:
+        /// `(allowed, remaining, retry_after_seconds, revision)`.
+        fn check_rate(name: String, policy: PolicyArg, cost: u64, ephemeral: bool) |py, c| {
+            let policy = checked(py, ratelimit::policy(&policy))?;
+            call(
+                async move { c.check_rate_with(&name, policy, cost, durability(ephemeral)).await },
+                |py, d| any(py, decision(d)),
+            )
+        }
+
+        fn lock(
+            resource: String,
+            ttl: f64,
+            wait: f64,
+            retry: f64,
+            ephemeral: bool,
+            owner: Option<String>,
+        ) |py, c| {
+            let options = checked(py, lock_options(ttl, wait, retry, durability(ephemeral), owner))?;
+            call(async move { c.lock(&resource, options).await }, lock_handle)
+        }
+
+        /// Takes one of the `permits` permits of the semaphore `name` (persistent): a
+        /// `Lock` handle holding the permit (its own lease and fencing token), or not
+        /// acquired when `wait` passed first.
+        fn acquire_permit(
+            name: String,
+            permits: u32,
+            ttl: f64,
+            wait: f64,
+            retry: f64,
+            owner: Option<String>,
+        ) |py, c| {
+            let options = checked(py, lock_options(ttl, wait, retry, Durability::Persistent, owner))?;
+            call(async move { c.acquire_permit(&name, permits, options).await }, lock_handle)
+        }
+
+        /// Campaigns in election `name`: a `Lock` handle holding the leadership, or None
+        /// when `wait` (seconds; None: forever) passed first.
+        fn campaign(name: String, value: Vec<u8>, ttl: f64, wait: Option<f64>) |py, c| {
+            let options = (|| -> Result<CampaignOptions, Error> {
+                Ok(CampaignOptions {
+                    ttl: duration(ttl, "ttl")?,
+                    wait: opt_duration(wait, "wait")?,
+                })
+            })();
+            let options = checked(py, options)?;
+            call(
+                async move { c.campaign(&name, value, options).await },
+                |py, l: Option<Leadership>| any(py, l.map(NativeLock::leader)),
+            )
+        }
+
+        /// The leader of election `name` as `(owner, epoch, value)`, or None.
+        fn election_leader(name: String) |py, c| {
+            call(async move { c.election_leader(&name).await }, |py, l: Option<Leader>| {
+                any(py, l.map(|l| leader(py, l)))
+            })
+        }
+
+        /// Opens an observer of election `name`: an `Observer` handle.
+        fn observe(name: String) |py, c| {
+            call(async move { c.observe(&name).await }, |py, o: Observer| {
+                any(py, NativeObserver::new(o))
+            })
+        }
+
+        fn unlock(resource: String, owner: String, ephemeral: bool) |py, c| {
+            call(
+                async move { c.unlock(&resource, &owner, durability(ephemeral)).await },
+                |py, r: bool| any(py, r),
+            )
+        }
+
+        fn lock_info(resource: String, ephemeral: bool) |py, c| {
+            call(
+                async move { c.lock_info(&resource, durability(ephemeral)).await },
+                |py, r: Option<LockInfo>| any(py, r.as_ref().map(lock_info)),
+            )
+        }
+
+        fn status() |py, c| {
+            call(async move { c.status().await }, status)
+        }
+
+        fn members() |py, c| {
+            call(async move { c.members().await }, members)
+        }
+
+        fn add_learner(node_id: u64, peer_addr: String) |py, c| {
+            call(async move { c.add_learner(node_id, &peer_addr).await }, members)
+        }
+
+        fn change_membership(voters: Vec<u64>, retain: bool) |py, c| {
+            call(async move { c.change_membership(&voters, retain).await }, members)
+        }
+
+        fn promote(node_id: u64) |py, c| {
+            call(async move { c.promote(node_id).await }, members)
+        }
+
+        fn remove_member(node_id: u64) |py, c| {
+            call(async move { c.remove_member(node_id).await }, members)
+        }
+
+        fn trigger_snapshot() |py, c| {
+            call(async move { c.trigger_snapshot().await }, none)
+        }
+    }
+}
+
+/// The options of a lock attempt or a semaphore permit.
+fn lock_options(
+    ttl: f64,
+    wait: f64,
+    retry: f64,
+    durability: Durability,
+    owner: Option<String>,
+) -> Result<LockOptions, Error> {
+    Ok(LockOptions {
+        ttl: duration(ttl, "ttl")?,
+        wait: duration(wait, "wait")?,
+        retry: duration(retry, "retry")?,
+        durability,
+        owner,
+    })
+}
+
+fn lock_handle(py: Python<'_>, g: LockGuard) -> PyResult<Py<PyAny>> {
+    any(py, NativeLock::new(g))
 }
 
 /// A lock attempt's guard, or a leadership (the election's lock). Dropping it releases
@@ -1137,93 +954,86 @@ impl Drop for NativeLock {
     }
 }
 
-#[pymethods]
-impl NativeLock {
-    fn acquired(&self) -> bool {
-        self.guard.is_acquired()
-    }
-
-    fn fencing_token(&self) -> Option<u64> {
-        self.guard.fencing_token()
-    }
-
-    /// `(resource, token, ephemeral)` for fenced writes, or None when not acquired.
-    fn fence(&self) -> Option<FenceArg> {
-        self.guard
-            .fence()
-            .map(|f| (f.resource, f.token, f.durability == Durability::Ephemeral))
-    }
-
-    fn owner(&self) -> Option<String> {
-        self.guard.owner().map(str::to_owned)
-    }
-
-    fn holder(&self) -> Option<LockInfoTuple> {
-        self.guard.holder().map(lock_info)
-    }
-
-    fn trusted_for(&self) -> f64 {
-        self.guard.trusted_for().as_secs_f64()
-    }
-
-    fn lost_reason(&self) -> Option<String> {
-        self.guard.lost_reason()
-    }
-
-    /// Calls `cb(reason)` (from a runtime thread, with the GIL) once the lock is lost or
-    /// released; never when it was not acquired.
-    fn watch(&self, py: Python<'_>, cb: Py<PyAny>) -> PyResult<()> {
-        if self.guard.fencing_token().is_none() {
-            return Ok(());
+pymethods_with_calls! {
+    impl NativeLock {
+        fn acquired(&self) -> bool {
+            self.guard.is_acquired()
         }
-        let rt = runtime()?;
-        let lost = self.guard.lost_token();
-        let guard = Arc::downgrade(&self.guard);
-        let _ = py;
-        rt.spawn(async move {
-            lost.cancelled().await;
-            let reason = guard.upgrade().and_then(|g| g.lost_reason());
-            with_python(|py| {
-                if let Err(e) = cb.call1(py, (reason,)) {
-                    e.write_unraisable(py, None);
-                }
+
+        fn fencing_token(&self) -> Option<u64> {
+            self.guard.fencing_token()
+        }
+
+        /// `(resource, token, ephemeral)` for fenced writes, or None when not acquired.
+        fn fence(&self) -> Option<FenceArg> {
+            self.guard
+                .fence()
+                .map(|f| (f.resource, f.token, f.durability == Durability::Ephemeral))
+        }
+
+        fn owner(&self) -> Option<String> {
+            self.guard.owner().map(str::to_owned)
+        }
+
+        fn holder(&self) -> Option<LockInfoTuple> {
+            self.guard.holder().map(lock_info)
+        }
+
+        fn trusted_for(&self) -> f64 {
+            self.guard.trusted_for().as_secs_f64()
+        }
+
+        fn lost_reason(&self) -> Option<String> {
+            self.guard.lost_reason()
+        }
+
+        /// Calls `cb(reason)` (from a runtime thread, with the GIL) once the lock is lost
+        /// or released; never when it was not acquired.
+        fn watch(&self, py: Python<'_>, cb: Py<PyAny>) -> PyResult<()> {
+            if self.guard.fencing_token().is_none() {
+                return Ok(());
+            }
+            let rt = runtime()?;
+            let lost = self.guard.lost_token();
+            let guard = Arc::downgrade(&self.guard);
+            let _ = py;
+            rt.spawn(async move {
+                lost.cancelled().await;
+                let reason = guard.upgrade().and_then(|g| g.lost_reason());
+                with_python(|py| {
+                    if let Err(e) = cb.call1(py, (reason,)) {
+                        e.write_unraisable(py, None);
+                    }
+                });
             });
-        });
-        Ok(())
-    }
-
-    #[pyo3(signature = (ttl, cb=None))]
-    fn extend(&self, py: Python<'_>, ttl: Option<f64>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let g = self.guard.clone();
-        let ttl = opt_duration(ttl, "ttl").map_err(|e| to_pyerr(py, &e))?;
-        run(py, cb, async move { g.extend(ttl).await }, |py, ()| Ok(py.None()))
-    }
-
-    /// Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a
-    /// plain lock.
-    #[pyo3(signature = (value, cb=None))]
-    fn proclaim(&self, py: Python<'_>, value: Vec<u8>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        if !matches!(*self.guard, Held::Leader(_)) {
-            return Err(to_pyerr(py, &invalid("this lock is not a leadership")));
+            Ok(())
         }
-        let held = self.guard.clone();
-        run(
-            py,
-            cb,
-            async move {
+    }
+
+    calls(guard) {
+        fn extend(ttl: Option<f64>) |py, g| {
+            let ttl = checked(py, opt_duration(ttl, "ttl"))?;
+            call(async move { g.extend(ttl).await }, none)
+        }
+
+        /// Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a
+        /// plain lock.
+        fn proclaim(value: Vec<u8>) |py, held| {
+            let Held::Leader(_) = &*held else {
+                return Err(to_pyerr(py, &invalid("this lock is not a leadership")));
+            };
+            let announce = async move {
                 match &*held {
                     Held::Leader(l) => l.proclaim(value).await,
                     Held::Lock(_) => Err(invalid("this lock is not a leadership")),
                 }
-            },
-            |py, ()| Ok(py.None()),
-        )
-    }
+            };
+            call(announce, none)
+        }
 
-    #[pyo3(signature = (cb=None))]
-    fn release(&self, py: Python<'_>, cb: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let g = self.guard.clone();
-        run(py, cb, async move { g.release().await }, |py, r: bool| any(py, r))
+        fn release() |py, g| {
+            call(async move { g.release().await }, |py, r: bool| any(py, r))
+        }
     }
 }
 
