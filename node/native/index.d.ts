@@ -69,12 +69,12 @@ export declare class NativeClient {
   changeMembership(voters: Array<number>, retain: boolean, call?: CallOptions | undefined | null): Promise<Array<NativeMember>>
   promote(id: number, call?: CallOptions | undefined | null): Promise<Array<NativeMember>>
   removeMember(id: number, call?: CallOptions | undefined | null): Promise<Array<NativeMember>>
+  triggerSnapshot(call?: CallOptions | undefined | null): Promise<void>
   /**
    * `n` sequential gets of `key` made by the core client alone (no JavaScript in
    * between), for measuring the cost of the crossing: microseconds per call.
    */
   benchSequentialGets(key: string, n: number, stale?: boolean | undefined | null): Promise<number>
-  triggerSnapshot(call?: CallOptions | undefined | null): Promise<void>
 }
 
 /**

@@ -29,3 +29,11 @@ pub struct NativeSetManyItem {
     pub key: String,
     pub value: Buffer,
 }
+
+pub(crate) fn items_in(items: &[NativeSetManyItem]) -> Vec<(&str, &[u8])> {
+    items.iter().map(|i| (i.key.as_str(), i.value.as_ref())).collect()
+}
+
+pub(crate) fn strs(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
+}

@@ -4,19 +4,18 @@
 //! `NativeLock` holding it ([`Held::Leader`]): the lock's token, `waitLost` and
 //! `release` serve as epoch, lost and resign, and only `proclaim` is new.
 //!
-//! Observers follow watches (see `watch.rs`): the core [`Observer`] needs `&mut` for
-//! each `next`, so it sits behind an async mutex shared with the `next` in flight;
-//! `close()` ends a pending `next` with the closed marker.
+//! An observer is read and closed as a [`Subscription`], as a watch is; a closed
+//! observer's `next` resolves with the closed marker.
 
-use std::sync::Arc;
+use std::future::Future;
 
-use kahuna_client::{Leader, Observer};
+use kahuna_client::{Error, Leader, Observer};
 use napi::bindgen_prelude::Buffer;
 use napi::Result;
 use napi_derive::napi;
-use tokio_util::sync::CancellationToken;
 
-use super::{num, run, CallOptions};
+use super::subscription::{Source, Subscription};
+use super::{num, CallOptions};
 
 /// A lock handle holds either kind of lock (see [`kahuna_client::HeldLock`]).
 pub(crate) use kahuna_client::HeldLock as Held;
@@ -45,87 +44,56 @@ pub struct NativeObserved {
     pub leader: Option<NativeLeader>,
 }
 
+impl Source for Observer {
+    type Message = Option<Leader>;
+
+    fn next_message(&mut self) -> impl Future<Output = kahuna_client::Result<Option<Leader>>> + Send {
+        Observer::next(self)
+    }
+}
+
 /// An open election observer; closed by `close()` or when garbage-collected.
 #[napi]
 pub struct NativeObserver {
-    /// `None` once closed.
-    observer: Arc<tokio::sync::Mutex<Option<Observer>>>,
-    closed: CancellationToken,
+    observer: Subscription<Observer>,
 }
 
 impl NativeObserver {
     pub(crate) fn new(observer: Observer) -> NativeObserver {
         NativeObserver {
-            observer: Arc::new(tokio::sync::Mutex::new(Some(observer))),
-            closed: CancellationToken::new(),
+            observer: Subscription::new(observer),
         }
     }
 }
-
-/// Drops the core observer (and its stream) unless a `next` still holds it; that
-/// `next` drops it on its way out. Needs no runtime context (finalizers at exit).
-fn drop_observer(observer: &tokio::sync::Mutex<Option<Observer>>) {
-    if let Ok(mut o) = observer.try_lock() {
-        o.take();
-    }
-}
-
-impl Drop for NativeObserver {
-    fn drop(&mut self) {
-        self.closed.cancel();
-        drop_observer(&self.observer);
-    }
-}
-
-const CLOSED: NativeObserved = NativeObserved {
-    closed: true,
-    leader: None,
-};
 
 #[napi]
 impl NativeObserver {
     /// The leader now (first call), then after each change; `closed` once closed.
     #[napi]
     pub async fn next(&self, call: Option<CallOptions>) -> Result<NativeObserved> {
-        let observer = self.observer.clone();
-        let closed = self.closed.clone();
-        let next = async {
-            let mut guard = observer.lock().await;
-            let Some(o) = guard.as_mut() else {
-                return Ok(None);
-            };
-            Ok::<_, kahuna_client::Error>(Some(o.next().await?))
-        };
-        let seen = run(call.and_then(|c| c.cancel), async {
-            tokio::select! {
-                biased;
-                _ = closed.cancelled() => Ok(None),
-                r = next => r,
-            }
-        })
-        .await?;
-        if closed.is_cancelled() {
-            observer.lock().await.take();
-            return Ok(CLOSED);
-        }
-        Ok(match seen {
-            None => CLOSED,
-            Some(l) => NativeObserved {
-                closed: false,
-                leader: l.map(leader_out),
-            },
+        let seen = self.observer.next(call.and_then(|c| c.cancel)).await?;
+        Ok(NativeObserved {
+            closed: seen.is_none(),
+            leader: seen.flatten().map(leader_out),
         })
     }
 
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.observer.is_closed()
     }
 
     /// Closes the observer: a pending `next` resolves with `closed` at once.
     #[napi]
     pub fn close(&self) {
-        self.closed.cancel();
-        drop_observer(&self.observer);
+        self.observer.close();
+    }
+}
+
+/// Announces `value` as the leader; a plain lock has nothing to announce.
+pub(crate) async fn proclaim(held: &Held, value: Vec<u8>) -> kahuna_client::Result<()> {
+    match held {
+        Held::Leader(l) => l.proclaim(value).await,
+        Held::Lock(_) => Err(Error::InvalidArgument("this lock is not a leadership".into())),
     }
 }

@@ -3,7 +3,9 @@
 //! public API (names of Kahuna's TypeScript client, AbortSignal, error classes).
 //!
 //! - Every call is an `async fn` run on napi's tokio runtime (the core client's
-//!   runtime too): the JavaScript thread only converts arguments and results.
+//!   runtime too): the JavaScript thread only converts arguments and results. The
+//!   calls share one shape, declared once by [`calls!`]: each names its arguments, its
+//!   core call and its result's conversion.
 //! - Cancellation: JavaScript takes a token with [`cancel_new`], fires it with
 //!   [`cancel_fire`] when its AbortSignal aborts and frees it with [`cancel_free`]
 //!   once the call settled. A fired token drops the call's future, which cancels the
@@ -25,8 +27,8 @@ use std::time::Duration;
 
 use kahuna_client::{
     CampaignOptions, Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition,
-    DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, HistoryEvent, KeyValue, LockInfo, LockOptions,
-    Member, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, TxnOp, WatchOptions,
+    DeleteOptions, DeleteResult, Durability, Error, Fence, GetOptions, History, HistoryEvent, IdRange, KeyValue,
+    LockInfo, LockOptions, Member, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, Txn, TxnOp, TxnResult,
 };
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
 use napi::{Result, Status};
@@ -36,11 +38,12 @@ use tokio_util::sync::CancellationToken;
 mod batch;
 mod election;
 mod ratelimit;
+mod subscription;
 mod watch;
-use batch::{many_out, NativeManyKeys, NativeSetManyItem};
-use election::{leader_out, Held, NativeLeader, NativeObserver};
-use ratelimit::{decision_out, policy_in, NativeRateDecision, NativeRatePolicy};
-use watch::{NativeWatch, NativeWatchOptions};
+use batch::{items_in, many_out, strs, NativeManyKeys, NativeSetManyItem};
+use election::{leader_out, proclaim, Held, NativeLeader, NativeObserver};
+use ratelimit::{cost_in, decision_out, policy_in, NativeRateDecision, NativeRatePolicy};
+use watch::{watch_options_in, NativeWatch, NativeWatchOptions};
 
 /// Largest integer a JavaScript number holds exactly.
 const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
@@ -201,6 +204,16 @@ fn ms_out(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// An expiry, absent for none.
+fn ttl_in(ttl_ms: Option<f64>) -> Result<Option<Duration>> {
+    ttl_ms.map(|t| ms_in("expiry", t)).transpose()
+}
+
+/// Ids crossing as numbers (`what` names one in the error).
+fn ids_in(what: &str, ids: Vec<f64>) -> Result<Vec<u64>> {
+    ids.into_iter().map(|v| u64_in(what, v)).collect()
+}
+
 fn durability_in(v: Option<&str>) -> Result<Durability> {
     match v {
         None | Some("persistent") => Ok(Durability::Persistent),
@@ -278,6 +291,25 @@ pub struct NativeGetOptions {
     pub durability: Option<String>,
 }
 
+fn get_options_in(options: Option<NativeGetOptions>) -> Result<GetOptions> {
+    Ok(match options {
+        None => GetOptions::default(),
+        Some(o) => GetOptions {
+            revision: o.revision.map(|r| u64_in("revision", r)).transpose()?,
+            ..read_options_in(o.consistency, o.durability)?
+        },
+    })
+}
+
+/// The options of a read at the latest revision.
+fn read_options_in(consistency: Option<String>, durability: Option<String>) -> Result<GetOptions> {
+    Ok(GetOptions {
+        revision: None,
+        consistency: consistency_in(consistency.as_deref())?,
+        durability: durability_in(durability.as_deref())?,
+    })
+}
+
 #[napi(object)]
 pub struct NativeSetOptions {
     pub ttl_ms: Option<f64>,
@@ -294,6 +326,26 @@ pub struct NativeSetResult {
     pub success: bool,
     pub kv: Option<NativeKv>,
     pub revision: f64,
+}
+
+fn set_options_in(options: Option<NativeSetOptions>) -> Result<SetOptions> {
+    let Some(o) = options else {
+        return Ok(SetOptions::default());
+    };
+    let condition = match (o.mode.as_deref(), o.if_value, o.if_revision) {
+        (None | Some("always"), None, None) => SetCondition::Always,
+        (Some("ifNotExists"), None, None) => SetCondition::IfNotExists,
+        (Some("ifExists"), None, None) => SetCondition::IfExists,
+        (None, Some(v), None) => SetCondition::IfValue(v.to_vec()),
+        (None, None, Some(r)) => SetCondition::IfRevision(u64_in("ifRevision", r)?),
+        _ => return Err(invalid("give at most one of mode, ifValue and ifRevision")),
+    };
+    Ok(SetOptions {
+        ttl: ttl_in(o.ttl_ms)?,
+        condition,
+        durability: durability_in(o.durability.as_deref())?,
+        fence: fence_in(o.fence)?,
+    })
 }
 
 fn set_out(r: SetResult) -> NativeSetResult {
@@ -318,6 +370,22 @@ pub struct NativeDeleteResult {
     pub deleted: bool,
     pub kv: Option<NativeKv>,
     pub revision: f64,
+}
+
+fn delete_options_in(options: Option<NativeDeleteOptions>) -> Result<DeleteOptions> {
+    Ok(match options {
+        None => DeleteOptions::default(),
+        Some(o) => DeleteOptions {
+            condition: match (o.if_value, o.if_revision) {
+                (None, None) => DeleteCondition::Always,
+                (Some(v), None) => DeleteCondition::IfValue(v.to_vec()),
+                (None, Some(r)) => DeleteCondition::IfRevision(u64_in("ifRevision", r)?),
+                _ => return Err(invalid("give at most one of ifValue and ifRevision")),
+            },
+            durability: durability_in(o.durability.as_deref())?,
+            fence: fence_in(o.fence)?,
+        },
+    })
 }
 
 fn delete_out(r: DeleteResult) -> NativeDeleteResult {
@@ -388,6 +456,14 @@ pub struct NativeHistory {
     pub events: Vec<NativeHistoryEvent>,
     pub retained_from_revision: f64,
     pub revision: f64,
+}
+
+fn history_out(h: History) -> NativeHistory {
+    NativeHistory {
+        events: h.events.into_iter().map(history_event_out).collect(),
+        retained_from_revision: num(h.retained_from_revision),
+        revision: num(h.revision),
+    }
 }
 
 /// One transaction compare.
@@ -475,11 +551,56 @@ fn txn_op_in(o: NativeTxnOp) -> Result<TxnOp> {
     })
 }
 
+fn txn_in(
+    mut t: Txn,
+    compares: Vec<NativeCompare>,
+    then: Vec<NativeTxnOp>,
+    otherwise: Vec<NativeTxnOp>,
+    fence: Option<NativeFence>,
+) -> Result<Txn> {
+    for x in compares {
+        t = t.when(compare_in(x)?);
+    }
+    for x in then {
+        t = t.then(txn_op_in(x)?);
+    }
+    for x in otherwise {
+        t = t.otherwise(txn_op_in(x)?);
+    }
+    if let Some(f) = fence_in(fence)? {
+        t = t.fence(f);
+    }
+    Ok(t)
+}
+
+fn txn_out(r: TxnResult) -> NativeTxnResult {
+    NativeTxnResult {
+        success: r.succeeded,
+        results: r
+            .results
+            .into_iter()
+            .map(|x| NativeTxnOpResult {
+                success: x.succeeded,
+                kv: x.kv.map(kv_out),
+            })
+            .collect(),
+        revision: num(r.revision),
+    }
+}
+
 #[napi(object)]
 pub struct NativeRange {
     pub first: f64,
     pub count: f64,
     pub replayed: bool,
+}
+
+fn range_out(r: IdRange) -> NativeRange {
+    NativeRange {
+        first: num(r.first),
+        count: num(r.count),
+        replayed: r.replayed,
+    }
 }
 
 #[napi(object)]
@@ -543,6 +664,23 @@ pub struct NativeCampaignOptions {
     pub ttl_ms: Option<f64>,
     /// Absent: wait until elected (or aborted).
     pub wait_ms: Option<f64>,
+}
+
+fn campaign_options_in(options: Option<NativeCampaignOptions>) -> Result<CampaignOptions> {
+    let d = CampaignOptions::default();
+    Ok(match options {
+        None => d,
+        Some(o) => CampaignOptions {
+            ttl: positive_ms("ttlMs", o.ttl_ms, d.ttl)?,
+            wait: o.wait_ms.map(|w| ms_in("waitMs", w)).transpose()?,
+        },
+    })
+}
+
+/// A semaphore's number of permits.
+fn permits_in(permits: f64) -> Result<u32> {
+    u32::try_from(u64_in("permits", permits)?)
+        .map_err(|_| invalid(format!("permits must be at most 10000, got {permits}")))
 }
 
 #[napi(object)]
@@ -628,6 +766,34 @@ fn positive_ms(what: &str, v: Option<f64>, default: Duration) -> Result<Duration
     }
 }
 
+/// Declares `#[napi]` methods of the one call shape every call of `NativeClient` and
+/// `NativeLock` has: the method's arguments and then `call` (timeout, cancel token);
+/// `|c|` names the handle the type gives for the call (`for_call`); the expression after
+/// it is the one core call, its arguments converted in place (a conversion that fails
+/// returns before anything runs); the function after `=>` converts the core result
+/// (none: the result crosses as it is). The core call runs under the call's cancel
+/// token (see [`run`]).
+///
+/// A method's doc is written `#[doc = " ..."]`: napi-rs copies a doc's string literal
+/// into `index.d.ts` as written, and a `///` comment passed through `macro_rules!`
+/// arrives as a raw string literal (`r" ..."`), which it would copy with its `r"`.
+macro_rules! calls {
+    ($ty:ident { $(
+        $(#[doc = $doc:tt])*
+        fn $name:ident($($arg:ident: $arg_ty:ty),* $(,)?) -> $out:ty = |$c:ident| $call:expr $(=> $conv:expr)?;
+    )* }) => {
+        #[napi]
+        impl $ty { $(
+            $(#[doc = $doc])*
+            #[napi]
+            pub async fn $name(&self, $($arg: $arg_ty,)* call: Option<CallOptions>) -> Result<$out> {
+                let $c = self.for_call(&call)?;
+                run(call.and_then(|c| c.cancel), $call).await $(.map($conv))?
+            }
+        )* }
+    };
+}
+
 #[napi]
 impl NativeClient {
     /// Builds a client for `endpoints`; connections are opened on first use.
@@ -658,7 +824,8 @@ impl NativeClient {
         Ok(NativeClient { client })
     }
 
-    fn with(&self, call: &Option<CallOptions>) -> Result<Client> {
+    /// The client one call uses: this one, or a copy with the call's `timeoutMs`.
+    fn for_call(&self, call: &Option<CallOptions>) -> Result<Client> {
         match call.as_ref().and_then(|c| c.timeout_ms) {
             None => Ok(self.client.clone()),
             Some(t) => {
@@ -688,470 +855,87 @@ impl NativeClient {
     pub fn leader(&self) -> Option<String> {
         self.client.leader()
     }
+}
 
-    #[napi]
-    pub async fn get(
-        &self,
-        key: String,
-        options: Option<NativeGetOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<Option<NativeKv>> {
-        let c = self.with(&call)?;
-        let o = match options {
-            None => GetOptions::default(),
-            Some(o) => GetOptions {
-                revision: o.revision.map(|r| u64_in("revision", r)).transpose()?,
-                consistency: consistency_in(o.consistency.as_deref())?,
-                durability: durability_in(o.durability.as_deref())?,
-            },
-        };
-        let r = run(call.and_then(|c| c.cancel), c.get_with(&key, o)).await?;
-        Ok(r.map(kv_out))
-    }
+calls! { NativeClient {
+    fn get(key: String, options: Option<NativeGetOptions>) -> Option<NativeKv>
+        = |c| c.get_with(&key, get_options_in(options)?) => |r| r.map(kv_out);
+    fn set(key: String, value: Buffer, options: Option<NativeSetOptions>) -> NativeSetResult
+        = |c| c.set_with(&key, value.as_ref(), set_options_in(options)?) => set_out;
+    fn delete(key: String, options: Option<NativeDeleteOptions>) -> NativeDeleteResult
+        = |c| c.delete_with(&key, delete_options_in(options)?) => delete_out;
+    #[doc = " Sets a key's TTL anew (`ttl_ms` absent: no expiry)."]
+    fn extend(key: String, ttl_ms: Option<f64>, durability: Option<String>) -> NativeSetResult
+        = |c| c.extend_with(&key, ttl_in(ttl_ms)?, durability_in(durability.as_deref())?) => set_out;
+    #[doc = " The key's revision when it exists."]
+    fn exists(key: String, consistency: Option<String>, durability: Option<String>) -> Option<f64>
+        = |c| c.exists_with(&key, consistency_in(consistency.as_deref())?, durability_in(durability.as_deref())?)
+        => |r| r.map(num);
+    fn scan(prefix: String, options: Option<NativeScanOptions>) -> NativeScanPage
+        = |c| c.scan(&prefix, scan_options_in(options)?) => page_out;
+    #[doc = " One page of the keys in `[start, end)` (an empty `end`: to the last key)."]
+    fn scan_range(start: String, end: String, options: Option<NativeScanOptions>) -> NativeScanPage
+        = |c| c.scan_range(&start, &end, scan_options_in(options)?) => page_out;
+    #[doc = " Reads `keys` (at most 1,000) at one revision; missing keys are left out."]
+    fn get_many(keys: Vec<String>, consistency: Option<String>, durability: Option<String>) -> NativeManyKeys
+        = |c| c.get_many(&strs(&keys), read_options_in(consistency, durability)?) => many_out;
+    #[doc = " Writes every item atomically at one revision (at most 128); returns it."]
+    fn set_many(items: Vec<NativeSetManyItem>) -> f64 = |c| c.set_many(&items_in(&items)) => num;
+    #[doc = " Deletes `keys` atomically at one revision (at most 128); returns how many existed."]
+    fn delete_many(keys: Vec<String>) -> u32
+        = |c| c.delete_many(&strs(&keys)) => |n| u32::try_from(n).unwrap_or(u32::MAX);
+    #[doc = " Takes `cost` units (absent or 0: 1) from limiter `name` counting by `policy`."]
+    fn check_rate(name: String, policy: NativeRatePolicy, cost: Option<f64>, durability: Option<String>)
+        -> NativeRateDecision
+        = |c| c.check_rate_with(&name, policy_in(&policy)?, cost_in(cost)?, durability_in(durability.as_deref())?)
+        => decision_out;
+    fn history(key: String, limit: Option<u32>) -> NativeHistory
+        = |c| c.history(&key, limit.unwrap_or(0)) => history_out;
+    #[doc = " Opens a watch; resolves once the server has it in place."]
+    fn watch(key: String, options: Option<NativeWatchOptions>) -> NativeWatch
+        = |c| c.watch(&key, watch_options_in(options)?) => NativeWatch::new;
+    fn txn(compares: Vec<NativeCompare>, then: Vec<NativeTxnOp>, otherwise: Vec<NativeTxnOp>, fence: Option<NativeFence>)
+        -> NativeTxnResult
+        = |c| txn_in(c.txn(), compares, then, otherwise, fence)?.commit() => txn_out;
+    #[doc = " Reserves `[first, first + count)` of sequence `name`."]
+    fn next(name: String, count: f64, idempotency_key: Option<String>) -> NativeRange
+        = |c| c.next(&name, u64_in("count", count)?, idempotency_key.as_deref()) => range_out;
+    #[doc = " The next value sequence `name` would hand out."]
+    fn peek_sequence(name: String) -> f64 = |c| c.peek_sequence(&name) => num;
+    fn lock(resource: String, options: Option<NativeLockOptions>) -> NativeLock
+        = |c| c.lock(&resource, lock_options_in(options)?) => |g| NativeLock::new(resource, Held::Lock(g));
+    #[doc = " Takes one of the `permits` permits of the semaphore `name` (persistent only; 1"]
+    #[doc = " is the lock of that name): a guard like `lock`'s, with a token of its own."]
+    fn acquire_permit(name: String, permits: f64, options: Option<NativeLockOptions>) -> NativeLock
+        = |c| c.acquire_permit(&name, permits_in(permits)?, lock_options_in(options)?)
+        => |g| NativeLock::new(name, Held::Lock(g));
+    #[doc = " Campaigns in election `name`: the leadership as a lock, or `null` when `waitMs`"]
+    #[doc = " passed first. Aborting withdraws the candidacy."]
+    fn campaign(name: String, value: Buffer, options: Option<NativeCampaignOptions>) -> Option<NativeLock>
+        = |c| c.campaign(&name, value.to_vec(), campaign_options_in(options)?)
+        => |l| l.map(|l| NativeLock::new(name, Held::Leader(l)));
+    #[doc = " The leader of election `name` now (a linearizable read), or `null`."]
+    fn election_leader(name: String) -> Option<NativeLeader> = |c| c.election_leader(&name) => |l| l.map(leader_out);
+    #[doc = " Opens an observer of election `name`."]
+    fn observe(name: String) -> NativeObserver = |c| c.observe(&name) => NativeObserver::new;
+    #[doc = " Releases `resource` held by `owner` (true if it was held by that owner)."]
+    fn unlock(resource: String, owner: String, durability: Option<String>) -> bool
+        = |c| c.unlock(&resource, &owner, durability_in(durability.as_deref())?);
+    fn lock_info(resource: String, durability: Option<String>) -> Option<NativeLockInfo>
+        = |c| c.lock_info(&resource, durability_in(durability.as_deref())?) => |r| r.as_ref().map(lock_info_out);
+    fn status() -> NativeClusterStatus = |c| c.status() => status_out;
+    fn members() -> Vec<NativeMember> = |c| c.members() => members_out;
+    fn add_learner(id: f64, peer_addr: String) -> Vec<NativeMember>
+        = |c| c.add_learner(u64_in("id", id)?, &peer_addr) => members_out;
+    fn change_membership(voters: Vec<f64>, retain: bool) -> Vec<NativeMember>
+        = |c| c.change_membership(&ids_in("voter id", voters)?, retain) => members_out;
+    fn promote(id: f64) -> Vec<NativeMember> = |c| c.promote(u64_in("id", id)?) => members_out;
+    fn remove_member(id: f64) -> Vec<NativeMember> = |c| c.remove_member(u64_in("id", id)?) => members_out;
+    fn trigger_snapshot() -> () = |c| c.trigger_snapshot();
+} }
 
-    #[napi]
-    pub async fn set(
-        &self,
-        key: String,
-        value: Buffer,
-        options: Option<NativeSetOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeSetResult> {
-        let c = self.with(&call)?;
-        let o = match options {
-            None => SetOptions::default(),
-            Some(o) => {
-                let condition = match (o.mode.as_deref(), o.if_value, o.if_revision) {
-                    (None | Some("always"), None, None) => SetCondition::Always,
-                    (Some("ifNotExists"), None, None) => SetCondition::IfNotExists,
-                    (Some("ifExists"), None, None) => SetCondition::IfExists,
-                    (None, Some(v), None) => SetCondition::IfValue(v.to_vec()),
-                    (None, None, Some(r)) => SetCondition::IfRevision(u64_in("ifRevision", r)?),
-                    _ => return Err(invalid("give at most one of mode, ifValue and ifRevision")),
-                };
-                SetOptions {
-                    ttl: o.ttl_ms.map(|t| ms_in("expiry", t)).transpose()?,
-                    condition,
-                    durability: durability_in(o.durability.as_deref())?,
-                    fence: fence_in(o.fence)?,
-                }
-            }
-        };
-        let r = run(call.and_then(|c| c.cancel), c.set_with(&key, value.as_ref(), o)).await?;
-        Ok(set_out(r))
-    }
-
-    #[napi]
-    pub async fn delete(
-        &self,
-        key: String,
-        options: Option<NativeDeleteOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeDeleteResult> {
-        let c = self.with(&call)?;
-        let o = match options {
-            None => DeleteOptions::default(),
-            Some(o) => DeleteOptions {
-                condition: match (o.if_value, o.if_revision) {
-                    (None, None) => DeleteCondition::Always,
-                    (Some(v), None) => DeleteCondition::IfValue(v.to_vec()),
-                    (None, Some(r)) => DeleteCondition::IfRevision(u64_in("ifRevision", r)?),
-                    _ => return Err(invalid("give at most one of ifValue and ifRevision")),
-                },
-                durability: durability_in(o.durability.as_deref())?,
-                fence: fence_in(o.fence)?,
-            },
-        };
-        let r = run(call.and_then(|c| c.cancel), c.delete_with(&key, o)).await?;
-        Ok(delete_out(r))
-    }
-
-    /// Sets a key's TTL anew (`ttl_ms` absent: no expiry).
-    #[napi]
-    pub async fn extend(
-        &self,
-        key: String,
-        ttl_ms: Option<f64>,
-        durability: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeSetResult> {
-        let c = self.with(&call)?;
-        let ttl = ttl_ms.map(|t| ms_in("expiry", t)).transpose()?;
-        let d = durability_in(durability.as_deref())?;
-        let r = run(call.and_then(|c| c.cancel), c.extend_with(&key, ttl, d)).await?;
-        Ok(set_out(r))
-    }
-
-    /// The key's revision when it exists.
-    #[napi]
-    pub async fn exists(
-        &self,
-        key: String,
-        consistency: Option<String>,
-        durability: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<Option<f64>> {
-        let c = self.with(&call)?;
-        let cons = consistency_in(consistency.as_deref())?;
-        let d = durability_in(durability.as_deref())?;
-        let r = run(call.and_then(|c| c.cancel), c.exists_with(&key, cons, d)).await?;
-        Ok(r.map(num))
-    }
-
-    #[napi]
-    pub async fn scan(
-        &self,
-        prefix: String,
-        options: Option<NativeScanOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeScanPage> {
-        let c = self.with(&call)?;
-        let o = scan_options_in(options)?;
-        let p = run(call.and_then(|c| c.cancel), c.scan(&prefix, o)).await?;
-        Ok(page_out(p))
-    }
-
-    /// One page of the keys in `[start, end)` (an empty `end`: to the last key).
-    #[napi]
-    pub async fn scan_range(
-        &self,
-        start: String,
-        end: String,
-        options: Option<NativeScanOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeScanPage> {
-        let c = self.with(&call)?;
-        let o = scan_options_in(options)?;
-        let p = run(call.and_then(|c| c.cancel), c.scan_range(&start, &end, o)).await?;
-        Ok(page_out(p))
-    }
-
-    /// Reads `keys` (at most 1,000) at one revision; missing keys are left out.
-    #[napi]
-    pub async fn get_many(
-        &self,
-        keys: Vec<String>,
-        consistency: Option<String>,
-        durability: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeManyKeys> {
-        let c = self.with(&call)?;
-        let o = GetOptions {
-            revision: None,
-            consistency: consistency_in(consistency.as_deref())?,
-            durability: durability_in(durability.as_deref())?,
-        };
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let m = run(call.and_then(|c| c.cancel), c.get_many(&keys, o)).await?;
-        Ok(many_out(m))
-    }
-
-    /// Writes every item atomically at one revision (at most 128); returns it.
-    #[napi]
-    pub async fn set_many(&self, items: Vec<NativeSetManyItem>, call: Option<CallOptions>) -> Result<f64> {
-        let c = self.with(&call)?;
-        let items: Vec<(&str, &[u8])> = items.iter().map(|i| (i.key.as_str(), i.value.as_ref())).collect();
-        Ok(num(run(call.and_then(|c| c.cancel), c.set_many(&items)).await?))
-    }
-
-    /// Deletes `keys` atomically at one revision (at most 128); returns how many existed.
-    #[napi]
-    pub async fn delete_many(&self, keys: Vec<String>, call: Option<CallOptions>) -> Result<u32> {
-        let c = self.with(&call)?;
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let n = run(call.and_then(|c| c.cancel), c.delete_many(&keys)).await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    /// Takes `cost` units (absent or 0: 1) from limiter `name` counting by `policy`.
-    #[napi]
-    pub async fn check_rate(
-        &self,
-        name: String,
-        policy: NativeRatePolicy,
-        cost: Option<f64>,
-        durability: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeRateDecision> {
-        let c = self.with(&call)?;
-        let p = policy_in(&policy)?;
-        let cost = cost.map(|n| u64_in("cost", n)).transpose()?.unwrap_or(1);
-        let d = durability_in(durability.as_deref())?;
-        let r = run(call.and_then(|c| c.cancel), c.check_rate_with(&name, p, cost, d)).await?;
-        Ok(decision_out(r))
-    }
-
-    #[napi]
-    pub async fn history(&self, key: String, limit: Option<u32>, call: Option<CallOptions>) -> Result<NativeHistory> {
-        let c = self.with(&call)?;
-        let h = run(call.and_then(|c| c.cancel), c.history(&key, limit.unwrap_or(0))).await?;
-        Ok(NativeHistory {
-            events: h.events.into_iter().map(history_event_out).collect(),
-            retained_from_revision: num(h.retained_from_revision),
-            revision: num(h.revision),
-        })
-    }
-
-    /// Opens a watch; resolves once the server has it in place.
-    #[napi]
-    pub async fn watch(
-        &self,
-        key: String,
-        options: Option<NativeWatchOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeWatch> {
-        let c = self.with(&call)?;
-        let d = WatchOptions::default();
-        let o = match options {
-            None => d,
-            Some(o) => WatchOptions {
-                prefix: o.prefix.unwrap_or(false),
-                start_revision: o
-                    .start_revision
-                    .map(|r| u64_in("startRevision", r))
-                    .transpose()?
-                    .unwrap_or(0),
-                progress_interval: positive_ms("progressIntervalMs", o.progress_interval_ms, d.progress_interval)?,
-            },
-        };
-        let w = run(call.and_then(|c| c.cancel), c.watch(&key, o)).await?;
-        Ok(NativeWatch::new(w))
-    }
-
-    #[napi]
-    pub async fn txn(
-        &self,
-        compares: Vec<NativeCompare>,
-        then: Vec<NativeTxnOp>,
-        otherwise: Vec<NativeTxnOp>,
-        fence: Option<NativeFence>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeTxnResult> {
-        let c = self.with(&call)?;
-        let mut t = c.txn();
-        for x in compares {
-            t = t.when(compare_in(x)?);
-        }
-        for x in then {
-            t = t.then(txn_op_in(x)?);
-        }
-        for x in otherwise {
-            t = t.otherwise(txn_op_in(x)?);
-        }
-        if let Some(f) = fence_in(fence)? {
-            t = t.fence(f);
-        }
-        let r = run(call.and_then(|c| c.cancel), t.commit()).await?;
-        Ok(NativeTxnResult {
-            success: r.succeeded,
-            results: r
-                .results
-                .into_iter()
-                .map(|x| NativeTxnOpResult {
-                    success: x.succeeded,
-                    kv: x.kv.map(kv_out),
-                })
-                .collect(),
-            revision: num(r.revision),
-        })
-    }
-
-    /// Reserves `[first, first + count)` of sequence `name`.
-    #[napi]
-    pub async fn next(
-        &self,
-        name: String,
-        count: f64,
-        idempotency_key: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeRange> {
-        let c = self.with(&call)?;
-        let count = u64_in("count", count)?;
-        let r = run(
-            call.and_then(|c| c.cancel),
-            c.next(&name, count, idempotency_key.as_deref()),
-        )
-        .await?;
-        Ok(NativeRange {
-            first: num(r.first),
-            count: num(r.count),
-            replayed: r.replayed,
-        })
-    }
-
-    /// The next value sequence `name` would hand out.
-    #[napi]
-    pub async fn peek_sequence(&self, name: String, call: Option<CallOptions>) -> Result<f64> {
-        let c = self.with(&call)?;
-        Ok(num(run(call.and_then(|c| c.cancel), c.peek_sequence(&name)).await?))
-    }
-
-    #[napi]
-    pub async fn lock(
-        &self,
-        resource: String,
-        options: Option<NativeLockOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeLock> {
-        let c = self.with(&call)?;
-        let o = lock_options_in(options)?;
-        let guard = run(call.and_then(|c| c.cancel), c.lock(&resource, o)).await?;
-        Ok(NativeLock {
-            resource,
-            guard: Arc::new(Held::Lock(guard)),
-        })
-    }
-
-    /// Takes one of the `permits` permits of the semaphore `name` (persistent only; 1
-    /// is the lock of that name): a guard like `lock`'s, with a token of its own.
-    #[napi]
-    pub async fn acquire_permit(
-        &self,
-        name: String,
-        permits: f64,
-        options: Option<NativeLockOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<NativeLock> {
-        let c = self.with(&call)?;
-        let permits = u32::try_from(u64_in("permits", permits)?)
-            .map_err(|_| invalid(format!("permits must be at most 10000, got {permits}")))?;
-        let o = lock_options_in(options)?;
-        let guard = run(call.and_then(|c| c.cancel), c.acquire_permit(&name, permits, o)).await?;
-        Ok(NativeLock {
-            resource: name,
-            guard: Arc::new(Held::Lock(guard)),
-        })
-    }
-
-    /// Campaigns in election `name`: the leadership as a lock, or `null` when `waitMs`
-    /// passed first. Aborting withdraws the candidacy.
-    #[napi]
-    pub async fn campaign(
-        &self,
-        name: String,
-        value: Buffer,
-        options: Option<NativeCampaignOptions>,
-        call: Option<CallOptions>,
-    ) -> Result<Option<NativeLock>> {
-        let c = self.with(&call)?;
-        let d = CampaignOptions::default();
-        let o = match options {
-            None => d,
-            Some(o) => CampaignOptions {
-                ttl: positive_ms("ttlMs", o.ttl_ms, d.ttl)?,
-                wait: o.wait_ms.map(|w| ms_in("waitMs", w)).transpose()?,
-            },
-        };
-        let value = value.to_vec();
-        let elected = run(call.and_then(|c| c.cancel), c.campaign(&name, value, o)).await?;
-        Ok(elected.map(|l| NativeLock {
-            resource: name,
-            guard: Arc::new(Held::Leader(l)),
-        }))
-    }
-
-    /// The leader of election `name` now (a linearizable read), or `null`.
-    #[napi]
-    pub async fn election_leader(&self, name: String, call: Option<CallOptions>) -> Result<Option<NativeLeader>> {
-        let c = self.with(&call)?;
-        let l = run(call.and_then(|c| c.cancel), c.election_leader(&name)).await?;
-        Ok(l.map(leader_out))
-    }
-
-    /// Opens an observer of election `name`.
-    #[napi]
-    pub async fn observe(&self, name: String, call: Option<CallOptions>) -> Result<NativeObserver> {
-        let c = self.with(&call)?;
-        let o = run(call.and_then(|c| c.cancel), c.observe(&name)).await?;
-        Ok(NativeObserver::new(o))
-    }
-
-    /// Releases `resource` held by `owner` (true if it was held by that owner).
-    #[napi]
-    pub async fn unlock(
-        &self,
-        resource: String,
-        owner: String,
-        durability: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<bool> {
-        let c = self.with(&call)?;
-        let d = durability_in(durability.as_deref())?;
-        run(call.and_then(|c| c.cancel), c.unlock(&resource, &owner, d)).await
-    }
-
-    #[napi]
-    pub async fn lock_info(
-        &self,
-        resource: String,
-        durability: Option<String>,
-        call: Option<CallOptions>,
-    ) -> Result<Option<NativeLockInfo>> {
-        let c = self.with(&call)?;
-        let d = durability_in(durability.as_deref())?;
-        let r = run(call.and_then(|c| c.cancel), c.lock_info(&resource, d)).await?;
-        Ok(r.as_ref().map(lock_info_out))
-    }
-
-    #[napi]
-    pub async fn status(&self, call: Option<CallOptions>) -> Result<NativeClusterStatus> {
-        let c = self.with(&call)?;
-        Ok(status_out(run(call.and_then(|c| c.cancel), c.status()).await?))
-    }
-
-    #[napi]
-    pub async fn members(&self, call: Option<CallOptions>) -> Result<Vec<NativeMember>> {
-        let c = self.with(&call)?;
-        Ok(members_out(run(call.and_then(|c| c.cancel), c.members()).await?))
-    }
-
-    #[napi]
-    pub async fn add_learner(
-        &self,
-        id: f64,
-        peer_addr: String,
-        call: Option<CallOptions>,
-    ) -> Result<Vec<NativeMember>> {
-        let c = self.with(&call)?;
-        let id = u64_in("id", id)?;
-        Ok(members_out(
-            run(call.and_then(|c| c.cancel), c.add_learner(id, &peer_addr)).await?,
-        ))
-    }
-
-    #[napi]
-    pub async fn change_membership(
-        &self,
-        voters: Vec<f64>,
-        retain: bool,
-        call: Option<CallOptions>,
-    ) -> Result<Vec<NativeMember>> {
-        let c = self.with(&call)?;
-        let voters = voters
-            .into_iter()
-            .map(|v| u64_in("voter id", v))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(members_out(
-            run(call.and_then(|c| c.cancel), c.change_membership(&voters, retain)).await?,
-        ))
-    }
-
-    #[napi]
-    pub async fn promote(&self, id: f64, call: Option<CallOptions>) -> Result<Vec<NativeMember>> {
-        let c = self.with(&call)?;
-        let id = u64_in("id", id)?;
-        Ok(members_out(run(call.and_then(|c| c.cancel), c.promote(id)).await?))
-    }
-
-    #[napi]
-    pub async fn remove_member(&self, id: f64, call: Option<CallOptions>) -> Result<Vec<NativeMember>> {
-        let c = self.with(&call)?;
-        let id = u64_in("id", id)?;
-        Ok(members_out(
-            run(call.and_then(|c| c.cancel), c.remove_member(id)).await?,
-        ))
-    }
-
+#[napi]
+impl NativeClient {
     /// `n` sequential gets of `key` made by the core client alone (no JavaScript in
     /// between), for measuring the cost of the crossing: microseconds per call.
     #[napi]
@@ -1171,12 +955,6 @@ impl NativeClient {
         }
         Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)))
     }
-
-    #[napi]
-    pub async fn trigger_snapshot(&self, call: Option<CallOptions>) -> Result<()> {
-        let c = self.with(&call)?;
-        run(call.and_then(|c| c.cancel), c.trigger_snapshot()).await
-    }
 }
 
 // --- locks ------------------------------------------------------------------------------
@@ -1187,6 +965,20 @@ impl NativeClient {
 pub struct NativeLock {
     resource: String,
     guard: Arc<Held>,
+}
+
+impl NativeLock {
+    fn new(resource: String, held: Held) -> NativeLock {
+        NativeLock {
+            resource,
+            guard: Arc::new(held),
+        }
+    }
+
+    /// The guard a call works on; a lock's calls take no `timeoutMs`.
+    fn for_call(&self, _call: &Option<CallOptions>) -> Result<Arc<Held>> {
+        Ok(self.guard.clone())
+    }
 }
 
 #[napi]
@@ -1237,32 +1029,12 @@ impl NativeLock {
         lost.await;
         Ok(g.lost_reason().unwrap_or_else(|| "released".to_owned()))
     }
-
-    #[napi]
-    pub async fn extend(&self, ttl_ms: Option<f64>, call: Option<CallOptions>) -> Result<()> {
-        let g = self.guard.clone();
-        let ttl = ttl_ms.map(|t| ms_in("expiry", t)).transpose()?;
-        run(call.and_then(|c| c.cancel), g.extend(ttl)).await
-    }
-
-    #[napi]
-    pub async fn release(&self, call: Option<CallOptions>) -> Result<bool> {
-        let g = self.guard.clone();
-        run(call.and_then(|c| c.cancel), g.release()).await
-    }
-
-    /// Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a
-    /// plain lock.
-    #[napi]
-    pub async fn proclaim(&self, value: Buffer, call: Option<CallOptions>) -> Result<()> {
-        let held = self.guard.clone();
-        let value = value.to_vec();
-        run(call.and_then(|c| c.cancel), async move {
-            match &*held {
-                Held::Leader(l) => l.proclaim(value).await,
-                Held::Lock(_) => Err(Error::InvalidArgument("this lock is not a leadership".into())),
-            }
-        })
-        .await
-    }
 }
+
+calls! { NativeLock {
+    fn extend(ttl_ms: Option<f64>) -> () = |g| g.extend(ttl_in(ttl_ms)?);
+    fn release() -> bool = |g| g.release();
+    #[doc = " Announces a new value as the leader (LOCK_NOT_HELD once deposed); refused for a"]
+    #[doc = " plain lock."]
+    fn proclaim(value: Buffer) -> () = |g| proclaim(&g, value.to_vec());
+} }

@@ -60,6 +60,11 @@ pub(crate) fn policy_in(p: &NativeRatePolicy) -> Result<RatePolicy> {
     }
 }
 
+/// A check's cost: absent means 1.
+pub(crate) fn cost_in(cost: Option<f64>) -> Result<u64> {
+    Ok(cost.map(|n| u64_in("cost", n)).transpose()?.unwrap_or(1))
+}
+
 pub(crate) fn decision_out(d: RateDecision) -> NativeRateDecision {
     NativeRateDecision {
         allowed: d.allowed,

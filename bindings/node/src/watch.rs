@@ -1,20 +1,15 @@
-//! `NativeWatch`: an open watch for the package's `KahunaWatch`.
-//!
-//! The core [`Watch`] needs `&mut` for each message, so it sits behind an async mutex
-//! shared with the `next` in flight. `close()` fires a token that ends a pending
-//! `next` with `null`, and the core watch is dropped (cancelling its server stream) by
-//! whichever of the two runs last. A `next` aborted through its signal drops between
-//! messages of the stream, so the following `next` loses nothing.
+//! `NativeWatch`: an open watch for the package's `KahunaWatch`, read and closed as a
+//! [`Subscription`] (a closed watch's `next` resolves with `null`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kahuna_client::Watch;
+use kahuna_client::{Watch, WatchBatch, WatchOptions};
 use napi::Result;
 use napi_derive::napi;
-use tokio_util::sync::CancellationToken;
 
-use super::{history_event_out, num, run, CallOptions, NativeHistoryEvent};
+use super::subscription::{Source, Subscription};
+use super::{history_event_out, num, positive_ms, u64_in, CallOptions, NativeHistoryEvent};
 
 /// One message of a watch: changes of whole revisions, or none (progress).
 #[napi(object)]
@@ -33,39 +28,56 @@ pub struct NativeWatchOptions {
     pub progress_interval_ms: Option<f64>,
 }
 
+pub(crate) fn watch_options_in(options: Option<NativeWatchOptions>) -> Result<WatchOptions> {
+    let d = WatchOptions::default();
+    Ok(match options {
+        None => d,
+        Some(o) => WatchOptions {
+            prefix: o.prefix.unwrap_or(false),
+            start_revision: o
+                .start_revision
+                .map(|r| u64_in("startRevision", r))
+                .transpose()?
+                .unwrap_or(0),
+            progress_interval: positive_ms("progressIntervalMs", o.progress_interval_ms, d.progress_interval)?,
+        },
+    })
+}
+
+/// The core watch and the revision its `NativeWatch` shows, moved on with each message.
+struct Tracked {
+    watch: Watch,
+    revision: Arc<AtomicU64>,
+}
+
+impl Source for Tracked {
+    type Message = WatchBatch;
+
+    async fn next_message(&mut self) -> kahuna_client::Result<WatchBatch> {
+        let batch = self.watch.next().await?;
+        self.revision.fetch_max(self.watch.revision(), Ordering::SeqCst);
+        Ok(batch)
+    }
+}
+
 /// An open watch; closed by `close()` or when garbage-collected.
 #[napi]
 pub struct NativeWatch {
-    /// `None` once closed.
-    watch: Arc<tokio::sync::Mutex<Option<Watch>>>,
+    watch: Subscription<Tracked>,
     /// Every change up to this revision was delivered; readable while a `next` waits.
     revision: Arc<AtomicU64>,
-    closed: CancellationToken,
 }
 
 impl NativeWatch {
     pub(crate) fn new(watch: Watch) -> NativeWatch {
+        let revision = Arc::new(AtomicU64::new(watch.revision()));
         NativeWatch {
-            revision: Arc::new(AtomicU64::new(watch.revision())),
-            watch: Arc::new(tokio::sync::Mutex::new(Some(watch))),
-            closed: CancellationToken::new(),
+            watch: Subscription::new(Tracked {
+                watch,
+                revision: revision.clone(),
+            }),
+            revision,
         }
-    }
-}
-
-/// Drops the core watch (and its stream) unless a `next` still holds it; that `next`
-/// drops it on its way out. Dropping needs no runtime context, which matters at exit:
-/// the finalizer of a watch still open may run after napi's runtime is gone.
-fn drop_watch(watch: &tokio::sync::Mutex<Option<Watch>>) {
-    if let Ok(mut w) = watch.try_lock() {
-        w.take();
-    }
-}
-
-impl Drop for NativeWatch {
-    fn drop(&mut self) {
-        self.closed.cancel();
-        drop_watch(&self.watch);
     }
 }
 
@@ -74,33 +86,7 @@ impl NativeWatch {
     /// The next message, or `null` once the watch is closed.
     #[napi]
     pub async fn next(&self, call: Option<CallOptions>) -> Result<Option<NativeWatchBatch>> {
-        let watch = self.watch.clone();
-        let revision = self.revision.clone();
-        let closed = self.closed.clone();
-        let next = async {
-            let batch = {
-                let mut guard = watch.lock().await;
-                let Some(w) = guard.as_mut() else {
-                    return Ok(None);
-                };
-                let batch = w.next().await?;
-                revision.fetch_max(w.revision(), Ordering::SeqCst);
-                batch
-            };
-            Ok::<_, kahuna_client::Error>(Some(batch))
-        };
-        let batch = run(call.and_then(|c| c.cancel), async {
-            tokio::select! {
-                biased;
-                _ = closed.cancelled() => Ok(None),
-                r = next => r,
-            }
-        })
-        .await?;
-        if closed.is_cancelled() {
-            watch.lock().await.take();
-            return Ok(None);
-        }
+        let batch = self.watch.next(call.and_then(|c| c.cancel)).await?;
         Ok(batch.map(|b| NativeWatchBatch {
             events: b.events.into_iter().map(history_event_out).collect(),
             revision: num(b.revision),
@@ -115,13 +101,12 @@ impl NativeWatch {
 
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.watch.is_closed()
     }
 
     /// Closes the watch: a pending `next` resolves with `null` at once.
     #[napi]
     pub fn close(&self) {
-        self.closed.cancel();
-        drop_watch(&self.watch);
+        self.watch.close();
     }
 }
