@@ -25,6 +25,7 @@ use kahuna_proto::ErrorKind;
 use tonic::{Request, Status};
 
 use crate::errors::status;
+use crate::poison::Recover;
 
 /// The metadata entry holding the bearer token.
 pub const AUTHORIZATION_KEY: &str = "authorization";
@@ -160,13 +161,13 @@ impl Auth {
     pub fn reload(&self) -> anyhow::Result<usize> {
         let grants = Self::read(&self.path)?;
         let n = grants.len();
-        *self.grants.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(grants);
+        *self.grants.write().recover() = Arc::new(grants);
         Ok(n)
     }
 
     /// Whether the request may do `action` on every one of `names`.
     pub fn check<T>(&self, req: &Request<T>, action: Action, names: &[&[u8]]) -> Result<(), Status> {
-        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let grants = self.grants.read().recover().clone();
         let token = req
             .metadata()
             .get(AUTHORIZATION_KEY)

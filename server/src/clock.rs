@@ -14,6 +14,7 @@
 //! every leader term also extends every live lease by a full TTL (`sm::locks`).
 //! Wall time still shows in `expires_at_ms` answers, as the cluster's start offset.
 
+use crate::poison::Recover;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -55,10 +56,9 @@ impl Clock {
         if stamp_ms == 0 {
             return;
         }
-        if let Ok(mut a) = self.anchor.lock() {
-            if a.is_none_or(|a| stamp_ms > a.at(when)) {
-                *a = Some(Anchor { ms: stamp_ms, at: when });
-            }
+        let mut a = self.anchor.lock().recover();
+        if a.is_none_or(|a| stamp_ms > a.at(when)) {
+            *a = Some(Anchor { ms: stamp_ms, at: when });
         }
     }
 
@@ -68,20 +68,16 @@ impl Clock {
     }
 
     pub(crate) fn now_at(&self, when: Instant, wall: impl FnOnce() -> u64) -> u64 {
-        match self.anchor.lock() {
-            Ok(mut a) => match *a {
-                Some(anchor) => anchor.at(when),
-                // Nothing ever applied (openraft re-applies the committed log before
-                // a member serves): a fresh cluster, whose time starts here.
-                None => {
-                    let ms = wall().max(1);
-                    *a = Some(Anchor { ms, at: when });
-                    ms
-                }
-            },
-            // A poisoned anchor only means a panic elsewhere mid-update of two
-            // plain values; the wall clock keeps stamps flowing meanwhile.
-            Err(_) => wall(),
+        let mut a = self.anchor.lock().recover();
+        match *a {
+            Some(anchor) => anchor.at(when),
+            // Nothing ever applied (openraft re-applies the committed log before
+            // a member serves): a fresh cluster, whose time starts here.
+            None => {
+                let ms = wall().max(1);
+                *a = Some(Anchor { ms, at: when });
+                ms
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod poison;
 pub mod raft;
 pub mod scrape;
 pub mod server;

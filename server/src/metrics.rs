@@ -6,6 +6,7 @@
 //! Names follow Prometheus conventions: a `kahuna_` prefix, base units (seconds,
 //! bytes), `_total` for counters.
 
+use crate::poison::Recover;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -152,13 +153,13 @@ impl Registry {
     pub fn request(&self, path: &str, code: usize, elapsed: Duration) {
         let code = if code < CODES.len() { code } else { 2 };
         {
-            let series = self.requests.read().unwrap_or_else(|p| p.into_inner());
+            let series = self.requests.read().recover();
             if let Some(h) = series.get(path) {
                 h[code].observe_duration(elapsed);
                 return;
             }
         }
-        let mut series = self.requests.write().unwrap_or_else(|p| p.into_inner());
+        let mut series = self.requests.write().recover();
         // Paths come from clients: past the cap, new ones share one series.
         let key = if series.len() >= MAX_REQUEST_SERIES && !series.contains_key(path) {
             "other"
@@ -262,7 +263,7 @@ impl Registry {
             "Client requests by RPC and gRPC status code, from receipt to response headers.",
         );
         {
-            let series = r.requests.read().unwrap_or_else(|p| p.into_inner());
+            let series = r.requests.read().recover();
             for (path, by_code) in series.iter() {
                 // `/kahuna.v1.Kv/Get` is the RPC `kahuna.v1.Kv.Get`.
                 let rpc = path.trim_start_matches('/').replacen('/', ".", 1);

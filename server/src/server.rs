@@ -64,7 +64,7 @@ async fn watch_term(node: Arc<Node>, health: tonic_health::server::HealthReporte
                 m.current_leader,
             )
         };
-        node.ephemeral.observe_term(term, leading);
+        node.ephemeral.observe_term(term, leading, std::time::Instant::now());
         if now_leader != leader {
             leader = now_leader;
             crate::metrics::registry()

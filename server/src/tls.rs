@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::poison::Recover;
 use anyhow::Context;
 use kahuna_proto::tls::server_config;
 use rustls::ServerConfig;
@@ -66,12 +67,12 @@ impl Reloadable {
     /// Reads the files again; on any error the configuration in use stays.
     pub fn reload(&self) -> anyhow::Result<()> {
         let config = self.files.load(self.what)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
+        *self.current.write().recover() = config;
         Ok(())
     }
 
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+        tokio_rustls::TlsAcceptor::from(self.current.read().recover().clone())
     }
 
     pub fn what(&self) -> &'static str {

@@ -299,11 +299,7 @@ impl Api {
         let n = |v: usize| v as u64;
         let caps = self.node.caps;
         let mut usage = {
-            let st = self
-                .node
-                .sm
-                .read()
-                .map_err(|e| crate::errors::internal(e.to_string()))?;
+            let st = self.node.state()?;
             pb::Usage {
                 keys: n(st.sm.kv.len()),
                 locks: n(st.sm.locks.len()),

@@ -252,9 +252,7 @@ impl Kv for Api {
             if r.revision != 0 {
                 return Err(invalid("reads at a revision are for persistent keys only"));
             }
-            let (kv, header, _) = self
-                .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.get(now, &r.key)))
-                .await?;
+            let (kv, header, _) = self.ephemeral(|tier, now| tier.kv.get(now, &r.key)).await?;
             return Ok(Response::new(pb::GetResponse {
                 header: Some(header),
                 kv: kv.map(to_pb),
@@ -312,9 +310,7 @@ impl Kv for Api {
                     .await?
             }
             Durability::Ephemeral => {
-                let (kvs, header, _) = self
-                    .ephemeral(|t, term, now| t.with(term, now, |tier| get_many(&tier.kv, now, &r.keys)))
-                    .await?;
+                let (kvs, header, _) = self.ephemeral(|tier, now| get_many(&tier.kv, now, &r.keys)).await?;
                 (kvs?, header)
             }
         };
@@ -376,7 +372,7 @@ impl Kv for Api {
             Durability::Ephemeral => {
                 self.ephemeral_key_ttl(r.ttl_ms)?;
                 let (reply, header, _) = self
-                    .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.extend(now, &r.key, r.ttl_ms)))
+                    .ephemeral(|tier, now| tier.kv.extend(now, &r.key, r.ttl_ms))
                     .await?;
                 (reply, header)
             }
@@ -402,9 +398,7 @@ impl Kv for Api {
                     .await?
             }
             Durability::Ephemeral => {
-                let (kv, header, _) = self
-                    .ephemeral(|t, term, now| t.with(term, now, |tier| tier.kv.get(now, &r.key)))
-                    .await?;
+                let (kv, header, _) = self.ephemeral(|tier, now| tier.kv.get(now, &r.key)).await?;
                 (kv, header)
             }
         };
@@ -436,9 +430,7 @@ impl Kv for Api {
         let ((kvs, next), header) = match durability(r.durability)? {
             Durability::Persistent => self.read(r.consistency, |st, now| Ok(scan(&st.sm.kv, now))).await?,
             Durability::Ephemeral => {
-                let (page, header, _) = self
-                    .ephemeral(|t, term, now| t.with(term, now, |tier| scan(&tier.kv, now)))
-                    .await?;
+                let (page, header, _) = self.ephemeral(|tier, now| scan(&tier.kv, now)).await?;
                 (page, header)
             }
         };

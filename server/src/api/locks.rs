@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::limits;
 use super::{forward_unless_leader, Api};
 use crate::capacity::Item;
-use crate::ephemeral::{EphemeralLock, EphemeralTier, LeaseGate};
-use crate::errors::{self, internal, RaftFailure};
+use crate::ephemeral::{EphemeralLock, EphemeralTier, LeaseGate, Now};
+use crate::errors::{self, internal, shutting_down, RaftFailure};
 use crate::sm::{LockReply, LockView, Op, Refusal, Reply};
 
 /// Longest one try-lock call waits in a lock's queue; a caller waiting longer calls
@@ -120,7 +120,7 @@ impl Api {
         op: Op,
         request: Option<&pb::RequestId>,
         ttl_ms: u64,
-        ephemeral: impl Fn(&EphemeralTier, u64, u64) -> Option<Result<EphemeralLock, LeaseGate>>,
+        ephemeral: impl Fn(&EphemeralTier, u64, Now) -> Option<Result<EphemeralLock, LeaseGate>>,
     ) -> Result<Outcome, Status> {
         match durability {
             Durability::Persistent => {
@@ -235,7 +235,7 @@ impl Api {
             let waited = received.elapsed();
             let now = self.node.clock.now_ms();
             let (mine, holder, waiting) = {
-                let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+                let st = self.node.state()?;
                 let now = st.sm.now_ms.max(now);
                 (
                     st.sm.locks.held_by(now, &r.resource, &r.owner),
@@ -262,25 +262,28 @@ impl Api {
     async fn ephemeral_lease(
         &self,
         ttl_ms: u64,
-        op: impl Fn(&EphemeralTier, u64, u64) -> Option<Result<EphemeralLock, LeaseGate>>,
+        op: impl Fn(&EphemeralTier, u64, Now) -> Option<Result<EphemeralLock, LeaseGate>>,
     ) -> Result<(EphemeralLock, pb::ResponseHeader, u64), Status> {
         // At most: read the grace, raise the mark, then run.
         for _ in 0..4 {
             let term = self.leader_lease().await?;
-            let now = self.node.clock.now_ms();
-            match op(&self.node.ephemeral, term, now) {
-                Some(Ok(answer)) => return Ok((answer, self.node.header(), now)),
+            let now = Now::new(self.node.clock.now_ms());
+            let answer = {
+                let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
+                op(&self.node.ephemeral, term, now)
+            };
+            match answer {
+                Some(Ok(answer)) => return Ok((answer, self.node.header(), now.ms)),
                 Some(Err(LeaseGate::GraceUnknown)) => {
                     self.read_barrier().await?;
-                    let mark_ms = {
-                        let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
-                        st.sm.ephemeral_mark_ms
-                    };
-                    self.node.ephemeral.set_grace(term, Duration::from_millis(mark_ms));
+                    let mark_ms = self.node.state()?.sm.ephemeral_mark_ms;
+                    let now = Now::new(self.node.clock.now_ms());
+                    self.node.ephemeral.set_grace(term, Duration::from_millis(mark_ms), now);
                 }
                 Some(Err(LeaseGate::RaiseMark)) => {
                     self.propose(Op::EphemeralLeaseMark { ttl_ms }, None, None).await?;
-                    self.node.ephemeral.raise_mark(term, ttl_ms);
+                    let now = Now::new(self.node.clock.now_ms());
+                    self.node.ephemeral.raise_mark(term, ttl_ms, now);
                 }
                 Some(Err(gate)) => return Err(internal(format!("ephemeral lease gate answered {gate:?}"))),
                 None if self.node.term() != term => return Err(self.fail(RaftFailure::NotLeader).await),
@@ -401,7 +404,7 @@ impl Locks for Api {
                     // Nobody waits in the ephemeral tier's queues (waiting there is
                     // the client's retry loop), so an unlock grants nothing and
                     // needs no token.
-                    Ok(EphemeralLock::Reply(t.locks.unlock(0, now, &r.resource, &r.owner)))
+                    Ok(EphemeralLock::Reply(t.locks.unlock(0, now.ms, &r.resource, &r.owner)))
                 })
             })
             .await?;
@@ -465,11 +468,7 @@ impl Locks for Api {
             }
             Durability::Ephemeral => {
                 let (lock, header, _) = self
-                    .ephemeral(|tier, term, now| {
-                        tier.with(term, now, |t| {
-                            t.locks.get(now, &r.resource).map(|v| info(v, now, durability))
-                        })
-                    })
+                    .ephemeral(|t, now| t.locks.get(now, &r.resource).map(|v| info(v, now, durability)))
                     .await?;
                 (lock, header)
             }

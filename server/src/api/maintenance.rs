@@ -68,7 +68,7 @@ impl Maintenance for MaintenanceService {
             )
         })?;
         self.api.read_barrier().await?;
-        let applied = self.api.node.sm.read().map_err(|e| internal(e.to_string()))?.clone();
+        let applied = self.api.node.state()?.clone();
         let cluster_id = self.identity.id().unwrap_or_default();
         let mut first = pb::SnapshotChunk {
             header: Some(self.api.node.header()),

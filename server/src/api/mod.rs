@@ -22,6 +22,7 @@ use tonic::{Request, Status};
 
 use crate::auth::{Access, Auth, AUTHORIZATION_KEY};
 use crate::capacity;
+use crate::ephemeral::{Fence as TierFence, Now, Refused};
 use crate::errors;
 use crate::errors::{fenced, internal, no_leader, not_leader, shutting_down, RaftFailure};
 use crate::raft::node::{Node, Route};
@@ -252,7 +253,7 @@ impl Api {
             self.read_barrier().await?;
         }
         let mut header = self.node.header();
-        let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+        let st = self.node.state()?;
         // The leader judges expiry by its own clock, the same one that stamps writes;
         // a stale read sees the state as of its last applied entry.
         let now = if linearizable {
@@ -266,25 +267,22 @@ impl Api {
     }
 
     /// Runs `f` on the ephemeral tier of the confirmed leader term, with the leader's
-    /// time. `f` answers `None` when the tier ran out of tokens for this term.
+    /// time.
     pub async fn ephemeral<R>(
         &self,
-        f: impl FnOnce(&crate::ephemeral::EphemeralTier, u64, u64) -> Option<R>,
+        f: impl FnOnce(&mut crate::ephemeral::Tier, u64) -> R,
     ) -> Result<(R, ResponseHeader, u64), Status> {
         let term = self.leader_lease().await?;
-        let now = self.node.clock.now_ms();
+        let now = Now::new(self.node.clock.now_ms());
         let out = {
             let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
-            f(&self.node.ephemeral, term, now)
+            self.node.ephemeral.with(term, now, |tier| f(tier, now.ms))
         };
-        let Some(out) = out else {
-            // The tier moved on to a later term meanwhile, or ran out of tokens.
-            if self.node.term() != term {
-                return Err(self.fail(RaftFailure::NotLeader).await);
-            }
-            return Err(errors::ephemeral_tokens_exhausted());
-        };
-        Ok((out, self.node.header(), now))
+        match out {
+            Some(out) => Ok((out, self.node.header(), now.ms)),
+            // The tier moved on to a later term meanwhile.
+            None => Err(self.fail(RaftFailure::NotLeader).await),
+        }
     }
 
     /// The fence of a write that goes through the log. It travels in the command and
@@ -306,7 +304,7 @@ impl Api {
     }
 
     /// An ephemeral-tier key write with its fence checked in the same critical section
-    /// as the write, so no unlock and re-grant can come between them. An ephemeral
+    /// as the write (see [`crate::ephemeral::EphemeralTier::write`]). An ephemeral
     /// fence is checked in the tier itself; a persistent one on the applied state after
     /// a read-index, which is held (no entry applies meanwhile) until the write is done.
     /// `write` gets the store, the revision to write at and the leader's time.
@@ -320,45 +318,38 @@ impl Api {
             Some(f) => {
                 limits::resource("fence.resource", &f.resource)?;
                 let durability = limits::enumeration::<Durability>("fence.durability", f.durability)?;
-                Some((f.resource.clone(), f.token, durability))
+                Some((f.resource.as_slice(), f.token, durability))
             }
         };
-        let term = match &fence {
-            Some((_, _, Durability::Persistent)) => self.read_barrier().await?,
-            _ => self.leader_lease().await?,
+        let persistent = matches!(fence, Some((_, _, Durability::Persistent)));
+        let term = match persistent {
+            true => self.read_barrier().await?,
+            false => self.leader_lease().await?,
         };
-        let applied = match &fence {
-            Some((_, _, Durability::Persistent)) => Some(self.node.sm.read().map_err(|e| internal(e.to_string()))?),
-            _ => None,
-        };
+        let applied = persistent.then(|| self.node.state()).transpose()?;
         let _open = self.node.enter_ephemeral().ok_or_else(shutting_down)?;
-        let now = self.node.clock.now_ms();
-        let reply = self
-            .node
-            .ephemeral
-            .with(term, now, |tier| {
-                if let Some((resource, token, durability)) = &fence {
-                    let checked = match (durability, &applied) {
-                        (Durability::Persistent, Some(st)) => {
-                            st.sm.locks.fence(st.sm.now_ms.max(now), resource, *token)
-                        }
-                        _ => tier.locks.fence(now, resource, *token),
-                    };
-                    if let Err(current) = checked {
-                        return Err(fenced(resource, *token, current));
-                    }
-                }
-                let rev = tier.next_token().ok_or_else(errors::ephemeral_tokens_exhausted)?;
-                Ok(write(&mut tier.kv, rev, now))
-            })
-            .ok_or_else(|| {
-                errors::status(
-                    ErrorKind::Unavailable,
-                    "leadership moved to a later term during the write; retry",
-                )
-            })??;
-        drop(applied);
-        Ok((reply, self.node.header()))
+        let now = Now::new(self.node.clock.now_ms());
+        let tier_fence = fence.map(|(resource, token, _)| match &applied {
+            Some(st) => TierFence::Persistent {
+                locks: &st.sm.locks,
+                applied_ms: st.sm.now_ms,
+                resource,
+                token,
+            },
+            None => TierFence::Ephemeral { resource, token },
+        });
+        match self.node.ephemeral.write(term, now, tier_fence, write) {
+            Some(Ok(reply)) => Ok((reply, self.node.header())),
+            Some(Err(Refused::Fenced { current })) => match fence {
+                Some((resource, token, _)) => Err(fenced(resource, token, current)),
+                None => Err(internal("a write without a fence was refused as fenced")),
+            },
+            Some(Err(Refused::TokensExhausted)) => Err(errors::ephemeral_tokens_exhausted()),
+            None => Err(errors::status(
+                ErrorKind::Unavailable,
+                "leadership moved to a later term during the write; retry",
+            )),
+        }
     }
 
     /// Refuses a request that would add items past their cap (see `capacity`), judged
@@ -369,7 +360,7 @@ impl Api {
         count: impl FnOnce(&crate::sm::StateMachine) -> (usize, usize),
     ) -> Result<(), Status> {
         let (held, adding) = {
-            let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+            let st = self.node.state()?;
             count(&st.sm)
         };
         self.node.caps.admit(item, held, adding)

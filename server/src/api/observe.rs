@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use super::locks::info;
 use super::{limits, Api};
-use crate::errors::{internal, shutting_down, status};
+use crate::errors::{shutting_down, status};
 use crate::raft::node::Node;
 use crate::sm::LockView;
 
@@ -56,7 +56,7 @@ type Told = Option<Option<(Vec<u8>, u64, Vec<u8>)>>;
 
 /// The holder as the applied state has it: `(revision, holder)`.
 fn holder(node: &Node, resource: &[u8]) -> Result<(u64, Option<LockView>), Status> {
-    let st = node.sm.read().map_err(|e| internal(e.to_string()))?;
+    let st = node.state()?;
     Ok((st.revision(), st.sm.locks.get(st.sm.now_ms, resource)))
 }
 

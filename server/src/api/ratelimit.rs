@@ -88,7 +88,7 @@ impl RateLimits for Api {
             Durability::Ephemeral => {
                 self.admit_ephemeral(|t| !t.limiters.contains(&name))?;
                 let (d, header, _) = self
-                    .ephemeral(|t, term, now| t.with(term, now, |tier| tier.limiters.check(now, &name, policy, cost)))
+                    .ephemeral(|tier, now| tier.limiters.check(now, &name, policy, cost))
                     .await?;
                 (d, header)
             }

@@ -22,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{kv::event_to_pb, limits, Api};
-use crate::errors::{internal, invalid, status};
+use crate::errors::{invalid, status};
 use crate::raft::node::Node;
 use crate::sm::{HistoryError, Keys};
 
@@ -80,7 +80,7 @@ impl Api {
         // Subscribed before reading, so no apply after the read goes unnoticed.
         let applied = self.node.sm.subscribe();
         let from = {
-            let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+            let st = self.node.state()?;
             let latest = st.revision();
             let from = if r.start_revision == 0 {
                 latest + 1
@@ -209,7 +209,7 @@ impl Watch {
     /// The next message of changes, if there are any since the last one, and whether
     /// it reaches the latest applied revision.
     fn gather(&mut self) -> Result<(Option<pb::WatchResponse>, bool), Status> {
-        let st = self.node.sm.read().map_err(|e| internal(e.to_string()))?;
+        let st = self.node.state()?;
         let latest = st.revision();
         if self.next > latest {
             return Ok((None, true));

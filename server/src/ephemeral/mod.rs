@@ -24,6 +24,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::poison::Recover;
 use crate::sm::limiters::Limiters;
 use crate::sm::{KvStore, LockReply, LockTable};
 
@@ -51,10 +52,10 @@ pub struct Tier {
 }
 
 impl Tier {
-    fn new(term: u64) -> Self {
+    fn new(term: u64, at: Instant) -> Self {
         Self {
             term,
-            since: Instant::now(),
+            since: at,
             leading: false,
             grace: None,
             mark_ms: 0,
@@ -110,6 +111,51 @@ pub enum EphemeralLock {
     RetryAfter(Duration),
 }
 
+/// The time an ephemeral operation runs at, passed in (never read inside the tier) so
+/// tests can step it.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Cluster time (see `clock`): what expiry is judged by.
+    pub ms: u64,
+    /// This member's monotonic clock: what the grace period is measured on. Cluster
+    /// time can jump forward when a new leader applies its predecessor's stamps, and
+    /// that must not shorten the wait for an earlier leader's leases.
+    pub at: Instant,
+}
+
+impl Now {
+    /// Cluster time `ms`, now on this member's monotonic clock.
+    pub fn new(ms: u64) -> Self {
+        Self { ms, at: Instant::now() }
+    }
+}
+
+/// A fence checked in the same critical section as an ephemeral write, so no unlock
+/// and re-grant can come between the check and the write.
+pub enum Fence<'a> {
+    /// A lock of the tier itself.
+    Ephemeral { resource: &'a [u8], token: u64 },
+    /// A persistent lock, checked on the applied state's lock table, which the
+    /// caller holds (read-locked, after a read-index) until the write is done.
+    Persistent {
+        locks: &'a LockTable,
+        /// The applied state's time: the fence is judged at the later of it and the
+        /// operation's.
+        applied_ms: u64,
+        resource: &'a [u8],
+        token: u64,
+    },
+}
+
+/// Why a fenced write was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The fence's lock is held with this token (0: not held), not the fence's.
+    Fenced { current: u64 },
+    /// No token is left in this term (see [`Tier::next_token`]).
+    TokensExhausted,
+}
+
 pub struct EphemeralTier {
     max_ttl: Duration,
     tier: Mutex<Option<Tier>>,
@@ -130,42 +176,67 @@ impl EphemeralTier {
     /// Called whenever this member's term or role may have changed: a new term starts
     /// an empty tier right away, and leading in it starts the grace period, rather
     /// than at the tier's first use.
-    pub fn observe_term(&self, term: u64, leading: bool) {
-        if let Ok(mut t) = self.tier.lock() {
-            if t.as_ref().is_none_or(|t| t.term < term) {
-                *t = Some(Tier::new(term));
-            }
-            if let Some(t) = t.as_mut().filter(|t| t.term == term && leading && !t.leading) {
-                t.leading = true;
-                t.since = Instant::now();
-            }
+    pub fn observe_term(&self, term: u64, leading: bool, at: Instant) {
+        let mut t = self.tier.lock().recover();
+        if t.as_ref().is_none_or(|t| t.term < term) {
+            *t = Some(Tier::new(term, at));
+        }
+        if let Some(t) = t.as_mut().filter(|t| t.term == term && leading && !t.leading) {
+            t.leading = true;
+            t.since = at;
         }
     }
 
     /// Runs `f` on the current tier, whatever its term (for counting what it holds);
-    /// `None` before the first term or when the lock is poisoned.
+    /// `None` before the first term.
     pub fn peek<R>(&self, f: impl FnOnce(&Tier) -> R) -> Option<R> {
-        let guard = self.tier.lock().ok()?;
-        guard.as_ref().map(f)
+        self.tier.lock().recover().as_ref().map(f)
     }
 
     /// Runs `f` on the tier of `term` (the term leadership was just confirmed in).
-    /// `None` when the lock is poisoned or the tier already belongs to a later term.
-    pub fn with<R>(&self, term: u64, now_ms: u64, f: impl FnOnce(&mut Tier) -> R) -> Option<R> {
-        let mut guard = self.tier.lock().ok()?;
+    /// `None` when the tier already belongs to a later term.
+    pub fn with<R>(&self, term: u64, now: Now, f: impl FnOnce(&mut Tier) -> R) -> Option<R> {
+        let mut guard = self.tier.lock().recover();
         if guard.as_ref().is_none_or(|t| t.term < term) {
-            *guard = Some(Tier::new(term));
+            *guard = Some(Tier::new(term, now.at));
         }
         let tier = guard.as_mut().filter(|t| t.term == term)?;
-        tier.sweep(now_ms, SWEEP_PER_OP);
+        tier.sweep(now.ms, SWEEP_PER_OP);
         Some(f(tier))
+    }
+
+    /// A key write with its fence checked first, in one critical section; `write` gets
+    /// the store, the revision to write at and the time. `None` when the tier already
+    /// belongs to a later term.
+    pub fn write<R>(
+        &self,
+        term: u64,
+        now: Now,
+        fence: Option<Fence<'_>>,
+        write: impl FnOnce(&mut KvStore, u64, u64) -> R,
+    ) -> Option<Result<R, Refused>> {
+        self.with(term, now, |tier| {
+            let checked = match fence {
+                None => Ok(()),
+                Some(Fence::Ephemeral { resource, token }) => tier.locks.fence(now.ms, resource, token),
+                Some(Fence::Persistent {
+                    locks,
+                    applied_ms,
+                    resource,
+                    token,
+                }) => locks.fence(applied_ms.max(now.ms), resource, token),
+            };
+            checked.map_err(|current| Refused::Fenced { current })?;
+            let rev = tier.next_token().ok_or(Refused::TokensExhausted)?;
+            Ok(write(&mut tier.kv, rev, now.ms))
+        })
     }
 
     /// Sets the grace period of `term`'s tier: the longest lease earlier terms may
     /// have granted (their committed mark), counted from when this member was first
     /// seen leading in the term.
-    pub fn set_grace(&self, term: u64, grace: Duration) {
-        self.with(term, 0, |t| {
+    pub fn set_grace(&self, term: u64, grace: Duration, now: Now) {
+        self.with(term, now, |t| {
             if t.grace.is_none() {
                 t.grace = Some(grace);
             }
@@ -173,15 +244,15 @@ impl EphemeralTier {
     }
 
     /// Records that a lease mark of `ttl_ms` is committed for `term`.
-    pub fn raise_mark(&self, term: u64, ttl_ms: u64) {
-        self.with(term, 0, |t| t.mark_ms = t.mark_ms.max(ttl_ms));
+    pub fn raise_mark(&self, term: u64, ttl_ms: u64, now: Now) {
+        self.with(term, now, |t| t.mark_ms = t.mark_ms.max(ttl_ms));
     }
 
-    fn gate(t: &Tier, ttl_ms: u64) -> LeaseGate {
+    fn gate(t: &Tier, ttl_ms: u64, at: Instant) -> LeaseGate {
         let Some(grace) = t.grace else {
             return LeaseGate::GraceUnknown;
         };
-        let age = t.since.elapsed();
+        let age = at.saturating_duration_since(t.since);
         if age < grace {
             return LeaseGate::Wait(grace - age);
         }
@@ -193,62 +264,69 @@ impl EphemeralTier {
 
     /// Grants or refreshes a lock, if the gate is open for `ttl_ms`, in the same
     /// critical section as the gate check; otherwise answers the gate, which the
-    /// caller opens (reads the grace, raises the mark) before trying again.
+    /// caller opens (reads the grace, raises the mark) before trying again. `None`:
+    /// the tier belongs to a later term, or no token is left in this one.
     pub fn try_lock(
         &self,
         term: u64,
-        now_ms: u64,
+        now: Now,
         resource: &[u8],
         owner: &[u8],
         ttl_ms: u64,
     ) -> Option<Result<EphemeralLock, LeaseGate>> {
-        self.with(term, now_ms, |tier| {
-            match Self::gate(tier, ttl_ms) {
-                LeaseGate::Open => {}
-                LeaseGate::Wait(d) => return Some(Ok(EphemeralLock::RetryAfter(d))),
-                other => return Some(Err(other)),
-            }
+        self.gated(term, now, ttl_ms, true, |tier| {
             let token = tier.next_token()?;
-            Some(Ok(EphemeralLock::Reply(
-                tier.locks.try_lock(token, now_ms, resource, owner, ttl_ms),
-            )))
+            Some(tier.locks.try_lock(token, now.ms, resource, owner, ttl_ms))
         })
-        .flatten()
     }
 
     /// Extends a lock held by `owner`, if the mark covers `ttl_ms`.
     pub fn extend(
         &self,
         term: u64,
-        now_ms: u64,
+        now: Now,
         resource: &[u8],
         owner: &[u8],
         ttl_ms: u64,
     ) -> Option<Result<EphemeralLock, LeaseGate>> {
-        self.with(term, now_ms, |tier| {
-            match Self::gate(tier, ttl_ms) {
-                // Only a holder can extend, and there is none before the grace ends.
-                LeaseGate::Open | LeaseGate::Wait(_) => {}
-                other => return Err(other),
-            }
-            Ok(EphemeralLock::Reply(tier.locks.extend(now_ms, resource, owner, ttl_ms)))
+        self.gated(term, now, ttl_ms, false, |tier| {
+            Some(tier.locks.extend(now.ms, resource, owner, ttl_ms))
         })
+    }
+
+    /// Runs lock operation `op` on `term`'s tier once its gate is open for `ttl_ms`.
+    /// An operation that `grants` waits out the grace period; one that does not (an
+    /// extension: only a holder can extend, and there is none before the grace ends)
+    /// runs during it.
+    fn gated(
+        &self,
+        term: u64,
+        now: Now,
+        ttl_ms: u64,
+        grants: bool,
+        op: impl FnOnce(&mut Tier) -> Option<LockReply>,
+    ) -> Option<Result<EphemeralLock, LeaseGate>> {
+        self.with(term, now, |tier| {
+            match Self::gate(tier, ttl_ms, now.at) {
+                LeaseGate::Open => {}
+                LeaseGate::Wait(_) if !grants => {}
+                LeaseGate::Wait(d) => return Some(Ok(EphemeralLock::RetryAfter(d))),
+                other => return Some(Err(other)),
+            }
+            op(tier).map(|reply| Ok(EphemeralLock::Reply(reply)))
+        })
+        .flatten()
     }
 
     /// Removes expired keys and locks (the background sweeper's tick); returns how many.
     pub fn sweep(&self, now_ms: u64) -> u32 {
-        match self.tier.lock() {
-            Ok(mut t) => t.as_mut().map_or(0, |t| t.sweep(now_ms, SWEEP_PER_TICK)),
-            Err(_) => 0,
-        }
+        let mut t = self.tier.lock().recover();
+        t.as_mut().map_or(0, |t| t.sweep(now_ms, SWEEP_PER_TICK))
     }
 
     /// Keys and locks held, expired or not (for tests and metrics).
     pub fn entries(&self) -> usize {
-        match self.tier.lock() {
-            Ok(t) => t.as_ref().map_or(0, |t| t.kv.len() + t.locks.len()),
-            Err(_) => 0,
-        }
+        self.peek(|t| t.kv.len() + t.locks.len()).unwrap_or(0)
     }
 }
 
@@ -256,48 +334,122 @@ impl EphemeralTier {
 mod tests {
     use super::*;
 
-    fn grant(tier: &EphemeralTier, term: u64, owner: &[u8], ttl_ms: u64) -> Result<EphemeralLock, LeaseGate> {
-        tier.try_lock(term, 0, b"r", owner, ttl_ms).expect("tier usable")
+    /// Cluster time `ms`, `after` past `t0` on the member's clock.
+    fn at(t0: Instant, ms: u64, after: Duration) -> Now {
+        Now { ms, at: t0 + after }
+    }
+
+    fn grant(tier: &EphemeralTier, term: u64, now: Now, owner: &[u8], ttl_ms: u64) -> Result<EphemeralLock, LeaseGate> {
+        tier.try_lock(term, now, b"r", owner, ttl_ms).expect("tier usable")
+    }
+
+    fn token(answer: Result<EphemeralLock, LeaseGate>) -> u64 {
+        match answer {
+            Ok(EphemeralLock::Reply(r)) if r.ok => r.lock.map(|l| l.token).unwrap_or_default(),
+            Ok(EphemeralLock::Reply(r)) => panic!("refused: {:?}", r.refusal),
+            Ok(EphemeralLock::RetryAfter(d)) => panic!("asked to retry after {d:?}"),
+            Err(gate) => panic!("gate: {gate:?}"),
+        }
     }
 
     #[test]
     fn grants_wait_for_the_earlier_terms_mark_and_tokens_grow_across_terms() {
+        let t0 = Instant::now();
         let tier = EphemeralTier::new(Duration::from_secs(30));
+        let now = at(t0, 1_000, Duration::ZERO);
         // A fresh cluster: no earlier mark, no wait; a first grant needs a mark.
-        assert!(matches!(grant(&tier, 3, b"A", 10), Err(LeaseGate::GraceUnknown)));
-        tier.set_grace(3, Duration::ZERO);
-        assert!(matches!(grant(&tier, 3, b"A", 10), Err(LeaseGate::RaiseMark)));
-        tier.raise_mark(3, 10);
-        let Ok(EphemeralLock::Reply(a)) = grant(&tier, 3, b"A", 10) else {
-            panic!("grant expected once the mark is raised");
-        };
-        let a_token = a.lock.map(|l| l.token).unwrap_or_default();
+        assert!(matches!(grant(&tier, 3, now, b"A", 10), Err(LeaseGate::GraceUnknown)));
+        tier.set_grace(3, Duration::ZERO, now);
+        assert!(matches!(grant(&tier, 3, now, b"A", 10), Err(LeaseGate::RaiseMark)));
+        tier.raise_mark(3, 10, now);
+        let a_token = token(grant(&tier, 3, now, b"A", 10));
         assert_eq!(a_token >> 32, 3);
         // A longer TTL, also by extension, needs the mark raised again.
-        assert!(matches!(grant(&tier, 3, b"A", 20), Err(LeaseGate::RaiseMark)));
+        assert!(matches!(grant(&tier, 3, now, b"A", 20), Err(LeaseGate::RaiseMark)));
         assert!(matches!(
-            tier.extend(3, 0, b"r", b"A", 20),
+            tier.extend(3, now, b"r", b"A", 20),
             Some(Err(LeaseGate::RaiseMark))
         ));
-        // A new term forgets everything and waits out the earlier mark (50 ms here).
-        tier.observe_term(4, true);
-        tier.set_grace(4, Duration::from_millis(50));
-        assert!(matches!(grant(&tier, 4, b"B", 10), Ok(EphemeralLock::RetryAfter(_))));
-        std::thread::sleep(Duration::from_millis(60));
-        tier.raise_mark(4, 10);
-        let Ok(EphemeralLock::Reply(b)) = grant(&tier, 4, b"B", 10) else {
-            panic!("grant expected after the grace period");
-        };
-        assert!(b.ok);
-        assert!(b.lock.map(|l| l.token).unwrap_or_default() > a_token);
+        // A new term forgets everything and waits out the earlier mark (50 ms here)
+        // from when this member was first seen leading, on its own clock: cluster time
+        // jumping ahead shortens nothing.
+        let leading = at(t0, 2_000, Duration::from_secs(1));
+        tier.observe_term(4, true, leading.at);
+        tier.set_grace(4, Duration::from_millis(50), leading);
+        let early = at(t0, 60_000, Duration::from_secs(1) + Duration::from_millis(20));
+        match grant(&tier, 4, early, b"B", 10) {
+            Ok(EphemeralLock::RetryAfter(d)) => assert_eq!(d, Duration::from_millis(30)),
+            _ => panic!("a wait expected within the grace period"),
+        }
+        let later = at(t0, 2_050, Duration::from_secs(1) + Duration::from_millis(50));
+        tier.raise_mark(4, 10, later);
+        let b_token = token(grant(&tier, 4, later, b"B", 10));
+        assert!(b_token > a_token);
         // The tier of an older term is never brought back.
-        assert!(tier.try_lock(3, 0, b"r", b"A", 10).is_none());
+        assert!(tier.try_lock(3, later, b"r", b"A", 10).is_none());
+    }
+
+    #[test]
+    fn a_fenced_write_lands_only_with_the_current_token() {
+        let t0 = Instant::now();
+        let tier = EphemeralTier::new(Duration::from_secs(30));
+        let now = at(t0, 1_000, Duration::ZERO);
+        tier.set_grace(1, Duration::ZERO, now);
+        tier.raise_mark(1, 100, now);
+        let held = token(grant(&tier, 1, now, b"A", 100));
+        let op = |v: &str| crate::sm::SetOp {
+            key: b"k".to_vec(),
+            value: v.as_bytes().to_vec(),
+            ttl_ms: 1_000,
+            conditions: Default::default(),
+        };
+        let fence = |token| Some(Fence::Ephemeral { resource: b"r", token });
+        let wrote = tier.write(1, now, fence(held), |kv, rev, ms| kv.set(rev, ms, &op("a")));
+        assert!(matches!(wrote, Some(Ok(_))));
+        // A stale token is refused, naming the current one, and nothing is written.
+        let refused = tier.write(1, now, fence(held - 1), |kv, rev, ms| kv.set(rev, ms, &op("b")));
+        assert_eq!(refused.map(|r| r.err()), Some(Some(Refused::Fenced { current: held })));
+        // Once the lease has run out (cluster time past the TTL), the holder's token
+        // fences nothing.
+        let expired = at(t0, 1_101, Duration::from_millis(101));
+        let late = tier.write(1, expired, fence(held), |kv, rev, ms| kv.set(rev, ms, &op("c")));
+        assert_eq!(late.map(|r| r.err()), Some(Some(Refused::Fenced { current: 0 })));
+        let value = tier.with(1, now, |t| t.kv.get(now.ms, b"k").map(|e| e.value.clone()));
+        assert_eq!(value.flatten(), Some(b"a".to_vec()));
+    }
+
+    #[test]
+    fn a_persistent_fence_is_judged_on_the_applied_lock_table_at_the_later_time() {
+        let t0 = Instant::now();
+        let tier = EphemeralTier::new(Duration::from_secs(30));
+        let mut locks = LockTable::default();
+        let held = locks
+            .try_lock(7, 1_000, b"p", b"A", 100)
+            .lock
+            .map(|l| l.token)
+            .unwrap_or_default();
+        assert_eq!(held, 7);
+        let write = |now: Now, applied_ms| {
+            let fence = Fence::Persistent {
+                locks: &locks,
+                applied_ms,
+                resource: b"p",
+                token: held,
+            };
+            tier.write(1, now, Some(fence), |_, rev, _| rev)
+        };
+        assert!(matches!(write(at(t0, 1_050, Duration::ZERO), 1_000), Some(Ok(_))));
+        // The applied state is ahead of this operation's time, past the lease.
+        assert_eq!(
+            write(at(t0, 1_050, Duration::ZERO), 1_200).map(|r| r.err()),
+            Some(Some(Refused::Fenced { current: 0 }))
+        );
     }
 
     #[test]
     fn background_sweep_removes_expired_keys() {
         let tier = EphemeralTier::new(Duration::from_secs(30));
-        tier.with(1, 0, |t| {
+        tier.with(1, Now::new(0), |t| {
             for i in 0..100u32 {
                 let rev = t.next_token().unwrap_or_default();
                 let op = crate::sm::SetOp {

@@ -9,6 +9,7 @@
 //! and reply carries the sender's id in the `kahuna-cluster-id` metadata entry; a
 //! message from another cluster is refused (see `peer_service`).
 
+use crate::poison::Recover;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -66,7 +67,7 @@ impl ClusterIdentity {
     }
 
     pub fn stored(&self) -> Stored {
-        self.stored.lock().map(|s| s.clone()).unwrap_or(Stored::Nothing)
+        self.stored.lock().recover().clone()
     }
 
     /// The cluster id, once known.
@@ -79,7 +80,7 @@ impl ClusterIdentity {
 
     /// Records that this member was started with `--join` (unless it already knows more).
     pub fn mark_joining(&self) -> anyhow::Result<()> {
-        let mut st = self.lock()?;
+        let mut st = self.lock();
         if *st == Stored::Nothing {
             write_atomically(&self.path, JOINING)?;
             *st = Stored::Joining;
@@ -90,7 +91,7 @@ impl ClusterIdentity {
     /// Generates and stores a new cluster id (the founding member, at bootstrap).
     pub fn found(&self) -> anyhow::Result<String> {
         let id = format!("{:032x}", rand::random::<u128>());
-        let mut st = self.lock()?;
+        let mut st = self.lock();
         write_atomically(&self.path, &id)?;
         *st = Stored::Id(id.clone());
         Ok(id)
@@ -108,7 +109,7 @@ impl ClusterIdentity {
                 theirs: format!("{theirs:?} (not a cluster id)"),
             }));
         }
-        let mut st = self.lock().map_err(|e| CheckError::Storage(e.to_string()))?;
+        let mut st = self.lock();
         match &*st {
             Stored::Id(ours) if ours == theirs => Ok(()),
             Stored::Id(ours) => Err(CheckError::Mismatch(Mismatch {
@@ -126,9 +127,7 @@ impl ClusterIdentity {
 
     /// Whether a mismatch should be logged now (at most once every 5 s).
     pub fn should_log(&self) -> bool {
-        let Ok(mut last) = self.last_logged.lock() else {
-            return true;
-        };
+        let mut last = self.last_logged.lock().recover();
         if last.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
             return false;
         }
@@ -136,10 +135,8 @@ impl ClusterIdentity {
         true
     }
 
-    fn lock(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Stored>> {
-        self.stored
-            .lock()
-            .map_err(|_| anyhow::anyhow!("cluster id lock poisoned"))
+    fn lock(&self) -> std::sync::MutexGuard<'_, Stored> {
+        self.stored.lock().recover()
     }
 }
 

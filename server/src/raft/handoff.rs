@@ -316,7 +316,7 @@ pub async fn transfer(
         // again: one that confirmed leadership in that term just before the hand-off
         // then finds no tier of its term and is refused, instead of granting while the
         // successor leads.
-        node.ephemeral.observe_term(term, false);
+        node.ephemeral.observe_term(term, false, std::time::Instant::now());
         let mut metrics = node.raft.metrics();
         let _ = tokio::time::timeout(rpc, metrics.wait_for(|m| m.current_term >= term)).await;
     }

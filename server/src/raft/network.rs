@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::cluster_id::{CheckError, ClusterIdentity, CLUSTER_ID_KEY, NODE_ID_KEY};
 use super::peer_input;
+use crate::poison::Recover;
 use crate::types::{NodeId, TypeConfig};
 
 /// Largest peer message: a batch of appended entries or a snapshot chunk.
@@ -85,14 +86,12 @@ pub struct PeerAcks {
 
 impl PeerAcks {
     fn record(&self, id: NodeId) {
-        if let Ok(mut last) = self.last.lock() {
-            last.insert(id, Instant::now());
-        }
+        self.last.lock().recover().insert(id, Instant::now());
     }
 
     /// How long ago member `id` last answered; `None` if it never has.
     pub fn since(&self, id: NodeId) -> Option<Duration> {
-        self.last.lock().ok()?.get(&id).map(Instant::elapsed)
+        self.last.lock().recover().get(&id).map(Instant::elapsed)
     }
 }
 
@@ -143,10 +142,7 @@ impl PeerNetwork {
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let mut map = self
-            .channels
-            .lock()
-            .map_err(|_| "peer channel table poisoned".to_owned())?;
+        let mut map = self.channels.lock().recover();
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }

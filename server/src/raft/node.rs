@@ -9,6 +9,7 @@ use kahuna_proto::v1::ResponseHeader;
 use openraft::{BasicNode, ServerState};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tonic::Status;
 
 use super::network::{peer_info, PeerNetwork, PeerTransport};
 use super::proposer::Proposer;
@@ -16,7 +17,9 @@ use super::read_index::ReadIndex;
 use crate::capacity::{Caps, WatchSlots};
 use crate::clock::Clock;
 use crate::ephemeral::EphemeralTier;
-use crate::store::StateMachineStore;
+use crate::errors::internal;
+use crate::poison::Recover;
+use crate::store::{Applied, StateMachineStore};
 use crate::types::{NodeId, Raft};
 
 /// Settings the API needs from the configuration.
@@ -86,13 +89,11 @@ impl Default for Contact {
 
 impl Contact {
     pub fn touch(&self) {
-        if let Ok(mut t) = self.0.lock() {
-            *t = Instant::now();
-        }
+        *self.0.lock().recover() = Instant::now();
     }
 
     pub fn since(&self) -> Duration {
-        self.0.lock().map_or(Duration::ZERO, |t| t.elapsed())
+        self.0.lock().recover().elapsed()
     }
 }
 
@@ -144,7 +145,7 @@ impl Node {
     /// Admits one ephemeral operation: `None` once the tier is closed. Hold the guard
     /// for the whole operation (it must not span an await).
     pub fn enter_ephemeral(&self) -> Option<RwLockReadGuard<'_, bool>> {
-        let guard = self.ephemeral_open.read().ok()?;
+        let guard = self.ephemeral_open.read().recover();
         (*guard).then_some(guard)
     }
 
@@ -162,10 +163,13 @@ impl Node {
     }
 
     fn set_ephemeral(&self, value: bool) {
-        match self.ephemeral_open.write() {
-            Ok(mut open) => *open = value,
-            Err(poisoned) => *poisoned.into_inner() = value,
-        }
+        *self.ephemeral_open.write().recover() = value;
+    }
+
+    /// The applied state, read-locked: hold it only across synchronous work. An error
+    /// only if the state machine's lock is poisoned (see `poison`).
+    pub fn state(&self) -> Result<RwLockReadGuard<'_, Applied>, Status> {
+        self.sm.read().map_err(|e| internal(e.to_string()))
     }
 
     pub fn header(&self) -> ResponseHeader {
@@ -211,11 +215,9 @@ impl Node {
             return Some(self.client_addr.clone());
         }
         let peer_addr = self.members().into_iter().find(|(m, _, _)| *m == id)?.1;
-        if let Ok(cache) = self.client_addrs.lock() {
-            if let Some((p, c)) = cache.get(&id) {
-                if *p == peer_addr {
-                    return Some(c.clone());
-                }
+        if let Some((p, c)) = self.client_addrs.lock().recover().get(&id) {
+            if *p == peer_addr {
+                return Some(c.clone());
             }
         }
         let info = peer_info(&self.transport, &peer_addr, Duration::from_secs(2))
@@ -230,9 +232,10 @@ impl Node {
             );
             return None;
         }
-        if let Ok(mut cache) = self.client_addrs.lock() {
-            cache.insert(id, (peer_addr, info.client_addr.clone()));
-        }
+        self.client_addrs
+            .lock()
+            .recover()
+            .insert(id, (peer_addr, info.client_addr.clone()));
         Some(info.client_addr)
     }
 
@@ -247,7 +250,7 @@ impl Node {
         if !self.forward {
             return None;
         }
-        let mut map = self.channels.lock().ok()?;
+        let mut map = self.channels.lock().recover();
         if let Some(ch) = map.get(client_addr) {
             return Some(ch.clone());
         }

@@ -14,6 +14,7 @@ use openraft::raft::{
 };
 use openraft::{LogId, Vote};
 
+use crate::poison::Recover;
 use crate::types::{NodeId, TypeConfig};
 
 /// How far a peer's term may run ahead of this member's. Terms grow by one per
@@ -146,7 +147,7 @@ impl SnapshotStream {
     }
 
     pub fn admit(&self, req: &InstallSnapshotRequest<TypeConfig>) -> Result<(), Refused> {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.current.lock().recover();
         let received = match &*current {
             Some((id, end)) if *id == req.meta.snapshot_id => *end,
             _ => 0,

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::errors::{overloaded, RaftFailure};
+use crate::poison::Recover;
 use crate::sm::{Batch, Command, Outcome};
 use crate::types::Raft;
 
@@ -107,7 +108,7 @@ impl Shared {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         // The queue's invariants hold between statements, so a panic elsewhere while
         // it was locked leaves it usable.
-        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.queue.lock().recover()
     }
 }
 

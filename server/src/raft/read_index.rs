@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::errors::{overloaded, status, RaftFailure};
+use crate::poison::Recover;
 use crate::types::Raft;
 use kahuna_proto::ErrorKind;
 
@@ -59,7 +60,7 @@ impl ReadIndex {
     /// round that started less than the lease ago confirmed that term, else after
     /// a new round. The caller checks afterwards that it still leads in `term`.
     pub async fn leader_lease(self: &Arc<Self>, term: u64) -> Result<(), RaftFailure> {
-        if let Some((started, confirmed_term)) = self.state()?.confirmed {
+        if let Some((started, confirmed_term)) = self.state().confirmed {
             if confirmed_term == term && started.elapsed() < self.lease {
                 return Ok(());
             }
@@ -72,7 +73,7 @@ impl ReadIndex {
     pub async fn read_barrier(self: &Arc<Self>) -> Result<(), RaftFailure> {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut st = self.state()?;
+            let mut st = self.state();
             if st.waiting.len() >= MAX_WAITERS {
                 st.waiting.retain(|w| !w.is_closed());
                 if st.waiting.len() >= MAX_WAITERS {
@@ -108,21 +109,19 @@ impl ReadIndex {
         ))
     }
 
-    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, RaftFailure> {
-        self.state
-            .lock()
-            .map_err(|_| RaftFailure::internal("read-index lock poisoned"))
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().recover()
     }
 
     async fn rounds(self: Arc<Self>) {
         loop {
-            let batch = match self.state.lock() {
-                Ok(mut st) if st.waiting.is_empty() => {
+            let batch = {
+                let mut st = self.state();
+                if st.waiting.is_empty() {
                     st.running = false;
                     return;
                 }
-                Ok(mut st) => std::mem::take(&mut st.waiting),
-                Err(_) => return,
+                std::mem::take(&mut st.waiting)
             };
             // The term is read before the round: a round that succeeds confirms that
             // this member led in it when the round started, or in a later term, which
@@ -137,9 +136,7 @@ impl ReadIndex {
                 Err(_) => Err(self.unconfirmed()),
             };
             if result.is_ok() {
-                if let Ok(mut st) = self.state.lock() {
-                    st.confirmed = Some((started, term));
-                }
+                self.state().confirmed = Some((started, term));
             }
             for waiter in batch {
                 let _ = waiter.send(result.clone());

@@ -55,7 +55,7 @@ pub fn replicated_by_this_leader(metrics: &RaftMetrics) -> impl Iterator<Item = 
 /// still in the membership, and those this leader has replicated to.
 fn due(node: &Node) -> Option<BTreeSet<u64>> {
     let metrics = node.raft.metrics().borrow().clone();
-    let recorded = node.sm.read().ok()?.sm.replicated.clone();
+    let recorded = node.state().ok()?.sm.replicated.clone();
     let members: BTreeSet<u64> = metrics
         .membership_config
         .membership()

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Conditions, DeleteOp, Map, Reply, Seq, Set, SetOp};
+use super::{due, Conditions, DeleteOp, Map, Reply, Seq, Set, SetOp};
 
 /// Changes older than this many revisions are dropped from the history.
 pub const HISTORY_RETENTION_REVISIONS: u64 = 10_000;
@@ -258,14 +258,8 @@ impl KvStore {
 
     /// Removes up to `limit` keys whose expiry is at or before `now_ms`.
     pub fn sweep(&mut self, revision: u64, now_ms: u64, limit: u32) -> u32 {
-        let due: Vec<Vec<u8>> = self
-            .expiry
-            .iter()
-            .take_while(|(at, _)| *at <= now_ms)
-            .take(limit as usize)
-            .map(|(_, key)| key.clone())
-            .collect();
-        for key in &due {
+        let due = due(&self.expiry, now_ms, limit);
+        for (_, key) in &due {
             if let Some(stored) = self.keys.get(key) {
                 let kv = stored.to_kv(key);
                 self.replace(key, None);

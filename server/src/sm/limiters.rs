@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Map, Set};
+use super::{due, Map, Set};
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Policy {
@@ -182,13 +182,7 @@ impl Limiters {
 
     /// Forgets up to `limit` limiters that are full again by `now_ms`.
     pub fn forget_idle(&mut self, now_ms: u64, limit: u32) -> u32 {
-        let due: Vec<(u64, String)> = self
-            .idle
-            .iter()
-            .take_while(|(at, _)| *at <= now_ms)
-            .take(limit as usize)
-            .cloned()
-            .collect();
+        let due = due(&self.idle, now_ms, limit);
         for entry in &due {
             self.idle.remove(entry);
             self.limiters.remove(&entry.1);

@@ -31,7 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Map, Seq, Set};
+use super::{due, Map, Seq, Set};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Lock {
@@ -762,23 +762,14 @@ impl LockTable {
     /// Removes up to `limit` expired locks and up to `limit` expired places, granting
     /// each freed lock to its next waiter at `revision`; returns how many were removed.
     pub fn sweep(&mut self, revision: u64, now_ms: u64, limit: u32) -> u32 {
-        let due: Vec<Vec<u8>> = self
-            .expiry
-            .iter()
-            .take_while(|(at, _)| *at <= now_ms)
-            .take(limit as usize)
-            .map(|(_, r)| r.clone())
-            .collect();
-        for r in &due {
+        let expired = due(&self.expiry, now_ms, limit);
+        for (_, r) in &expired {
             self.put(r, None);
             self.grant_next(revision, now_ms, r);
         }
-        let mut names: Vec<Vec<u8>> = self
-            .permit_expiry
-            .iter()
-            .take_while(|(at, _, _)| *at <= now_ms)
-            .take(limit as usize)
-            .map(|(_, name, _)| name.clone())
+        let mut names: Vec<Vec<u8>> = due(&self.permit_expiry, now_ms, limit)
+            .into_iter()
+            .map(|(_, name, _)| name)
             .collect();
         let permits = names.len();
         names.sort();
@@ -787,30 +778,17 @@ impl LockTable {
             // Drops every expired permit of the semaphore and grants the freed ones.
             self.grant_permits(revision, now_ms, name);
         }
-        let gone: Vec<(u64, Vec<u8>, Vec<u8>)> = self
-            .places
-            .iter()
-            .take_while(|(at, _, _)| *at <= now_ms)
-            .take(limit as usize)
-            .cloned()
-            .collect();
+        let gone = due(&self.places, now_ms, limit);
         for (_, resource, owner) in &gone {
             self.leave_queue(resource, owner);
             // A semaphore nobody holds is forgotten with its last waiter.
             self.grant_permits(revision, now_ms, resource);
         }
-        let over: Vec<(u64, Vec<u8>, Vec<u8>)> = self
-            .withdrawn_expiry
-            .iter()
-            .take_while(|(at, _, _)| *at <= now_ms)
-            .take(limit as usize)
-            .cloned()
-            .collect();
-        for (at, resource, owner) in over {
+        for (at, resource, owner) in due(&self.withdrawn_expiry, now_ms, limit) {
             self.withdrawn_expiry.remove(&(at, resource.clone(), owner.clone()));
             self.withdrawn.remove(&(resource, owner));
         }
-        (due.len() + permits + gone.len()) as u32
+        (expired.len() + permits + gone.len()) as u32
     }
 
     /// Locks and permits held, expired or not yet swept.

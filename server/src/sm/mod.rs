@@ -17,6 +17,34 @@ pub mod dedupe;
 /// snapshots taken before read back unchanged.
 pub type Map<K, V> = imbl::OrdMap<K, V>;
 pub type Set<T> = imbl::OrdSet<T>;
+
+/// An entry of an expiry index: a tuple ordered by its time first.
+pub trait Due: Ord + Clone {
+    fn due_at(&self) -> u64;
+}
+
+impl<A: Ord + Clone> Due for (u64, A) {
+    fn due_at(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<A: Ord + Clone, B: Ord + Clone> Due for (u64, A, B) {
+    fn due_at(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Up to `limit` entries of an expiry index that are due at `now_ms`, earliest first
+/// (copied out, so the caller can remove them as it goes).
+pub fn due<E: Due>(index: &Set<E>, now_ms: u64, limit: u32) -> Vec<E> {
+    index
+        .iter()
+        .take_while(|e| e.due_at() <= now_ms)
+        .take(limit as usize)
+        .cloned()
+        .collect()
+}
 pub type Seq<T> = imbl::Vector<T>;
 mod kv;
 pub mod limiters;
@@ -521,16 +549,7 @@ mod tests {
     #[test]
     fn new_term_extends_leases_before_anything_else() {
         let mut sm = StateMachine::default();
-        let lock = |owner: &str, time_ms| Command {
-            time_ms,
-            request: None,
-            fence: None,
-            op: Op::TryLock {
-                resource: b"r".to_vec(),
-                owner: owner.into(),
-                ttl_ms: 100,
-            },
-        };
+        let lock = |owner: &str, time_ms| lock_cmd(owner, 100, time_ms);
         assert!(matches!(
             sm.apply(1, &lock("A", 1000)).reply,
             Reply::Lock(LockReply { ok: true, .. })
