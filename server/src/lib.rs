@@ -5,6 +5,7 @@
 //! storage on RocksDB, SQLite or memory).
 
 pub mod api;
+pub mod around;
 pub mod auth;
 pub mod backup;
 pub mod capacity;

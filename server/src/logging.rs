@@ -3,14 +3,13 @@
 //! id (`x-request-id`) that follows each client request from the member that received
 //! it to the leader that proposed it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue};
-use tracing::Instrument;
+
+use crate::around::Hook;
+use tracing::Span;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
@@ -136,7 +135,7 @@ impl IdSource {
     }
 }
 
-/// A tower layer for the client port: gives each request its id (the client's
+/// The client port's request-id hook (see `around`): gives each request its id (the client's
 /// `x-request-id` when valid, else a generated one, also set on the request so a
 /// forward carries it), runs the request in a `request` span with the id and the RPC
 /// path, and returns the id in the response's `x-request-id` (errors included).
@@ -144,49 +143,22 @@ impl IdSource {
 /// The span is at debug level: while the filter leaves debug off for this crate it
 /// is never created, so the hot path pays only for the id.
 #[derive(Clone, Debug)]
-pub struct RequestIdLayer {
+pub struct RequestIds {
     ids: Arc<IdSource>,
 }
 
-impl RequestIdLayer {
-    pub fn new(node_id: u64) -> RequestIdLayer {
-        RequestIdLayer {
+impl RequestIds {
+    pub fn new(node_id: u64) -> RequestIds {
+        RequestIds {
             ids: Arc::new(IdSource::new(node_id)),
         }
     }
 }
 
-impl<S> tower::Layer<S> for RequestIdLayer {
-    type Service = RequestId<S>;
+impl Hook for RequestIds {
+    type Seen = HeaderValue;
 
-    fn layer(&self, inner: S) -> RequestId<S> {
-        RequestId {
-            inner,
-            ids: self.ids.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct RequestId<S> {
-    inner: S,
-    ids: Arc<IdSource>,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for RequestId<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn before<B>(&self, req: &mut http::Request<B>) -> (HeaderValue, Span) {
         let id = match req.headers().get(&REQUEST_ID) {
             // Shares the received bytes: no copy.
             Some(given) if valid_request_id(given.as_bytes()) => given.clone(),
@@ -202,20 +174,12 @@ where
             request_id = id.to_str().unwrap_or_default(),
             rpc = req.uri().path()
         );
-        let answer = span.in_scope(|| {
-            tracing::debug!("request received");
-            self.inner.call(req)
-        });
-        Box::pin(
-            async move {
-                let mut answer = answer.await;
-                if let Ok(resp) = &mut answer {
-                    resp.headers_mut().insert(REQUEST_ID.clone(), id);
-                }
-                answer
-            }
-            .instrument(span),
-        )
+        span.in_scope(|| tracing::debug!("request received"));
+        (id, span)
+    }
+
+    fn after<R>(id: HeaderValue, resp: &mut http::Response<R>) {
+        resp.headers_mut().insert(REQUEST_ID.clone(), id);
     }
 }
 

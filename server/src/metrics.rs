@@ -9,12 +9,13 @@
 use crate::poison::Recover;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use tracing::Span;
+
+use crate::around::Hook;
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -173,55 +174,27 @@ impl Registry {
     }
 }
 
-/// A tower layer recording every client request's latency by RPC and status code
-/// (the `grpc-status` of the response headers; a response without one is OK, its
-/// status coming in the trailers).
+/// The client port's latency hook (see `around`): records every request's latency by
+/// RPC and status code (the `grpc-status` of the response headers; a response without
+/// one is OK, its status coming in the trailers).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct MeasureLayer;
+pub struct Measure;
 
-impl<S> tower::Layer<S> for MeasureLayer {
-    type Service = Measure<S>;
+impl Hook for Measure {
+    type Seen = (http::Uri, Instant);
 
-    fn layer(&self, inner: S) -> Measure<S> {
-        Measure { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Measure<S> {
-    inner: S,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for Measure<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn before<B>(&self, req: &mut http::Request<B>) -> (Self::Seen, Span) {
         // A Uri clone shares its bytes: no copy of the path per request.
-        let uri = req.uri().clone();
-        let started = Instant::now();
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let answer = answer.await;
-            if let Ok(resp) = &answer {
-                let code = resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .map_or(0, |v| v.parse().unwrap_or(2));
-                registry().request(uri.path(), code, started.elapsed());
-            }
-            answer
-        })
+        ((req.uri().clone(), Instant::now()), Span::none())
+    }
+
+    fn after<R>((uri, started): Self::Seen, resp: &mut http::Response<R>) {
+        let code = resp
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map_or(0, |v| v.parse().unwrap_or(2));
+        registry().request(uri.path(), code, started.elapsed());
     }
 }
 

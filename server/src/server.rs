@@ -396,10 +396,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client_router = Server::builder()
         .max_concurrent_streams(Some(config.max_streams_per_connection))
         // Outermost, so every response carries the request's id.
-        .layer(crate::logging::RequestIdLayer::new(config.node_id))
+        .layer(crate::around::Around(crate::logging::RequestIds::new(config.node_id)))
         .layer(tower::util::MapResponseLayer::new(crate::api::oversize::relabel))
         .layer(tower::util::option_layer(
-            metrics_listener.as_ref().map(|_| crate::metrics::MeasureLayer),
+            metrics_listener
+                .as_ref()
+                .map(|_| crate::around::Around(crate::metrics::Measure)),
         ))
         .add_service(health_service)
         .add_service(KvServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
