@@ -14,13 +14,8 @@ use kahuna_testkit::Cluster;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_value_transactions_and_sequences() {
     let cluster = Cluster::start(3, "memory", &[]).await;
-    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
     // Given only a follower, the client discovers the others and the leader.
-    let follower = cluster
-        .running()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let (leader, follower) = common::leader_and_follower(&cluster).await;
     let options = ClientOptions {
         timeout: Duration::from_secs(20),
         ..ClientOptions::default()

@@ -145,14 +145,10 @@ async fn tokens_and_roles_are_enforced_on_every_member() {
     for id in 1..=3 {
         c.signal(id, "-HUP");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while (1..=3).any(|id| !c.log(id).contains("auth grants reloaded")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not every member reloaded the grants"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually(Duration::from_secs(30), "not every member reloaded the grants", || {
+        (1..=3).all(|id| c.log(id).contains("auth grants reloaded"))
+    })
+    .await;
     reader
         .set("anything", "ok")
         .await

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,16 +32,8 @@ async fn all_keys(client: &kahuna_client::Client) -> BTreeMap<String, (Vec<u8>, 
 }
 
 fn save(endpoint: &str, file: &std::path::Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            endpoint,
-            "--timeout",
-            "60s",
-            "--json",
-            "snapshot",
-            "save",
-        ])
+    let out = common::kahuna(endpoint)
+        .args(["--timeout", "60s", "--json", "snapshot", "save"])
         .arg(file)
         .output()
         .expect("run kahuna");

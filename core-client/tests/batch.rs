@@ -176,14 +176,7 @@ async fn batch_and_range_bounds_are_typed_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_atomic_and_whole_through_a_leader_kill() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let client = common::client_with(
-        &cluster,
-        kahuna_client::ClientOptions {
-            timeout: std::time::Duration::from_secs(30),
-            ..kahuna_client::ClientOptions::default()
-        },
-    )
-    .await;
+    let client = common::patient_client(&cluster).await;
     let batch = |b: usize| -> Vec<(String, String)> {
         (0..100)
             .map(|i| (format!("f/{b}/{i:03}"), format!("v{b}.{i}")))

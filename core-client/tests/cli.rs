@@ -9,8 +9,8 @@ use kahuna_testkit::{free_port, server_bin, Cluster};
 use serde_json::Value;
 
 fn kahuna(endpoints: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args(["--endpoints", endpoints, "--timeout", "20s"])
+    common::kahuna(endpoints)
+        .args(["--timeout", "20s"])
         .args(args)
         .output()
         .expect("run kahuna")
@@ -36,6 +36,15 @@ fn json(endpoints: &str, args: &[&str], code: i32) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
         .collect()
+}
+
+/// The fencing token a `lock run` command wrote to `file`.
+fn read_token(file: &std::path::Path) -> u64 {
+    std::fs::read_to_string(file)
+        .expect("token file")
+        .trim()
+        .parse()
+        .expect("token")
 }
 
 /// A server process started with `--join`, killed on drop.
@@ -143,11 +152,7 @@ async fn every_cli_command() {
     let file = dir.path().join("token");
     let script = format!("echo \"$KAHUNA_FENCING_TOKEN\" > {}", file.display());
     ok(ep, &["lock", "run", "res", "--ttl", "2s", "--", "sh", "-c", &script], 0);
-    let token: u64 = std::fs::read_to_string(&file)
-        .expect("token file")
-        .trim()
-        .parse()
-        .expect("token");
+    let token = read_token(&file);
     assert!(token > 0);
     ok(
         ep,
@@ -159,31 +164,18 @@ async fn every_cli_command() {
 
     // while another `lock run` holds it: info shows the holder, a try fails with 2,
     // and a waiter gets it once the holder's command finishes
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            ep,
-            "lock",
-            "run",
-            "res",
-            "--ttl",
-            "2s",
-            "--",
-            "sleep",
-            "3",
-        ])
-        .stdout(Stdio::null())
+    let mut holder = common::lock_run(ep, &["res", "--ttl", "2s", "--", "sleep", "3"])
         .spawn()
         .expect("holder");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let info = loop {
+    let mut info = Value::Null;
+    common::eventually(Duration::from_secs(15), "the holder never took the lock", || {
         let out = kahuna(ep, &["--json", "lock", "info", "res"]);
         if out.status.code() == Some(0) {
-            break serde_json::from_slice::<Value>(&out.stdout).expect("json");
+            info = serde_json::from_slice::<Value>(&out.stdout).expect("json");
         }
-        assert!(Instant::now() < deadline, "the holder never took the lock");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        out.status.code() == Some(0)
+    })
+    .await;
     let held_token = info["lock"]["fencing_token"].as_u64().expect("token");
     assert!(held_token > token);
     let busy = json(ep, &["lock", "run", "res", "--ttl", "1s", "--", "true"], 2);
@@ -220,11 +212,7 @@ async fn every_cli_command() {
         ],
         0,
     );
-    let eph: u64 = std::fs::read_to_string(&file)
-        .expect("token file")
-        .trim()
-        .parse()
-        .expect("token");
+    let eph = read_token(&file);
     assert!(eph > 0);
     ok(ep, &["lock", "info", "res", "--ephemeral"], 3);
 
@@ -291,14 +279,8 @@ async fn every_cli_command() {
     std::thread::sleep(Duration::from_millis(300));
     ok(ep, &["kv", "get", "tiny"], 3);
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            &format!("127.0.0.1:{}", free_port()),
-            "--timeout",
-            "500ms",
-        ])
-        .args(["kv", "get", "k"])
+    let out = common::kahuna(&format!("127.0.0.1:{}", free_port()))
+        .args(["--timeout", "500ms", "kv", "get", "k"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
@@ -311,27 +293,13 @@ async fn lock_run_stops_the_command_when_the_lock_is_lost() {
     let ep = common::endpoints(&cluster).join(",");
 
     // SIGTERM to `kahuna lock run` stops the command and gives the lock back at once.
-    let mut run = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            &ep,
-            "lock",
-            "run",
-            "term",
-            "--ttl",
-            "30s",
-            "--",
-            "sleep",
-            "60",
-        ])
-        .stdout(Stdio::null())
+    let mut run = common::lock_run(&ep, &["term", "--ttl", "30s", "--", "sleep", "60"])
         .spawn()
         .expect("lock run");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while kahuna(&ep, &["lock", "info", "term"]).status.code() != Some(0) {
-        assert!(Instant::now() < deadline, "lock run never took the lock");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::eventually(Duration::from_secs(15), "lock run never took the lock", || {
+        kahuna(&ep, &["lock", "info", "term"]).status.code() == Some(0)
+    })
+    .await;
     let killed = Command::new("kill")
         .args(["-TERM", &run.id().to_string()])
         .status()
@@ -339,25 +307,11 @@ async fn lock_run_stops_the_command_when_the_lock_is_lost() {
     assert!(killed.success());
     assert_eq!(run.wait().expect("wait").code(), Some(128 + 15));
     ok(&ep, &["lock", "info", "term"], 3);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            &ep,
-            "lock",
-            "run",
-            "res",
-            "--ttl",
-            "2s",
-            "--",
-            "sleep",
-            "60",
-        ])
-        .stdout(Stdio::null())
+    let mut run = common::lock_run(&ep, &["res", "--ttl", "2s", "--", "sleep", "60"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("lock run");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while kahuna(&ep, &["lock", "info", "res"]).status.code() != Some(0) {
+    common::eventually(Duration::from_secs(15), "lock run never took the lock", || {
         if let Some(s) = run.try_wait().expect("wait") {
             let mut err = String::new();
             if let Some(mut e) = run.stderr.take() {
@@ -365,19 +319,18 @@ async fn lock_run_stops_the_command_when_the_lock_is_lost() {
             }
             panic!("lock run ended early with {s}: {err}");
         }
-        assert!(Instant::now() < deadline, "lock run never took the lock");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        kahuna(&ep, &["lock", "info", "res"]).status.code() == Some(0)
+    })
+    .await;
     let paused = Instant::now();
     cluster.signal(1, "-STOP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = run.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the command was not stopped");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    common::eventually(Duration::from_secs(10), "the command was not stopped", || {
+        status = run.try_wait().expect("wait");
+        status.is_some()
+    })
+    .await;
+    let status = status.expect("stopped");
     let took = paused.elapsed();
     cluster.signal(1, "-CONT");
     assert_eq!(status.code(), Some(4));

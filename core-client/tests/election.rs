@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kahuna_client::{CampaignOptions, Client, ClientOptions, Leader};
+use kahuna_client::{CampaignOptions, Client, Leader};
 use kahuna_testkit::Cluster;
 
 const NAME: &str = "elections/scheduler";
@@ -64,18 +64,8 @@ fn candidate(
 
 /// `kahuna elect` in its own process, appending its epoch to `file` once elected.
 fn cli_candidate(endpoints: &str, file: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            endpoints,
-            "elect",
-            NAME,
-            "--value",
-            "cli",
-            "--ttl",
-            "2s",
-            "--",
-        ])
+    common::kahuna(endpoints)
+        .args(["elect", NAME, "--value", "cli", "--ttl", "2s", "--"])
         .args([
             "sh",
             "-c",
@@ -107,10 +97,7 @@ async fn elected_epoch(file: &std::path::Path, within: Duration) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_at_a_time_across_kills_and_pauses() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let opts = ClientOptions {
-        timeout: Duration::from_secs(30),
-        ..ClientOptions::default()
-    };
+    let opts = common::patient();
     let endpoints = common::endpoints(&cluster).join(",");
     let dir = tempfile::tempdir().expect("temp dir");
 

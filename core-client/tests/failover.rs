@@ -5,20 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use kahuna_client::ClientOptions;
 use kahuna_testkit::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_continue_through_a_leader_kill() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let client = common::client_with(
-        &cluster,
-        ClientOptions {
-            timeout: Duration::from_secs(30),
-            ..ClientOptions::default()
-        },
-    )
-    .await;
+    let client = common::patient_client(&cluster).await;
     let leader = cluster.wait_leader(Duration::from_secs(30)).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

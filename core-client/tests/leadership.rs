@@ -255,8 +255,8 @@ async fn status_shows_lag_and_health_of_each_member() {
 
     // The CLI shows the same, as JSON and for people.
     let ep = common::endpoints(&cluster).join(",");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args(["--endpoints", &ep, "--json", "cluster", "status"])
+    let out = common::kahuna(&ep)
+        .args(["--json", "cluster", "status"])
         .output()
         .expect("run kahuna");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -269,8 +269,8 @@ async fn status_shows_lag_and_health_of_each_member() {
         .expect("paused member")
         .clone();
     assert!(pm["lag"].as_u64().unwrap_or(0) > 0 && pm["answering"] == false, "{pm}");
-    let human = std::process::Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args(["--endpoints", &ep, "cluster", "status"])
+    let human = common::kahuna(&ep)
+        .args(["cluster", "status"])
         .output()
         .expect("run kahuna");
     let human = String::from_utf8_lossy(&human.stdout).into_owned();
@@ -324,8 +324,8 @@ async fn removed_members_stop_and_the_others_carry_on() {
 
     // Removing a learner, through the CLI.
     let ep = common::endpoints(&cluster).join(",");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args(["--endpoints", &ep, "cluster", "remove", &joiner.to_string()])
+    let out = common::kahuna(&ep)
+        .args(["cluster", "remove", &joiner.to_string()])
         .output()
         .expect("run kahuna");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

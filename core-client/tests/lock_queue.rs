@@ -4,23 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kahuna_client::{Client, Durability, LockOptions};
+use common::queued as waiting;
+use kahuna_client::Client;
 use kahuna_testkit::Cluster;
-
-fn waiting(ttl: Duration, wait: Duration) -> LockOptions {
-    LockOptions {
-        ttl,
-        wait,
-        // A polling client would show up as grants out of order or late: make any
-        // polling slow enough to be seen.
-        retry: Duration::from_secs(5),
-        ..LockOptions::default()
-    }
-}
 
 /// What each waiter saw: (waiter, fencing token, when granted, when released).
 type Grants = Arc<Mutex<Vec<(usize, u64, Instant, Instant)>>>;
@@ -53,23 +42,15 @@ async fn queue_waiters(
             grants.lock().unwrap().push((i, token, granted, released));
             guard.release().await.expect("release");
         }));
-        // The next asks only once this one has its place.
-        let queued = Instant::now();
-        loop {
-            let info = client
-                .lock_info(resource, Durability::Persistent)
-                .await
-                .expect("lock info");
-            // The holder holds on while the waiters line up: none is granted yet.
-            if info.is_some_and(|info| info.waiters as usize > i) {
-                break;
-            }
-            assert!(
-                queued.elapsed() < Duration::from_secs(10),
-                "waiter {i} never took its place"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // The next asks only once this one has its place (the holder holds on while
+        // the waiters line up: none is granted yet).
+        common::until_lock(
+            client,
+            resource,
+            |l| l.waiters as usize > i,
+            &format!("waiter {i} never took its place"),
+        )
+        .await;
     }
     (tasks, grants)
 }
@@ -106,12 +87,7 @@ async fn twenty_waiters_are_granted_in_the_order_they_asked() {
     let (tasks, grants) = queue_waiters(&client, "queue/fifo", 20, Duration::from_millis(20)).await;
     let released = Instant::now();
     holder.release().await.expect("release");
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(60), t)
-            .await
-            .expect("every waiter is granted within 60 s")
-            .expect("waiter");
-    }
+    common::all_finish(tasks, "every waiter is granted within 60 s").await;
     let grants = grants.lock().unwrap().clone();
     check_order(&grants, first);
     // Handoffs: from one waiter's release to the next one's grant, woken by the server.
@@ -139,25 +115,12 @@ async fn a_killed_waiter_does_not_block_the_queue_past_its_place() {
         .expect("holder");
     let first = holder.fencing_token().unwrap_or(0);
     // A waiter in another process, asking for a 60 s lease, first in the queue.
-    let mut dead = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            &endpoints,
-            "lock",
-            "run",
-            "queue/dead",
-            "--ttl",
-            "60s",
-            "--wait",
-            "120s",
-            "--",
-            "sleep",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kahuna lock run");
+    let mut dead = common::lock_run(
+        &endpoints,
+        &["queue/dead", "--ttl", "60s", "--wait", "120s", "--", "sleep", "100"],
+    )
+    .spawn()
+    .expect("kahuna lock run");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let live = tokio::spawn({
         let client = client.clone();
@@ -198,14 +161,7 @@ async fn a_killed_waiter_does_not_block_the_queue_past_its_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_survives_a_leader_kill() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let client = common::client_with(
-        &cluster,
-        kahuna_client::ClientOptions {
-            timeout: Duration::from_secs(30),
-            ..kahuna_client::ClientOptions::default()
-        },
-    )
-    .await;
+    let client = common::patient_client(&cluster).await;
     let holder = client
         .lock("queue/failover", waiting(Duration::from_secs(10), Duration::ZERO))
         .await
@@ -216,12 +172,7 @@ async fn the_queue_survives_a_leader_kill() {
     cluster.kill(leader);
     // The holder's release goes to the next leader, which grants from the same queue.
     holder.release().await.expect("release through the failover");
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(60), t)
-            .await
-            .expect("every waiter is granted")
-            .expect("waiter");
-    }
+    common::all_finish(tasks, "every waiter is granted within 60 s").await;
     check_order(&grants.lock().unwrap().clone(), first);
 }
 

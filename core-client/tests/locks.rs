@@ -5,14 +5,34 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use kahuna_client::{Compare, CompareOp, Durability, Error, LockOptions, SetOptions, TxnOp};
+use kahuna_client::{Client, Compare, CompareOp, Durability, Error, LockGuard, LockOptions, SetOptions, TxnOp};
 use kahuna_testkit::Cluster;
+use tokio::task::JoinHandle;
 
 fn opts(ttl_ms: u64) -> LockOptions {
     LockOptions {
         ttl: Duration::from_millis(ttl_ms),
         ..LockOptions::default()
     }
+}
+
+/// Asks for `resource` in the background, waiting up to `wait` and trying again every
+/// 50 ms; answers when the lock was granted, with the guard.
+fn contend(
+    client: Client,
+    resource: &'static str,
+    wait: Duration,
+    options: LockOptions,
+) -> JoinHandle<(Instant, kahuna_client::Result<LockGuard>)> {
+    let options = LockOptions {
+        wait,
+        retry: Duration::from_millis(50),
+        ..options
+    };
+    tokio::spawn(async move {
+        let g = client.lock(resource, options).await;
+        (Instant::now(), g)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,20 +112,7 @@ async fn lost_fires_when_the_leader_is_paused_before_anyone_else_is_granted() {
         guard.release().await.ok();
     };
     let lost = guard.lost();
-    let contender = tokio::spawn(async move {
-        let g = b
-            .lock(
-                "paused",
-                LockOptions {
-                    ttl: Duration::from_secs(5),
-                    wait: Duration::from_secs(40),
-                    retry: Duration::from_millis(50),
-                    ..LockOptions::default()
-                },
-            )
-            .await;
-        (Instant::now(), g)
-    });
+    let contender = contend(b, "paused", Duration::from_secs(40), opts(5000));
     let paused_at = Instant::now();
     cluster.signal(leader, "-STOP");
     tokio::time::timeout(Duration::from_secs(5), lost)
@@ -186,19 +193,7 @@ async fn dropping_a_guard_frees_the_lock_for_the_next_waiter_and_fences_hold() {
     );
 
     // The next waiter gets it soon after the drop, long before the 30 s TTL.
-    let waiter = tokio::spawn(async move {
-        let g = b
-            .lock(
-                "job",
-                LockOptions {
-                    wait: Duration::from_secs(20),
-                    retry: Duration::from_millis(50),
-                    ..opts(5000)
-                },
-            )
-            .await;
-        (Instant::now(), g)
-    });
+    let waiter = contend(b, "job", Duration::from_secs(20), opts(5000));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let dropped_at = Instant::now();
     drop(first);

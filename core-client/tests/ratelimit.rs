@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use kahuna_client::{Durability, Error, RatePolicy};
@@ -121,8 +120,8 @@ async fn concurrent_checks_allow_exactly_the_limit_on_both_tiers() {
     // The CLI: allowed (exit 0), then refused (exit 2) with the wait.
     let ep = common::endpoints(&cluster).join(",");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_kahuna"))
-            .args(["--endpoints", &ep, "rate", "rl/cli"])
+        common::kahuna(&ep)
+            .args(["rate", "rl/cli"])
             .args(args)
             .output()
             .expect("kahuna rate")
@@ -146,14 +145,7 @@ async fn concurrent_checks_allow_exactly_the_limit_on_both_tiers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_limiter_counts_each_check_once_through_a_leader_kill() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let client = common::client_with(
-        &cluster,
-        kahuna_client::ClientOptions {
-            timeout: Duration::from_secs(30),
-            ..kahuna_client::ClientOptions::default()
-        },
-    )
-    .await;
+    let client = common::patient_client(&cluster).await;
     // A window far longer than the test: only the limit decides.
     let policy = RatePolicy::FixedWindow {
         limit: 30,

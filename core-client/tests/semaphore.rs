@@ -5,23 +5,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::queued as options;
 use kahuna_client::{Client, Durability, Error, LockOptions, SetOptions};
 use kahuna_testkit::Cluster;
-
-fn options(ttl: Duration, wait: Duration) -> LockOptions {
-    LockOptions {
-        ttl,
-        wait,
-        // Persistent waits queue on the server; slow polling would show up as lateness.
-        retry: Duration::from_secs(5),
-        ..LockOptions::default()
-    }
-}
 
 /// Sets `key` fenced by `permit`'s name and token.
 async fn fenced_set(client: &Client, key: &str, fence: kahuna_client::Fence) -> kahuna_client::Result<()> {
@@ -97,21 +87,13 @@ async fn at_most_n_hold_at_once_and_waiters_are_granted_in_order() {
             );
         }));
         // The next asks only once this one has its place.
-        let asked = Instant::now();
-        loop {
-            let info = client
-                .lock_info("sem/pool", Durability::Persistent)
-                .await
-                .expect("info");
-            if info.is_some_and(|l| l.waiters as usize > i) {
-                break;
-            }
-            assert!(
-                asked.elapsed() < Duration::from_secs(10),
-                "worker {i} never took its place"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        common::until_lock(
+            &client,
+            "sem/pool",
+            |l| l.waiters as usize > i,
+            &format!("worker {i} never took its place"),
+        )
+        .await;
     }
     inside.store(PERMITS as usize, Ordering::SeqCst);
     most.store(PERMITS as usize, Ordering::SeqCst);
@@ -119,12 +101,7 @@ async fn at_most_n_hold_at_once_and_waiters_are_granted_in_order() {
         inside.fetch_sub(1, Ordering::SeqCst);
         g.release().await.expect("release");
     }
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(60), t)
-            .await
-            .expect("every worker is granted within 60 s")
-            .expect("worker");
-    }
+    common::all_finish(tasks, "every worker is granted within 60 s").await;
     assert!(
         most.load(Ordering::SeqCst) <= PERMITS as usize,
         "{} held at once",
@@ -207,40 +184,13 @@ async fn a_killed_holders_permit_is_freed_by_its_lease() {
     let mine = client.acquire_permit("sem/dead", 2, quick()).await.expect("permit");
     assert!(mine.is_acquired());
     // The other permit, held by `kahuna lock run --permits 2` in another process.
-    let mut dead = Command::new(env!("CARGO_BIN_EXE_kahuna"))
-        .args([
-            "--endpoints",
-            &endpoints,
-            "lock",
-            "run",
-            "sem/dead",
-            "--permits",
-            "2",
-            "--ttl",
-            "3s",
-            "--",
-            "sleep",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kahuna lock run");
-    let started = Instant::now();
-    loop {
-        let info = client
-            .lock_info("sem/dead", Durability::Persistent)
-            .await
-            .expect("info");
-        if info.is_some_and(|l| l.holders == 2) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the CLI never took its permit"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut dead = common::lock_run(
+        &endpoints,
+        &["sem/dead", "--permits", "2", "--ttl", "3s", "--", "sleep", "100"],
+    )
+    .spawn()
+    .expect("kahuna lock run");
+    common::until_lock(&client, "sem/dead", |l| l.holders == 2, "the CLI never took its permit").await;
     dead.kill().expect("kill the holder");
     let _ = dead.wait();
     let killed = Instant::now();
@@ -259,14 +209,7 @@ async fn a_killed_holders_permit_is_freed_by_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permits_survive_a_leader_kill() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let client = common::client_with(
-        &cluster,
-        kahuna_client::ClientOptions {
-            timeout: Duration::from_secs(30),
-            ..kahuna_client::ClientOptions::default()
-        },
-    )
-    .await;
+    let client = common::patient_client(&cluster).await;
     let quick = || options(Duration::from_secs(6), Duration::ZERO);
     let a = client.acquire_permit("sem/failover", 2, quick()).await.expect("a");
     let b = client.acquire_permit("sem/failover", 2, quick()).await.expect("b");
@@ -284,21 +227,13 @@ async fn permits_survive_a_leader_kill() {
             .expect("waiter")
         }
     });
-    let asked = Instant::now();
-    loop {
-        let info = client
-            .lock_info("sem/failover", Durability::Persistent)
-            .await
-            .expect("info");
-        if info.is_some_and(|l| l.waiters == 1) {
-            break;
-        }
-        assert!(
-            asked.elapsed() < Duration::from_secs(10),
-            "the waiter never took its place"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until_lock(
+        &client,
+        "sem/failover",
+        |l| l.waiters == 1,
+        "the waiter never took its place",
+    )
+    .await;
     let leader = cluster.wait_leader(Duration::from_secs(30)).await;
     cluster.kill(leader);
     // Past both leases: the holders renew through the failover and keep their permits.

@@ -151,12 +151,7 @@ async fn sigterm_on_the_leader_hands_over_without_an_election() {
 async fn sigterm_on_a_follower_exits_cleanly() {
     let mut cluster = Cluster::start(3, "rocksdb", &[]).await;
     let client = common::client_with(&cluster, options()).await;
-    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
-    let follower = cluster
-        .running()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let (leader, follower) = common::leader_and_follower(&cluster).await;
     client.set("before", "x").await.expect("write");
     cluster.signal(follower, "-TERM");
     let exit = cluster

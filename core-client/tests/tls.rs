@@ -23,6 +23,18 @@ struct Pki {
     peer: Issued,
 }
 
+impl Pki {
+    /// Trust in the cluster's client-port certificates.
+    fn ca(&self) -> ServerTrust {
+        ServerTrust::Ca(self.client_ca.cert_pem().into_bytes())
+    }
+
+    /// The right CA and the right client certificate.
+    fn client_tls(&self) -> ClientTls {
+        tls(self.ca(), Some(&self.client))
+    }
+}
+
 fn pki(dir: &Path) -> Pki {
     let client_ca = Ca::new(dir, "client-ca");
     let peer_ca = Ca::new(dir, "peer-ca");
@@ -86,12 +98,7 @@ async fn start_cluster(p: &Pki, extra: &[String], harness_identity: &Issued) -> 
     let mut args = server_args(p);
     args.extend_from_slice(extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let harness = tls(
-        ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()),
-        Some(harness_identity),
-    )
-    .config()
-    .expect("harness TLS");
+    let harness = tls(p.ca(), Some(harness_identity)).config().expect("harness TLS");
     let access = Access {
         tls: Some(harness),
         token: None,
@@ -103,11 +110,10 @@ async fn start_cluster(p: &Pki, extra: &[String], harness_identity: &Issued) -> 
 async fn a_tls_cluster_serves_https_clients_and_refuses_wrong_credentials() {
     let dir = tempfile::tempdir().expect("dir");
     let (c, p) = start(dir.path()).await;
-    let ca = || ServerTrust::Ca(p.client_ca.cert_pem().into_bytes());
 
     // The right CA and a client certificate: everything works, through any member
     // (followers redirect to the leader rather than forward).
-    let client = connect(&c, tls(ca(), Some(&p.client))).await.expect("connect over TLS");
+    let client = connect(&c, p.client_tls()).await.expect("connect over TLS");
     client.set("tls/k", "v").await.expect("set over TLS");
     assert_eq!(
         client.get("tls/k").await.expect("get").map(|kv| kv.value),
@@ -129,7 +135,7 @@ async fn a_tls_cluster_serves_https_clients_and_refuses_wrong_credentials() {
         let one = Client::connect(
             [format!("https://{}", m.client_addr)],
             ClientOptions {
-                tls: Some(tls(ca(), Some(&p.client))),
+                tls: Some(p.client_tls()),
                 discover_members: false,
                 ..ClientOptions::default()
             },
@@ -166,9 +172,9 @@ async fn a_tls_cluster_serves_https_clients_and_refuses_wrong_credentials() {
             "the wrong pin",
             tls(ServerTrust::Pinned(vec![[7u8; 32]]), Some(&p.client)),
         ),
-        ("no client certificate", tls(ca(), None)),
-        ("a client certificate from another CA", tls(ca(), Some(&stranger))),
-        ("an expired client certificate", tls(ca(), Some(&expired))),
+        ("no client certificate", tls(p.ca(), None)),
+        ("a client certificate from another CA", tls(p.ca(), Some(&stranger))),
+        ("an expired client certificate", tls(p.ca(), Some(&expired))),
     ];
     for (what, t) in cases {
         match connect(&c, t).await {
@@ -201,12 +207,7 @@ async fn a_tls_cluster_serves_https_clients_and_refuses_wrong_credentials() {
 async fn a_member_with_another_peer_ca_cannot_join() {
     let dir = tempfile::tempdir().expect("dir");
     let (mut c, p) = start(dir.path()).await;
-    let client = connect(
-        &c,
-        tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.client)),
-    )
-    .await
-    .expect("connect");
+    let client = connect(&c, p.client_tls()).await.expect("connect");
     client.set("before", "1").await.expect("set");
 
     // Member 4 has a client-port certificate the cluster trusts but a peer certificate
@@ -246,12 +247,7 @@ async fn a_member_with_another_peer_ca_cannot_join() {
 async fn certificates_rotated_by_sighup_keep_clients_connected() {
     let dir = tempfile::tempdir().expect("dir");
     let (mut c, p) = start(dir.path()).await;
-    let old = connect(
-        &c,
-        tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.client)),
-    )
-    .await
-    .expect("connect");
+    let old = connect(&c, p.client_tls()).await.expect("connect");
     old.set("rot/1", "a").await.expect("set");
 
     // New server certificates from a new CA, written over the files in use.
@@ -262,11 +258,10 @@ async fn certificates_rotated_by_sighup_keep_clients_connected() {
     for id in 1..=3 {
         c.signal(id, "-HUP");
     }
-    let deadline = std::time::Instant::now() + WAIT;
-    while (1..=3).any(|id| !c.log(id).contains("TLS certificates reloaded")) {
-        assert!(std::time::Instant::now() < deadline, "not every member reloaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually(WAIT, "not every member reloaded", || {
+        (1..=3).all(|id| c.log(id).contains("TLS certificates reloaded"))
+    })
+    .await;
 
     // The client connected before keeps working on its connections.
     for i in 0..20 {
@@ -285,23 +280,15 @@ async fn certificates_rotated_by_sighup_keep_clients_connected() {
         fresh.get("rot/1").await.expect("get").map(|kv| kv.value),
         Some(b"a".to_vec())
     );
-    let stale = connect(
-        &c,
-        tls(ServerTrust::Ca(p.client_ca.cert_pem().into_bytes()), Some(&p.client)),
-    )
-    .await;
+    let stale = connect(&c, p.client_tls()).await;
     assert!(stale.is_err(), "a new connection still got the old certificate");
     // A broken file on the next SIGHUP keeps the certificates in use.
     std::fs::write(&p.server.key, "not a key").expect("break key");
     c.signal(1, "-HUP");
-    let deadline = std::time::Instant::now() + WAIT;
-    while !c.log(1).contains("NOT reloaded") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the failed reload was not reported"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually(WAIT, "the failed reload was not reported", || {
+        c.log(1).contains("NOT reloaded")
+    })
+    .await;
     fresh
         .set("rot/2", "b")
         .await
@@ -329,9 +316,8 @@ async fn a_client_certificate_fingerprint_is_a_credential() {
     // the status calls it makes.
     let extra = ["--auth-tokens".to_owned(), grants.display().to_string()];
     let c = start_cluster(&p, &extra, &p.server).await;
-    let ca = || ServerTrust::Ca(p.client_ca.cert_pem().into_bytes());
 
-    let billing = connect(&c, tls(ca(), Some(&p.client)))
+    let billing = connect(&c, p.client_tls())
         .await
         .expect("connect with the granted certificate");
     billing
@@ -343,7 +329,7 @@ async fn a_client_certificate_fingerprint_is_a_credential() {
         "outside the prefix"
     );
 
-    let reader = connect(&c, tls(ca(), Some(&p.server)))
+    let reader = connect(&c, tls(p.ca(), Some(&p.server)))
         .await
         .expect("connect as reader");
     assert!(reader.get("billing/a").await.expect("readonly reads").is_some());
@@ -353,7 +339,7 @@ async fn a_client_certificate_fingerprint_is_a_credential() {
     ));
 
     // Same CA, so the handshake succeeds, but no grant names this certificate.
-    let stranger = connect(&c, tls(ca(), Some(&other))).await;
+    let stranger = connect(&c, tls(p.ca(), Some(&other))).await;
     let refused = match stranger {
         Err(e) => e,
         Ok(client) => client

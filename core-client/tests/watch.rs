@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kahuna_client::{ClientOptions, Error, EventKind, HistoryEvent, SetOptions, TxnOp, Watch, WatchOptions};
+use kahuna_client::{Error, EventKind, HistoryEvent, SetOptions, TxnOp, Watch, WatchOptions};
 use kahuna_proto::v1 as pb;
 use kahuna_testkit::Cluster;
 
@@ -219,12 +219,8 @@ use futures::StreamExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_through_a_leader_kill_sees_exactly_the_committed_changes() {
     let mut cluster = Cluster::start(3, "memory", &[]).await;
-    let options = ClientOptions {
-        timeout: Duration::from_secs(30),
-        ..ClientOptions::default()
-    };
-    let writer = common::client_with(&cluster, options.clone()).await;
-    let watcher = common::client_with(&cluster, options).await;
+    let writer = common::patient_client(&cluster).await;
+    let watcher = common::patient_client(&cluster).await;
     // The watch opens where the client believes the leader is; right after a start
     // that can be a member that just lost an election: open again until it is the
     // leader that serves it, so the kill below cuts the watch's own stream.
