@@ -1,13 +1,10 @@
 //! Leases and cluster time through a failover to a member whose wall clock is far off
 //! (libfaketime), with real server processes.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::{Durability, TryLockRequest};
-use kahuna_testkit::{retry, set_req, Cluster};
-
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+use kahuna_testkit::{libfaketime_available, retry, set_req, Cluster, LIBFAKETIME};
 
 fn try_lock(owner: &str, ttl_ms: u64) -> TryLockRequest {
     TryLockRequest {
@@ -24,7 +21,7 @@ fn try_lock(owner: &str, ttl_ms: u64) -> TryLockRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_survives_failover_to_a_leader_whose_clock_is_120s_ahead() {
-    if !Path::new(LIBFAKETIME).exists() {
+    if !libfaketime_available() {
         panic!("{LIBFAKETIME} is missing: scripts/install-deps.sh installs faketime");
     }
     let mut c = Cluster::start(3, "rocksdb", &[]).await;
@@ -46,14 +43,7 @@ async fn a_lease_survives_failover_to_a_leader_whose_clock_is_120s_ahead() {
     let followers: Vec<u64> = c.members.iter().map(|m| m.id).filter(|id| *id != leader).collect();
     for id in &followers {
         c.kill(*id);
-        c.spawn_with_env(
-            *id,
-            &[
-                ("LD_PRELOAD", LIBFAKETIME),
-                ("FAKETIME", "+120s"),
-                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-            ],
-        );
+        c.spawn_skewed(*id, 120);
         // Back in the cluster (it answers reads through the leader) before the next.
         assert!(kahuna_testkit::get(&c, *id, "nothing").await.is_none());
     }

@@ -4,8 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use kahuna_proto::v1::locks_client::LocksClient;
+use kahuna_proto::v1::sequences_client::SequencesClient;
 use kahuna_proto::v1::*;
 use kahuna_testkit::*;
+use tonic::transport::Channel;
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -23,21 +26,60 @@ fn try_lock(resource: &str, owner: &str, ttl_ms: u64, durability: Durability) ->
     }
 }
 
-fn error_kind(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("kahuna-error")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+fn unlock(resource: &str, owner: &str, durability: Durability) -> UnlockRequest {
+    UnlockRequest {
+        resource: resource.into(),
+        owner: owner.into(),
+        durability: durability as i32,
+        request_id: None,
+    }
+}
+
+/// Tries `req` through `locks` (retried while unavailable) until it is granted, until
+/// `deadline`; `refused` checks each refusal and says how long to wait before the next
+/// try.
+async fn until_granted(
+    locks: &LocksClient<Channel>,
+    req: TryLockRequest,
+    deadline: Instant,
+    mut refused: impl FnMut(&TryLockResponse) -> Duration,
+) -> TryLockResponse {
+    loop {
+        let r = retry_call(WAIT, locks, &req, |mut l, r| async move { l.try_lock(r).await })
+            .await
+            .into_inner();
+        if r.acquired {
+            return r;
+        }
+        let pause = refused(&r);
+        assert!(
+            Instant::now() < deadline,
+            "{:?} never got the lock on {:?}: {r:?}",
+            String::from_utf8_lossy(&req.owner),
+            String::from_utf8_lossy(&req.resource)
+        );
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Allocates from `seqs` with `req`, retried (with the same request) while unavailable.
+async fn next(seqs: &SequencesClient<Channel>, req: &NextRequest) -> NextResponse {
+    retry_call(WAIT, seqs, req, |mut s, r| async move { s.next(r).await })
+        .await
+        .into_inner()
+}
+
+fn persistent_fence(resource: &str, token: u64) -> Fence {
+    Fence {
+        resource: resource.into(),
+        token,
+        durability: Durability::Persistent as i32,
+    }
 }
 
 fn fenced_set(key: &str, value: &str, resource: &str, token: u64) -> SetRequest {
     SetRequest {
-        fence: Some(Fence {
-            resource: resource.into(),
-            token,
-            durability: Durability::Persistent as i32,
-        }),
+        fence: Some(persistent_fence(resource, token)),
         ..set_req(key, value)
     }
 }
@@ -63,20 +105,18 @@ async fn lease_survives_leader_kill_and_tokens_increase() {
     c.kill(leader);
     let survivor = c.running()[0];
     let b_locks = c.locks(survivor).await;
-    let (b_token, acquired_at) = loop {
-        let r = retry(WAIT, || {
-            let mut l = b_locks.clone();
-            async move { l.try_lock(try_lock("job", "B", ttl_ms, Durability::Persistent)).await }
-        })
-        .await
-        .into_inner();
-        if r.acquired {
-            break (r.lock.expect("lock info").fencing_token, Instant::now());
-        }
-        assert_eq!(r.lock.as_ref().map(|l| l.owner.clone()), Some(b"A".to_vec()));
-        assert!(sent.elapsed() < WAIT, "B never got the lock");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let b = until_granted(
+        &b_locks,
+        try_lock("job", "B", ttl_ms, Durability::Persistent),
+        sent + WAIT,
+        |r| {
+            assert_eq!(r.lock.as_ref().map(|l| l.owner.clone()), Some(b"A".to_vec()));
+            Duration::from_millis(100)
+        },
+    )
+    .await;
+    let acquired_at = Instant::now();
+    let b_token = b.lock.expect("lock info").fencing_token;
     assert!(
         acquired_at.duration_since(sent) >= Duration::from_millis(ttl_ms),
         "B acquired {:?} after A's request, before A's {ttl_ms} ms lease ran out",
@@ -106,20 +146,14 @@ async fn stale_fenced_write_is_rejected_after_takeover() {
     c.kill(leader);
     let survivor = c.running()[0];
     let locks = c.locks(survivor).await;
-    let deadline = Instant::now() + WAIT;
-    let b_token = loop {
-        let r = retry(WAIT, || {
-            let mut l = locks.clone();
-            async move { l.try_lock(try_lock("res", "B", 5000, Durability::Persistent)).await }
-        })
-        .await
-        .into_inner();
-        if r.acquired {
-            break r.lock.expect("info").fencing_token;
-        }
-        assert!(Instant::now() < deadline, "B never got the lock");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let b = until_granted(
+        &locks,
+        try_lock("res", "B", 5000, Durability::Persistent),
+        Instant::now() + WAIT,
+        |_| Duration::from_millis(100),
+    )
+    .await;
+    let b_token = b.lock.expect("info").fencing_token;
     assert!(b_token > a_token);
 
     let kv = c.kv(survivor).await;
@@ -138,11 +172,7 @@ async fn stale_fenced_write_is_rejected_after_takeover() {
     let del = k
         .delete(DeleteRequest {
             key: "guarded".into(),
-            fence: Some(Fence {
-                resource: "res".into(),
-                token: a_token,
-                durability: Durability::Persistent as i32,
-            }),
+            fence: Some(persistent_fence("res", a_token)),
             ..Default::default()
         })
         .await
@@ -157,11 +187,7 @@ async fn stale_fenced_write_is_rejected_after_takeover() {
                     ttl_ms: 0,
                 })),
             }],
-            fence: Some(Fence {
-                resource: "res".into(),
-                token: a_token,
-                durability: Durability::Persistent as i32,
-            }),
+            fence: Some(persistent_fence("res", a_token)),
             ..Default::default()
         })
         .await
@@ -205,13 +231,7 @@ async fn sequences_never_overlap_across_leader_kill() {
                     }),
                 };
                 // Retried with the same request id until answered: applied once.
-                let r = retry(WAIT, || {
-                    let mut s = seqs.clone();
-                    let req = req.clone();
-                    async move { s.next(req).await }
-                })
-                .await
-                .into_inner();
+                let r = next(&seqs, &req).await;
                 ranges.push((r.first, r.count));
             }
             ranges
@@ -238,20 +258,8 @@ async fn sequences_never_overlap_across_leader_kill() {
         idempotency_key: "order-42".into(),
         request_id: None,
     };
-    let first = retry(WAIT, || {
-        let mut s = seqs.clone();
-        let r = keyed.clone();
-        async move { s.next(r).await }
-    })
-    .await
-    .into_inner();
-    let again = retry(WAIT, || {
-        let mut s = seqs.clone();
-        let r = keyed.clone();
-        async move { s.next(r).await }
-    })
-    .await
-    .into_inner();
+    let first = next(&seqs, &keyed).await;
+    let again = next(&seqs, &keyed).await;
     assert_eq!((first.first, first.count), (again.first, again.count));
     assert!(!first.replayed && again.replayed);
 }
@@ -289,22 +297,12 @@ async fn retry_after_leader_kill_is_applied_once() {
     c.kill(leader);
     let survivor = c.running()[0];
     let seqs = c.sequences(survivor).await;
-    let again = retry(WAIT, || {
-        let mut s = seqs.clone();
-        let r = req.clone();
-        async move { s.next(r).await }
-    })
-    .await
-    .into_inner();
+    let again = next(&seqs, &req).await;
     assert_eq!((again.first, again.count), (first.first, first.count));
     let kv = c.kv(survivor).await;
-    let set_again = retry(WAIT, || {
-        let mut k = kv.clone();
-        let r = set.clone();
-        async move { k.set(r).await }
-    })
-    .await
-    .into_inner();
+    let set_again = retry_call(WAIT, &kv, &set, |mut k, r| async move { k.set(r).await })
+        .await
+        .into_inner();
     assert_eq!(set_again.kv, set_first.kv, "the retry was applied a second time");
     let peek = seqs
         .clone()
@@ -327,24 +325,19 @@ async fn ephemeral_locks_refused_by_isolated_old_leader() {
     let old = c.wait_leader(WAIT).await;
     let mut locks = c.locks(old).await;
     // Wait out the grace period of the first term, then take a lock.
-    let deadline = Instant::now() + WAIT;
-    let a = loop {
-        let r = retry(WAIT, || {
-            let mut l = locks.clone();
-            async move { l.try_lock(try_lock("fast", "A", 1500, Durability::Ephemeral)).await }
-        })
-        .await
-        .into_inner();
-        if r.acquired {
-            break r;
-        }
-        assert!(r.retry_after_ms > 0, "refused without a reason: {r:?}");
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(r.retry_after_ms.min(500))).await;
-    };
+    let a = until_granted(
+        &locks,
+        try_lock("fast", "A", 1500, Durability::Ephemeral),
+        Instant::now() + WAIT,
+        |r| {
+            assert!(r.retry_after_ms > 0, "refused without a reason: {r:?}");
+            Duration::from_millis(r.retry_after_ms.min(500))
+        },
+    )
+    .await;
     let a_token = a.lock.expect("info").fencing_token;
 
-    c.signal(old, "-STOP");
+    c.pause(old);
     let stopped_at = Instant::now();
     let others: Vec<u64> = (1..=3).filter(|i| *i != old).collect();
     let deadline = Instant::now() + WAIT;
@@ -361,7 +354,7 @@ async fn ephemeral_locks_refused_by_isolated_old_leader() {
         assert!(Instant::now() < deadline, "no new leader while the old one is paused");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    c.signal(old, "-CONT");
+    c.resume(old);
     // Straight to the old leader, marked as forwarded so it must answer itself.
     let mut req = tonic::Request::new(try_lock("fast", "B", 1500, Durability::Ephemeral));
     req.metadata_mut()
@@ -378,20 +371,13 @@ async fn ephemeral_locks_refused_by_isolated_old_leader() {
     // TTL from its election, which came after the pause), then grants with a token
     // above every token of the old term. Measured from the pause, so a slow machine
     // that reaches the new leader late cannot make the check pass or fail wrongly.
-    let new_locks = c.locks(new).await;
-    let try_b = || {
-        let mut l = new_locks.clone();
-        async move { l.try_lock(try_lock("fast", "B", 1500, Durability::Ephemeral)).await }
-    };
-    let deadline = Instant::now() + WAIT;
-    let b = loop {
-        let r = retry(WAIT, try_b).await.into_inner();
-        if r.acquired {
-            break r;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let b = until_granted(
+        &c.locks(new).await,
+        try_lock("fast", "B", 1500, Durability::Ephemeral),
+        Instant::now() + WAIT,
+        |_| Duration::from_millis(200),
+    )
+    .await;
     // A's lease (1.5 s, granted before the pause) has run out in A's own view: the
     // new leader waited out the longest TTL the old term granted, not the 2 s maximum.
     let granted_after = stopped_at.elapsed();
@@ -407,20 +393,11 @@ async fn lock_semantics_and_typed_refusals() {
     let c = Cluster::start(1, "memory", &["--max-ephemeral-ttl-ms", "5000"]).await;
     let mut l = c.locks(1).await;
     for durability in [Durability::Persistent, Durability::Ephemeral] {
-        let deadline = Instant::now() + WAIT;
-        let a = loop {
-            let r = retry(WAIT, || {
-                let mut l = l.clone();
-                async move { l.try_lock(try_lock("r", "A", 5000, durability)).await }
-            })
-            .await
-            .into_inner();
-            if r.acquired {
-                break r;
-            }
-            assert!(r.retry_after_ms > 0 && Instant::now() < deadline, "{r:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let a = until_granted(&l, try_lock("r", "A", 5000, durability), Instant::now() + WAIT, |r| {
+            assert!(r.retry_after_ms > 0, "{r:?}");
+            Duration::from_millis(100)
+        })
+        .await;
         let token = a.lock.as_ref().expect("info").fencing_token;
         // Re-lock by the owner: idempotent, same token.
         let again = l
@@ -453,12 +430,7 @@ async fn lock_semantics_and_typed_refusals() {
         assert!(!ext.extended);
         assert_eq!(ext.refusal, LockRefusal::HeldByOther as i32);
         let un = l
-            .unlock(UnlockRequest {
-                resource: "r".into(),
-                owner: "B".into(),
-                durability: durability as i32,
-                request_id: None,
-            })
+            .unlock(unlock("r", "B", durability))
             .await
             .expect("unlock")
             .into_inner();
@@ -475,23 +447,13 @@ async fn lock_semantics_and_typed_refusals() {
             .into_inner();
         assert_eq!(info.lock.map(|i| i.fencing_token), Some(token));
         let un = l
-            .unlock(UnlockRequest {
-                resource: "r".into(),
-                owner: "A".into(),
-                durability: durability as i32,
-                request_id: None,
-            })
+            .unlock(unlock("r", "A", durability))
             .await
             .expect("unlock")
             .into_inner();
         assert!(un.unlocked);
         let un = l
-            .unlock(UnlockRequest {
-                resource: "r".into(),
-                owner: "A".into(),
-                durability: durability as i32,
-                request_id: None,
-            })
+            .unlock(unlock("r", "A", durability))
             .await
             .expect("unlock")
             .into_inner();
@@ -663,12 +625,10 @@ async fn ephemeral_tier_fences_and_limits() {
     let mut l = c.locks(1).await;
     let mut kv = c.kv(1).await;
     // A fresh cluster has no earlier leader whose leases could be live: no wait.
-    let a = retry(WAIT, || {
-        let mut l = l.clone();
-        async move { l.try_lock(try_lock("eph", "A", 3000, Durability::Ephemeral)).await }
-    })
-    .await
-    .into_inner();
+    let first = try_lock("eph", "A", 3000, Durability::Ephemeral);
+    let a = retry_call(WAIT, &l, &first, |mut l, r| async move { l.try_lock(r).await })
+        .await
+        .into_inner();
     assert!(a.acquired, "a fresh cluster made the first ephemeral lock wait: {a:?}");
     let a_token = a.lock.expect("info").fencing_token;
 
@@ -696,14 +656,9 @@ async fn ephemeral_tier_fences_and_limits() {
         .expect("fenced set")
         .into_inner();
     assert!(ok.succeeded);
-    l.unlock(UnlockRequest {
-        resource: "eph".into(),
-        owner: "A".into(),
-        durability: Durability::Ephemeral as i32,
-        request_id: None,
-    })
-    .await
-    .expect("unlock");
+    l.unlock(unlock("eph", "A", Durability::Ephemeral))
+        .await
+        .expect("unlock");
     let b = l
         .try_lock(try_lock("eph", "B", 3000, Durability::Ephemeral))
         .await
@@ -753,13 +708,9 @@ async fn ephemeral_tier_fences_and_limits() {
 async fn ephemeral_grants_resume_after_the_granted_ttl_not_the_maximum() {
     let mut c = Cluster::start(3, "memory", &["--max-ephemeral-ttl-ms", "30000"]).await;
     let old = c.wait_leader(WAIT).await;
-    let a = retry(WAIT, || {
-        let l = c.locks(old);
-        async move {
-            l.await
-                .try_lock(try_lock("job", "A", 1000, Durability::Ephemeral))
-                .await
-        }
+    let first = try_lock("job", "A", 1000, Durability::Ephemeral);
+    let a = retry_call(WAIT, &c.locks(old).await, &first, |mut l, r| async move {
+        l.try_lock(r).await
     })
     .await
     .into_inner();
@@ -768,28 +719,17 @@ async fn ephemeral_grants_resume_after_the_granted_ttl_not_the_maximum() {
     c.kill(old);
     let killed_at = Instant::now();
     let new = c.wait_leader(WAIT).await;
-    let deadline = Instant::now() + WAIT;
-    let b = loop {
-        let r = retry(WAIT, || {
-            let l = c.locks(new);
-            async move {
-                l.await
-                    .try_lock(try_lock("job", "B", 1000, Durability::Ephemeral))
-                    .await
-            }
-        })
-        .await
-        .into_inner();
-        if r.acquired {
-            break r;
-        }
-        assert!(r.retry_after_ms > 0 && r.retry_after_ms <= 1000, "{r:?}");
-        assert!(
-            Instant::now() < deadline,
-            "no ephemeral grant within {WAIT:?} of the failover"
-        );
-        tokio::time::sleep(Duration::from_millis(r.retry_after_ms.min(200))).await;
-    };
+    // No ephemeral grant within WAIT of the failover fails the test.
+    let b = until_granted(
+        &c.locks(new).await,
+        try_lock("job", "B", 1000, Durability::Ephemeral),
+        Instant::now() + WAIT,
+        |r| {
+            assert!(r.retry_after_ms > 0 && r.retry_after_ms <= 1000, "{r:?}");
+            Duration::from_millis(r.retry_after_ms.min(200))
+        },
+    )
+    .await;
     let after = killed_at.elapsed();
     assert!(
         after >= Duration::from_millis(1000),
@@ -814,38 +754,25 @@ async fn ephemeral_outage_after_leader_kill() {
     for round in 0..5 {
         let leader = c.wait_leader(WAIT).await;
         let resource = format!("outage/{round}");
-        let grant = |id: u64, owner: &'static str| {
-            let l = c.locks(id);
-            let resource = resource.clone();
-            async move {
-                l.await
-                    .try_lock(try_lock(&resource, owner, 10_000, Durability::Ephemeral))
-                    .await
-            }
-        };
         // Before the kill, a lease was granted (waiting out a grace if there is one).
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !retry(WAIT, || grant(leader, "A")).await.into_inner().acquired {
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_granted(
+            &c.locks(leader).await,
+            try_lock(&resource, "A", 10_000, Durability::Ephemeral),
+            Instant::now() + Duration::from_secs(90),
+            |_| Duration::from_millis(100),
+        )
+        .await;
         c.kill(leader);
         let killed = Instant::now();
         let next = c.wait_leader(WAIT).await;
         // Another resource: only the grace period stands in the way, not A's lease.
-        let other = |owner| {
-            let l = c.locks(next);
-            let resource = format!("outage/{round}/other");
-            async move {
-                l.await
-                    .try_lock(try_lock(&resource, owner, 10_000, Durability::Ephemeral))
-                    .await
-            }
-        };
-        while !retry(WAIT, || other("B")).await.into_inner().acquired {
-            assert!(killed.elapsed() < Duration::from_secs(90));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_granted(
+            &c.locks(next).await,
+            try_lock(&format!("{resource}/other"), "B", 10_000, Durability::Ephemeral),
+            killed + Duration::from_secs(90),
+            |_| Duration::from_millis(50),
+        )
+        .await;
         outages.push(killed.elapsed());
         println!(
             "round {round}: first ephemeral grant {:?} after the leader SIGKILL",

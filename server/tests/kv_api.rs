@@ -15,14 +15,6 @@ async fn single() -> (Cluster, KvClient<Channel>) {
     (c, kv)
 }
 
-fn error_kind(s: &tonic::Status) -> String {
-    s.metadata()
-        .get("kahuna-error")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn conditional_writes_answer_with_current_value() {
     let (_c, mut kv) = single().await;

@@ -3,12 +3,13 @@
 //! cluster are refused with a message saying what to do; Raft messages from another
 //! cluster are refused.
 
+use std::future::ready;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kahuna_proto::v1::peer_client::PeerClient;
-use kahuna_proto::v1::{AddLearnerRequest, ChangeMembershipRequest, InfoRequest};
+use kahuna_proto::v1::{AddLearnerRequest, InfoRequest};
 use kahuna_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -52,27 +53,12 @@ fn cluster_id_file(c: &Cluster, id: u64) -> String {
         .to_owned()
 }
 
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until member `id` has applied `key` (seen by a stale read on that member).
-async fn wait_until_applied(c: &Cluster, id: u64, key: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut kv = c.kv(id).await;
-        if let Ok(r) = kv.get(stale_get_req(key)).await {
-            if r.into_inner().kv.is_some() {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "member {id} never applied {key}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Waits for member `id` to exit with an error (`not_refused` is the failure when it
+/// keeps running) and returns its log.
+async fn refused(c: &mut Cluster, id: u64, not_refused: &str) -> String {
+    let exit = c.wait_exit(id, WAIT).await.unwrap_or_else(|| panic!("{not_refused}"));
+    assert!(!exit.success(), "exit status: {exit:?}");
+    c.log(id)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,8 +112,8 @@ async fn an_empty_data_dir_does_not_found_a_second_cluster() {
     let follower = (1..=3).find(|i| *i != leader).expect("a follower");
     let cluster = cluster_id_file(&c, leader);
     assert_eq!(cluster.len(), 32, "the leader stores no cluster id: {cluster:?}");
-    wait_until("a follower never learned the cluster id", || {
-        cluster_id_file(&c, follower) == cluster
+    eventually("a follower learns the cluster id", WAIT, || {
+        ready(cluster_id_file(&c, follower) == cluster)
     })
     .await;
 
@@ -135,12 +121,12 @@ async fn an_empty_data_dir_does_not_found_a_second_cluster() {
     c.kill(follower);
     std::fs::remove_dir_all(&c.members[(follower - 1) as usize].data_dir).expect("remove data dir");
     c.spawn(follower);
-    let exit = c
-        .wait_exit(follower, WAIT)
-        .await
-        .expect("an empty member founding a cluster beside a live one was not refused");
-    assert!(!exit.success(), "exit status: {exit:?}");
-    let log = c.log(follower);
+    let log = refused(
+        &mut c,
+        follower,
+        "an empty member founding a cluster beside a live one was not refused",
+    )
+    .await;
     assert!(
         log.contains(&format!("already form cluster {cluster}")) && log.contains("--join"),
         "the refusal does not say what happened and what to do:\n{log}"
@@ -148,7 +134,7 @@ async fn an_empty_data_dir_does_not_found_a_second_cluster() {
 
     // Doing what the message says: --join, and the leader catches it up.
     c.spawn_with(follower, &["--join"], true);
-    wait_until_applied(&c, follower, "k").await;
+    c.wait_applied(follower, "k", "the member started with --join").await;
     assert_eq!(cluster_id_file(&c, follower), cluster);
 }
 
@@ -162,19 +148,19 @@ async fn a_member_that_lost_its_data_is_refused_after_the_leader_changed() {
     put(&c, leader, "k", "v").await;
     let lost = (1..=3).find(|i| *i != leader).expect("a follower");
     let other = (1..=3).find(|i| *i != leader && *i != lost).expect("another follower");
-    let mut peer = PeerClient::new(channel(&c.members[(other - 1) as usize].peer_addr));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info = peer.info(InfoRequest {}).await.expect("peer info").into_inner();
-        if info.replicated_to.contains(&lost) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "member {other} never learned that {lost} was replicated to"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let peer = PeerClient::new(channel(&c.members[(other - 1) as usize].peer_addr));
+    eventually(
+        &format!("member {other} learns that {lost} was replicated to"),
+        WAIT,
+        || {
+            let mut peer = peer.clone();
+            async move {
+                let info = peer.info(InfoRequest {}).await.expect("peer info").into_inner();
+                info.replicated_to.contains(&lost)
+            }
+        },
+    )
+    .await;
 
     // The member dies, then the leader restarts: the next leader (a new term) has never
     // replicated to it.
@@ -184,12 +170,7 @@ async fn a_member_that_lost_its_data_is_refused_after_the_leader_changed() {
     c.wait_leader(WAIT).await;
     std::fs::remove_dir_all(&c.members[(lost - 1) as usize].data_dir).expect("remove data dir");
     c.spawn(lost);
-    let exit = c
-        .wait_exit(lost, WAIT)
-        .await
-        .expect("a member that lost its data was let back in empty");
-    assert!(!exit.success(), "exit status: {exit:?}");
-    let log = c.log(lost);
+    let log = refused(&mut c, lost, "a member that lost its data was let back in empty").await;
     assert!(
         log.contains("this member lost its data") && log.contains("--join"),
         "the refusal does not say what happened and what to do:\n{log}"
@@ -205,10 +186,10 @@ async fn a_founding_member_started_late_catches_up() {
     let leader = c.wait_leader(WAIT).await;
     put(&c, leader, "k", "v").await;
     c.spawn(3);
-    wait_until_applied(&c, 3, "k").await;
+    c.wait_applied(3, "k", "the late member").await;
     let cluster = cluster_id_file(&c, leader);
-    wait_until("the late member never learned the cluster id", || {
-        cluster_id_file(&c, 3) == cluster
+    eventually("the late member learns the cluster id", WAIT, || {
+        ready(cluster_id_file(&c, 3) == cluster)
     })
     .await;
     assert!(
@@ -223,20 +204,20 @@ async fn a_member_added_later_is_not_restarted_as_a_new_cluster() {
     let mut c = Cluster::start(3, "rocksdb", &[]).await;
     put(&c, 1, "k", "v").await;
     let new = c.spawn_joining();
-    wait_until("the joining member never marked its data dir", || {
-        cluster_id_file(&c, new) == "joining"
+    eventually("the joining member marks its data dir", WAIT, || {
+        ready(cluster_id_file(&c, new) == "joining")
     })
     .await;
 
     // Restarted without --join before any member added it: refused.
     c.kill(new);
     c.spawn_with(new, &[], false);
-    let exit = c
-        .wait_exit(new, WAIT)
-        .await
-        .expect("a --join member restarted without --join founded a cluster of its own");
-    assert!(!exit.success(), "exit status: {exit:?}");
-    let log = c.log(new);
+    let log = refused(
+        &mut c,
+        new,
+        "a --join member restarted without --join founded a cluster of its own",
+    )
+    .await;
     assert!(
         log.contains("was started with --join") && log.contains(&format!("kahuna cluster add-learner {new}")),
         "the refusal does not say what to do:\n{log}"
@@ -244,33 +225,9 @@ async fn a_member_added_later_is_not_restarted_as_a_new_cluster() {
 
     // Started with --join again and added: a voter of the cluster.
     c.spawn_with(new, &["--join"], false);
-    let peer_addr = c.members[(new - 1) as usize].peer_addr.clone();
-    let admin = c.admin(1).await;
-    retry(WAIT, || {
-        let mut a = admin.clone();
-        let peer_addr = peer_addr.clone();
-        async move {
-            a.add_learner(AddLearnerRequest {
-                node_id: new,
-                peer_addr,
-                blocking: true,
-            })
-            .await
-        }
-    })
-    .await;
-    retry(WAIT, || {
-        let mut a = admin.clone();
-        async move {
-            a.change_membership(ChangeMembershipRequest {
-                voters: vec![1, 2, 3, new],
-                retain: false,
-            })
-            .await
-        }
-    })
-    .await;
-    wait_until_applied(&c, new, "k").await;
+    c.add_learner(1, new).await;
+    c.change_voters(1, &[1, 2, 3, new]).await;
+    c.wait_applied(new, "k", "the added member").await;
     assert_eq!(cluster_id_file(&c, new), cluster_id_file(&c, 1));
 
     // Restarted without --join once it holds the cluster's log: it stays a member of
@@ -278,7 +235,7 @@ async fn a_member_added_later_is_not_restarted_as_a_new_cluster() {
     c.kill(new);
     c.spawn_with(new, &[], false);
     put(&c, new, "after-restart", "y").await;
-    wait_until_applied(&c, 1, "after-restart").await;
+    c.wait_applied(1, "after-restart", "a founding member").await;
     let status = c.status(new).await.expect("status");
     assert_ne!(status.leader_id, 0);
     assert!(status.members.len() == 4, "members seen: {:?}", status.members);
@@ -291,18 +248,13 @@ async fn raft_messages_from_another_cluster_are_refused() {
     put(&other, 1, "mine", "kept").await;
     let leader = c.wait_leader(WAIT).await;
     // A member of another cluster is added by mistake (its peer address as member 4).
-    let admin = c.admin(leader).await;
-    let added = retry(WAIT, || {
-        let mut a = admin.clone();
-        let peer_addr = other.members[0].peer_addr.clone();
-        async move {
-            a.add_learner(AddLearnerRequest {
-                node_id: 4,
-                peer_addr,
-                blocking: false,
-            })
-            .await
-        }
+    let mistake = AddLearnerRequest {
+        node_id: 4,
+        peer_addr: other.members[0].peer_addr.clone(),
+        blocking: false,
+    };
+    let added = retry_call(WAIT, &c.admin(leader).await, &mistake, |mut a, r| async move {
+        a.add_learner(r).await
     })
     .await
     .into_inner()
@@ -320,8 +272,8 @@ async fn raft_messages_from_another_cluster_are_refused() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_until("the leader never logged the refusal", || {
-        c.log(leader).contains("refused this member's Raft message")
+    eventually("the leader logs the refusal", WAIT, || {
+        ready(c.log(leader).contains("refused this member's Raft message"))
     })
     .await;
     // The other cluster is untouched: still its own leader, its data intact.

@@ -5,9 +5,9 @@
 //! at run time through `/log-level`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kahuna_proto::v1::{AddLearnerRequest, SetRequest};
+use kahuna_proto::v1::SetRequest;
 use kahuna_testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -104,14 +104,6 @@ async fn health(client_addr: &str) -> ServingStatus {
     ServingStatus::try_from(answer.into_inner().status).expect("a known status")
 }
 
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < WAIT, "{what} within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_readiness() {
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -165,7 +157,7 @@ async fn metrics_health_and_readiness() {
     let joining_metrics = format!("127.0.0.1:{}", free_port());
     let new = c.spawn_joining_with(&["--metrics-listen", &joining_metrics]);
     let new_client = c.members[(new - 1) as usize].client_addr.clone();
-    eventually("the joining member's metrics port answers", || {
+    eventually("the joining member's metrics port answers", WAIT, || {
         let addr = joining_metrics.clone();
         async move { tokio::net::TcpStream::connect(&addr).await.is_ok() }
     })
@@ -173,27 +165,13 @@ async fn metrics_health_and_readiness() {
     assert_eq!(get(&joining_metrics, "/livez").await.0, 200);
     assert_eq!(get(&joining_metrics, "/readyz").await.0, 503);
     assert_eq!(health(&new_client).await, ServingStatus::NotServing);
-    let peer_addr = c.members[(new - 1) as usize].peer_addr.clone();
-    let admin = c.admin(1).await;
-    retry(WAIT, || {
-        let mut a = admin.clone();
-        let peer_addr = peer_addr.clone();
-        async move {
-            a.add_learner(AddLearnerRequest {
-                node_id: new,
-                peer_addr,
-                blocking: true,
-            })
-            .await
-        }
-    })
-    .await;
-    eventually("the added member is ready", || {
+    c.add_learner(1, new).await;
+    eventually("the added member is ready", WAIT, || {
         let addr = joining_metrics.clone();
         async move { get(&addr, "/readyz").await.0 == 200 }
     })
     .await;
-    eventually("the added member serves", || {
+    eventually("the added member serves", WAIT, || {
         let addr = new_client.clone();
         async move { health(&addr).await == ServingStatus::Serving }
     })
@@ -243,7 +221,7 @@ async fn json_logs_request_ids_and_run_time_log_levels() {
     let leader = c.wait_leader(WAIT).await;
     let follower = if leader == 1 { 2 } else { 1 };
     let ops_of = |id: u64| ops[(id - 1) as usize].clone();
-    eventually("the follower knows the leader", || {
+    eventually("the follower knows the leader", WAIT, || {
         let addr = ops_of(follower);
         async move { tokio::net::TcpStream::connect(&addr).await.is_ok() && get(&addr, "/readyz").await.0 == 200 }
     })
@@ -285,7 +263,7 @@ async fn json_logs_request_ids_and_run_time_log_levels() {
     })
     .await;
     assert_eq!(response_id(answer.metadata()), given);
-    eventually("both members log the request under its id", || {
+    eventually("both members log the request under its id", WAIT, || {
         let (received, forwarded, proposed) = (1..=3).fold((0, 0, 0), |(r, f, p), id| {
             let m = logged_for(&c, id, &given);
             let count = |what: &str| m.iter().filter(|msg| msg.as_str() == what).count();
@@ -313,7 +291,7 @@ async fn json_logs_request_ids_and_run_time_log_levels() {
     let made = response_id(answer.metadata());
     assert!(made.starts_with(&format!("{follower}-")), "{made}");
     assert!(made.len() <= 128, "{made}");
-    eventually("the leader logs the generated id", || {
+    eventually("the leader logs the generated id", WAIT, || {
         let n = logged_for(&c, leader, &made).len();
         async move { n > 0 }
     })

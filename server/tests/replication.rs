@@ -4,25 +4,10 @@
 
 use std::time::Duration;
 
-use kahuna_proto::v1::{AddLearnerRequest, ChangeMembershipRequest, MemberRole, TriggerSnapshotRequest};
+use kahuna_proto::v1::{MemberRole, StatusResponse, TriggerSnapshotRequest};
 use kahuna_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Waits until member `id` has applied `key` (seen by a stale read on that member).
-async fn wait_until_applied(c: &Cluster, id: u64, key: &str, what: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let mut kv = c.kv(id).await;
-        if let Ok(r) = kv.get(stale_get_req(key)).await {
-            if r.into_inner().kv.is_some() {
-                return;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn single_node_keeps_acknowledged_writes_across_sigkill(storage: &str) {
     let mut c = Cluster::start(1, storage, &[]).await;
@@ -60,17 +45,18 @@ async fn write_through_one_member_read_through_another(storage: &str) {
     put(&c, leader, "shared2", "from-leader").await;
     assert_eq!(get(&c, follower, "shared2").await, Some(b"from-leader".to_vec()));
     // A stale read on a follower sees the write once it has applied it.
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let mut kv = c.kv(other).await;
-        let got = kv.get(stale_get_req("shared2")).await.expect("stale read").into_inner();
-        if got.kv.is_some() {
-            assert_eq!(got.header.expect("header").member_id, other);
-            break;
+    let kv = c.kv(other).await;
+    eventually("the follower applies the write", WAIT, || {
+        let mut kv = kv.clone();
+        async move {
+            let got = kv.get(stale_get_req("shared2")).await.expect("stale read").into_inner();
+            if got.kv.is_some() {
+                assert_eq!(got.header.expect("header").member_id, other);
+            }
+            got.kv.is_some()
         }
-        assert!(std::time::Instant::now() < deadline, "follower never applied the write");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 async fn leader_kill_elects_new_leader_and_keeps_writes(storage: &str) {
@@ -89,7 +75,7 @@ async fn leader_kill_elects_new_leader_and_keeps_writes(storage: &str) {
     put(&c, survivor, "after", "y").await;
     // The old leader comes back as a follower and catches up.
     c.spawn(leader);
-    wait_until_applied(&c, leader, "after", "restarted member never caught up").await;
+    c.wait_applied(leader, "after", "the restarted member").await;
     // Durable engines kept the old member's own log; memory got it all from the leader.
     assert_eq!(get(&c, leader, "before/7").await, Some(b"x".to_vec()));
 }
@@ -108,13 +94,10 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
         .await
         .expect("snapshot");
     // Wait until the leader has a snapshot and has purged the log the lagging member needs.
-    let deadline = std::time::Instant::now() + WAIT;
-    while c.status(leader).await.map_or(0, |s| s.snapshot_index) < 150 {
-        assert!(std::time::Instant::now() < deadline, "leader built no snapshot");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.wait_status(leader, "the leader builds a snapshot", |s| s.snapshot_index >= 150)
+        .await;
     c.spawn(lagging);
-    wait_until_applied(&c, lagging, "snap/199", "lagging member never caught up").await;
+    c.wait_applied(lagging, "snap/199", "the lagging member").await;
     let status = c.status(lagging).await.expect("status");
     assert!(status.snapshot_index > 0, "lagging member caught up without a snapshot");
     for i in [0, 57, 123, 199] {
@@ -130,7 +113,8 @@ async fn lagging_member_catches_up_through_a_snapshot(storage: &str) {
     if storage != "memory" {
         c.kill(lagging);
         c.spawn(lagging);
-        wait_until_applied(&c, lagging, "snap/150", "restarted member lost its snapshot").await;
+        c.wait_applied(lagging, "snap/150", "the member restarted from its snapshot")
+            .await;
     }
 }
 
@@ -138,57 +122,20 @@ async fn a_joined_member_becomes_a_voter(storage: &str) {
     let mut c = Cluster::start(3, storage, &[]).await;
     put(&c, 1, "before-join", "x").await;
     let new = c.spawn_joining();
-    let peer_addr = c.members[(new - 1) as usize].peer_addr.clone();
-    let admin = c.admin(1).await;
-    let added = retry(WAIT, || {
-        let mut a = admin.clone();
-        let peer_addr = peer_addr.clone();
-        async move {
-            a.add_learner(AddLearnerRequest {
-                node_id: new,
-                peer_addr,
-                blocking: true,
-            })
-            .await
-        }
-    })
-    .await
-    .into_inner();
+    let added = c.add_learner(1, new).await;
     let learner = added.members.iter().find(|m| m.id == new).expect("learner listed");
     assert_eq!(learner.role, MemberRole::Learner as i32);
-    let changed = retry(WAIT, || {
-        let mut a = admin.clone();
-        async move {
-            a.change_membership(ChangeMembershipRequest {
-                voters: vec![1, 2, 3, new],
-                retain: false,
-            })
-            .await
-        }
-    })
-    .await
-    .into_inner();
+    let changed = c.change_voters(1, &[1, 2, 3, new]).await;
     let voter = changed.members.iter().find(|m| m.id == new).expect("voter listed");
     assert_eq!(voter.role, MemberRole::Voter as i32);
     // Members learn the new member's client address over its peer port.
     let expected = c.members[(new - 1) as usize].client_addr.clone();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let status = c.status(1).await.expect("status");
-        let seen = status
-            .members
-            .iter()
-            .find(|m| m.id == new)
-            .map(|m| m.client_addr.clone());
-        if seen.as_deref() == Some(expected.as_str()) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "client address never learned: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let learned = |s: &StatusResponse| {
+        let seen = s.members.iter().find(|m| m.id == new);
+        seen.is_some_and(|m| m.client_addr == expected)
+    };
+    c.wait_status(1, "the members learn the new member's client address", learned)
+        .await;
     // The new member serves reads and writes, and has the old data.
     assert_eq!(get(&c, new, "before-join").await, Some(b"x".to_vec()));
     put(&c, new, "after-join", "y").await;

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::cluster::Cluster;
+use kahuna_testkit::Cluster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -144,7 +144,7 @@ pub async fn run(cluster: &mut Cluster, schedule: &Schedule, until: Instant, log
             format!("{}: {what} for {:.1}s", kind.name(), hold.as_secs_f64()),
         );
         heal(cluster)?;
-        match cluster.wait_leader(Duration::from_secs(30)).await {
+        match cluster.wait_leader_agreed(Duration::from_secs(30)).await {
             Some(l) => log.note(started, format!("healed; leader {l}")),
             None => {
                 log.leaderless_heals += 1;
@@ -162,6 +162,16 @@ async fn leader_or_random(cluster: &Cluster, rng: &mut impl Rng) -> u64 {
     }
 }
 
+/// The leader (or a random member when there is none) half the time, otherwise any
+/// member.
+async fn half_the_time_the_leader(cluster: &Cluster, rng: &mut impl Rng) -> u64 {
+    if rng.gen_bool(0.5) {
+        leader_or_random(cluster, rng).await
+    } else {
+        rng.gen_range(1..=cluster.members.len() as u64)
+    }
+}
+
 /// Applies `kind`, holds it for `hold`, and undoes what must be undone in place (the
 /// restarts); network and process state is restored by [`heal`].
 async fn inject(cluster: &mut Cluster, kind: Kind, hold: Duration, rng: &mut impl Rng) -> Result<String> {
@@ -176,15 +186,11 @@ async fn inject(cluster: &mut Cluster, kind: Kind, hold: Duration, rng: &mut imp
             };
             cluster.kill(id);
             tokio::time::sleep(hold).await;
-            cluster.spawn(id, 0)?;
+            cluster.try_spawn(id)?;
             format!("SIGKILL member {id}, restarted")
         }
         Kind::Pause => {
-            let id = if rng.gen_bool(0.5) {
-                leader_or_random(cluster, rng).await
-            } else {
-                rng.gen_range(1..=n)
-            };
+            let id = half_the_time_the_leader(cluster, rng).await;
             cluster.pause(id);
             tokio::time::sleep(hold).await;
             cluster.resume(id);
@@ -207,18 +213,14 @@ async fn inject(cluster: &mut Cluster, kind: Kind, hold: Duration, rng: &mut imp
             format!("split {minority:?} | {majority:?}")
         }
         Kind::ClockSkew => {
-            let id = if rng.gen_bool(0.5) {
-                leader_or_random(cluster, rng).await
-            } else {
-                rng.gen_range(1..=n)
-            };
+            let id = half_the_time_the_leader(cluster, rng).await;
             // Off by more than the longest lock TTL of the workloads (5 s), ahead or
             // behind: a leader that judged leases by its wall clock would cut them
             // short or stretch them.
             let magnitude = rng.gen_range(6..=120) as i64;
             let skew = if rng.gen_bool(0.5) { magnitude } else { -magnitude };
             cluster.kill(id);
-            cluster.spawn(id, skew)?;
+            cluster.try_spawn_skewed(id, skew)?;
             // Let it rejoin, then pause whoever leads (if not it) so that the skewed
             // member may be elected and lead with its clock; up to three tries.
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -242,10 +244,10 @@ async fn inject(cluster: &mut Cluster, kind: Kind, hold: Duration, rng: &mut imp
             } else {
                 format!(", leaders {paused:?} paused meanwhile")
             };
-            let now_leader = cluster.wait_leader(Duration::from_secs(10)).await;
+            let now_leader = cluster.wait_leader_agreed(Duration::from_secs(10)).await;
             tokio::time::sleep(Duration::from_secs(2)).await;
             cluster.kill(id);
-            cluster.spawn(id, 0)?;
+            cluster.try_spawn(id)?;
             format!(
                 "member {id} restarted with its clock {skew:+}s off{also} (leader then: {now_leader:?}), then restarted true"
             )
@@ -256,7 +258,7 @@ async fn inject(cluster: &mut Cluster, kind: Kind, hold: Duration, rng: &mut imp
             }
             tokio::time::sleep(hold.min(Duration::from_secs(2))).await;
             for &id in &ids {
-                cluster.spawn(id, 0)?;
+                cluster.try_spawn(id)?;
             }
             "SIGKILL every member, restarted all".to_string()
         }
@@ -271,7 +273,7 @@ pub fn heal(cluster: &mut Cluster) -> Result<()> {
             cluster.resume(id);
         }
         if !cluster.is_running(id) {
-            cluster.spawn(id, 0)?;
+            cluster.try_spawn(id)?;
         }
     }
     Ok(())

@@ -3,8 +3,6 @@
 //! clients saw. Run it through `tests/faults/run`, which builds everything first.
 
 mod check;
-mod cleanup;
-mod cluster;
 mod db;
 mod faults;
 mod workload;
@@ -16,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use kahuna_testkit::{cleanup, Cluster};
 
 use check::Anomaly;
 use db::Tier;
@@ -89,26 +88,41 @@ struct Row {
     notes: String,
 }
 
-fn verdict(
-    ok: u64,
-    min_ok: u64,
-    faults: u64,
-    anomalies: &[Anomaly],
-    undecided: bool,
-    notes: &mut String,
-) -> &'static str {
-    if !anomalies.is_empty() {
-        "FAIL"
-    } else if ok < min_ok {
-        notes.push_str(&format!(" too few successful operations (< {min_ok});"));
-        "UNKNOWN"
-    } else if faults == 0 {
-        notes.push_str(" no fault injected;");
-        "UNKNOWN"
-    } else if undecided {
-        "UNKNOWN"
-    } else {
-        "PASS"
+impl Row {
+    /// A workload's row with its verdict: FAIL on any anomaly; UNKNOWN with fewer than
+    /// `min_ok` successful operations, without a fault, or with undecided operations;
+    /// PASS otherwise.
+    fn judged(
+        name: &'static str,
+        (ok, failed, unknown): (u64, u64, u64),
+        min_ok: u64,
+        faults: u64,
+        anomalies: Vec<Anomaly>,
+        undecided: bool,
+        mut notes: String,
+    ) -> Row {
+        let verdict = if !anomalies.is_empty() {
+            "FAIL"
+        } else if ok < min_ok {
+            notes.push_str(&format!(" too few successful operations (< {min_ok});"));
+            "UNKNOWN"
+        } else if faults == 0 {
+            notes.push_str(" no fault injected;");
+            "UNKNOWN"
+        } else if undecided {
+            "UNKNOWN"
+        } else {
+            "PASS"
+        };
+        Row {
+            name,
+            ok,
+            failed,
+            unknown,
+            anomalies,
+            verdict,
+            notes,
+        }
     }
 }
 
@@ -175,7 +189,7 @@ async fn run(args: Args) -> Result<i32> {
             checker.display()
         );
     }
-    if kinds.contains(&faults::Kind::ClockSkew) && !cluster::libfaketime_available() {
+    if kinds.contains(&faults::Kind::ClockSkew) && !kahuna_testkit::libfaketime_available() {
         bail!("clock skew needs libfaketime (apt-get install faketime; scripts/install-deps.sh does)");
     }
     let stamp = SystemTime::now()
@@ -187,26 +201,29 @@ async fn run(args: Args) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("/tmp/kahuna-faults/{stamp}")));
     std::fs::create_dir_all(&out)?;
-    let mut extra: Vec<String> = ["--heartbeat-ms", "100", "--election-timeout-ms", "1000"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    // The harness runs every member with 100 ms heartbeats and a 1 s election timeout.
     // Ephemeral locks are not granted for one maximum ephemeral TTL after a leader
     // change; keep that short so the ephemeral workload makes progress between faults.
-    extra.extend(["--max-ephemeral-ttl-ms".to_string(), "3000".to_string()]);
+    let mut extra = vec!["--max-ephemeral-ttl-ms".to_string(), "3000".to_string()];
     if args.unsafe_local_reads {
         extra.push("--test-unsafe-local-reads".into());
     }
     workload::now_ns();
-    let mut cluster = cluster::Cluster::start(cluster::Options {
-        nodes: args.nodes,
-        server_bin,
-        dir: out.clone(),
-        storage: args.storage.clone(),
+    let mut cluster = Cluster::launch(kahuna_testkit::Options {
+        server_bin: Some(server_bin),
+        dir: Some(out.clone()),
         extra_args: extra,
-        use_netns: !args.no_netns && unsafe { libc::geteuid() } == 0,
-    })
-    .await?;
+        network_namespaces: !args.no_netns && unsafe { libc::geteuid() } == 0,
+        // Short, so that looking for a leader is not held up by a member that hangs.
+        status_timeout: Duration::from_millis(700),
+        ..kahuna_testkit::Options::new(args.nodes, &args.storage)
+    })?;
+    if cluster.wait_leader_agreed(Duration::from_secs(60)).await.is_none() {
+        bail!(
+            "no leader within 60 s of starting the cluster (logs in {})",
+            out.display()
+        );
+    }
     let net = if cluster.netns {
         "each in its own network namespace"
     } else {
@@ -261,7 +278,7 @@ async fn run(args: Args) -> Result<i32> {
     let until = started + Duration::from_secs(args.time);
     let fault_result = faults::run(&mut cluster, &schedule, until, &mut log).await;
     faults::heal(&mut cluster)?;
-    let leader_at_end = cluster.wait_leader(Duration::from_secs(30)).await;
+    let leader_at_end = cluster.wait_leader_agreed(Duration::from_secs(30)).await;
     // A last quiet stretch, so operations after healing are recorded too.
     let rest = until
         .saturating_duration_since(Instant::now())
@@ -286,25 +303,16 @@ async fn run(args: Args) -> Result<i32> {
     if workloads.contains(&"register") {
         let ops = std::mem::take(&mut *register.ops.lock().unwrap_or_else(|p| p.into_inner()));
         let v = check::register::check(&checker, &ops, &out.join("register.json"), &out.join("register-html"))?;
-        let (ok, failed, unknown) = register.counts.get();
-        let mut notes = format!("{} ops on {} keys; {} undecided", ops.len(), v.keys, v.undecided.len());
-        let verdict = verdict(
-            ok,
+        let notes = format!("{} ops on {} keys; {} undecided", ops.len(), v.keys, v.undecided.len());
+        rows.push(Row::judged(
+            "register",
+            register.counts.get(),
             args.min_ok,
             total_faults,
-            &v.anomalies,
+            v.anomalies,
             !v.undecided.is_empty(),
-            &mut notes,
-        );
-        rows.push(Row {
-            name: "register",
-            ok,
-            failed,
-            unknown,
-            anomalies: v.anomalies,
-            verdict,
             notes,
-        });
+        ));
     }
     for (name, l) in [
         ("lock", &locks),
@@ -318,7 +326,6 @@ async fn run(args: Args) -> Result<i32> {
         let h = std::mem::take(&mut *l.history.lock().unwrap_or_else(|p| p.into_inner()));
         std::fs::write(out.join(format!("{name}.json")), serde_json::to_vec(&h)?)?;
         let anomalies = check::lock::check(&h);
-        let (ok, failed, unknown) = l.counts.get();
         let accepted = h
             .writes
             .iter()
@@ -329,46 +336,41 @@ async fn run(args: Args) -> Result<i32> {
             .iter()
             .filter(|w| w.result == check::lock::WriteResult::Fenced)
             .count();
-        let mut notes = format!(
+        let notes = format!(
             "{} grants, {} fenced writes accepted, {} refused FENCED",
             h.grants.len(),
             accepted,
             fenced
         );
         let min = if h.grants.len() < 5 { u64::MAX } else { args.min_ok };
-        let verdict = verdict(ok, min, total_faults, &anomalies, false, &mut notes);
-        rows.push(Row {
+        rows.push(Row::judged(
             name,
-            ok,
-            failed,
-            unknown,
+            l.counts.get(),
+            min,
+            total_faults,
             anomalies,
-            verdict,
+            false,
             notes,
-        });
+        ));
     }
     if workloads.contains(&"sequence") {
         let allocs = std::mem::take(&mut *sequences.allocs.lock().unwrap_or_else(|p| p.into_inner()));
         std::fs::write(out.join("sequence.json"), serde_json::to_vec(&allocs)?)?;
         let anomalies = check::sequence::check(&allocs);
-        let (ok, failed, unknown) = sequences.counts.get();
-        let ids: u64 = allocs.iter().map(|a| a.count).sum();
-        let mut notes = format!(
+        let notes = format!(
             "{} answers, {} retries/replays of a key",
             allocs.len(),
             sequences.replays.load(Ordering::Relaxed)
         );
-        let _ = ids;
-        let verdict = verdict(ok, args.min_ok, total_faults, &anomalies, false, &mut notes);
-        rows.push(Row {
-            name: "sequence",
-            ok,
-            failed,
-            unknown,
+        rows.push(Row::judged(
+            "sequence",
+            sequences.counts.get(),
+            args.min_ok,
+            total_faults,
             anomalies,
-            verdict,
+            false,
             notes,
-        });
+        ));
     }
 
     // ------------------------------------------------------------- report

@@ -66,6 +66,24 @@ impl Ctx {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Runs `clients` clients of `workload` (client `i` on [`Ctx::db`]'s connection) and
+    /// waits until they have all stopped.
+    async fn run_clients<F, Fut>(self: &Arc<Self>, workload: &str, clients: usize, mut client: F) -> anyhow::Result<()>
+    where
+        F: FnMut(Arc<Ctx>, Db, usize) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut tasks = Vec::new();
+        for i in 0..clients {
+            let db = self.db(workload, i)?;
+            tasks.push(tokio::spawn(client(self.clone(), db, i)));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+
     /// Client `i`: odd clients are pinned to one member (followers forward their
     /// requests), even ones use every member and follow the leader.
     fn db(&self, workload: &str, i: usize) -> anyhow::Result<Db> {
@@ -110,17 +128,11 @@ impl Register {
     }
 
     pub async fn run(self: Arc<Self>, ctx: Arc<Ctx>, clients: usize) -> anyhow::Result<()> {
-        let mut tasks = Vec::new();
-        for i in 0..clients {
-            let db = ctx.db("register", i)?;
+        ctx.run_clients("register", clients, |ctx, db, i| {
             let me = self.clone();
-            let ctx = ctx.clone();
-            tasks.push(tokio::spawn(async move { me.client(ctx, db, i).await }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        Ok(())
+            async move { me.client(ctx, db, i).await }
+        })
+        .await
     }
 
     async fn client(&self, ctx: Arc<Ctx>, db: Db, client: usize) {
@@ -245,18 +257,12 @@ impl Locks {
     }
 
     pub async fn run(self: Arc<Self>, ctx: Arc<Ctx>, clients: usize, resources: usize) -> anyhow::Result<()> {
-        let mut tasks = Vec::new();
-        for i in 0..clients {
-            let db = ctx.db(&format!("lock-{}", self.name), i)?;
+        ctx.run_clients(&format!("lock-{}", self.name), clients, |ctx, db, i| {
             let me = self.clone();
-            let ctx = ctx.clone();
             let resource = format!("{}/{}/lock/{}", ctx.run_id, self.name, i % resources);
-            tasks.push(tokio::spawn(async move { me.client(ctx, db, i, resource).await }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        Ok(())
+            async move { me.client(ctx, db, i, resource).await }
+        })
+        .await
     }
 
     fn grant(&self, g: Grant) {
@@ -406,17 +412,11 @@ impl Sequences {
     }
 
     pub async fn run(self: Arc<Self>, ctx: Arc<Ctx>, clients: usize) -> anyhow::Result<()> {
-        let mut tasks = Vec::new();
-        for i in 0..clients {
-            let db = ctx.db("sequence", i)?;
+        ctx.run_clients("sequence", clients, |ctx, db, i| {
             let me = self.clone();
-            let ctx = ctx.clone();
-            tasks.push(tokio::spawn(async move { me.client(ctx, db, i).await }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        Ok(())
+            async move { me.client(ctx, db, i).await }
+        })
+        .await
     }
 
     async fn client(&self, ctx: Arc<Ctx>, db: Db, client: usize) {

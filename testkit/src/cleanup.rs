@@ -1,5 +1,8 @@
-//! Everything the harness starts is registered here and torn down by [`cleanup`]: at the
-//! end of a run, from the panic hook, and on Ctrl-C / SIGTERM. Namespaces, links and
+//! Everything the harness starts (server processes, and for a cluster in network
+//! namespaces the namespaces and links) is registered here and torn down by [`cleanup`]:
+//! at the end of a run, from the panic hook, and on Ctrl-C / SIGTERM once a program has
+//! called [`install_handlers`] (the fault run does; a test's clusters are killed when
+//! dropped). Namespaces, links and
 //! processes left behind by a run that was killed outright (SIGKILL) are removed by
 //! [`remove_leftovers`] at the start of the next run: their names are fixed.
 
@@ -65,17 +68,19 @@ fn kill_hard(pid: u32) {
 /// Kills every registered process and removes every registered namespace and link.
 /// Idempotent and safe to call from a panic hook or a signal task.
 pub fn cleanup() {
-    let (pids, netns, links) = {
-        let mut r = registry();
-        (
-            std::mem::take(&mut r.pids),
-            std::mem::take(&mut r.netns),
-            std::mem::take(&mut r.links),
-        )
-    };
+    let pids = std::mem::take(&mut registry().pids);
     for pid in pids {
         kill_hard(pid);
     }
+    remove_network();
+}
+
+/// Removes every registered namespace (killing what still runs in it) and link.
+pub fn remove_network() {
+    let (netns, links) = {
+        let mut r = registry();
+        (std::mem::take(&mut r.netns), std::mem::take(&mut r.links))
+    };
     for ns in netns {
         kill_netns_pids(&ns);
         quiet("ip", &["netns", "del", &ns]);
