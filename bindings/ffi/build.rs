@@ -159,6 +159,8 @@ fn main() {
         // ... nor nint/nuint: sizes are UIntPtr.
         .csharp_use_nint_types(false)
         .csharp_generate_const_filter(|name| name.starts_with("KAHUNA_"))
+        // Held as an `i32` in the requests (see its doc comment), so no signature names it.
+        .always_included_types(["KahunaSetCondition"])
         .generate_csharp_file(&generated)
         .expect("csbindgen failed to generate NativeMethods.g.cs");
     refresh(&generated, &dotnet.join("NativeMethods.g.cs"));

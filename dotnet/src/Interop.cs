@@ -343,16 +343,17 @@ namespace Kahuna.Client
                 throw new ArgumentOutOfRangeException("durability", d, "sequences are persistent");
         }
 
-        /// <summary>The set condition of <paramref name="flags"/>: Set and SetNoRevision (or None)
-        /// alone write always; with them at most one of SetIfExists, SetIfNotExists.</summary>
-        internal static int Condition(KeyValueFlags flags)
+        /// <summary>The set condition of <paramref name="flags"/> (the C ABI's own type): Set and
+        /// SetNoRevision (or None) alone write always; with them at most one of SetIfExists,
+        /// SetIfNotExists.</summary>
+        internal static KahunaSetCondition Condition(KeyValueFlags flags)
         {
             var condition = flags & ~(KeyValueFlags.Set | KeyValueFlags.SetNoRevision);
             switch (condition)
             {
-                case KeyValueFlags.None: return NativeMethods.KAHUNA_SET_ALWAYS;
-                case KeyValueFlags.SetIfExists: return NativeMethods.KAHUNA_SET_IF_EXISTS;
-                case KeyValueFlags.SetIfNotExists: return NativeMethods.KAHUNA_SET_IF_NOT_EXISTS;
+                case KeyValueFlags.None: return KahunaSetCondition.Always;
+                case KeyValueFlags.SetIfExists: return KahunaSetCondition.IfExists;
+                case KeyValueFlags.SetIfNotExists: return KahunaSetCondition.IfNotExists;
                 case KeyValueFlags.SetIfEqualToValue:
                 case KeyValueFlags.SetIfEqualToRevision:
                     throw new ArgumentException(

@@ -399,7 +399,7 @@ namespace Kahuna.Client
 
         // ---- key/value -------------------------------------------------------------------
 
-        private unsafe Task<KahunaKeyValue> Set(string key, byte[] value, TimeSpan expiry, int condition, byte[] compareValue,
+        private unsafe Task<KahunaKeyValue> Set(string key, byte[] value, TimeSpan expiry, KahunaSetCondition condition, byte[] compareValue,
             long compareRevision, KeyValueDurability durability, string fenceResource, long fenceToken,
             CancellationToken cancellationToken)
         {
@@ -418,7 +418,7 @@ namespace Kahuna.Client
                     req.key = pins.Bytes(k);
                     req.value = pins.Bytes(value);
                     req.ttl_ms = ttl;
-                    req.condition = condition;
+                    req.condition = (int)condition;
                     req.compare_value = pins.Bytes(compareValue);
                     req.compare_revision = (ulong)compareRevision;
                     req.durability = Interop.Tier(durability);
@@ -488,7 +488,7 @@ namespace Kahuna.Client
             TimeSpan expiry = default, CancellationToken cancellationToken = default)
         {
             if (lockResource == null) throw new ArgumentNullException(nameof(lockResource));
-            return Set(key, value, expiry, NativeMethods.KAHUNA_SET_ALWAYS, null, 0, KeyValueDurability.Persistent, lockResource, fencingToken,
+            return Set(key, value, expiry, KahunaSetCondition.Always, null, 0, KeyValueDurability.Persistent, lockResource, fencingToken,
                 cancellationToken);
         }
 
@@ -510,7 +510,7 @@ namespace Kahuna.Client
             CancellationToken cancellationToken = default)
         {
             if (compareValue == null) throw new ArgumentNullException(nameof(compareValue));
-            return Set(key, value, expiry, NativeMethods.KAHUNA_SET_IF_VALUE, compareValue, 0, durability, null, 0, cancellationToken);
+            return Set(key, value, expiry, KahunaSetCondition.IfValue, compareValue, 0, durability, null, 0, cancellationToken);
         }
 
         /// <summary>Compare-and-set by value with UTF-8 text.</summary>
@@ -530,7 +530,7 @@ namespace Kahuna.Client
             TimeSpan expiry, KeyValueDurability durability = KeyValueDurability.Persistent,
             CancellationToken cancellationToken = default)
         {
-            return Set(key, value, expiry, NativeMethods.KAHUNA_SET_IF_REVISION, null, compareRevision, durability, null, 0, cancellationToken);
+            return Set(key, value, expiry, KahunaSetCondition.IfRevision, null, compareRevision, durability, null, 0, cancellationToken);
         }
 
         /// <summary>Compare-and-set by revision with UTF-8 text.</summary>
@@ -643,6 +643,7 @@ namespace Kahuna.Client
                 {
                     var req = new KahunaDeleteRequest();
                     req.key = pins.Bytes(k);
+                    req.condition = (int)KahunaSetCondition.Always;
                     req.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_delete((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvDelete);
                 }

@@ -23,26 +23,6 @@ namespace Kahuna.Client.Native
         /// </summary>
         internal const int KAHUNA_DURABILITY_EPHEMERAL = 1;
         /// <summary>
-        ///  `condition` of a set: always.
-        /// </summary>
-        internal const int KAHUNA_SET_ALWAYS = 0;
-        /// <summary>
-        ///  `condition` of a set: only when the key does not exist.
-        /// </summary>
-        internal const int KAHUNA_SET_IF_NOT_EXISTS = 1;
-        /// <summary>
-        ///  `condition` of a set: only when the key exists.
-        /// </summary>
-        internal const int KAHUNA_SET_IF_EXISTS = 2;
-        /// <summary>
-        ///  `condition` of a set or delete: only when the value equals `compare_value`.
-        /// </summary>
-        internal const int KAHUNA_SET_IF_VALUE = 3;
-        /// <summary>
-        ///  `condition` of a set or delete: only when the mod revision equals `compare_revision`.
-        /// </summary>
-        internal const int KAHUNA_SET_IF_REVISION = 4;
-        /// <summary>
         ///  `policy` of a [`KahunaRateCheckRequest`]: at most `limit` units per window of
         ///  `window_ms`, windows aligned to cluster time.
         /// </summary>
@@ -632,6 +612,7 @@ namespace Kahuna.Client.Native
 
     /// <summary>
     ///  A connection to a Kahuna cluster (`kahuna_client_new` / `kahuna_client_free`).
+    ///  Each call works on its own clone (a `Client` and a token, both shared handles).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaClient
@@ -754,9 +735,9 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
-    ///  `kahuna_kv_set`. `condition`: one of `KAHUNA_SET_*`: 0 always, 1 if not exists,
+    ///  `kahuna_kv_set`. `condition`: a [`KahunaSetCondition`] (0 always, 1 if not exists,
     ///  2 if exists, 3 if the value equals `compare_value`, 4 if the mod revision equals
-    ///  `compare_revision`.
+    ///  `compare_revision`), as an `i32` (see there why).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaSetRequest
@@ -775,8 +756,9 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
-    ///  `kahuna_kv_delete`. `condition`: 0 always, 3 if the value equals `compare_value`,
-    ///  4 if the mod revision equals `compare_revision`.
+    ///  `kahuna_kv_delete`. `condition`: a [`KahunaSetCondition`] as an `i32`: `Always`,
+    ///  `IfValue` (the value equals `compare_value`) or `IfRevision` (the mod revision equals
+    ///  `compare_revision`).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe partial struct KahunaDeleteRequest
@@ -1433,6 +1415,39 @@ namespace Kahuna.Client.Native
     {
     }
 
+
+    /// <summary>
+    ///  The `condition` of a set or a delete: the one set-condition type of the ABI, exported
+    ///  to C# by csbindgen (`Interop.Condition` makes it from `KeyValueFlags`).
+    ///
+    ///  The request fields hold it as an `i32`, not as this type: a foreign caller can write
+    ///  any number there, and a Rust enum holding a value that is none of its variants is
+    ///  undefined behaviour the moment it is read. The library converts the integer with a
+    ///  checked `TryFrom&lt;i32&gt;`, so an unknown condition is `KAHUNA_STATUS_INVALID_ARGUMENT`.
+    /// </summary>
+    internal enum KahunaSetCondition : int
+    {
+        /// <summary>
+        ///  Always.
+        /// </summary>
+        Always = 0,
+        /// <summary>
+        ///  Only when the key does not exist (sets only).
+        /// </summary>
+        IfNotExists = 1,
+        /// <summary>
+        ///  Only when the key exists (sets only).
+        /// </summary>
+        IfExists = 2,
+        /// <summary>
+        ///  Only when the value equals `compare_value`.
+        /// </summary>
+        IfValue = 3,
+        /// <summary>
+        ///  Only when the mod revision equals `compare_revision`.
+        /// </summary>
+        IfRevision = 4,
+    }
 
 
 }

@@ -21,23 +21,20 @@ pub unsafe extern "C" fn kahuna_kv_get_many(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let keys = keys(r.keys, r.keys_len)?;
         let options = GetOptions {
             revision: None,
             consistency: consistency(r.consistency)?,
             durability: durability(r.durability)?,
         };
-        let cl = c.client.clone();
-        op(&c.closed, async move {
+        Ok(async move {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let many = cl.get_many(&refs, options).await?;
+            let many = c.client.get_many(&refs, options).await?;
             Ok(Answer {
                 succeeded: true,
                 revision: many.revision,
-                kvs: many.kvs.into_iter().map(|kv| (true, Some(kv))).collect(),
+                kvs: found(many.kvs),
                 ..Answer::default()
             })
         })
@@ -54,17 +51,14 @@ pub unsafe extern "C" fn kahuna_kv_set_many(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let mut items = Vec::with_capacity(r.items_len);
         for item in array(r.items, r.items_len, "items")? {
             items.push((string(item.key, "key")?, owned_bytes(item.value)?));
         }
-        let cl = c.client.clone();
-        op(&c.closed, async move {
+        Ok(async move {
             let refs: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-            let revision = cl.set_many(&refs).await?;
+            let revision = c.client.set_many(&refs).await?;
             Ok(Answer {
                 succeeded: true,
                 revision,
@@ -84,14 +78,11 @@ pub unsafe extern "C" fn kahuna_kv_delete_many(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let keys = keys(r.keys, r.keys_len)?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
+        Ok(async move {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let existed = cl.delete_many(&refs).await?;
+            let existed = c.client.delete_many(&refs).await?;
             Ok(Answer {
                 succeeded: true,
                 count: existed as u64,
@@ -111,15 +102,10 @@ pub unsafe extern "C" fn kahuna_kv_scan_range(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let start_key = string(r.start, "range start")?;
         let end_key = string(r.end, "range end")?;
         let options = scan_options(r.limit, r.page_token, r.keys_only, r.consistency, r.durability)?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            Ok(page_answer(cl.scan_range(&start_key, &end_key, options).await?))
-        })
+        Ok(async move { Ok(page_answer(c.client.scan_range(&start_key, &end_key, options).await?)) })
     })
 }

@@ -19,16 +19,13 @@ use super::*;
 pub(crate) use kahuna_client::HeldLock as Held;
 
 /// An open election observer (`kahuna_election_observe` / `kahuna_observer_free`).
+#[derive(Clone)]
 pub struct KahunaObserver {
     observer: Arc<tokio::sync::Mutex<Observer>>,
     /// Cancelled by `kahuna_observer_free`: completes the `next` still pending.
     freed: CancellationToken,
     /// The client's close: an observer's calls end with the client's.
-    closed: CancellationToken,
-}
-
-unsafe fn observer_ref<'a>(p: *const KahunaObserver) -> Result<&'a KahunaObserver, FfiError> {
-    p.as_ref().ok_or_else(|| FfiError::invalid("observer handle is null"))
+    pub(crate) closed: CancellationToken,
 }
 
 /// Campaigns in election `name` with `value`, waiting in the election's queue
@@ -43,9 +40,7 @@ pub unsafe extern "C" fn kahuna_election_campaign(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "election name")?;
         let value = owned_bytes(r.value)?;
         if r.ttl_ms == 0 {
@@ -55,15 +50,13 @@ pub unsafe extern "C" fn kahuna_election_campaign(
             ttl: Duration::from_millis(r.ttl_ms),
             wait: (r.wait != 0).then(|| Duration::from_millis(r.wait_ms)),
         };
-        let cl = c.client.clone();
-        let closed = c.closed.clone();
-        op(&c.closed, async move {
-            let Some(leadership) = cl.campaign(&name, value, options).await? else {
+        Ok(async move {
+            let Some(leadership) = c.client.campaign(&name, value, options).await? else {
                 return Ok(Answer::default());
             };
             Ok(Answer {
                 succeeded: true,
-                lock: Some(KahunaLock::boxed(Held::Leader(leadership), closed)),
+                lock: Some(KahunaLock::boxed(Held::Leader(leadership), c.closed)),
                 ..Answer::default()
             })
         })
@@ -81,25 +74,19 @@ pub unsafe extern "C" fn kahuna_election_proclaim(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let l = lock(lock_handle)?;
-        let r = request(req)?;
+    call(lock_handle, req, cancel, user_data, callback, |l, r| {
         let value = owned_bytes(r.value)?;
         if !matches!(*l.guard, Held::Leader(_)) {
             return Err(FfiError::invalid(
                 "the lock handle is not a leadership (from kahuna_election_campaign)",
             ));
         }
-        let held = l.guard.clone();
-        op(&l.closed, async move {
-            let Held::Leader(leadership) = &*held else {
+        Ok(async move {
+            let Held::Leader(leadership) = &*l.guard else {
                 return Err(FfiError::invalid("the lock handle is not a leadership"));
             };
             leadership.proclaim(value).await?;
-            Ok(Answer {
-                succeeded: true,
-                ..Answer::default()
-            })
+            Ok(Answer::succeeded(true))
         })
     })
 }
@@ -114,15 +101,9 @@ pub unsafe extern "C" fn kahuna_election_leader(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "election name")?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let leader = cl.election_leader(&name).await?;
-            Ok(leader_answer(leader))
-        })
+        Ok(async move { Ok(leader_answer(c.client.election_leader(&name).await?)) })
     })
 }
 
@@ -144,20 +125,16 @@ pub unsafe extern "C" fn kahuna_election_observe(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "election name")?;
-        let cl = c.client.clone();
-        let closed = c.closed.clone();
-        op(&c.closed, async move {
-            let observer = cl.observe(&name).await?;
+        Ok(async move {
+            let observer = c.client.observe(&name).await?;
             Ok(Answer {
                 succeeded: true,
                 observer: Some(Box::new(KahunaObserver {
                     observer: Arc::new(tokio::sync::Mutex::new(observer)),
                     freed: CancellationToken::new(),
-                    closed,
+                    closed: c.closed,
                 })),
                 ..Answer::default()
             })
@@ -176,21 +153,11 @@ pub unsafe extern "C" fn kahuna_observer_next(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let o = observer_ref(observer_handle)?;
-        let observer = o.observer.clone();
-        let freed = o.freed.clone();
-        op(&o.closed, async move {
-            let next = async {
-                let mut observer = observer.lock().await;
-                Ok::<_, FfiError>(leader_answer(observer.next().await?))
-            };
-            tokio::select! {
-                biased;
-                _ = freed.cancelled() => Err(FfiError::new(KAHUNA_STATUS_CLOSED, "the observer was closed")),
-                r = next => r,
-            }
-        })
+    call_without_request(observer_handle, cancel, user_data, callback, |o| {
+        Ok(until_freed(o.freed.clone(), "the observer was closed", async move {
+            let mut observer = o.observer.lock().await;
+            Ok(leader_answer(observer.next().await?))
+        }))
     })
 }
 
@@ -198,13 +165,5 @@ pub unsafe extern "C" fn kahuna_observer_next(
 /// `KAHUNA_STATUS_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_observer_free(observer_handle: *mut KahunaObserver) {
-    guarded((), || {
-        if !observer_handle.is_null() {
-            let o = Box::from_raw(observer_handle);
-            o.freed.cancel();
-            let rt = runtime().ok();
-            let _enter = rt.as_ref().map(Handle::enter);
-            drop(o);
-        }
-    })
+    free(observer_handle, |o| o.freed.cancel())
 }

@@ -41,8 +41,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use kahuna_client::{
     Client, ClientOptions, ClientTls, ClusterStatus, Compare, CompareOp, Consistency, DeleteCondition, DeleteOptions,
-    Durability, Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, Leader, LockGuard, LockInfo,
-    LockOptions, ScanOptions, ScanPage, SetCondition, SetOptions, Transferred, TxnOp,
+    DeleteResult, Durability, Error, ErrorKind, EventKind, Fence, GetOptions, HistoryEvent, KeyValue, Leader,
+    LockGuard, LockInfo, LockOptions, ScanOptions, ScanPage, SetCondition, SetOptions, SetResult, Transferred, TxnOp,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -60,6 +60,8 @@ use election::Held;
 include!(concat!(env!("OUT_DIR"), "/status.rs"));
 
 /// A connection to a Kahuna cluster (`kahuna_client_new` / `kahuna_client_free`).
+/// Each call works on its own clone (a `Client` and a token, both shared handles).
+#[derive(Clone)]
 pub struct KahunaClient {
     client: Client,
     /// Cancelled by `kahuna_client_free`: completes the calls still in flight.
@@ -68,6 +70,7 @@ pub struct KahunaClient {
 
 /// A lock attempt's guard (`kahuna_lock_acquire` / `kahuna_lock_free`). Freeing it
 /// releases the lock if it is still held.
+#[derive(Clone)]
 pub struct KahunaLock {
     /// Shared with the extend/release calls in flight, so freeing the handle meanwhile
     /// is safe; the lock is released when the last reference goes. A leadership is held
@@ -528,6 +531,109 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
+// ---- the shapes of the exports ---------------------------------------------------------
+//
+// Every export is one of these shapes; its body names only what differs (how the request
+// is decoded and which core call runs). The skeleton (null checks, `catch_unwind`, the
+// runtime, cancellation, the one completion) lives here and in `start`.
+
+/// A handle asynchronous calls run on: a client, a lock, a watch or an observer. Each
+/// call works on its own clone, so freeing the handle meanwhile is safe.
+trait CallHandle: Clone + Send + 'static {
+    /// The error text for a null handle.
+    const NULL: &'static str;
+
+    /// Cancelled when the client closes: the call then completes with `KAHUNA_STATUS_CLOSED`.
+    fn closed(&self) -> &CancellationToken;
+}
+
+/// Implements [`CallHandle`] for a handle type with a `closed` field.
+macro_rules! call_handle {
+    ($($handle:ty: $null:literal),* $(,)?) => {$(
+        impl CallHandle for $handle {
+            const NULL: &'static str = $null;
+
+            fn closed(&self) -> &CancellationToken {
+                &self.closed
+            }
+        }
+    )*};
+}
+
+call_handle! {
+    KahunaClient: "client handle is null",
+    KahunaLock: "lock handle is null",
+    KahunaWatch: "watch handle is null",
+    KahunaObserver: "observer handle is null",
+}
+
+/// An asynchronous export on `handle` with request `req`: a null handle or request is
+/// `KAHUNA_STATUS_INVALID_ARGUMENT`; `prepare` validates and copies the request on the
+/// caller's thread and returns the operation, which [`start`] runs (exactly one
+/// completion, panics caught, racing `cancel` and the client's close).
+unsafe fn call<H, R, F>(
+    handle: *const H,
+    req: *const R,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+    prepare: impl FnOnce(H, &R) -> Result<F, FfiError>,
+) where
+    H: CallHandle,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    start(callback, user_data, cancel, || {
+        let h = handle.as_ref().ok_or_else(|| FfiError::invalid(H::NULL))?;
+        let r = request(req)?;
+        op(h.closed(), prepare(h.clone(), r)?)
+    })
+}
+
+/// [`call`] for an export that takes no request.
+unsafe fn call_without_request<H, F>(
+    handle: *const H,
+    cancel: *const KahunaCancel,
+    user_data: u64,
+    callback: KahunaCallback,
+    prepare: impl FnOnce(H) -> Result<F, FfiError>,
+) where
+    H: CallHandle,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    call(handle, &(), cancel, user_data, callback, |h, _| prepare(h))
+}
+
+/// A synchronous export on a handle (a getter, a cancel): `none` for a null handle or a
+/// panic.
+unsafe fn sync_call<H, T: Copy>(handle: *const H, none: T, get: impl FnOnce(&H) -> T) -> T {
+    guarded(none, || handle.as_ref().map_or(none, get))
+}
+
+/// Frees a handle this library boxed (null is ignored): `close` first (completing the
+/// calls still in flight on it), then the drop, inside the runtime because dropping a
+/// core object may spawn its clean-up (a lock's release, a stream's cancel).
+unsafe fn free<H>(handle: *mut H, close: impl FnOnce(&H)) {
+    guarded((), || {
+        if !handle.is_null() {
+            let h = Box::from_raw(handle);
+            close(&h);
+            let rt = runtime().ok();
+            let _enter = rt.as_ref().map(Handle::enter);
+            drop(h);
+        }
+    })
+}
+
+/// Ends `next` (the next message of a watch or an observer) with `KAHUNA_STATUS_CLOSED`
+/// and `message` when `freed` (its handle was freed) is cancelled first.
+async fn until_freed(freed: CancellationToken, message: &str, next: impl Future<Output = Outcome>) -> Outcome {
+    tokio::select! {
+        biased;
+        _ = freed.cancelled() => Err(FfiError::new(KAHUNA_STATUS_CLOSED, message)),
+        r = next => r,
+    }
+}
+
 // ---- decoding borrowed input -------------------------------------------------------
 
 unsafe fn slice<'a>(b: KahunaBytes) -> Result<&'a [u8], FfiError> {
@@ -585,14 +691,6 @@ unsafe fn tls_options(o: &KahunaClientOptions) -> Result<Option<ClientTls>, FfiE
 
 unsafe fn request<'a, T>(p: *const T) -> Result<&'a T, FfiError> {
     p.as_ref().ok_or_else(|| FfiError::invalid("request is null"))
-}
-
-unsafe fn client<'a>(p: *const KahunaClient) -> Result<&'a KahunaClient, FfiError> {
-    p.as_ref().ok_or_else(|| FfiError::invalid("client handle is null"))
-}
-
-unsafe fn lock<'a>(p: *const KahunaLock) -> Result<&'a KahunaLock, FfiError> {
-    p.as_ref().ok_or_else(|| FfiError::invalid("lock handle is null"))
 }
 
 fn durability(d: i32) -> Result<Durability, FfiError> {
@@ -682,16 +780,13 @@ pub extern "C" fn kahuna_cancel_new() -> *mut KahunaCancel {
 /// unless it already completed.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_cancel_cancel(cancel: *const KahunaCancel) {
-    guarded((), || {
-        if let Some(c) = cancel.as_ref() {
-            c.token.cancel();
-        }
-    })
+    sync_call(cancel, (), |c| c.token.cancel())
 }
 
 /// Frees a cancellation source (null is ignored).
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_cancel_free(cancel: *mut KahunaCancel) {
+    // Not `free`: a token needs no runtime to drop, so none is started for it.
     guarded((), || {
         if !cancel.is_null() {
             drop(Box::from_raw(cancel));
@@ -788,15 +883,7 @@ pub unsafe extern "C" fn kahuna_bytes_free(b: KahunaBytes) {
 /// taken through it stay valid until freed themselves.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_client_free(client: *mut KahunaClient) {
-    guarded((), || {
-        if !client.is_null() {
-            let c = Box::from_raw(client);
-            c.closed.cancel();
-            let rt = runtime().ok();
-            let _enter = rt.as_ref().map(Handle::enter);
-            drop(c);
-        }
-    })
+    free(client, |c| c.closed.cancel())
 }
 
 fn op<F>(closed: &CancellationToken, f: F) -> Result<(CancellationToken, BoxedOp), FfiError>
@@ -808,6 +895,75 @@ where
 
 // ---- key/value -----------------------------------------------------------------------
 
+/// The core condition of a set: [`KahunaSetCondition`] numbered `code`, with the compare
+/// value or revision it names.
+unsafe fn set_condition(
+    code: i32,
+    compare_value: KahunaBytes,
+    compare_revision: u64,
+) -> Result<SetCondition, FfiError> {
+    let condition = KahunaSetCondition::try_from(code)
+        .map_err(|code| FfiError::invalid(format!("unknown set condition {code} (0 to 4)")))?;
+    Ok(match condition {
+        KahunaSetCondition::Always => SetCondition::Always,
+        KahunaSetCondition::IfNotExists => SetCondition::IfNotExists,
+        KahunaSetCondition::IfExists => SetCondition::IfExists,
+        KahunaSetCondition::IfValue => SetCondition::IfValue(owned_bytes(compare_value)?),
+        KahunaSetCondition::IfRevision => SetCondition::IfRevision(compare_revision),
+    })
+}
+
+/// The core condition of a delete: the set conditions that do not ask whether the key
+/// exists (a delete of a missing key already changes nothing).
+unsafe fn delete_condition(
+    code: i32,
+    compare_value: KahunaBytes,
+    compare_revision: u64,
+) -> Result<DeleteCondition, FfiError> {
+    match set_condition(code, compare_value, compare_revision)? {
+        SetCondition::Always => Ok(DeleteCondition::Always),
+        SetCondition::IfValue(v) => Ok(DeleteCondition::IfValue(v)),
+        SetCondition::IfRevision(r) => Ok(DeleteCondition::IfRevision(r)),
+        SetCondition::IfNotExists | SetCondition::IfExists => Err(FfiError::invalid(format!(
+            "a delete's condition is Always, IfValue or IfRevision (0, 3 or 4), not {code}"
+        ))),
+    }
+}
+
+impl Answer {
+    /// The result of a single-key call (get, set, delete, extend, exists): `succeeded`,
+    /// `revision`, `kv`.
+    fn key(succeeded: bool, revision: u64, kv: Option<KeyValue>) -> Answer {
+        Answer {
+            succeeded,
+            revision,
+            kv,
+            ..Answer::default()
+        }
+    }
+
+    /// A result that is only `succeeded` (released, extended).
+    fn succeeded(succeeded: bool) -> Answer {
+        Answer::key(succeeded, 0, None)
+    }
+}
+
+/// A set or a key's extend.
+impl From<SetResult> for Answer {
+    fn from(s: SetResult) -> Answer {
+        Answer::key(s.succeeded, s.revision, s.kv)
+    }
+}
+
+impl From<DeleteResult> for Answer {
+    fn from(d: DeleteResult) -> Answer {
+        Answer {
+            deleted: d.deleted,
+            ..Answer::key(d.succeeded, d.revision, d.kv)
+        }
+    }
+}
+
 /// Reads a key. Result: `kv` (`kv.present == 0` when there is none).
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_kv_get(
@@ -817,24 +973,16 @@ pub unsafe extern "C" fn kahuna_kv_get(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
         let options = GetOptions {
             revision: (r.revision > 0).then_some(r.revision),
             consistency: consistency(r.consistency)?,
             durability: durability(r.durability)?,
         };
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let kv = cl.get_with(&key, options).await?;
-            Ok(Answer {
-                succeeded: kv.is_some(),
-                revision: kv.as_ref().map_or(0, |k| k.mod_revision),
-                kv,
-                ..Answer::default()
-            })
+        Ok(async move {
+            let kv = c.client.get_with(&key, options).await?;
+            Ok(Answer::key(kv.is_some(), kv.as_ref().map_or(0, |k| k.mod_revision), kv))
         })
     })
 }
@@ -849,35 +997,16 @@ pub unsafe extern "C" fn kahuna_kv_set(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
         let value = owned_bytes(r.value)?;
-        let condition = match r.condition {
-            KAHUNA_SET_ALWAYS => SetCondition::Always,
-            KAHUNA_SET_IF_NOT_EXISTS => SetCondition::IfNotExists,
-            KAHUNA_SET_IF_EXISTS => SetCondition::IfExists,
-            KAHUNA_SET_IF_VALUE => SetCondition::IfValue(owned_bytes(r.compare_value)?),
-            KAHUNA_SET_IF_REVISION => SetCondition::IfRevision(r.compare_revision),
-            k => return Err(FfiError::invalid(format!("unknown set condition {k}"))),
-        };
         let options = SetOptions {
             ttl: ttl(r.ttl_ms),
-            condition,
+            condition: set_condition(r.condition, r.compare_value, r.compare_revision)?,
             durability: durability(r.durability)?,
             fence: fence(&r.fence)?,
         };
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let s = cl.set_with(&key, value, options).await?;
-            Ok(Answer {
-                succeeded: s.succeeded,
-                revision: s.revision,
-                kv: s.kv,
-                ..Answer::default()
-            })
-        })
+        Ok(async move { Ok(Answer::from(c.client.set_with(&key, value, options).await?)) })
     })
 }
 
@@ -891,32 +1020,14 @@ pub unsafe extern "C" fn kahuna_kv_delete(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
-        let condition = match r.condition {
-            KAHUNA_SET_ALWAYS => DeleteCondition::Always,
-            KAHUNA_SET_IF_VALUE => DeleteCondition::IfValue(owned_bytes(r.compare_value)?),
-            KAHUNA_SET_IF_REVISION => DeleteCondition::IfRevision(r.compare_revision),
-            k => return Err(FfiError::invalid(format!("unknown delete condition {k}"))),
-        };
         let options = DeleteOptions {
-            condition,
+            condition: delete_condition(r.condition, r.compare_value, r.compare_revision)?,
             durability: durability(r.durability)?,
             fence: fence(&r.fence)?,
         };
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let d = cl.delete_with(&key, options).await?;
-            Ok(Answer {
-                succeeded: d.succeeded,
-                deleted: d.deleted,
-                revision: d.revision,
-                kv: d.kv,
-                ..Answer::default()
-            })
-        })
+        Ok(async move { Ok(Answer::from(c.client.delete_with(&key, options).await?)) })
     })
 }
 
@@ -929,22 +1040,11 @@ pub unsafe extern "C" fn kahuna_kv_extend(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
         let d = durability(r.durability)?;
         let t = ttl(r.ttl_ms);
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let s = cl.extend_with(&key, t, d).await?;
-            Ok(Answer {
-                succeeded: s.succeeded,
-                revision: s.revision,
-                kv: s.kv,
-                ..Answer::default()
-            })
-        })
+        Ok(async move { Ok(Answer::from(c.client.extend_with(&key, t, d).await?)) })
     })
 }
 
@@ -957,20 +1057,13 @@ pub unsafe extern "C" fn kahuna_kv_exists(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
         let cons = consistency(r.consistency)?;
         let d = durability(r.durability)?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let rev = cl.exists_with(&key, cons, d).await?;
-            Ok(Answer {
-                succeeded: rev.is_some(),
-                revision: rev.unwrap_or(0),
-                ..Answer::default()
-            })
+        Ok(async move {
+            let rev = c.client.exists_with(&key, cons, d).await?;
+            Ok(Answer::key(rev.is_some(), rev.unwrap_or(0), None))
         })
     })
 }
@@ -993,12 +1086,17 @@ unsafe fn scan_options(
     })
 }
 
+/// Keys read as a result (a scan page, a batch read): each present, in `kvs`.
+fn found(kvs: Vec<KeyValue>) -> Vec<(bool, Option<KeyValue>)> {
+    kvs.into_iter().map(|kv| (true, Some(kv))).collect()
+}
+
 /// A scan page as a result: `kvs`, `next_page_token` (empty on the last page), `revision`.
 fn page_answer(page: ScanPage) -> Answer {
     Answer {
         succeeded: true,
         revision: page.revision,
-        kvs: page.kvs.into_iter().map(|kv| (true, Some(kv))).collect(),
+        kvs: found(page.kvs),
         next_page_token: page.next_page_token.unwrap_or_default(),
         ..Answer::default()
     }
@@ -1014,16 +1112,10 @@ pub unsafe extern "C" fn kahuna_kv_scan(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let prefix = string(r.prefix, "prefix")?;
         let options = scan_options(r.limit, r.page_token, r.keys_only, r.consistency, r.durability)?;
-        let cl = c.client.clone();
-        op(
-            &c.closed,
-            async move { Ok(page_answer(cl.scan(&prefix, options).await?)) },
-        )
+        Ok(async move { Ok(page_answer(c.client.scan(&prefix, options).await?)) })
     })
 }
 
@@ -1037,14 +1129,11 @@ pub unsafe extern "C" fn kahuna_kv_history(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
         let limit = r.limit;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let h = cl.history(&key, limit).await?;
+        Ok(async move {
+            let h = c.client.history(&key, limit).await?;
             Ok(Answer {
                 succeeded: true,
                 revision: h.revision,
@@ -1068,11 +1157,9 @@ pub unsafe extern "C" fn kahuna_cluster_status(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let status = cl.status().await?;
+    call_without_request(client_handle, cancel, user_data, callback, |c| {
+        Ok(async move {
+            let status = c.client.status().await?;
             Ok(Answer {
                 succeeded: true,
                 cluster: Some(status),
@@ -1096,12 +1183,10 @@ pub unsafe extern "C" fn kahuna_cluster_transfer_leader(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let node_id = request(req)?.node_id;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let t = cl.transfer_leader(node_id).await?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
+        let node_id = r.node_id;
+        Ok(async move {
+            let t = c.client.transfer_leader(node_id).await?;
             Ok(Answer {
                 succeeded: true,
                 transferred: Some(t),
@@ -1124,9 +1209,7 @@ pub unsafe extern "C" fn kahuna_txn_commit(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let mut txn = c.client.txn();
         for cmp in array(r.compares, r.compares_len, "compares")? {
             txn = txn.when(compare(cmp)?);
@@ -1140,7 +1223,7 @@ pub unsafe extern "C" fn kahuna_txn_commit(
         if let Some(f) = fence(&r.fence)? {
             txn = txn.fence(f);
         }
-        op(&c.closed, async move {
+        Ok(async move {
             let t = txn.commit().await?;
             Ok(Answer {
                 succeeded: t.succeeded,
@@ -1164,16 +1247,13 @@ pub unsafe extern "C" fn kahuna_sequence_next(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "sequence name")?;
         let key = string(r.idempotency_key, "idempotency key")?;
         let count = r.count;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
+        Ok(async move {
             let key = (!key.is_empty()).then_some(key);
-            let range = cl.next(&name, count, key.as_deref()).await?;
+            let range = c.client.next(&name, count, key.as_deref()).await?;
             Ok(Answer {
                 succeeded: range.replayed,
                 first: range.first,
@@ -1194,13 +1274,10 @@ pub unsafe extern "C" fn kahuna_sequence_peek(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "sequence name")?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let next = cl.peek_sequence(&name).await?;
+        Ok(async move {
+            let next = c.client.peek_sequence(&name).await?;
             Ok(Answer {
                 succeeded: true,
                 first: next,
@@ -1248,26 +1325,15 @@ impl KahunaLock {
     }
 }
 
-/// Starts an acquisition by `acquire` (a lock or a semaphore's permit) on `c`: the
-/// result is `succeeded` (acquired), `lock` (a new handle in both cases) and
-/// `lock_info` (the holder when known).
-fn acquisition<F>(
-    c: &KahunaClient,
-    acquire: impl FnOnce(Client) -> F + Send + 'static,
-) -> Result<(CancellationToken, BoxedOp), FfiError>
-where
-    F: Future<Output = kahuna_client::Result<LockGuard>> + Send + 'static,
-{
-    let cl = c.client.clone();
-    let closed = c.closed.clone();
-    op(&c.closed, async move {
-        let guard = acquire(cl).await?;
-        Ok(Answer {
-            succeeded: guard.is_acquired(),
-            lock_info: guard.holder().cloned(),
-            lock: Some(KahunaLock::boxed(Held::Lock(guard), closed)),
-            ..Answer::default()
-        })
+/// An acquisition (a lock or a semaphore's permit) on client `c` as a result:
+/// `succeeded` (acquired), `lock` (a new handle in both cases) and `lock_info` (the
+/// holder when known).
+fn acquired(c: KahunaClient, guard: LockGuard) -> Outcome {
+    Ok(Answer {
+        succeeded: guard.is_acquired(),
+        lock_info: guard.holder().cloned(),
+        lock: Some(KahunaLock::boxed(Held::Lock(guard), c.closed)),
+        ..Answer::default()
     })
 }
 
@@ -1282,12 +1348,13 @@ pub unsafe extern "C" fn kahuna_lock_acquire(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let resource = string(r.resource, "resource")?;
         let options = lock_options(r.ttl_ms, r.wait_ms, r.retry_ms, durability(r.durability)?, r.owner)?;
-        acquisition(c, move |cl| async move { cl.lock(&resource, options).await })
+        Ok(async move {
+            let guard = c.client.lock(&resource, options).await?;
+            acquired(c, guard)
+        })
     })
 }
 
@@ -1307,19 +1374,17 @@ pub unsafe extern "C" fn kahuna_lock_acquire_permit(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "semaphore name")?;
         if r.permits == 0 {
             return Err(FfiError::invalid("a semaphore has at least 1 permit"));
         }
         let permits = r.permits;
         let options = lock_options(r.ttl_ms, r.wait_ms, r.retry_ms, Durability::Persistent, r.owner)?;
-        acquisition(
-            c,
-            move |cl| async move { cl.acquire_permit(&name, permits, options).await },
-        )
+        Ok(async move {
+            let guard = c.client.acquire_permit(&name, permits, options).await?;
+            acquired(c, guard)
+        })
     })
 }
 
@@ -1332,14 +1397,11 @@ pub unsafe extern "C" fn kahuna_lock_get_info(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let resource = string(r.resource, "resource")?;
         let d = durability(r.durability)?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let info = cl.lock_info(&resource, d).await?;
+        Ok(async move {
+            let info = c.client.lock_info(&resource, d).await?;
             Ok(Answer {
                 succeeded: info.is_some(),
                 lock_info: info,
@@ -1359,22 +1421,16 @@ pub unsafe extern "C" fn kahuna_lock_unlock(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let resource = string(r.resource, "resource")?;
         let owner = string(r.owner, "owner")?;
         if owner.is_empty() {
             return Err(FfiError::invalid("lock owner must not be empty"));
         }
         let d = durability(r.durability)?;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let released = cl.unlock(&resource, &owner, d).await?;
-            Ok(Answer {
-                succeeded: released,
-                ..Answer::default()
-            })
+        Ok(async move {
+            let released = c.client.unlock(&resource, &owner, d).await?;
+            Ok(Answer::succeeded(released))
         })
     })
 }
@@ -1390,16 +1446,13 @@ pub unsafe extern "C" fn kahuna_lock_extend_by_owner(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let resource = string(r.resource, "resource")?;
         let owner = string(r.owner, "owner")?;
         let d = durability(r.durability)?;
         let t = Duration::from_millis(r.ttl_ms);
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let (extended, info) = cl.extend_lock_by_owner(&resource, &owner, t, d).await?;
+        Ok(async move {
+            let (extended, info) = c.client.extend_lock_by_owner(&resource, &owner, t, d).await?;
             Ok(Answer {
                 succeeded: extended,
                 lock_info: info,
@@ -1419,17 +1472,11 @@ pub unsafe extern "C" fn kahuna_lock_extend(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let l = lock(lock_handle)?;
-        let r = request(req)?;
+    call(lock_handle, req, cancel, user_data, callback, |l, r| {
         let t = ttl(r.ttl_ms);
-        let guard = l.guard.clone();
-        op(&l.closed, async move {
-            guard.extend(t).await?;
-            Ok(Answer {
-                succeeded: true,
-                ..Answer::default()
-            })
+        Ok(async move {
+            l.guard.extend(t).await?;
+            Ok(Answer::succeeded(true))
         })
     })
 }
@@ -1443,16 +1490,8 @@ pub unsafe extern "C" fn kahuna_lock_release(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let l = lock(lock_handle)?;
-        let guard = l.guard.clone();
-        op(&l.closed, async move {
-            let released = guard.release().await?;
-            Ok(Answer {
-                succeeded: released,
-                ..Answer::default()
-            })
-        })
+    call_without_request(lock_handle, cancel, user_data, callback, |l| {
+        Ok(async move { Ok(Answer::succeeded(l.guard.release().await?)) })
     })
 }
 
@@ -1465,12 +1504,14 @@ pub unsafe extern "C" fn kahuna_lock_on_lost(
     user_data: u64,
     callback: KahunaCallback,
 ) {
+    // `start` itself, not `call`: this call is not tied to the client's close (a lock
+    // outlives its client handle).
     start(callback, user_data, cancel, || {
-        let l = lock(lock_handle)?;
+        let l = lock_handle
+            .as_ref()
+            .ok_or_else(|| FfiError::invalid(KahunaLock::NULL))?;
         let lost = l.guard.lost();
-        // Not tied to the client's close: a lock outlives its client handle.
-        let never = CancellationToken::new();
-        op(&never, async move {
+        op(&CancellationToken::new(), async move {
             lost.await;
             Ok(Answer::default())
         })
@@ -1480,37 +1521,26 @@ pub unsafe extern "C" fn kahuna_lock_on_lost(
 /// Whether the lock is held and its lease still trusted by the client's clock.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_lock_is_acquired(lock_handle: *const KahunaLock) -> u8 {
-    guarded(0, || {
-        lock_handle.as_ref().map_or(0, |l| u8::from(l.guard.is_acquired()))
-    })
+    sync_call(lock_handle, 0, |l| u8::from(l.guard.is_acquired()))
 }
 
 /// The fencing token of the grant (0 when not acquired).
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_lock_fencing_token(lock_handle: *const KahunaLock) -> u64 {
-    guarded(0, || {
-        lock_handle.as_ref().and_then(|l| l.guard.fencing_token()).unwrap_or(0)
-    })
+    sync_call(lock_handle, 0, |l| l.guard.fencing_token().unwrap_or(0))
 }
 
 /// The owner name the lock was taken as (empty when not acquired). Borrowed from the
 /// handle: valid until `kahuna_lock_free`.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_lock_owner(lock_handle: *const KahunaLock) -> KahunaBytes {
-    guarded(NO_BYTES, || lock_handle.as_ref().map_or(NO_BYTES, |l| bytes(&l.owner)))
+    sync_call(lock_handle, NO_BYTES, |l| bytes(&l.owner))
 }
 
 /// Frees a lock handle, releasing the lock (in the background) if it is still held.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_lock_free(lock_handle: *mut KahunaLock) {
-    guarded((), || {
-        if !lock_handle.is_null() {
-            let l = Box::from_raw(lock_handle);
-            let rt = runtime().ok();
-            let _enter = rt.as_ref().map(Handle::enter);
-            drop(l);
-        }
-    })
+    free(lock_handle, |_| ())
 }
 
 #[cfg(test)]

@@ -39,16 +39,13 @@ pub unsafe extern "C" fn kahuna_rate_check(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let name = string(r.name, "limiter name")?;
         let policy = rate_policy(r)?;
         let d = durability(r.durability)?;
         let cost = r.cost;
-        let cl = c.client.clone();
-        op(&c.closed, async move {
-            let decision = cl.check_rate_with(&name, policy, cost, d).await?;
+        Ok(async move {
+            let decision = c.client.check_rate_with(&name, policy, cost, d).await?;
             Ok(Answer {
                 succeeded: decision.allowed,
                 remaining: decision.remaining,

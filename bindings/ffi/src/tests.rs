@@ -91,6 +91,27 @@ fn new_client(addr: &str) -> *mut KahunaClient {
     try_new_client(addr, &options()).expect("client")
 }
 
+/// Completes `call` and returns its one completion.
+fn once(call: impl FnOnce(u64)) -> (i32, String) {
+    let ud = id();
+    call(ud);
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    seen[0].clone()
+}
+
+/// Starts `call` (given its user_data) on client `c`, frees `c` while the call is in
+/// flight, and checks the call completes once, with `KAHUNA_STATUS_CLOSED`.
+fn closed_when_freed(c: *mut KahunaClient, call: impl FnOnce(u64)) {
+    let ud = id();
+    call(ud);
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { kahuna_client_free(c) };
+    let seen = completions(ud);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED, "{seen:?}");
+}
+
 #[test]
 fn unusable_tls_options_are_config_errors() {
     let pin = bytes(b"00000000000000000000000000000000000000000000000000000000000000000");
@@ -227,7 +248,6 @@ fn cancel_completes_an_operation_in_flight() {
 fn freeing_the_client_completes_calls_in_flight() {
     // Nothing listens on port 1: the get keeps retrying until its 3 s deadline.
     let c = new_client("127.0.0.1:1");
-    let ud = id();
     let key = b"k";
     let req = KahunaGetRequest {
         key: bytes(key),
@@ -235,20 +255,16 @@ fn freeing_the_client_completes_calls_in_flight() {
         durability: 0,
         consistency: 0,
     };
-    unsafe { kahuna_kv_get(c, &req, ptr::null(), ud, Some(record)) };
-    std::thread::sleep(Duration::from_millis(50));
-    unsafe { kahuna_client_free(c) };
-    let seen = completions(ud);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+    closed_when_freed(c, |ud| unsafe { kahuna_kv_get(c, &req, ptr::null(), ud, Some(record)) });
 }
 
 #[test]
 fn bad_input_is_a_status_not_a_crash() {
     let c = new_client("127.0.0.1:1");
-    let ud = id();
-    unsafe { kahuna_kv_get(c, ptr::null(), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_kv_get(c, ptr::null(), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
 
     let ud = id();
     let bad = [0xffu8, 0xfe];
@@ -288,6 +304,70 @@ fn bad_input_is_a_status_not_a_crash() {
     unsafe { kahuna_bytes_free(err) };
 }
 
+/// The set condition crosses the boundary as an `i32`: a number that is no
+/// `KahunaSetCondition`, and a condition a delete does not take, are `INVALID_ARGUMENT`
+/// naming the number, before any I/O; every variant converts back to itself.
+#[test]
+fn unknown_set_conditions_are_invalid_arguments() {
+    let c = new_client("127.0.0.1:1");
+    let no_fence = KahunaFence {
+        present: 0,
+        resource: NO_BYTES,
+        token: 0,
+        durability: 0,
+    };
+    for condition in [5, -1, i32::MAX] {
+        let req = KahunaSetRequest {
+            key: bytes(b"k"),
+            value: bytes(b"v"),
+            ttl_ms: 0,
+            condition,
+            compare_value: NO_BYTES,
+            compare_revision: 0,
+            durability: 0,
+            fence: no_fence,
+        };
+        let (status, message) = once(|ud| unsafe { kahuna_kv_set(c, &req, ptr::null(), ud, Some(record)) });
+        assert_eq!(
+            status, KAHUNA_STATUS_INVALID_ARGUMENT,
+            "set condition {condition}: {message}"
+        );
+        assert!(
+            message.contains(&format!("unknown set condition {condition}")),
+            "{message}"
+        );
+    }
+    let delete = |condition: KahunaSetCondition| KahunaDeleteRequest {
+        key: bytes(b"k"),
+        condition: condition as i32,
+        compare_value: NO_BYTES,
+        compare_revision: 0,
+        durability: 0,
+        fence: no_fence,
+    };
+    for condition in [KahunaSetCondition::IfNotExists, KahunaSetCondition::IfExists] {
+        let req = delete(condition);
+        let (status, message) = once(|ud| unsafe { kahuna_kv_delete(c, &req, ptr::null(), ud, Some(record)) });
+        assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{condition:?}: {message}");
+        assert!(message.contains("delete's condition"), "{condition:?}: {message}");
+        assert!(
+            message.contains(&format!("not {}", condition as i32)),
+            "{condition:?}: {message}"
+        );
+    }
+    // Always is taken: the delete goes on to the (unreachable) cluster.
+    let req = delete(KahunaSetCondition::Always);
+    let (status, message) = once(|ud| unsafe { kahuna_kv_delete(c, &req, ptr::null(), ud, Some(record)) });
+    assert!(
+        status != KAHUNA_STATUS_INVALID_ARGUMENT && status != KAHUNA_STATUS_OK && status != KAHUNA_STATUS_PANIC,
+        "{status}: {message}"
+    );
+    for condition in KahunaSetCondition::ALL {
+        assert_eq!(KahunaSetCondition::try_from(condition as i32), Ok(condition));
+    }
+    unsafe { kahuna_client_free(c) };
+}
+
 /// The calls added for Kahuna 1.x parity (unlock and extend by owner, history, cluster
 /// status and leader transfer, sequence peek) complete exactly once on bad input and on an unreachable
 /// cluster, like every other call.
@@ -312,9 +392,10 @@ fn parity_calls_complete_once() {
         durability: 9,
         ..unlock
     };
-    let ud = id();
-    unsafe { kahuna_lock_unlock(c, &bad_tier, ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_lock_unlock(c, &bad_tier, ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
 
     let extend = KahunaLockExtendByOwnerRequest {
         resource: bytes(resource),
@@ -331,26 +412,31 @@ fn parity_calls_complete_once() {
         "a zero ttl is refused: {seen:?}"
     );
 
-    let ud = id();
-    unsafe { kahuna_lock_extend_by_owner(ptr::null(), &extend, ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_lock_extend_by_owner(ptr::null(), &extend, ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
 
-    let ud = id();
-    unsafe { kahuna_kv_history(c, ptr::null(), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_kv_history(c, ptr::null(), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
 
-    let ud = id();
-    unsafe { kahuna_sequence_peek(c, ptr::null(), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_sequence_peek(c, ptr::null(), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
 
-    let ud = id();
-    unsafe { kahuna_cluster_status(ptr::null(), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_cluster_status(ptr::null(), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
 
     let transfer = KahunaTransferLeaderRequest { node_id: 2 };
-    let ud = id();
-    unsafe { kahuna_cluster_transfer_leader(ptr::null(), &transfer, ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_cluster_transfer_leader(ptr::null(), &transfer, ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
     let ud = id();
     unsafe { kahuna_cluster_transfer_leader(c, ptr::null(), ptr::null(), ud, Some(record)) };
     let seen = completions(ud);
@@ -410,11 +496,8 @@ fn watch_calls_complete_once() {
         ("an interval of 11 minutes", &too_rare),
     ];
     for (what, req) in refused {
-        let ud = id();
-        unsafe { kahuna_watch_open(c, req, ptr::null(), ud, Some(record)) };
-        let seen = completions(ud);
-        assert_eq!(seen.len(), 1, "{what}: {seen:?}");
-        assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {seen:?}");
+        let (status, message) = once(|ud| unsafe { kahuna_watch_open(c, req, ptr::null(), ud, Some(record)) });
+        assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {message}");
     }
     let bad = [0xffu8];
     let ud = id();
@@ -423,12 +506,14 @@ fn watch_calls_complete_once() {
     assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
     assert!(seen[0].1.contains("UTF-8"), "{seen:?}");
 
-    let ud = id();
-    unsafe { kahuna_watch_open(ptr::null(), &watch_request(b"w/", 0), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
-    let ud = id();
-    unsafe { kahuna_watch_next(ptr::null(), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_watch_open(ptr::null(), &watch_request(b"w/", 0), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        once(|ud| unsafe { kahuna_watch_next(ptr::null(), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
     assert_eq!(unsafe { kahuna_watch_revision(ptr::null()) }, 0);
     unsafe { kahuna_watch_free(ptr::null_mut()) };
 
@@ -441,13 +526,9 @@ fn watch_calls_complete_once() {
     assert_ne!(seen[0].0, KAHUNA_STATUS_PANIC, "{seen:?}");
 
     // An open still trying when the client is freed completes with CLOSED.
-    let ud = id();
-    unsafe { kahuna_watch_open(c, &watch_request(b"w/", 0), ptr::null(), ud, Some(record)) };
-    std::thread::sleep(Duration::from_millis(50));
-    unsafe { kahuna_client_free(c) };
-    let seen = completions(ud);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+    closed_when_freed(c, |ud| unsafe {
+        kahuna_watch_open(c, &watch_request(b"w/", 0), ptr::null(), ud, Some(record))
+    });
 }
 
 /// Election calls complete exactly once on bad input (before any I/O), on an
@@ -472,11 +553,8 @@ fn election_calls_complete_once() {
         ("a name that is not UTF-8", &bad_name),
     ];
     for (what, req) in refused {
-        let ud = id();
-        unsafe { kahuna_election_campaign(c, req, ptr::null(), ud, Some(record)) };
-        let seen = completions(ud);
-        assert_eq!(seen.len(), 1, "{what}: {seen:?}");
-        assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {seen:?}");
+        let (status, message) = once(|ud| unsafe { kahuna_election_campaign(c, req, ptr::null(), ud, Some(record)) });
+        assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT, "{what}: {message}");
     }
     let bad_election = KahunaElectionRequest { name: bytes(&bad) };
     for observe in [false, true] {
@@ -490,9 +568,10 @@ fn election_calls_complete_once() {
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].0, KAHUNA_STATUS_INVALID_ARGUMENT, "{seen:?}");
     }
-    let ud = id();
-    unsafe { kahuna_observer_next(ptr::null(), ptr::null(), ud, Some(record)) };
-    assert_eq!(completions(ud)[0].0, KAHUNA_STATUS_INVALID_ARGUMENT);
+    assert_eq!(
+        once(|ud| unsafe { kahuna_observer_next(ptr::null(), ptr::null(), ud, Some(record)) }).0,
+        KAHUNA_STATUS_INVALID_ARGUMENT
+    );
     let ud = id();
     let proclaim = KahunaProclaimRequest { value: bytes(b"x") };
     unsafe { kahuna_election_proclaim(ptr::null(), &proclaim, ptr::null(), ud, Some(record)) };
@@ -519,14 +598,10 @@ fn election_calls_complete_once() {
     }
 
     // A campaign still trying when the client is freed completes with CLOSED.
-    let ud = id();
     let forever = KahunaCampaignRequest { wait: 0, ..req };
-    unsafe { kahuna_election_campaign(c, &forever, ptr::null(), ud, Some(record)) };
-    std::thread::sleep(Duration::from_millis(50));
-    unsafe { kahuna_client_free(c) };
-    let seen = completions(ud);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+    closed_when_freed(c, |ud| unsafe {
+        kahuna_election_campaign(c, &forever, ptr::null(), ud, Some(record))
+    });
 }
 
 fn permit_request(name: &[u8], permits: u32, wait_ms: u64) -> KahunaPermitRequest {
@@ -577,13 +652,9 @@ fn permit_calls_complete_once() {
 
     // A permit still waiting when the client is freed completes with CLOSED.
     let forever = permit_request(b"pool", 3, 60_000);
-    let ud = id();
-    unsafe { kahuna_lock_acquire_permit(c, &forever, ptr::null(), ud, Some(record)) };
-    std::thread::sleep(Duration::from_millis(50));
-    unsafe { kahuna_client_free(c) };
-    let seen = completions(ud);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+    closed_when_freed(c, |ud| unsafe {
+        kahuna_lock_acquire_permit(c, &forever, ptr::null(), ud, Some(record))
+    });
 }
 
 /// Every error of the core client comes out as the status numbered like its kind in
@@ -666,15 +737,6 @@ fn rate_request(name: &[u8], policy: i32, window_ms: u64, durability: i32) -> Ka
     }
 }
 
-/// Completes `call` and returns its one completion.
-fn once(call: impl FnOnce(u64)) -> (i32, String) {
-    let ud = id();
-    call(ud);
-    let seen = completions(ud);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    seen[0].clone()
-}
-
 /// Rate checks complete exactly once: bad input (null request or handle, bad UTF-8,
 /// an unknown policy or tier, a zero window) is `INVALID_ARGUMENT` before any I/O;
 /// an unreachable cluster is an error, never a panic; a free meanwhile is `CLOSED`.
@@ -713,13 +775,9 @@ fn rate_check_completes_once() {
     }
 
     let req = rate_request(b"api", KAHUNA_RATE_FIXED_WINDOW, 1000, 0);
-    let ud = id();
-    unsafe { kahuna_rate_check(c, &req, ptr::null(), ud, Some(record)) };
-    std::thread::sleep(Duration::from_millis(50));
-    unsafe { kahuna_client_free(c) };
-    let seen = completions(ud);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, KAHUNA_STATUS_CLOSED);
+    closed_when_freed(c, |ud| unsafe {
+        kahuna_rate_check(c, &req, ptr::null(), ud, Some(record))
+    });
 }
 
 /// Batch and range calls complete exactly once: bad input is `INVALID_ARGUMENT`

@@ -15,16 +15,50 @@ pub const KAHUNA_DURABILITY_PERSISTENT: i32 = 0;
 /// `durability` of a request: an ephemeral (leader memory) lock or key.
 pub const KAHUNA_DURABILITY_EPHEMERAL: i32 = 1;
 
-/// `condition` of a set: always.
-pub const KAHUNA_SET_ALWAYS: i32 = 0;
-/// `condition` of a set: only when the key does not exist.
-pub const KAHUNA_SET_IF_NOT_EXISTS: i32 = 1;
-/// `condition` of a set: only when the key exists.
-pub const KAHUNA_SET_IF_EXISTS: i32 = 2;
-/// `condition` of a set or delete: only when the value equals `compare_value`.
-pub const KAHUNA_SET_IF_VALUE: i32 = 3;
-/// `condition` of a set or delete: only when the mod revision equals `compare_revision`.
-pub const KAHUNA_SET_IF_REVISION: i32 = 4;
+/// The `condition` of a set or a delete: the one set-condition type of the ABI, exported
+/// to C# by csbindgen (`Interop.Condition` makes it from `KeyValueFlags`).
+///
+/// The request fields hold it as an `i32`, not as this type: a foreign caller can write
+/// any number there, and a Rust enum holding a value that is none of its variants is
+/// undefined behaviour the moment it is read. The library converts the integer with a
+/// checked `TryFrom<i32>`, so an unknown condition is `KAHUNA_STATUS_INVALID_ARGUMENT`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KahunaSetCondition {
+    /// Always.
+    Always = 0,
+    /// Only when the key does not exist (sets only).
+    IfNotExists = 1,
+    /// Only when the key exists (sets only).
+    IfExists = 2,
+    /// Only when the value equals `compare_value`.
+    IfValue = 3,
+    /// Only when the mod revision equals `compare_revision`.
+    IfRevision = 4,
+}
+
+impl KahunaSetCondition {
+    /// Every condition: what the checked conversion from an `i32` looks through.
+    pub(crate) const ALL: [KahunaSetCondition; 5] = [
+        KahunaSetCondition::Always,
+        KahunaSetCondition::IfNotExists,
+        KahunaSetCondition::IfExists,
+        KahunaSetCondition::IfValue,
+        KahunaSetCondition::IfRevision,
+    ];
+}
+
+/// The condition numbered `code`; the error is the unknown number.
+impl TryFrom<i32> for KahunaSetCondition {
+    type Error = i32;
+
+    fn try_from(code: i32) -> Result<KahunaSetCondition, i32> {
+        KahunaSetCondition::ALL
+            .into_iter()
+            .find(|c| *c as i32 == code)
+            .ok_or(code)
+    }
+}
 
 /// `policy` of a [`KahunaRateCheckRequest`]: at most `limit` units per window of
 /// `window_ms`, windows aligned to cluster time.
@@ -112,9 +146,9 @@ pub struct KahunaGetRequest {
     pub consistency: i32,
 }
 
-/// `kahuna_kv_set`. `condition`: one of `KAHUNA_SET_*`: 0 always, 1 if not exists,
+/// `kahuna_kv_set`. `condition`: a [`KahunaSetCondition`] (0 always, 1 if not exists,
 /// 2 if exists, 3 if the value equals `compare_value`, 4 if the mod revision equals
-/// `compare_revision`.
+/// `compare_revision`), as an `i32` (see there why).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KahunaSetRequest {
@@ -129,8 +163,9 @@ pub struct KahunaSetRequest {
     pub fence: KahunaFence,
 }
 
-/// `kahuna_kv_delete`. `condition`: 0 always, 3 if the value equals `compare_value`,
-/// 4 if the mod revision equals `compare_revision`.
+/// `kahuna_kv_delete`. `condition`: a [`KahunaSetCondition`] as an `i32`: `Always`,
+/// `IfValue` (the value equals `compare_value`) or `IfRevision` (the mod revision equals
+/// `compare_revision`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KahunaDeleteRequest {

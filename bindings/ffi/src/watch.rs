@@ -15,6 +15,7 @@ use kahuna_client::{Watch, WatchOptions};
 use super::*;
 
 /// An open watch (`kahuna_watch_open` / `kahuna_watch_free`).
+#[derive(Clone)]
 pub struct KahunaWatch {
     watch: Arc<tokio::sync::Mutex<Watch>>,
     /// Every change up to this revision was delivered; kept apart from `watch` so it can
@@ -23,11 +24,7 @@ pub struct KahunaWatch {
     /// Cancelled by `kahuna_watch_free`: completes the `next` still pending.
     freed: CancellationToken,
     /// The client's close: a watch's calls end with the client's, like a lock's.
-    closed: CancellationToken,
-}
-
-unsafe fn watch_ref<'a>(p: *const KahunaWatch) -> Result<&'a KahunaWatch, FfiError> {
-    p.as_ref().ok_or_else(|| FfiError::invalid("watch handle is null"))
+    pub(crate) closed: CancellationToken,
 }
 
 /// Opens a watch; completes once the server has it in place, so every change committed
@@ -41,9 +38,7 @@ pub unsafe extern "C" fn kahuna_watch_open(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let c = client(client_handle)?;
-        let r = request(req)?;
+    call(client_handle, req, cancel, user_data, callback, |c, r| {
         let key = string(r.key, "key")?;
         let mut options = WatchOptions {
             prefix: r.prefix != 0,
@@ -53,10 +48,8 @@ pub unsafe extern "C" fn kahuna_watch_open(
         if r.progress_interval_ms > 0 {
             options.progress_interval = Duration::from_millis(r.progress_interval_ms);
         }
-        let cl = c.client.clone();
-        let closed = c.closed.clone();
-        op(&c.closed, async move {
-            let watch = cl.watch(&key, options).await?;
+        Ok(async move {
+            let watch = c.client.watch(&key, options).await?;
             let revision = watch.revision();
             Ok(Answer {
                 succeeded: true,
@@ -65,7 +58,7 @@ pub unsafe extern "C" fn kahuna_watch_open(
                     watch: Arc::new(tokio::sync::Mutex::new(watch)),
                     revision: Arc::new(AtomicU64::new(revision)),
                     freed: CancellationToken::new(),
-                    closed,
+                    closed: c.closed,
                 })),
                 ..Answer::default()
             })
@@ -85,51 +78,30 @@ pub unsafe extern "C" fn kahuna_watch_next(
     user_data: u64,
     callback: KahunaCallback,
 ) {
-    start(callback, user_data, cancel, || {
-        let w = watch_ref(watch_handle)?;
-        let watch = w.watch.clone();
-        let revision = w.revision.clone();
-        let freed = w.freed.clone();
-        op(&w.closed, async move {
-            let next = async {
-                let mut watch = watch.lock().await;
-                let batch = watch.next().await?;
-                revision.fetch_max(watch.revision(), Ordering::SeqCst);
-                Ok::<_, FfiError>(Answer {
-                    succeeded: true,
-                    revision: batch.revision,
-                    events: batch.events,
-                    ..Answer::default()
-                })
-            };
-            tokio::select! {
-                biased;
-                _ = freed.cancelled() => Err(FfiError::new(KAHUNA_STATUS_CLOSED, "the watch was closed")),
-                r = next => r,
-            }
-        })
+    call_without_request(watch_handle, cancel, user_data, callback, |w| {
+        Ok(until_freed(w.freed.clone(), "the watch was closed", async move {
+            let mut watch = w.watch.lock().await;
+            let batch = watch.next().await?;
+            w.revision.fetch_max(watch.revision(), Ordering::SeqCst);
+            Ok(Answer {
+                succeeded: true,
+                revision: batch.revision,
+                events: batch.events,
+                ..Answer::default()
+            })
+        }))
     })
 }
 
 /// Every change up to this revision has been delivered (0 for a null handle).
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_watch_revision(watch_handle: *const KahunaWatch) -> u64 {
-    guarded(0, || {
-        watch_handle.as_ref().map_or(0, |w| w.revision.load(Ordering::SeqCst))
-    })
+    sync_call(watch_handle, 0, |w| w.revision.load(Ordering::SeqCst))
 }
 
 /// Closes and frees a watch (null is ignored). A `next` still pending completes with
 /// `KAHUNA_STATUS_CLOSED`; the server stream is cancelled once it has.
 #[no_mangle]
 pub unsafe extern "C" fn kahuna_watch_free(watch_handle: *mut KahunaWatch) {
-    guarded((), || {
-        if !watch_handle.is_null() {
-            let w = Box::from_raw(watch_handle);
-            w.freed.cancel();
-            let rt = runtime().ok();
-            let _enter = rt.as_ref().map(Handle::enter);
-            drop(w);
-        }
-    })
+    free(watch_handle, |w| w.freed.cancel())
 }
