@@ -746,10 +746,10 @@ namespace Kahuna.Client
                 {
                     var req = new KahunaScanRequest();
                     req.prefix = pins.Bytes(p);
-                    req.limit = (uint)limit;
-                    req.page_token = pins.Bytes(pageToken);
-                    req.keys_only = (byte)(keysOnly ? 1 : 0);
-                    req.durability = Interop.Tier(durability);
+                    req.page.limit = (uint)limit;
+                    req.page.page_token = pins.Bytes(pageToken);
+                    req.page.keys_only = (byte)(keysOnly ? 1 : 0);
+                    req.page.durability = Interop.Tier(durability);
                     NativeMethods.kahuna_kv_scan((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvScan);
                 }
             });
@@ -939,10 +939,10 @@ namespace Kahuna.Client
                     var req = new KahunaScanRangeRequest();
                     req.start = pins.Bytes(start);
                     req.end = pins.Bytes(end);
-                    req.limit = (uint)limit;
-                    req.page_token = pins.Bytes(pageToken);
-                    req.keys_only = (byte)(keysOnly ? 1 : 0);
-                    req.durability = tier;
+                    req.page.limit = (uint)limit;
+                    req.page.page_token = pins.Bytes(pageToken);
+                    req.page.keys_only = (byte)(keysOnly ? 1 : 0);
+                    req.page.durability = tier;
                     NativeMethods.kahuna_kv_scan_range((Native.KahunaClient*)h, &req, cancel, ud, Interop.KvScanRange);
                 }
             });

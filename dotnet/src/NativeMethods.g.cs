@@ -794,12 +794,11 @@ namespace Kahuna.Client.Native
     }
 
     /// <summary>
-    ///  `kahuna_kv_scan`: one page of keys starting with `prefix`.
+    ///  Which page of a scan to read, and how (`kahuna_kv_scan`, `kahuna_kv_scan_range`).
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
-    internal unsafe partial struct KahunaScanRequest
+    internal unsafe partial struct KahunaScanPageOptions
     {
-        public KahunaBytes prefix;
         /// <summary>
         ///  Page size; 0 = the server's default.
         /// </summary>
@@ -811,6 +810,16 @@ namespace Kahuna.Client.Native
         public byte keys_only;
         public int durability;
         public int consistency;
+    }
+
+    /// <summary>
+    ///  `kahuna_kv_scan`: one page of keys starting with `prefix`.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct KahunaScanRequest
+    {
+        public KahunaBytes prefix;
+        public KahunaScanPageOptions page;
     }
 
     /// <summary>
@@ -1120,17 +1129,7 @@ namespace Kahuna.Client.Native
         ///  End of the range, excluded (empty: to the last key).
         /// </summary>
         public KahunaBytes end;
-        /// <summary>
-        ///  Page size; 0 = the server's default.
-        /// </summary>
-        public uint limit;
-        /// <summary>
-        ///  Empty for the first page, else `next_page_token` of the previous one.
-        /// </summary>
-        public KahunaBytes page_token;
-        public byte keys_only;
-        public int durability;
-        public int consistency;
+        public KahunaScanPageOptions page;
     }
 
     /// <summary>

@@ -105,7 +105,7 @@ pub unsafe extern "C" fn kahuna_kv_scan_range(
     call(client_handle, req, cancel, user_data, callback, |c, r| {
         let start_key = string(r.start, "range start")?;
         let end_key = string(r.end, "range end")?;
-        let options = scan_options(r.limit, r.page_token, r.keys_only, r.consistency, r.durability)?;
+        let options = scan_options(&r.page)?;
         Ok(async move { Ok(page_answer(c.client.scan_range(&start_key, &end_key, options).await?)) })
     })
 }

@@ -1068,21 +1068,15 @@ pub unsafe extern "C" fn kahuna_kv_exists(
     })
 }
 
-/// The options of a scan, prefix or range, from the request's fields.
-unsafe fn scan_options(
-    limit: u32,
-    page_token: KahunaBytes,
-    keys_only: u8,
-    consistency_code: i32,
-    durability_code: i32,
-) -> Result<ScanOptions, FfiError> {
-    let token = owned_bytes(page_token)?;
+/// The options of a scan, prefix or range.
+unsafe fn scan_options(page: &KahunaScanPageOptions) -> Result<ScanOptions, FfiError> {
+    let token = owned_bytes(page.page_token)?;
     Ok(ScanOptions {
-        limit,
+        limit: page.limit,
         page_token: (!token.is_empty()).then_some(token),
-        keys_only: keys_only != 0,
-        consistency: consistency(consistency_code)?,
-        durability: durability(durability_code)?,
+        keys_only: page.keys_only != 0,
+        consistency: consistency(page.consistency)?,
+        durability: durability(page.durability)?,
     })
 }
 
@@ -1114,7 +1108,7 @@ pub unsafe extern "C" fn kahuna_kv_scan(
 ) {
     call(client_handle, req, cancel, user_data, callback, |c, r| {
         let prefix = string(r.prefix, "prefix")?;
-        let options = scan_options(r.limit, r.page_token, r.keys_only, r.consistency, r.durability)?;
+        let options = scan_options(&r.page)?;
         Ok(async move { Ok(page_answer(c.client.scan(&prefix, options).await?)) })
     })
 }

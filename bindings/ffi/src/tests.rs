@@ -825,11 +825,13 @@ fn batch_calls_complete_once() {
     let range = |start: &'static [u8], durability: i32| KahunaScanRangeRequest {
         start: bytes(start),
         end: bytes(b"z"),
-        limit: 0,
-        page_token: NO_BYTES,
-        keys_only: 0,
-        durability,
-        consistency: 0,
+        page: KahunaScanPageOptions {
+            limit: 0,
+            page_token: NO_BYTES,
+            keys_only: 0,
+            durability,
+            consistency: 0,
+        },
     };
     let (status, _) = once(|ud| unsafe { kahuna_kv_scan_range(c, &range(&[0xff], 0), ptr::null(), ud, Some(record)) });
     assert_eq!(status, KAHUNA_STATUS_INVALID_ARGUMENT);

@@ -195,11 +195,10 @@ pub struct KahunaExistsRequest {
     pub consistency: i32,
 }
 
-/// `kahuna_kv_scan`: one page of keys starting with `prefix`.
+/// Which page of a scan to read, and how (`kahuna_kv_scan`, `kahuna_kv_scan_range`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct KahunaScanRequest {
-    pub prefix: KahunaBytes,
+pub struct KahunaScanPageOptions {
     /// Page size; 0 = the server's default.
     pub limit: u32,
     /// Empty for the first page, else `next_page_token` of the previous one.
@@ -207,6 +206,14 @@ pub struct KahunaScanRequest {
     pub keys_only: u8,
     pub durability: i32,
     pub consistency: i32,
+}
+
+/// `kahuna_kv_scan`: one page of keys starting with `prefix`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KahunaScanRequest {
+    pub prefix: KahunaBytes,
+    pub page: KahunaScanPageOptions,
 }
 
 /// One compare of a transaction. `kind`: 0 value, 1 mod revision, 2 create revision,
@@ -432,13 +439,7 @@ pub struct KahunaScanRangeRequest {
     pub start: KahunaBytes,
     /// End of the range, excluded (empty: to the last key).
     pub end: KahunaBytes,
-    /// Page size; 0 = the server's default.
-    pub limit: u32,
-    /// Empty for the first page, else `next_page_token` of the previous one.
-    pub page_token: KahunaBytes,
-    pub keys_only: u8,
-    pub durability: i32,
-    pub consistency: i32,
+    pub page: KahunaScanPageOptions,
 }
 
 /// One change of a key's history.
